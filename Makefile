@@ -1,0 +1,108 @@
+# bctx - build, run, test and benchmark.
+#
+#   make          build bin/bctx-host, bin/bctx and every plugin .so
+#   make run      install what is missing, build, run the host on configs/bank.json
+#   make test     install what is missing, build, run the whole suite, then
+#                 run it again built with AddressSanitizer + UBSan
+#   make bench    durable end-to-end throughput and latency
+#   make deps     install the Debian packages we need, only when missing
+#
+# O=DIR puts every built file under DIR (default: the source tree);
+# SAN=1 builds with -fsanitize=address,undefined.
+
+O       ?= .
+SAN     ?=
+CC      ?= cc
+PKGS    := libzmq jansson sqlite3
+DEBS    := libzmq3-dev libjansson-dev libcmocka-dev libsqlite3-dev pkg-config
+
+OPT     := -O2
+SANFLAGS :=
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT     := -O1 -fno-omit-frame-pointer $(SANFLAGS)
+endif
+CFLAGS  := -std=c11 -Wall -Wextra -Werror -g $(OPT) -D_GNU_SOURCE -pthread \
+           -Iplugin-api -Ihost $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS := $(SANFLAGS) -pthread
+LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl
+PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
+PLUGIN_LDFLAGS := $(LDFLAGS) -shared $(shell pkg-config --libs jansson 2>/dev/null)
+
+HOST_MODULES := config log loader store bus protocol worker server
+HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
+HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
+
+PLUGINS      := $(O)/plugins/accounts/accounts.so
+TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(O)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
+UNIT_TESTS   := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+INTEG_TESTS  := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,$(wildcard tests/integration/test_*.c))
+HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
+
+.PHONY: all run test check bench deps clean
+.DEFAULT_GOAL := all
+
+all: $(O)/bin/bctx-host $(O)/bin/bctx $(O)/bin/bctx-bench $(PLUGINS)
+
+$(O)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(O)/bin/bctx-host: $(O)/obj/host/main.o $(HOST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
+
+$(O)/bin/bctx: $(O)/obj/host/cli.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(O)/bin/bctx-bench: $(O)/obj/bench/bench.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
+
+$(O)/plugins/%.so: plugins/%.c plugin-api/bctx/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
+
+# A second version of the accounts plugin, for reload tests and benches.
+$(O)/plugins/accounts/accounts_v2.so: plugins/accounts/accounts.c plugin-api/bctx/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -DACCOUNTS_VERSION='"2.0.0"' -o $@ $< $(PLUGIN_LDFLAGS)
+
+$(O)/tests/plugins/%.so: tests/plugins/%.c plugin-api/bctx/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -o $@ $< $(PLUGIN_LDFLAGS)
+
+# A file that is not a shared object, for the loader's tests.
+$(O)/tests/plugins/not_a_plugin.so:
+	@mkdir -p $(dir $@)
+	printf 'this is not an ELF file\n' > $@
+
+$(O)/tests/unit/%: tests/unit/%.c $(HOST_OBJS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $< $(HOST_OBJS) $(LIBS) -lcmocka
+
+$(O)/tests/integration/%: tests/integration/%.c $(HARNESS_OBJ) tests/integration/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HARNESS_OBJ) $(LIBS) -lcmocka
+
+check: all $(TEST_PLUGINS) $(O)/tests/plugins/not_a_plugin.so $(UNIT_TESTS) $(INTEG_TESTS)
+	@O=$(O) SAN=$(SAN) sh tests/run.sh
+
+deps:
+	@sh scripts/deps.sh $(DEBS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./bin/bctx-host configs/bank.json
+
+test: deps
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory O=build/asan SAN=1 check
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh
+
+clean:
+	rm -rf bin obj build plugins/*/*.so tests/plugins/*.so data

@@ -1,0 +1,39 @@
+/*
+ * bus - the host's internal event bus: an XSUB/XPUB proxy on its own
+ * thread.  Each context worker publishes its committed events into it;
+ * projections, reactors, bridges (and, through host.publish, processes
+ * outside) subscribe to it.
+ *
+ * A message is two frames: the topic "<context>.<EventType>" and the event
+ * as JSON text carrying its position.  PUB/SUB is only a wake-up: a
+ * consumer that sees a gap in positions reads the store.
+ */
+#ifndef BCTX_BUS_H
+#define BCTX_BUS_H
+
+#include <stddef.h>
+
+/* Where publishers connect (a PUB socket) and subscribers connect (SUB). */
+#define BCTX_BUS_IN   "inproc://bctx-bus-in"
+#define BCTX_BUS_OUT  "inproc://bctx-bus"
+
+typedef struct bctx_bus bctx_bus_t;
+
+/* Binds the bus in ZeroMQ context `zctx` (borrowed), and also on the tcp
+ * endpoint `publish` when not NULL, then starts the proxy thread.  Return:
+ * new bus, or NULL with a message in err. */
+bctx_bus_t *bctx_bus_new (void *zctx, const char *publish, char *err,
+                          size_t errlen);
+
+/* Opens a publisher socket connected to the bus.  Return: new socket, to be
+ * used by one thread and closed with zmq_close. */
+void *bctx_bus_publisher (void *zctx);
+
+/* Publishes one event: topic and JSON text (both borrowed).  Return 0 or -1. */
+int bctx_bus_publish (void *publisher, const char *topic, const char *json,
+                      size_t len);
+
+/* Joins the proxy thread.  Call after zmq_ctx_shutdown on its context. */
+void bctx_bus_destroy (bctx_bus_t **self_p);
+
+#endif

@@ -1,0 +1,314 @@
+/*
+ * bctx - the command-line client.  Sends one request per call (or a series
+ * of pages for `events`) to a host's API socket and prints JSON.
+ *
+ * Exit codes: 0 done, 1 the host answered with an error, 2 usage error,
+ * 3 no host answered in time.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define S_DEFAULT_ENDPOINT "tcp://127.0.0.1:7700"
+#define S_PAGE 1000
+
+enum { EXIT_DONE = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
+
+typedef struct {
+    void *zctx;           /* ZeroMQ context */
+    void *req;            /* REQ socket to the host */
+    const char *endpoint; /* where the host is */
+    int timeout_ms;       /* how long to wait for each reply */
+} s_client_t;
+
+static void
+s_usage (void)
+{
+    fprintf (stderr,
+        "usage: bctx [-e ENDPOINT] [--timeout SECONDS] SUBCOMMAND ...\n"
+        "  send CONTEXT COMMAND JSON [--id ID]\n"
+        "  events [--context C] [--aggregate A] [--from POS] [--limit N]\n"
+        "  contexts\n"
+        "  stats\n"
+        "ENDPOINT defaults to $BCTX_ENDPOINT, else %s; the timeout to 5.\n",
+        S_DEFAULT_ENDPOINT);
+}
+
+/* Sends `req` (borrowed) and waits for the reply.  Return: new reply, or
+ * NULL after printing why, with *code set to the exit code. */
+static json_t *
+s_call (s_client_t *c, json_t *req, int *code)
+{
+    char *text = json_dumps (req, JSON_COMPACT);
+    int rc = zmq_send (c->req, text, strlen (text), 0);
+    free (text);
+    if (rc < 0) {
+        fprintf (stderr, "bctx: cannot send to %s: %s\n", c->endpoint,
+                 zmq_strerror (zmq_errno ()));
+        *code = EXIT_TIMEOUT;
+        return NULL;
+    }
+    zmq_pollitem_t item = { c->req, 0, ZMQ_POLLIN, 0 };
+    rc = zmq_poll (&item, 1, c->timeout_ms);
+    if (rc <= 0) {
+        fprintf (stderr, "bctx: no answer from %s within %d ms\n", c->endpoint,
+                 c->timeout_ms);
+        *code = EXIT_TIMEOUT;
+        return NULL;
+    }
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    if (zmq_msg_recv (&msg, c->req, 0) < 0) {
+        zmq_msg_close (&msg);
+        *code = EXIT_TIMEOUT;
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *reply = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, &jerr);
+    zmq_msg_close (&msg);
+    if (!json_is_object (reply)) {
+        fprintf (stderr, "bctx: the host's reply is not a JSON object\n");
+        json_decref (reply);
+        *code = EXIT_ERROR;
+        return NULL;
+    }
+    return reply;
+}
+
+static int
+s_print_reply (json_t *reply)
+{
+    char *text = json_dumps (reply, JSON_COMPACT);
+    puts (text);
+    free (text);
+    return json_is_true (json_object_get (reply, "ok")) ? EXIT_DONE : EXIT_ERROR;
+}
+
+/* One request, one printed reply. */
+static int
+s_simple (s_client_t *c, json_t *req)
+{
+    int code = EXIT_DONE;
+    json_t *reply = s_call (c, req, &code);
+    json_decref (req);
+    if (!reply)
+        return code;
+    code = s_print_reply (reply);
+    json_decref (reply);
+    return code;
+}
+
+static int
+s_send (s_client_t *c, int argc, char **argv)
+{
+    const char *id = NULL;
+    const char *pos[3];
+    int npos = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp (argv[i], "--id") == 0 && i + 1 < argc)
+            id = argv[++i];
+        else if (strncmp (argv[i], "--id=", 5) == 0)
+            id = argv[i] + 5;
+        else if (npos < 3)
+            pos[npos++] = argv[i];
+        else
+            npos = 4;
+    }
+    if (npos != 3) {
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    json_error_t jerr;
+    json_t *data = json_loads (pos[2], 0, &jerr);
+    if (!json_is_object (data)) {
+        fprintf (stderr, "bctx: send: JSON must be an object%s%s\n",
+                 data ? "" : ": ", data ? "" : jerr.text);
+        json_decref (data);
+        return EXIT_USAGE;
+    }
+    json_t *req = json_pack ("{s:s, s:s, s:s, s:o}", "op", "send", "context",
+                             pos[0], "command", pos[1], "data", data);
+    if (!req) {
+        fprintf (stderr, "bctx: send: CONTEXT and COMMAND must be UTF-8\n");
+        return EXIT_USAGE;
+    }
+    if (id)
+        json_object_set_new (req, "id", json_string (id));
+    return s_simple (c, req);
+}
+
+static int
+s_parse_int (const char *s, long long min, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll (s, &end, 10);
+    if (errno || *end || end == s || v < min)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Prints the events of one context, a line each, paging through. */
+static int
+s_events_of (s_client_t *c, const char *context, const char *aggregate,
+             long long from, long long limit)
+{
+    long long printed = 0;
+    for (;;) {
+        long long page = S_PAGE;
+        if (limit >= 0 && limit - printed < page)
+            page = limit - printed;
+        if (page <= 0)
+            return EXIT_DONE;
+        json_t *req = json_pack ("{s:s, s:s, s:I, s:I}", "op", "events",
+                                 "context", context, "from", (json_int_t) from,
+                                 "limit", (json_int_t) page);
+        if (aggregate)
+            json_object_set_new (req, "aggregate", json_string (aggregate));
+        int code = EXIT_DONE;
+        json_t *reply = c ? s_call (c, req, &code) : NULL;
+        json_decref (req);
+        if (!reply)
+            return code;
+        if (!json_is_true (json_object_get (reply, "ok"))) {
+            code = s_print_reply (reply);
+            json_decref (reply);
+            return code;
+        }
+        json_t *events = json_object_get (reply, "events");
+        size_t i;
+        json_t *ev;
+        json_array_foreach (events, i, ev) {
+            char *text = json_dumps (ev, JSON_COMPACT);
+            puts (text);
+            free (text);
+            from = json_integer_value (json_object_get (ev, "position")) + 1;
+        }
+        size_t got = json_array_size (events);
+        printed += (long long) got;
+        json_decref (reply);
+        if ((long long) got < page)
+            return EXIT_DONE;
+    }
+}
+
+static int
+s_events (s_client_t *c, int argc, char **argv)
+{
+    const char *context = NULL, *aggregate = NULL;
+    long long from = 1, limit = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp (a, "--context") == 0 && v)
+            context = v, i++;
+        else if (strcmp (a, "--aggregate") == 0 && v)
+            aggregate = v, i++;
+        else if (strcmp (a, "--from") == 0 && v && s_parse_int (v, 1, &from) == 0)
+            i++;
+        else if (strcmp (a, "--limit") == 0 && v && s_parse_int (v, 1, &limit) == 0)
+            i++;
+        else {
+            s_usage ();
+            return EXIT_USAGE;
+        }
+    }
+    if (context)
+        return s_events_of (c, context, aggregate, from, limit);
+    /* Every context of the host, one after the other. */
+    int code = EXIT_DONE;
+    json_t *req = json_pack ("{s:s}", "op", "contexts");
+    json_t *reply = s_call (c, req, &code);
+    json_decref (req);
+    if (!reply)
+        return code;
+    json_t *list = json_object_get (reply, "contexts");
+    size_t i;
+    json_t *ctx;
+    json_array_foreach (list, i, ctx) {
+        code = s_events_of (c, json_string_value (json_object_get (ctx, "name")),
+                            aggregate, from, limit);
+        if (code != EXIT_DONE)
+            break;
+    }
+    json_decref (reply);
+    return code;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_client_t c = { .endpoint = getenv ("BCTX_ENDPOINT"), .timeout_ms = 5000 };
+    if (!c.endpoint || !*c.endpoint)
+        c.endpoint = S_DEFAULT_ENDPOINT;
+    static const struct option longopts[] = {
+        { "endpoint", required_argument, NULL, 'e' },
+        { "timeout", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int opt;
+    /* "+": stop at the subcommand; its own options are parsed below. */
+    while ((opt = getopt_long (argc, argv, "+e:t:h", longopts, NULL)) != -1) {
+        if (opt == 'e') {
+            c.endpoint = optarg;
+        } else if (opt == 't') {
+            char *end;
+            double s = strtod (optarg, &end);
+            if (*end || end == optarg || s <= 0 || s > 86400) {
+                fprintf (stderr, "bctx: --timeout: expected seconds, got \"%s\"\n", optarg);
+                return EXIT_USAGE;
+            }
+            c.timeout_ms = (int) (s * 1000);
+            if (c.timeout_ms < 1)
+                c.timeout_ms = 1;
+        } else {
+            s_usage ();
+            return opt == 'h' ? EXIT_DONE : EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    const char *sub = argv[optind];
+    int sargc = argc - optind - 1;
+    char **sargv = argv + optind + 1;
+    int known = strcmp (sub, "send") == 0 || strcmp (sub, "events") == 0
+                || strcmp (sub, "contexts") == 0 || strcmp (sub, "stats") == 0;
+    if (!known) {
+        fprintf (stderr, "bctx: unknown subcommand \"%s\"\n", sub);
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    if ((strcmp (sub, "contexts") == 0 || strcmp (sub, "stats") == 0) && sargc) {
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    c.zctx = zmq_ctx_new ();
+    c.req = zmq_socket (c.zctx, ZMQ_REQ);
+    int linger = 0;
+    zmq_setsockopt (c.req, ZMQ_LINGER, &linger, sizeof linger);
+    int code;
+    if (zmq_connect (c.req, c.endpoint) != 0) {
+        fprintf (stderr, "bctx: bad endpoint \"%s\": %s\n", c.endpoint,
+                 zmq_strerror (zmq_errno ()));
+        code = EXIT_USAGE;
+    } else if (strcmp (sub, "send") == 0) {
+        code = s_send (&c, sargc, sargv);
+    } else if (strcmp (sub, "events") == 0) {
+        code = s_events (&c, sargc, sargv);
+    } else {
+        code = s_simple (&c, json_pack ("{s:s}", "op", sub));
+    }
+    zmq_close (c.req);
+    zmq_ctx_term (c.zctx);
+    fflush (stdout);
+    return code;
+}

@@ -1,0 +1,266 @@
+/*
+ * config - reads and validates a host's JSON config with jansson.  Every
+ * error message starts with the file and the JSON path of the value at
+ * fault.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+s_fail (char *err, size_t errlen, const char *file, const char *fmt, ...)
+{
+    int n = snprintf (err, errlen, "%s: ", file);
+    if (n < 0 || (size_t) n >= errlen)
+        return;
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (err + n, errlen - (size_t) n, fmt, ap);
+    va_end (ap);
+}
+
+/* Checks that every key of `obj` is in the NULL-terminated `allowed`. */
+static int
+s_only_keys (json_t *obj, const char *const *allowed, const char *where,
+             const char *file, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach (obj, key, value) {
+        int known = 0;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp (*a, key) == 0)
+                known = 1;
+        if (!known) {
+            s_fail (err, errlen, file, "%s%s%s: unknown key", where,
+                    *where ? "." : "", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads an optional string member into *out (new copy); keeps *out when the
+ * key is absent. */
+static int
+s_string (json_t *obj, const char *key, const char *where, char **out,
+          const char *file, char *err, size_t errlen)
+{
+    json_t *v = json_object_get (obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_string (v) || json_string_length (v) == 0) {
+        s_fail (err, errlen, file, "%s.%s: expected a non-empty string",
+                where, key);
+        return -1;
+    }
+    free (*out);
+    *out = strdup (json_string_value (v));
+    return 0;
+}
+
+static int
+s_size (json_t *obj, const char *key, const char *where, size_t *out,
+        size_t min, size_t max, const char *file, char *err, size_t errlen)
+{
+    json_t *v = json_object_get (obj, key);
+    if (!v)
+        return 0;
+    if (!json_is_integer (v) || json_integer_value (v) < (json_int_t) min
+        || (size_t) json_integer_value (v) > max) {
+        s_fail (err, errlen, file, "%s.%s: expected an integer from %zu to %zu",
+                where, key, min, max);
+        return -1;
+    }
+    *out = (size_t) json_integer_value (v);
+    return 0;
+}
+
+static int
+s_valid_name (const char *name)
+{
+    if (!*name || strlen (name) > 64)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+static int
+s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
+{
+    static const char *const keys[] = {
+        "name", "api", "publish", "data", "max_message", "max_batch", NULL
+    };
+    const char *file = self->path;
+    if (!json_is_object (host)) {
+        s_fail (err, errlen, file, "host: expected an object");
+        return -1;
+    }
+    if (s_only_keys (host, keys, "host", file, err, errlen) < 0
+        || s_string (host, "name", "host", &self->name, file, err, errlen) < 0
+        || s_string (host, "api", "host", &self->api, file, err, errlen) < 0
+        || s_string (host, "publish", "host", &self->publish, file, err, errlen) < 0
+        || s_string (host, "data", "host", &self->data, file, err, errlen) < 0
+        || s_size (host, "max_message", "host", &self->max_message, 64,
+                   256u * 1024 * 1024, file, err, errlen) < 0
+        || s_size (host, "max_batch", "host", &self->max_batch, 1, 65536,
+                   file, err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
+static int
+s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
+                size_t errlen)
+{
+    static const char *const keys[] = { "name", "plugin", "settings", NULL };
+    const char *file = self->path;
+    char where[32];
+    snprintf (where, sizeof where, "contexts[%zu]", i);
+    if (!json_is_object (c)) {
+        s_fail (err, errlen, file, "%s: expected an object", where);
+        return -1;
+    }
+    bctx_context_config_t *cc = &self->contexts[i];
+    if (s_only_keys (c, keys, where, file, err, errlen) < 0
+        || s_string (c, "name", where, &cc->name, file, err, errlen) < 0
+        || s_string (c, "plugin", where, &cc->plugin, file, err, errlen) < 0)
+        return -1;
+    if (!cc->name) {
+        s_fail (err, errlen, file, "%s.name: missing", where);
+        return -1;
+    }
+    if (!s_valid_name (cc->name)) {
+        s_fail (err, errlen, file,
+                "%s.name: \"%s\" is not a name (1-64 of A-Z a-z 0-9 _ -)",
+                where, cc->name);
+        return -1;
+    }
+    if (!cc->plugin) {
+        s_fail (err, errlen, file, "%s.plugin: missing", where);
+        return -1;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (strcmp (self->contexts[j].name, cc->name) == 0) {
+            s_fail (err, errlen, file,
+                    "%s.name: duplicate context name \"%s\" (also contexts[%zu])",
+                    where, cc->name, j);
+            return -1;
+        }
+    json_t *settings = json_object_get (c, "settings");
+    cc->settings = settings ? json_incref (settings) : json_null ();
+    return 0;
+}
+
+bctx_config_t *
+bctx_config_parse (const char *text, const char *path, char *err,
+                   size_t errlen)
+{
+    static const char *const keys[] = { "host", "contexts", NULL };
+    json_error_t jerr;
+    json_t *root = json_loads (text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        s_fail (err, errlen, path, "line %d, column %d: %s", jerr.line,
+                jerr.column, jerr.text);
+        return NULL;
+    }
+    bctx_config_t *self = calloc (1, sizeof *self);
+    self->path = strdup (path);
+    self->name = strdup ("bctx");
+    self->api = strdup (BCTX_DEFAULT_API);
+    self->data = strdup (BCTX_DEFAULT_DATA);
+    self->max_message = BCTX_DEFAULT_MAX_MESSAGE;
+    self->max_batch = BCTX_DEFAULT_BATCH;
+
+    if (!json_is_object (root)) {
+        s_fail (err, errlen, path, "(root): expected an object");
+        goto fail;
+    }
+    if (s_only_keys (root, keys, "", path, err, errlen) < 0)
+        goto fail;
+    json_t *host = json_object_get (root, "host");
+    if (host && s_read_host (self, host, err, errlen) < 0)
+        goto fail;
+    json_t *contexts = json_object_get (root, "contexts");
+    if (!contexts) {
+        s_fail (err, errlen, path, "contexts: missing");
+        goto fail;
+    }
+    if (!json_is_array (contexts)) {
+        s_fail (err, errlen, path, "contexts: expected an array");
+        goto fail;
+    }
+    self->n_contexts = json_array_size (contexts);
+    self->contexts = calloc (self->n_contexts ? self->n_contexts : 1,
+                             sizeof *self->contexts);
+    for (size_t i = 0; i < self->n_contexts; i++)
+        if (s_read_context (self, i, json_array_get (contexts, i), err,
+                            errlen) < 0)
+            goto fail;
+    json_decref (root);
+    return self;
+fail:
+    json_decref (root);
+    bctx_config_destroy (&self);
+    return NULL;
+}
+
+bctx_config_t *
+bctx_config_load (const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen (path, "rb");
+    if (!f) {
+        s_fail (err, errlen, path, "cannot open: %m");
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (cap - len < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            text = realloc (text, cap);
+        }
+        size_t n = fread (text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    int bad = ferror (f);
+    fclose (f);
+    if (bad) {
+        free (text);
+        s_fail (err, errlen, path, "cannot read");
+        return NULL;
+    }
+    text[len] = '\0';
+    bctx_config_t *self = bctx_config_parse (text, path, err, errlen);
+    free (text);
+    return self;
+}
+
+void
+bctx_config_destroy (bctx_config_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bctx_config_t *self = *self_p;
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        free (self->contexts[i].name);
+        free (self->contexts[i].plugin);
+        json_decref (self->contexts[i].settings);
+    }
+    free (self->contexts);
+    free (self->path);
+    free (self->name);
+    free (self->api);
+    free (self->publish);
+    free (self->data);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,49 @@
+/*
+ * config - reads and validates a host's JSON config.
+ *
+ * The config is checked whole before anything starts: an unknown key, a
+ * wrong type or a missing required key is an error whose message names its
+ * JSON path (e.g. "contexts[1].plugin: expected a string").
+ */
+#ifndef BCTX_CONFIG_H
+#define BCTX_CONFIG_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#define BCTX_DEFAULT_API          "tcp://127.0.0.1:7700"
+#define BCTX_DEFAULT_DATA         "data"
+#define BCTX_DEFAULT_MAX_MESSAGE  (1024 * 1024)
+#define BCTX_DEFAULT_BATCH        1024
+
+typedef struct bctx_context_config {
+    char *name;              /* the context's name, unique in the host */
+    char *plugin;            /* path of the plugin .so */
+    json_t *settings;        /* handed to the plugin's init; JSON null if absent */
+} bctx_context_config_t;
+
+typedef struct bctx_config {
+    char *path;              /* the file this was read from */
+    char *name;              /* host.name */
+    char *api;               /* host.api: the ROUTER endpoint clients use */
+    char *publish;           /* host.publish: tcp endpoint of the bus, or NULL */
+    char *data;              /* host.data: directory of the SQLite files */
+    size_t max_message;      /* host.max_message: largest request, in bytes */
+    size_t max_batch;        /* host.max_batch: most commands per commit */
+    bctx_context_config_t *contexts; /* contexts[] */
+    size_t n_contexts;       /* how many */
+} bctx_config_t;
+
+/* Reads and validates the config at `path` (borrowed).  Return: new config,
+ * or NULL with a message naming the file and the JSON path in `err` (at
+ * most errlen bytes). */
+bctx_config_t *bctx_config_load (const char *path, char *err, size_t errlen);
+
+/* As bctx_config_load, from a JSON text; `path` only names it in messages. */
+bctx_config_t *bctx_config_parse (const char *text, const char *path,
+                                  char *err, size_t errlen);
+
+/* Frees a config and sets *self_p to NULL.  Idempotent. */
+void bctx_config_destroy (bctx_config_t **self_p);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * log - the host's line logger.  One write(2) per line so lines from
+ * several threads never interleave.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+int bctx_log_level = BCTX_LOG_INFO;
+
+void
+bctx_log (int level, const char *fmt, ...)
+{
+    static const char *const names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+    if (level > bctx_log_level)
+        return;
+    if (level < 0 || level > BCTX_LOG_DEBUG)
+        level = BCTX_LOG_ERROR;
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r (&ts.tv_sec, &tm);
+    char line[2048];
+    int n = (int) strftime (line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += snprintf (line + n, sizeof line - (size_t) n, ".%03ldZ %s ",
+                   ts.tv_nsec / 1000000, names[level]);
+    va_list ap;
+    va_start (ap, fmt);
+    int m = vsnprintf (line + n, sizeof line - (size_t) n - 1, fmt, ap);
+    va_end (ap);
+    if (m < 0)
+        m = 0;
+    n += m;
+    if (n > (int) sizeof line - 2)
+        n = (int) sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write (STDERR_FILENO, line, (size_t) n);
+    (void) w;
+}

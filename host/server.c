@@ -1,0 +1,505 @@
+/*
+ * server - the API thread: ROUTER socket, request parsing and validation,
+ * routing of commands to context workers, queries of the logs, and the
+ * clean drain on shutdown.
+ */
+
+#include "server.h"
+#include "bus.h"
+#include "log.h"
+#include "protocol.h"
+#include "store.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#define S_REPLIES      "inproc://bctx-replies"
+#define S_EVENTS_MAX   10000   /* most events one "events" request returns */
+#define S_ID_MAX       128     /* longest command id a client may give */
+
+typedef struct {
+    bctx_worker_t *worker;        /* the context's worker */
+    void *push;                   /* PUSH: job pointers to the worker */
+    bctx_store_t *reader;         /* read-only store for queries */
+} s_context_t;
+
+struct bctx_server {
+    const bctx_config_t *config;  /* borrowed */
+    void *zctx;                   /* the ZeroMQ context */
+    void *router;                 /* the API socket */
+    void *replies;                /* PULL: jobs back from workers */
+    bctx_bus_t *bus;              /* the internal bus */
+    s_context_t *contexts;        /* one per config context */
+    size_t n_contexts;            /* how many */
+    int64_t in_flight;            /* jobs handed to workers, not yet back */
+    int64_t requests;             /* requests taken */
+    int64_t too_large;            /* requests refused as too_large */
+    int64_t bad;                  /* requests refused as bad_request */
+};
+
+static int
+s_mkdirs (const char *path, char *err, size_t errlen)
+{
+    char *p = strdup (path);
+    for (char *s = p + 1; *s; s++)
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir (p, 0755) < 0 && errno != EEXIST)
+                goto fail;
+            *s = '/';
+        }
+    if (mkdir (p, 0755) < 0 && errno != EEXIST)
+        goto fail;
+    free (p);
+    return 0;
+fail:
+    snprintf (err, errlen, "host.data: cannot create %s: %s", p, strerror (errno));
+    free (p);
+    return -1;
+}
+
+bctx_server_t *
+bctx_server_new (const bctx_config_t *config, char *err, size_t errlen)
+{
+    if (s_mkdirs (config->data, err, errlen) < 0)
+        return NULL;
+    bctx_server_t *self = calloc (1, sizeof *self);
+    self->config = config;
+    self->zctx = zmq_ctx_new ();
+    self->replies = zmq_socket (self->zctx, ZMQ_PULL);
+    int hwm = 0;
+    zmq_setsockopt (self->replies, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind (self->replies, S_REPLIES) != 0) {
+        snprintf (err, errlen, "cannot bind %s", S_REPLIES);
+        goto fail;
+    }
+    self->bus = bctx_bus_new (self->zctx, config->publish, err, errlen);
+    if (!self->bus)
+        goto fail;
+    self->contexts = calloc (config->n_contexts ? config->n_contexts : 1,
+                             sizeof *self->contexts);
+    for (size_t i = 0; i < config->n_contexts; i++) {
+        s_context_t *c = &self->contexts[i];
+        c->worker = bctx_worker_new (self->zctx, config, i, err, errlen);
+        if (!c->worker)
+            goto fail;
+        self->n_contexts = i + 1;
+        c->reader = bctx_store_open (bctx_worker_store_path (c->worker),
+                                     BCTX_STORE_READONLY, err, errlen);
+        if (!c->reader)
+            goto fail;
+        c->push = zmq_socket (self->zctx, ZMQ_PUSH);
+        zmq_setsockopt (c->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        if (zmq_connect (c->push, bctx_worker_endpoint (c->worker)) != 0) {
+            snprintf (err, errlen, "contexts[%zu]: cannot connect its queue", i);
+            goto fail;
+        }
+    }
+    self->router = zmq_socket (self->zctx, ZMQ_ROUTER);
+    int one = 1;
+    zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    /* Requests over max_message get a too_large reply; far bigger ones are
+     * cut off by the transport so one client cannot exhaust memory. */
+    int64_t cutoff = (int64_t) config->max_message * 16 + 65536;
+    zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &cutoff, sizeof cutoff);
+    if (zmq_bind (self->router, config->api) != 0) {
+        snprintf (err, errlen, "host.api: cannot bind %s: %s", config->api,
+                  zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    for (size_t i = 0; i < self->n_contexts; i++)
+        if (bctx_worker_start (self->contexts[i].worker, S_REPLIES) != 0) {
+            snprintf (err, errlen, "contexts[%zu]: cannot start its worker", i);
+            goto fail;
+        }
+    bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s) on %s, data in %s",
+              config->name, self->n_contexts, config->api, config->data);
+    return self;
+fail:
+    bctx_server_destroy (&self);
+    return NULL;
+}
+
+static s_context_t *
+s_find (bctx_server_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_contexts; i++)
+        if (strcmp (bctx_worker_name (self->contexts[i].worker), name) == 0)
+            return &self->contexts[i];
+    return NULL;
+}
+
+/* Sends one reply frame to the client named by identity. */
+static void
+s_send (bctx_server_t *self, const void *identity, size_t identity_len,
+        int delimiter, const char *reply)
+{
+    if (zmq_send (self->router, identity, identity_len,
+                  ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (zmq_errno () == EHOSTUNREACH)
+            bctx_log (BCTX_LOG_INFO, "client left before its reply");
+        else
+            bctx_log (BCTX_LOG_WARN, "cannot reply: %s", zmq_strerror (zmq_errno ()));
+        return;
+    }
+    if (delimiter)
+        zmq_send (self->router, "", 0, ZMQ_SNDMORE);
+    zmq_send (self->router, reply, strlen (reply), 0);
+}
+
+typedef struct {
+    json_t *events;          /* array being filled */
+    const char *context;     /* whose */
+    int failed;              /* stored JSON unreadable */
+} s_collect_t;
+
+static int
+s_collect (const bctx_event_t *e, void *arg)
+{
+    s_collect_t *c = arg;
+    json_t *data = json_loads (e->data, 0, NULL);
+    json_t *meta = json_loads (e->metadata, 0, NULL);
+    if (!data || !meta) {
+        json_decref (data);
+        json_decref (meta);
+        c->failed = 1;
+        return 1;
+    }
+    json_array_append_new (c->events, json_pack (
+        "{s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "context", c->context,
+        "type", e->type, "aggregate", e->aggregate,
+        "version", (json_int_t) e->version,
+        "position", (json_int_t) e->position, "data", data, "metadata", meta));
+    return 0;
+}
+
+static char *
+s_op_events (bctx_server_t *self, json_t *req)
+{
+    const char *name = NULL, *aggregate = NULL;
+    json_int_t from = 1, limit = 100;
+    json_error_t jerr;
+    if (json_unpack_ex (req, &jerr, 0, "{s:s, s?s, s?I, s?I}", "context", &name,
+                        "aggregate", &aggregate, "from", &from, "limit", &limit) != 0)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "events: %s", jerr.text);
+    if (from < 1 || limit < 1 || limit > S_EVENTS_MAX)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST,
+                                 "events: from must be >= 1 and limit 1 to %d",
+                                 S_EVENTS_MAX);
+    s_context_t *c = s_find (self, name);
+    if (!c)
+        return bctx_reply_error (BCTX_E_UNKNOWN_CONTEXT,
+                                 "no context \"%s\" on this host", name);
+    s_collect_t col = { .events = json_array (), .context = name };
+    int64_t n = bctx_store_read (c->reader, from, aggregate, limit, s_collect, &col);
+    if (n < 0 || col.failed) {
+        json_decref (col.events);
+        return bctx_reply_error (BCTX_E_INTERNAL, "events: %s",
+                                 bctx_store_error (c->reader));
+    }
+    return bctx_reply_dump_new (json_pack ("{s:b, s:o}", "ok", 1, "events",
+                                           col.events));
+}
+
+static char *
+s_op_contexts (bctx_server_t *self)
+{
+    json_t *list = json_array ();
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_worker_t *w = self->contexts[i].worker;
+        const bctx_plugin_t *p = bctx_worker_plugin (w);
+        json_t *commands = json_array ();
+        for (size_t k = 0; k < p->n_commands; k++)
+            json_array_append_new (commands, json_string (p->desc->commands[k].name));
+        json_array_append_new (list, json_pack (
+            "{s:s, s:s, s:s, s:I, s:o}", "name", bctx_worker_name (w),
+            "version", p->desc->version ? p->desc->version : "",
+            "plugin", p->path,
+            "position", (json_int_t) atomic_load (&bctx_worker_stats (w)->position),
+            "commands", commands));
+    }
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o}", "ok", 1, "host",
+                                           self->config->name, "contexts", list));
+}
+
+static char *
+s_op_stats (bctx_server_t *self)
+{
+    json_t *contexts = json_object ();
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_worker_t *w = self->contexts[i].worker;
+        bctx_worker_stats_t *s = bctx_worker_stats (w);
+        int64_t batches = atomic_load (&s->batches);
+        int64_t commands = atomic_load (&s->commands);
+        json_object_set_new (contexts, bctx_worker_name (w), json_pack (
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+            "position", (json_int_t) atomic_load (&s->position),
+            "commands", (json_int_t) commands,
+            "accepted", (json_int_t) atomic_load (&s->accepted),
+            "rejected", (json_int_t) atomic_load (&s->rejected),
+            "failed", (json_int_t) atomic_load (&s->failed),
+            "duplicates", (json_int_t) atomic_load (&s->duplicates),
+            "events", (json_int_t) atomic_load (&s->events),
+            "commits", (json_int_t) batches,
+            "commands_per_commit", batches ? (double) commands / (double) batches : 0.0));
+    }
+    return bctx_reply_dump_new (json_pack (
+        "{s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:o}", "ok", 1, "host",
+        self->config->name, "api", "requests", (json_int_t) self->requests,
+        "in_flight", (json_int_t) self->in_flight,
+        "bad_request", (json_int_t) self->bad,
+        "too_large", (json_int_t) self->too_large, "contexts", contexts));
+}
+
+/* Checks a "send" and hands it to its worker.  Return NULL when handed on
+ * (the worker replies), or an error reply. */
+static char *
+s_op_send (bctx_server_t *self, json_t *req, const void *identity,
+           size_t identity_len, int delimiter)
+{
+    static const char *const keys[] = {
+        "op", "context", "command", "id", "data", "correlation_id",
+        "causation_id", NULL
+    };
+    const char *key;
+    json_t *value;
+    json_object_foreach (req, key, value) {
+        int known = 0;
+        for (const char *const *k = keys; *k; k++)
+            known |= strcmp (*k, key) == 0;
+        if (!known)
+            return bctx_reply_error (BCTX_E_BAD_REQUEST, "send: unknown field \"%s\"", key);
+    }
+    json_t *context = json_object_get (req, "context");
+    json_t *command = json_object_get (req, "command");
+    json_t *data = json_object_get (req, "data");
+    if (!json_is_string (context))
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "send: \"context\" must be a string");
+    if (!json_is_string (command) || json_string_length (command) == 0)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST,
+                                 "send: \"command\" must be a non-empty string");
+    if (!json_is_object (data))
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "send: \"data\" must be an object");
+    static const char *const ids[] = { "id", "correlation_id", "causation_id" };
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get (req, ids[i]);
+        if (v && (!json_is_string (v) || json_string_length (v) == 0
+                  || json_string_length (v) > S_ID_MAX
+                  || strlen (json_string_value (v)) != json_string_length (v)))
+            return bctx_reply_error (BCTX_E_BAD_REQUEST,
+                                     "send: \"%s\" must be a string of 1 to %d bytes",
+                                     ids[i], S_ID_MAX);
+    }
+    s_context_t *c = s_find (self, json_string_value (context));
+    if (!c)
+        return bctx_reply_error (BCTX_E_UNKNOWN_CONTEXT,
+                                 "no context \"%s\" on this host",
+                                 json_string_value (context));
+    if (identity_len > sizeof ((bctx_job_t *) 0)->identity)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "routing id too long");
+    bctx_job_t *job = calloc (1, sizeof *job);
+    memcpy (job->identity, identity, identity_len);
+    job->identity_len = identity_len;
+    job->delimiter = delimiter;
+    job->request = json_incref (req);
+    if (zmq_send (c->push, &job, sizeof job, 0) < 0) {
+        bctx_job_destroy (&job);
+        return bctx_reply_error (BCTX_E_UNAVAILABLE, "context \"%s\" is not taking commands",
+                                 json_string_value (context));
+    }
+    self->in_flight++;
+    return NULL;
+}
+
+/* Parses and answers one request body.  Return: reply (new), or NULL when
+ * a worker will answer. */
+static char *
+s_request (bctx_server_t *self, const char *body, size_t len,
+           const void *identity, size_t identity_len, int delimiter)
+{
+    if (len > self->config->max_message) {
+        self->too_large++;
+        return bctx_reply_error (BCTX_E_TOO_LARGE,
+                                 "request of %zu bytes is over the limit of %zu (host.max_message)",
+                                 len, self->config->max_message);
+    }
+    json_error_t jerr;
+    json_t *req = json_loadb (body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!req) {
+        self->bad++;
+        return bctx_reply_error (BCTX_E_BAD_REQUEST,
+                                 "malformed JSON at line %d, column %d: %s",
+                                 jerr.line, jerr.column, jerr.text);
+    }
+    char *reply = NULL;
+    const char *op = json_string_value (json_object_get (req, "op"));
+    if (!json_is_object (req))
+        reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "a request is a JSON object");
+    else if (!op)
+        reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "\"op\" must be a string");
+    else if (strcmp (op, "send") == 0)
+        reply = s_op_send (self, req, identity, identity_len, delimiter);
+    else if (strcmp (op, "events") == 0)
+        reply = s_op_events (self, req);
+    else if (strcmp (op, "contexts") == 0)
+        reply = s_op_contexts (self);
+    else if (strcmp (op, "stats") == 0)
+        reply = s_op_stats (self);
+    else
+        reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "unknown op \"%s\"", op);
+    if (reply && strstr (reply, "\"code\":\"bad_request\""))
+        self->bad++;
+    json_decref (req);
+    return reply;
+}
+
+/* Takes one message from the ROUTER and answers it or hands it on. */
+static void
+s_on_request (bctx_server_t *self)
+{
+    zmq_msg_t frames[4];
+    int n = 0, more = 1;
+    while (more) {
+        zmq_msg_t scratch, *m = n < 4 ? &frames[n] : &scratch;
+        zmq_msg_init (m);
+        if (zmq_msg_recv (m, self->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (m);
+            break;
+        }
+        more = zmq_msg_more (m);
+        if (n >= 4)
+            zmq_msg_close (m);
+        n++;
+    }
+    self->requests++;
+    int kept = n < 4 ? n : 4;
+    char *reply = NULL;
+    if (n < 2) {
+        /* Nothing to answer to. */
+    } else {
+        const void *id = zmq_msg_data (&frames[0]);
+        size_t id_len = zmq_msg_size (&frames[0]);
+        int delimiter = zmq_msg_size (&frames[1]) == 0;
+        int body_at = delimiter ? 2 : 1;
+        if (n != body_at + 1) {
+            self->bad++;
+            reply = bctx_reply_error (BCTX_E_BAD_REQUEST,
+                                      "a request is one frame of JSON, got %d",
+                                      n - body_at);
+        } else {
+            reply = s_request (self, zmq_msg_data (&frames[body_at]),
+                               zmq_msg_size (&frames[body_at]), id, id_len,
+                               delimiter);
+        }
+        if (reply)
+            s_send (self, id, id_len, delimiter, reply);
+    }
+    free (reply);
+    for (int i = 0; i < kept; i++)
+        zmq_msg_close (&frames[i]);
+}
+
+static void
+s_on_reply (bctx_server_t *self)
+{
+    bctx_job_t *job;
+    while (zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job) {
+        self->in_flight--;
+        s_send (self, job->identity, job->identity_len, job->delimiter,
+                job->reply ? job->reply : "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"no reply\"}}");
+        bctx_job_destroy (&job);
+    }
+}
+
+int
+bctx_server_run (bctx_server_t *self, volatile sig_atomic_t *stop)
+{
+    while (!*stop) {
+        zmq_pollitem_t items[] = {
+            { self->replies, 0, ZMQ_POLLIN, 0 },
+            { self->router, 0, ZMQ_POLLIN, 0 },
+        };
+        int rc = zmq_poll (items, 2, -1);
+        if (rc < 0) {
+            if (zmq_errno () == EINTR)
+                continue;
+            bctx_log (BCTX_LOG_ERROR, "poll: %s", zmq_strerror (zmq_errno ()));
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN)
+            s_on_reply (self);
+        /* A bounded number per turn, so replies are never starved. */
+        for (int i = 0; i < 256 && (items[1].revents & ZMQ_POLLIN); i++) {
+            int events = 0;
+            size_t size = sizeof events;
+            zmq_getsockopt (self->router, ZMQ_EVENTS, &events, &size);
+            if (!(events & ZMQ_POLLIN))
+                break;
+            s_on_request (self);
+        }
+    }
+    /* Drain: take nothing new, let every worker finish its queue. */
+    bctx_log (BCTX_LOG_INFO, "draining %lld command(s) in flight",
+              (long long) self->in_flight);
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_job_t *none = NULL;
+        zmq_send (self->contexts[i].push, &none, sizeof none, 0);
+    }
+    while (self->in_flight > 0) {
+        zmq_pollitem_t item = { self->replies, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 1000) < 0 && zmq_errno () != EINTR)
+            break;
+        s_on_reply (self);
+    }
+    return 0;
+}
+
+void
+bctx_server_destroy (bctx_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bctx_server_t *self = *self_p;
+    int linger = 0;
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        s_context_t *c = &self->contexts[i];
+        if (c->push) {
+            bctx_job_t *none = NULL;
+            zmq_send (c->push, &none, sizeof none, ZMQ_DONTWAIT);
+        }
+    }
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        s_context_t *c = &self->contexts[i];
+        bctx_worker_destroy (&c->worker);
+        if (c->push) {
+            zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
+            zmq_close (c->push);
+        }
+        bctx_store_destroy (&c->reader);
+    }
+    free (self->contexts);
+    if (self->router) {
+        zmq_setsockopt (self->router, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (self->router);
+    }
+    if (self->replies) {
+        /* Free any job a worker handed back after the drain. */
+        bctx_job_t *job;
+        while (zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job)
+            bctx_job_destroy (&job);
+        zmq_setsockopt (self->replies, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (self->replies);
+    }
+    zmq_ctx_shutdown (self->zctx);
+    bctx_bus_destroy (&self->bus);
+    zmq_ctx_term (self->zctx);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,31 @@
+/*
+ * server - one running host: its context workers, its bus, and the API
+ * ROUTER socket that clients talk to.  The API thread parses each request,
+ * answers queries itself (reading the stores beside the writers, which WAL
+ * allows) and hands commands to their context's worker.
+ */
+#ifndef BCTX_SERVER_H
+#define BCTX_SERVER_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "config.h"
+
+typedef struct bctx_server bctx_server_t;
+
+/* Starts a host for `config` (borrowed; must outlive the server): creates
+ * the data directory, loads every context, opens every store, binds the API
+ * and the bus.  All or nothing.  Return: new server, or NULL with the
+ * reason in err. */
+bctx_server_t *bctx_server_new (const bctx_config_t *config, char *err,
+                                size_t errlen);
+
+/* Serves requests until *stop becomes non-zero, then drains: no new
+ * request is taken, queued commands finish and are answered.  Return 0. */
+int bctx_server_run (bctx_server_t *self, volatile sig_atomic_t *stop);
+
+/* Stops the workers, closes everything; sets *self_p to NULL. */
+void bctx_server_destroy (bctx_server_t **self_p);
+
+#endif

@@ -1,0 +1,319 @@
+/*
+ * store - SQLite implementation of the event store.  Each statement is
+ * prepared once at open.  Append-only is enforced by triggers, so even a
+ * user with the sqlite3 shell cannot update or delete an event.
+ */
+#include "store.h"
+
+#include <assert.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    S_BEGIN, S_COMMIT, S_ROLLBACK, S_INSERT, S_VERSION, S_REMEMBER, S_RECALL,
+    S_READ, S_READ_AGG_FROM, S_READ_AGG, S_LAST, S_COUNT
+};
+
+static const char *const s_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_INSERT] = "INSERT INTO events (position, aggregate, version, type, data, metadata)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_VERSION] = "SELECT max(version) FROM events WHERE aggregate = ?1",
+    [S_REMEMBER] = "INSERT INTO commands (id, reply) VALUES (?1, ?2)",
+    [S_RECALL] = "SELECT reply FROM commands WHERE id = ?1",
+    [S_READ] = "SELECT position, aggregate, version, type, data, metadata"
+               " FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
+    [S_READ_AGG_FROM] = "SELECT position, aggregate, version, type, data, metadata"
+                        " FROM events WHERE aggregate = ?3 AND position >= ?1"
+                        " ORDER BY position LIMIT ?2",
+    [S_READ_AGG] = "SELECT position, aggregate, version, type, data, metadata"
+                   " FROM events WHERE aggregate = ?1 ORDER BY version",
+    [S_LAST] = "SELECT coalesce(max(position), 0) FROM events",
+};
+
+static const char s_schema[] =
+    "CREATE TABLE IF NOT EXISTS events ("
+    "  position  INTEGER PRIMARY KEY,"
+    "  aggregate TEXT NOT NULL,"
+    "  version   INTEGER NOT NULL,"
+    "  type      TEXT NOT NULL,"
+    "  data      TEXT NOT NULL,"
+    "  metadata  TEXT NOT NULL,"
+    "  UNIQUE (aggregate, version));"
+    "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events"
+    "  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;"
+    "CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events"
+    "  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;"
+    "CREATE TABLE IF NOT EXISTS commands ("
+    "  id    TEXT PRIMARY KEY,"
+    "  reply TEXT NOT NULL) WITHOUT ROWID;";
+
+struct bctx_store {
+    sqlite3 *db;                    /* the connection */
+    sqlite3_stmt *stmt[S_COUNT];    /* prepared statements, by S_* */
+    int64_t position;               /* last position appended or committed */
+    int64_t committed;              /* last position known durable */
+    int in_tx;                      /* inside begin … commit */
+};
+
+static void
+s_err (char *err, size_t errlen, const char *path, sqlite3 *db)
+{
+    snprintf (err, errlen, "%s: %s", path, db ? sqlite3_errmsg (db)
+                                               : "out of memory");
+}
+
+static int
+s_exec (sqlite3_stmt *st)
+{
+    int rc = sqlite3_step (st);
+    sqlite3_reset (st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : rc;
+}
+
+static int64_t
+s_last_position (bctx_store_t *self)
+{
+    sqlite3_stmt *st = self->stmt[S_LAST];
+    int64_t pos = -1;
+    if (sqlite3_step (st) == SQLITE_ROW)
+        pos = sqlite3_column_int64 (st, 0);
+    sqlite3_reset (st);
+    return pos;
+}
+
+bctx_store_t *
+bctx_store_open (const char *path, int flags, char *err, size_t errlen)
+{
+    int readonly = flags & BCTX_STORE_READONLY;
+    int oflags = SQLITE_OPEN_NOMUTEX
+                 | (readonly ? SQLITE_OPEN_READONLY
+                             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    bctx_store_t *self = calloc (1, sizeof *self);
+    if (sqlite3_open_v2 (path, &self->db, oflags, NULL) != SQLITE_OK) {
+        s_err (err, errlen, path, self->db);
+        goto fail;
+    }
+    sqlite3_busy_timeout (self->db, 5000);
+    if (!readonly) {
+        char *msg = NULL;
+        if (sqlite3_exec (self->db,
+                          "PRAGMA journal_mode=WAL;"
+                          "PRAGMA synchronous=FULL;"
+                          "PRAGMA cache_size=-16384;",
+                          NULL, NULL, &msg) != SQLITE_OK
+            || sqlite3_exec (self->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf (err, errlen, "%s: %s", path, msg ? msg : "cannot set up");
+            sqlite3_free (msg);
+            goto fail;
+        }
+    }
+    for (int i = 0; i < S_COUNT; i++)
+        if (sqlite3_prepare_v3 (self->db, s_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &self->stmt[i],
+                                NULL) != SQLITE_OK) {
+            s_err (err, errlen, path, self->db);
+            goto fail;
+        }
+    self->position = self->committed = s_last_position (self);
+    if (self->position < 0) {
+        s_err (err, errlen, path, self->db);
+        goto fail;
+    }
+    return self;
+fail:
+    bctx_store_destroy (&self);
+    return NULL;
+}
+
+void
+bctx_store_destroy (bctx_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bctx_store_t *self = *self_p;
+    if (self->in_tx)
+        bctx_store_rollback (self);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize (self->stmt[i]);
+    sqlite3_close (self->db);
+    free (self);
+    *self_p = NULL;
+}
+
+int64_t
+bctx_store_position (bctx_store_t *self)
+{
+    return self->position;
+}
+
+int
+bctx_store_begin (bctx_store_t *self)
+{
+    assert (!self->in_tx);
+    if (s_exec (self->stmt[S_BEGIN]) != 0)
+        return BCTX_STORE_ERROR;
+    self->in_tx = 1;
+    /* Another writer (a second host on the same file) may have appended. */
+    int64_t last = s_last_position (self);
+    if (last < 0) {
+        bctx_store_rollback (self);
+        return BCTX_STORE_ERROR;
+    }
+    self->position = self->committed = last;
+    return 0;
+}
+
+int
+bctx_store_commit (bctx_store_t *self)
+{
+    assert (self->in_tx);
+    if (s_exec (self->stmt[S_COMMIT]) != 0) {
+        bctx_store_rollback (self);
+        return BCTX_STORE_ERROR;
+    }
+    self->in_tx = 0;
+    self->committed = self->position;
+    return 0;
+}
+
+void
+bctx_store_rollback (bctx_store_t *self)
+{
+    if (!self->in_tx)
+        return;
+    s_exec (self->stmt[S_ROLLBACK]);
+    self->in_tx = 0;
+    self->position = self->committed;
+}
+
+int64_t
+bctx_store_version (bctx_store_t *self, const char *aggregate)
+{
+    sqlite3_stmt *st = self->stmt[S_VERSION];
+    sqlite3_bind_text (st, 1, aggregate, -1, SQLITE_STATIC);
+    int64_t v = -1;
+    if (sqlite3_step (st) == SQLITE_ROW)
+        v = sqlite3_column_int64 (st, 0);   /* NULL reads as 0 */
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    return v;
+}
+
+int
+bctx_store_append (bctx_store_t *self, const char *aggregate,
+                   int64_t expected, bctx_event_t *events, size_t n)
+{
+    assert (self->in_tx);
+    int64_t current = bctx_store_version (self, aggregate);
+    if (current < 0)
+        return BCTX_STORE_ERROR;
+    if (current != expected)
+        return BCTX_STORE_CONFLICT;
+    sqlite3_stmt *st = self->stmt[S_INSERT];
+    for (size_t i = 0; i < n; i++) {
+        bctx_event_t *e = &events[i];
+        assert (strcmp (e->aggregate, aggregate) == 0);
+        e->position = self->position + 1;
+        e->version = expected + (int64_t) i + 1;
+        sqlite3_bind_int64 (st, 1, e->position);
+        sqlite3_bind_text (st, 2, aggregate, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (st, 3, e->version);
+        sqlite3_bind_text (st, 4, e->type, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 5, e->data, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 6, e->metadata, -1, SQLITE_STATIC);
+        int rc = s_exec (st);
+        sqlite3_clear_bindings (st);
+        if (rc != 0) {
+            /* Events 0..i-1 are in the transaction; the caller rolls back. */
+            return (rc & 0xff) == SQLITE_CONSTRAINT ? BCTX_STORE_CONFLICT
+                                                    : BCTX_STORE_ERROR;
+        }
+        self->position = e->position;
+    }
+    return 0;
+}
+
+int
+bctx_store_remember (bctx_store_t *self, const char *id, const char *reply)
+{
+    assert (self->in_tx);
+    sqlite3_stmt *st = self->stmt[S_REMEMBER];
+    sqlite3_bind_text (st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text (st, 2, reply, -1, SQLITE_STATIC);
+    int rc = s_exec (st);
+    sqlite3_clear_bindings (st);
+    if (rc == 0)
+        return 0;
+    return (rc & 0xff) == SQLITE_CONSTRAINT ? BCTX_STORE_CONFLICT
+                                            : BCTX_STORE_ERROR;
+}
+
+char *
+bctx_store_recall (bctx_store_t *self, const char *id)
+{
+    sqlite3_stmt *st = self->stmt[S_RECALL];
+    sqlite3_bind_text (st, 1, id, -1, SQLITE_STATIC);
+    char *reply = NULL;
+    if (sqlite3_step (st) == SQLITE_ROW)
+        reply = strdup ((const char *) sqlite3_column_text (st, 0));
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    return reply;
+}
+
+static int64_t
+s_read_rows (sqlite3_stmt *st, bctx_event_fn fn, void *arg)
+{
+    int64_t count = 0;
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
+        bctx_event_t e = {
+            .position = sqlite3_column_int64 (st, 0),
+            .aggregate = (const char *) sqlite3_column_text (st, 1),
+            .version = sqlite3_column_int64 (st, 2),
+            .type = (const char *) sqlite3_column_text (st, 3),
+            .data = (const char *) sqlite3_column_text (st, 4),
+            .metadata = (const char *) sqlite3_column_text (st, 5),
+        };
+        count++;
+        if (fn (&e, arg) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    return rc == SQLITE_DONE ? count : BCTX_STORE_ERROR;
+}
+
+int64_t
+bctx_store_read (bctx_store_t *self, int64_t from, const char *aggregate,
+                 int64_t limit, bctx_event_fn fn, void *arg)
+{
+    sqlite3_stmt *st = self->stmt[aggregate ? S_READ_AGG_FROM : S_READ];
+    sqlite3_bind_int64 (st, 1, from);
+    sqlite3_bind_int64 (st, 2, limit);
+    if (aggregate)
+        sqlite3_bind_text (st, 3, aggregate, -1, SQLITE_STATIC);
+    return s_read_rows (st, fn, arg);
+}
+
+int64_t
+bctx_store_read_aggregate (bctx_store_t *self, const char *aggregate,
+                           bctx_event_fn fn, void *arg)
+{
+    sqlite3_stmt *st = self->stmt[S_READ_AGG];
+    sqlite3_bind_text (st, 1, aggregate, -1, SQLITE_STATIC);
+    return s_read_rows (st, fn, arg);
+}
+
+const char *
+bctx_store_error (bctx_store_t *self)
+{
+    return sqlite3_errmsg (self->db);
+}

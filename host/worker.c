@@ -1,0 +1,549 @@
+/*
+ * worker - the command path of one context: queue, aggregate cache,
+ * decide, group commit, reply, publish.
+ */
+
+#include "worker.h"
+#include "bus.h"
+#include "log.h"
+#include "protocol.h"
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <zmq.h>
+
+#define S_CACHE_MAX   200000   /* aggregates cached before the cache is reset */
+#define S_ID_MAX      128      /* longest command id, in bytes */
+#define S_AGG_MAX     256      /* longest aggregate id, in bytes */
+
+struct bctx_worker {
+    char *name;                   /* the context's name */
+    char *endpoint;               /* inproc endpoint of the queue */
+    char *store_path;             /* host.data/<name>.db */
+    void *zctx;                   /* the host's ZeroMQ context (borrowed) */
+    void *queue;                  /* PULL: job pointers from the API thread */
+    void *replies;                /* PUSH: job pointers back, with replies */
+    void *bus;                    /* PUB into the internal bus */
+    bctx_plugin_t *plugin;        /* the loaded context */
+    bctx_store_t *store;          /* the context's log (read-write) */
+    json_t *cache;                /* aggregate id -> [version, state] */
+    size_t max_batch;             /* most commands per commit */
+    pthread_t thread;             /* the worker thread */
+    int started;                  /* thread was created */
+    bctx_worker_stats_t stats;    /* counters */
+};
+
+/* What one command of a batch produced, kept until the commit. */
+typedef struct {
+    bctx_job_t *job;              /* the job (borrowed until replied) */
+    json_t *published;            /* array of full event JSON objects, or NULL */
+} s_pending_t;
+
+void
+bctx_job_destroy (bctx_job_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    json_decref ((*self_p)->request);
+    free ((*self_p)->reply);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+/* A fresh command id: 128 random bits in hex. */
+static void
+s_new_id (char out[33])
+{
+    unsigned char raw[16];
+    if (getrandom (raw, sizeof raw, 0) != (ssize_t) sizeof raw) {
+        static _Atomic uint64_t counter;
+        uint64_t c = ++counter;
+        memcpy (raw, &c, sizeof c);
+        memset (raw + 8, 0, 8);
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf (out + 2 * i, 3, "%02x", raw[i]);
+}
+
+static int
+s_valid_type (const char *type)
+{
+    size_t n = 0;
+    for (const char *p = type; *p; p++, n++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_'))
+            return 0;
+    return n > 0 && n <= 128;
+}
+
+typedef struct {
+    bctx_worker_t *self;          /* whose plugin folds */
+    json_t *state;                /* the state so far (owned) */
+    int64_t version;              /* the last version folded */
+    int failed;                   /* evolve or JSON failed */
+} s_fold_t;
+
+static int
+s_fold_one (const bctx_event_t *e, void *arg)
+{
+    s_fold_t *f = arg;
+    json_t *data = json_loads (e->data, 0, NULL);
+    if (!data) {
+        f->failed = 1;
+        return 1;
+    }
+    const bctx_plugin_t *p = f->self->plugin;
+    f->state = p->desc->evolve (p->user, f->state, e->type, data);
+    json_decref (data);
+    f->version = e->version;
+    if (!f->state) {
+        f->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The cache entry [version, state] of an aggregate, loading it from the
+ * store when absent.  Return: borrowed, or NULL on failure (message in
+ * why). */
+static json_t *
+s_aggregate (bctx_worker_t *self, const char *aggregate, char *why,
+             size_t whylen)
+{
+    json_t *entry = json_object_get (self->cache, aggregate);
+    if (entry)
+        return entry;
+    s_fold_t f = { .self = self };
+    int64_t n = bctx_store_read_aggregate (self->store, aggregate, s_fold_one, &f);
+    if (n < 0 || f.failed) {
+        snprintf (why, whylen, "cannot rebuild aggregate \"%s\": %s", aggregate,
+                  n < 0 ? bctx_store_error (self->store)
+                        : "evolve failed or stored data unreadable");
+        json_decref (f.state);
+        return NULL;
+    }
+    entry = json_pack ("[I, o]", (json_int_t) f.version,
+                       f.state ? f.state : json_null ());
+    json_object_set_new (self->cache, aggregate, entry);
+    return entry;
+}
+
+/* Remembers a reply for the command id (for retries) and sets it on the
+ * job.  reply: stolen. */
+static int
+s_settle (bctx_worker_t *self, bctx_job_t *job, const char *id, char *reply)
+{
+    job->reply = reply;
+    int rc = bctx_store_remember (self->store, id, reply);
+    return rc == BCTX_STORE_ERROR ? -1 : 0;
+}
+
+/*
+ * Decides one command inside the open transaction.  Sets job->reply.
+ * Return 0, or -1 when the store failed and the batch must be rolled back.
+ * On success with events, *published receives the full events (new).
+ */
+static int
+s_handle (bctx_worker_t *self, bctx_job_t *job, json_t **published)
+{
+    json_t *req = job->request;
+    const char *command = json_string_value (json_object_get (req, "command"));
+    json_t *data = json_object_get (req, "data");
+    json_t *jid = json_object_get (req, "id");
+    char idbuf[33];
+    const char *id;
+    if (jid) {
+        id = json_string_value (jid);
+    } else {
+        s_new_id (idbuf);
+        id = idbuf;
+    }
+    if (jid) {
+        char *first = bctx_store_recall (self->store, id);
+        if (first) {
+            atomic_fetch_add (&self->stats.duplicates, 1);
+            job->reply = first;
+            return 0;
+        }
+    }
+    const bctx_command_t *cmd = bctx_plugin_command (self->plugin, command);
+    if (!cmd) {
+        atomic_fetch_add (&self->stats.failed, 1);
+        job->reply = bctx_reply_error (BCTX_E_UNKNOWN_COMMAND,
+                                       "context \"%s\" has no command \"%s\"",
+                                       self->name, command);
+        return 0;
+    }
+    json_t *jagg = json_object_get (data, cmd->aggregate_field);
+    const char *aggregate = json_string_value (jagg);
+    if (!aggregate || !*aggregate || json_string_length (jagg) > S_AGG_MAX
+        || strlen (aggregate) != json_string_length (jagg)) {
+        atomic_fetch_add (&self->stats.failed, 1);
+        job->reply = bctx_reply_error (BCTX_E_BAD_REQUEST,
+                                       "data.%s: expected the aggregate id, a string of 1 to %d bytes",
+                                       cmd->aggregate_field, S_AGG_MAX);
+        return 0;
+    }
+    char why[512];
+    json_t *entry = s_aggregate (self, aggregate, why, sizeof why);
+    if (!entry) {
+        atomic_fetch_add (&self->stats.failed, 1);
+        bctx_log (BCTX_LOG_ERROR, "context %s: %s", self->name, why);
+        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "%s", why);
+        return 0;
+    }
+    int64_t version = json_integer_value (json_array_get (entry, 0));
+    json_t *state = json_array_get (entry, 1);
+    json_t *events = json_array ();
+    bctx_reason_t reason = { { 0 } };
+    const bctx_plugin_t *p = self->plugin;
+    int rc = cmd->decide (p->user, json_is_null (state) ? NULL : state, data,
+                          events, &reason);
+    if (rc == BCTX_REJECT) {
+        json_decref (events);
+        atomic_fetch_add (&self->stats.rejected, 1);
+        return s_settle (self, job, id,
+                         bctx_reply_error (BCTX_E_REJECTED, "%s",
+                                           reason.text[0] ? reason.text
+                                                          : "rejected"));
+    }
+    if (rc == BCTX_INVALID) {
+        json_decref (events);
+        atomic_fetch_add (&self->stats.failed, 1);
+        job->reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "%s",
+                                       reason.text[0] ? reason.text
+                                                      : "invalid command data");
+        return 0;
+    }
+    if (rc != BCTX_OK) {
+        json_decref (events);
+        atomic_fetch_add (&self->stats.failed, 1);
+        job->reply = bctx_reply_error (BCTX_E_INTERNAL,
+                                       "%s.%s: decide failed (%d)",
+                                       self->name, command, rc);
+        return 0;
+    }
+
+    /* Check what decide returned and fold it, before anything is stored. */
+    size_t n = json_array_size (events);
+    json_t *next = json_is_null (state) ? NULL : json_incref (state);
+    const char *bad = NULL;
+    for (size_t i = 0; i < n && !bad; i++) {
+        json_t *ev = json_array_get (events, i);
+        const char *type = json_string_value (json_object_get (ev, "type"));
+        json_t *edata = json_object_get (ev, "data");
+        if (!type || !s_valid_type (type) || !json_is_object (edata))
+            bad = "an event without a valid type or an object data";
+        else if (!(next = p->desc->evolve (p->user, next, type, edata)))
+            bad = "evolve failed on a new event";
+    }
+    if (bad) {
+        json_decref (next);
+        json_decref (events);
+        atomic_fetch_add (&self->stats.failed, 1);
+        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "%s.%s: decide returned %s",
+                                       self->name, command, bad);
+        return 0;
+    }
+
+    char when[40];
+    bctx_time_iso (when, sizeof when);
+    json_t *jcorr = json_object_get (req, "correlation_id");
+    json_t *jcause = json_object_get (req, "causation_id");
+    json_t *metadata = json_pack ("{s:s, s:s, s:s, s:s}", "command_id", id,
+                                  "correlation_id",
+                                  jcorr ? json_string_value (jcorr) : id,
+                                  "causation_id",
+                                  jcause ? json_string_value (jcause) : id,
+                                  "time", when);
+    char *meta_text = json_dumps (metadata, JSON_COMPACT);
+    bctx_event_t *rows = calloc (n ? n : 1, sizeof *rows);
+    char **texts = calloc (n ? n : 1, sizeof *texts);
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_array_get (events, i);
+        texts[i] = json_dumps (json_object_get (ev, "data"), JSON_COMPACT);
+        rows[i] = (bctx_event_t) {
+            .aggregate = aggregate,
+            .type = json_string_value (json_object_get (ev, "type")),
+            .data = texts[i],
+            .metadata = meta_text,
+        };
+    }
+    int arc = n ? bctx_store_append (self->store, aggregate, version, rows, n) : 0;
+    int result = 0;
+    if (arc == BCTX_STORE_CONFLICT) {
+        /* Another writer moved the aggregate on: forget what we knew. */
+        json_object_del (self->cache, aggregate);
+        json_decref (next);
+        atomic_fetch_add (&self->stats.failed, 1);
+        job->reply = bctx_reply_error (BCTX_E_CONFLICT,
+                                       "aggregate \"%s\" is no longer at version %lld",
+                                       aggregate, (long long) version);
+    } else if (arc != 0) {
+        json_decref (next);
+        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "store: %s",
+                                       bctx_store_error (self->store));
+        result = -1;
+    } else {
+        json_t *summary = json_array ();
+        json_t *full = json_array ();
+        for (size_t i = 0; i < n; i++) {
+            json_t *ev = json_array_get (events, i);
+            json_array_append_new (summary, json_pack (
+                "{s:s, s:s, s:I, s:I}", "type", rows[i].type, "aggregate",
+                aggregate, "version", (json_int_t) rows[i].version,
+                "position", (json_int_t) rows[i].position));
+            json_array_append_new (full, json_pack (
+                "{s:s, s:s, s:s, s:I, s:I, s:O, s:O}", "context", self->name,
+                "type", rows[i].type, "aggregate", aggregate,
+                "version", (json_int_t) rows[i].version,
+                "position", (json_int_t) rows[i].position,
+                "data", json_object_get (ev, "data"), "metadata", metadata));
+        }
+        json_array_set_new (entry, 0, json_integer (version + (json_int_t) n));
+        json_array_set_new (entry, 1, next ? next : json_null ());
+        *published = full;
+        atomic_fetch_add (&self->stats.accepted, 1);
+        result = s_settle (self, job, id, bctx_reply_dump_new (json_pack (
+            "{s:b, s:s, s:o}", "ok", 1, "id", id, "events", summary)));
+    }
+    for (size_t i = 0; i < n; i++)
+        free (texts[i]);
+    free (texts);
+    free (rows);
+    free (meta_text);
+    json_decref (metadata);
+    json_decref (events);
+    return result;
+}
+
+static void
+s_reply (bctx_worker_t *self, bctx_job_t *job)
+{
+    if (zmq_send (self->replies, &job, sizeof job, 0) < 0) {
+        bctx_log (BCTX_LOG_ERROR, "context %s: cannot hand a reply back: %s",
+                  self->name, zmq_strerror (zmq_errno ()));
+        bctx_job_destroy (&job);
+    }
+}
+
+/* Runs one batch: decide all, commit once, then reply and publish. */
+static void
+s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
+{
+    int failed = 0;
+    if (bctx_store_begin (self->store) != 0) {
+        failed = 1;
+    } else {
+        for (size_t i = 0; i < n && !failed; i++) {
+            atomic_fetch_add (&self->stats.commands, 1);
+            if (s_handle (self, batch[i].job, &batch[i].published) < 0)
+                failed = 1;
+        }
+        if (!failed && bctx_store_commit (self->store) != 0)
+            failed = 1;
+    }
+    if (failed) {
+        /* Nothing of this batch is durable: say so to every client, and
+         * forget cached state that may include its events. */
+        char *msg = bctx_reply_error (BCTX_E_INTERNAL,
+                                      "store: %s; the command was not applied",
+                                      bctx_store_error (self->store));
+        bctx_log (BCTX_LOG_ERROR, "context %s: batch of %zu failed: %s",
+                  self->name, n, bctx_store_error (self->store));
+        bctx_store_rollback (self->store);
+        json_object_clear (self->cache);
+        for (size_t i = 0; i < n; i++) {
+            free (batch[i].job->reply);
+            batch[i].job->reply = strdup (msg);
+            json_decref (batch[i].published);
+            batch[i].published = NULL;
+            s_reply (self, batch[i].job);
+        }
+        free (msg);
+        atomic_fetch_add (&self->stats.failed, (int64_t) n);
+        return;
+    }
+    atomic_fetch_add (&self->stats.batches, 1);
+    atomic_store (&self->stats.position, bctx_store_position (self->store));
+    for (size_t i = 0; i < n; i++)
+        s_reply (self, batch[i].job);
+    /* Publish after the replies: the bus is a wake-up, clients come first. */
+    int64_t events = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *full = batch[i].published;
+        size_t k;
+        json_t *ev;
+        json_array_foreach (full, k, ev) {
+            char topic[256];
+            snprintf (topic, sizeof topic, "%s.%s", self->name,
+                      json_string_value (json_object_get (ev, "type")));
+            char *text = json_dumps (ev, JSON_COMPACT);
+            if (text)
+                bctx_bus_publish (self->bus, topic, text, strlen (text));
+            free (text);
+            events++;
+        }
+        json_decref (full);
+        batch[i].published = NULL;
+    }
+    atomic_fetch_add (&self->stats.events, events);
+    if (json_object_size (self->cache) > S_CACHE_MAX)
+        json_object_clear (self->cache);
+}
+
+static void *
+s_run (void *arg)
+{
+    bctx_worker_t *self = arg;
+    s_pending_t *batch = calloc (self->max_batch, sizeof *batch);
+    int stopping = 0;
+    while (!stopping) {
+        size_t n = 0;
+        while (n < self->max_batch) {
+            bctx_job_t *job;
+            int rc = zmq_recv (self->queue, &job, sizeof job,
+                               n == 0 ? 0 : ZMQ_DONTWAIT);
+            if (rc < 0 && zmq_errno () == EINTR)
+                continue;
+            if (rc < 0 && zmq_errno () == EAGAIN)
+                break;
+            if (rc < 0) {            /* ETERM: the host is going away */
+                stopping = 1;
+                break;
+            }
+            if (rc != (int) sizeof job)
+                continue;
+            if (!job) {
+                stopping = 1;
+                break;
+            }
+            batch[n++] = (s_pending_t) { .job = job };
+        }
+        if (n)
+            s_batch (self, batch, n);
+    }
+    free (batch);
+    return NULL;
+}
+
+bctx_worker_t *
+bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
+                 char *err, size_t errlen)
+{
+    const bctx_context_config_t *cc = &config->contexts[index];
+    char where[48];
+    snprintf (where, sizeof where, "contexts[%zu].plugin", index);
+    bctx_worker_t *self = calloc (1, sizeof *self);
+    self->name = strdup (cc->name);
+    self->zctx = zctx;
+    self->max_batch = config->max_batch;
+    self->cache = json_object ();
+    if (asprintf (&self->endpoint, "inproc://bctx-worker-%s", cc->name) < 0
+        || asprintf (&self->store_path, "%s/%s.db", config->data, cc->name) < 0)
+        goto fail;
+    self->plugin = bctx_plugin_load (cc->name, cc->plugin, cc->settings,
+                                     where, err, errlen);
+    if (!self->plugin)
+        goto fail;
+    self->store = bctx_store_open (self->store_path, 0, err, errlen);
+    if (!self->store)
+        goto fail;
+    atomic_store (&self->stats.position, bctx_store_position (self->store));
+    self->queue = zmq_socket (zctx, ZMQ_PULL);
+    int hwm = 0;   /* no limit: commands queue, they are never dropped */
+    zmq_setsockopt (self->queue, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind (self->queue, self->endpoint) != 0) {
+        snprintf (err, errlen, "contexts[%zu]: cannot bind %s: %s", index,
+                  self->endpoint, zmq_strerror (zmq_errno ()));
+        goto fail;
+    }
+    return self;
+fail:
+    bctx_worker_destroy (&self);
+    return NULL;
+}
+
+int
+bctx_worker_start (bctx_worker_t *self, const char *replies)
+{
+    self->replies = zmq_socket (self->zctx, ZMQ_PUSH);
+    int hwm = 0;
+    zmq_setsockopt (self->replies, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (zmq_connect (self->replies, replies) != 0)
+        return -1;
+    self->bus = bctx_bus_publisher (self->zctx);
+    if (!self->bus)
+        return -1;
+    if (pthread_create (&self->thread, NULL, s_run, self) != 0)
+        return -1;
+    self->started = 1;
+    bctx_log (BCTX_LOG_INFO, "context %s: version %s from %s, position %lld",
+              self->name, self->plugin->desc->version ? self->plugin->desc->version : "?",
+              self->plugin->path, (long long) bctx_store_position (self->store));
+    return 0;
+}
+
+const char *
+bctx_worker_endpoint (const bctx_worker_t *self)
+{
+    return self->endpoint;
+}
+
+const char *
+bctx_worker_name (const bctx_worker_t *self)
+{
+    return self->name;
+}
+
+const bctx_plugin_t *
+bctx_worker_plugin (const bctx_worker_t *self)
+{
+    return self->plugin;
+}
+
+bctx_worker_stats_t *
+bctx_worker_stats (bctx_worker_t *self)
+{
+    return &self->stats;
+}
+
+const char *
+bctx_worker_store_path (const bctx_worker_t *self)
+{
+    return self->store_path;
+}
+
+void
+bctx_worker_destroy (bctx_worker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bctx_worker_t *self = *self_p;
+    if (self->started)
+        pthread_join (self->thread, NULL);
+    int linger = 0;
+    if (self->queue) {
+        zmq_setsockopt (self->queue, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (self->queue);
+    }
+    if (self->replies)
+        zmq_close (self->replies);
+    if (self->bus) {
+        zmq_setsockopt (self->bus, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (self->bus);
+    }
+    bctx_store_destroy (&self->store);
+    bctx_plugin_destroy (&self->plugin);
+    json_decref (self->cache);
+    free (self->name);
+    free (self->endpoint);
+    free (self->store_path);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,79 @@
+/*
+ * worker - one thread per context: takes that context's commands in
+ * arrival order, rebuilds each aggregate (from its cache, or by folding its
+ * events through the plugin's evolve), calls decide, and appends the events.
+ *
+ * Group commit: the worker takes every command already queued (up to
+ * host.max_batch), decides them one after the other against the state the
+ * earlier ones left, appends all their events in one transaction, commits
+ * once (one fsync), and only then replies and publishes the events on the
+ * bus.  A slow context holds up only its own thread.
+ */
+#ifndef BCTX_WORKER_H
+#define BCTX_WORKER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "loader.h"
+
+/* One client request on its way through a worker and back.  The API thread
+ * makes it, passes its pointer to the worker and frees it once the worker
+ * hands it back with a reply. */
+typedef struct bctx_job {
+    unsigned char identity[256];  /* the client's ROUTER routing id */
+    size_t identity_len;          /* its length */
+    int delimiter;                /* the client sent an empty frame first */
+    json_t *request;              /* owned: the parsed "send" request */
+    char *reply;                  /* owned: reply JSON text, set by the worker */
+} bctx_job_t;
+
+/* Frees a job; sets *self_p to NULL.  Idempotent. */
+void bctx_job_destroy (bctx_job_t **self_p);
+
+/* Counters, written by the worker and read by anyone. */
+typedef struct bctx_worker_stats {
+    _Atomic int64_t commands;     /* commands taken */
+    _Atomic int64_t accepted;     /* decided with events (or none) and stored */
+    _Atomic int64_t rejected;     /* decide rejected */
+    _Atomic int64_t failed;       /* any other error reply */
+    _Atomic int64_t duplicates;   /* answered from a remembered command id */
+    _Atomic int64_t batches;      /* commits */
+    _Atomic int64_t events;       /* events appended and committed */
+    _Atomic int64_t position;     /* last committed position */
+} bctx_worker_stats_t;
+
+typedef struct bctx_worker bctx_worker_t;
+
+/*
+ * Loads the context's plugin, opens its store (host.data/<name>.db) and
+ * binds its queue in ZeroMQ context zctx.  `index` names it in messages
+ * ("contexts[index]").  Return: new worker (not yet running), or NULL with
+ * the reason in err.
+ */
+bctx_worker_t *bctx_worker_new (void *zctx, const bctx_config_t *config,
+                                size_t index, char *err, size_t errlen);
+
+/* Starts the worker thread.  Replies go to the PULL socket bound at
+ * `replies`.  Return 0 or -1. */
+int bctx_worker_start (bctx_worker_t *self, const char *replies);
+
+/* The endpoint of the worker's queue (borrowed): connect a PUSH socket and
+ * send job pointers (sizeof (bctx_job_t *) bytes); a NULL pointer asks the
+ * worker to finish what is queued and stop. */
+const char *bctx_worker_endpoint (const bctx_worker_t *self);
+
+/* Borrowed accessors. */
+const char *bctx_worker_name (const bctx_worker_t *self);
+const bctx_plugin_t *bctx_worker_plugin (const bctx_worker_t *self);
+bctx_worker_stats_t *bctx_worker_stats (bctx_worker_t *self);
+const char *bctx_worker_store_path (const bctx_worker_t *self);
+
+/* Joins the thread (after a NULL job), unloads the plugin, closes the
+ * store; sets *self_p to NULL.  Idempotent. */
+void bctx_worker_destroy (bctx_worker_t **self_p);
+
+#endif
