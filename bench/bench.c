@@ -1,1 +1,251 @@
-int main(void){return 0;}
+/*
+ * bctx-bench - a load generator for a running host.  N client threads, each
+ * with its own REQ socket, send Deposits spread over the accounts, one at a
+ * time, each waiting for its durable reply.  Bounded in count and time.
+ *
+ *   bctx-bench [-e ENDPOINT] [--clients N] [--accounts N] [--seconds S]
+ *              [--max N] [--setup] [--ack-log FILE] [--prefix P] [--timeout MS]
+ *
+ * --timeout MS bounds the wait for one reply (default 10000); a client
+ * whose reply does not come stops.
+ * --setup opens the accounts first (acc-0 … acc-N-1, idempotent ids).
+ * --ack-log writes "id amount account" for every acknowledged Deposit, so a
+ * test can check that nothing acknowledged was lost.  Prints one JSON
+ * object: commands, errors, timeouts, seconds, per_second, p50_us, p99_us.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct {
+    const char *endpoint;   /* the host's API */
+    int clients;            /* concurrent clients */
+    int accounts;           /* accounts spread over */
+    double seconds;         /* run at most this long */
+    long max;               /* at most this many commands per client */
+    const char *prefix;     /* command id prefix */
+    FILE *ack_log;          /* acknowledged deposits, or NULL */
+    pthread_mutex_t lock;   /* guards ack_log */
+    void *zctx;             /* shared ZeroMQ context */
+    double deadline;        /* monotonic seconds */
+} s_opts_t;
+
+typedef struct {
+    s_opts_t *o;            /* shared options */
+    int index;              /* client number */
+    long *lat;              /* latencies in µs */
+    long n;                 /* how many */
+    long cap;               /* room */
+    long errors;            /* error replies */
+    long timeouts;          /* no reply in time: the client stops */
+} s_client_t;
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void *
+s_new_req (void *zctx, const char *endpoint)
+{
+    void *req = zmq_socket (zctx, ZMQ_REQ);
+    int linger = 0;
+    zmq_setsockopt (req, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect (req, endpoint);
+    return req;
+}
+
+/* Sends body and waits; returns the reply length, or -1 on timeout. */
+static int s_timeout_ms = 10000;
+
+static int
+s_call (void *req, const char *body, int len, char *reply, int cap)
+{
+    if (zmq_send (req, body, (size_t) len, 0) != len)
+        return -1;
+    zmq_pollitem_t item = { req, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, s_timeout_ms) != 1)
+        return -1;
+    int n = zmq_recv (req, reply, (size_t) cap - 1, 0);
+    if (n < 0)
+        return -1;
+    if (n > cap - 1)
+        n = cap - 1;
+    reply[n] = '\0';
+    return n;
+}
+
+static void *
+s_client (void *arg)
+{
+    s_client_t *c = arg;
+    s_opts_t *o = c->o;
+    void *req = s_new_req (o->zctx, o->endpoint);
+    unsigned seed = (unsigned) (c->index * 2654435761u) ^ (unsigned) time (NULL);
+    char body[512], reply[4096];
+    for (long i = 0; i < o->max && s_now () < o->deadline; i++) {
+        int account = (int) (rand_r (&seed) % (unsigned) o->accounts);
+        int amount = 1 + (int) (rand_r (&seed) % 100);
+        char id[96];
+        snprintf (id, sizeof id, "%s-%d-%ld", o->prefix, c->index, i);
+        int len = snprintf (body, sizeof body,
+                            "{\"op\":\"send\",\"context\":\"accounts\",\"command\":\"Deposit\","
+                            "\"id\":\"%s\",\"data\":{\"account\":\"acc-%d\",\"amount\":%d}}",
+                            id, account, amount);
+        double t0 = s_now ();
+        int n = s_call (req, body, len, reply, sizeof reply);
+        double t1 = s_now ();
+        if (n < 0) {
+            c->timeouts++;
+            break;                 /* REQ is stuck without a reply: stop */
+        }
+        if (!strstr (reply, "\"ok\":true")) {
+            c->errors++;
+            continue;
+        }
+        if (c->n == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 4096;
+            c->lat = realloc (c->lat, (size_t) c->cap * sizeof *c->lat);
+        }
+        c->lat[c->n++] = (long) ((t1 - t0) * 1e6);
+        if (o->ack_log) {
+            pthread_mutex_lock (&o->lock);
+            fprintf (o->ack_log, "%s %d acc-%d\n", id, amount, account);
+            fflush (o->ack_log);
+            pthread_mutex_unlock (&o->lock);
+        }
+    }
+    zmq_close (req);
+    return NULL;
+}
+
+static int
+s_cmp_long (const void *a, const void *b)
+{
+    long x = *(const long *) a, y = *(const long *) b;
+    return (x > y) - (x < y);
+}
+
+static int
+s_setup (s_opts_t *o)
+{
+    void *req = s_new_req (o->zctx, o->endpoint);
+    char body[256], reply[4096];
+    int failed = 0;
+    for (int i = 0; i < o->accounts && !failed; i++) {
+        int len = snprintf (body, sizeof body,
+                            "{\"op\":\"send\",\"context\":\"accounts\",\"command\":\"OpenAccount\","
+                            "\"id\":\"open-acc-%d\",\"data\":{\"account\":\"acc-%d\",\"owner\":\"bench\"}}",
+                            i, i);
+        if (s_call (req, body, len, reply, sizeof reply) < 0
+            || (!strstr (reply, "\"ok\":true") && !strstr (reply, "already open")))
+            failed = 1;
+    }
+    zmq_close (req);
+    if (failed)
+        fprintf (stderr, "bctx-bench: could not open the accounts: %s\n", reply);
+    return failed ? -1 : 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_opts_t o = {
+        .endpoint = getenv ("BCTX_ENDPOINT") ? getenv ("BCTX_ENDPOINT") : "tcp://127.0.0.1:7700",
+        .clients = 1, .accounts = 1000, .seconds = 5, .max = 10000000, .prefix = NULL,
+    };
+    int setup = 0;
+    static const struct option longopts[] = {
+        { "clients", required_argument, NULL, 'c' },
+        { "accounts", required_argument, NULL, 'a' },
+        { "seconds", required_argument, NULL, 's' },
+        { "max", required_argument, NULL, 'm' },
+        { "prefix", required_argument, NULL, 'p' },
+        { "ack-log", required_argument, NULL, 'l' },
+        { "setup", no_argument, NULL, 'S' },
+        { "timeout", required_argument, NULL, 't' },
+        { NULL, 0, NULL, 0 }
+    };
+    int opt;
+    while ((opt = getopt_long (argc, argv, "e:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'e': o.endpoint = optarg; break;
+        case 'c': o.clients = atoi (optarg); break;
+        case 'a': o.accounts = atoi (optarg); break;
+        case 's': o.seconds = atof (optarg); break;
+        case 'm': o.max = atol (optarg); break;
+        case 'p': o.prefix = optarg; break;
+        case 'S': setup = 1; break;
+        case 't': s_timeout_ms = atoi (optarg); break;
+        case 'l':
+            o.ack_log = fopen (optarg, "a");
+            if (!o.ack_log) {
+                perror (optarg);
+                return 2;
+            }
+            break;
+        default:
+            fprintf (stderr, "usage: bctx-bench [-e ENDPOINT] [--clients N] [--accounts N]"
+                             " [--seconds S] [--max N] [--setup] [--ack-log FILE] [--prefix P] [--timeout MS]\n");
+            return 2;
+        }
+    }
+    if (o.clients < 1 || o.clients > 1024 || o.accounts < 1 || o.seconds <= 0 || o.max < 1) {
+        fprintf (stderr, "bctx-bench: bad numbers\n");
+        return 2;
+    }
+    char prefix[64];
+    if (!o.prefix) {
+        snprintf (prefix, sizeof prefix, "bench-%d-%ld", (int) getpid (), (long) time (NULL));
+        o.prefix = prefix;
+    }
+    pthread_mutex_init (&o.lock, NULL);
+    o.zctx = zmq_ctx_new ();
+    if (setup && s_setup (&o) < 0)
+        return 1;
+    s_client_t *cs = calloc ((size_t) o.clients, sizeof *cs);
+    pthread_t *ts = calloc ((size_t) o.clients, sizeof *ts);
+    double t0 = s_now ();
+    o.deadline = t0 + o.seconds;
+    for (int i = 0; i < o.clients; i++) {
+        cs[i] = (s_client_t) { .o = &o, .index = i };
+        pthread_create (&ts[i], NULL, s_client, &cs[i]);
+    }
+    long total = 0, errors = 0, timeouts = 0;
+    for (int i = 0; i < o.clients; i++) {
+        pthread_join (ts[i], NULL);
+        total += cs[i].n;
+        errors += cs[i].errors;
+        timeouts += cs[i].timeouts;
+    }
+    double elapsed = s_now () - t0;
+    long *all = malloc ((size_t) (total ? total : 1) * sizeof *all);
+    long k = 0;
+    for (int i = 0; i < o.clients; i++) {
+        memcpy (all + k, cs[i].lat, (size_t) cs[i].n * sizeof *all);
+        k += cs[i].n;
+        free (cs[i].lat);
+    }
+    qsort (all, (size_t) total, sizeof *all, s_cmp_long);
+    long p50 = total ? all[total / 2] : 0;
+    long p99 = total ? all[(long) ((double) total * 0.99)] : 0;
+    printf ("{\"clients\":%d,\"commands\":%ld,\"errors\":%ld,\"timeouts\":%ld,"
+            "\"seconds\":%.3f,\"per_second\":%.0f,\"p50_us\":%ld,\"p99_us\":%ld}\n",
+            o.clients, total, errors, timeouts, elapsed, (double) total / elapsed, p50, p99);
+    free (all);
+    free (cs);
+    free (ts);
+    if (o.ack_log)
+        fclose (o.ack_log);
+    zmq_ctx_term (o.zctx);
+    return 0;
+}

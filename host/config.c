@@ -224,7 +224,14 @@ bctx_config_load (const char *path, char *err, size_t errlen)
     for (;;) {
         if (cap - len < 4096) {
             cap = cap ? cap * 2 : 8192;
-            text = realloc (text, cap);
+            char *bigger = realloc (text, cap);
+            if (!bigger) {
+                free (text);
+                fclose (f);
+                s_fail (err, errlen, path, "out of memory reading it");
+                return NULL;
+            }
+            text = bigger;
         }
         size_t n = fread (text + len, 1, cap - len - 1, f);
         len += n;

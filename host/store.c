@@ -75,6 +75,13 @@ s_exec (sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : rc;
 }
 
+/* A unique key taken (not some other constraint, such as NOT NULL). */
+static int
+s_is_duplicate (int rc)
+{
+    return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY;
+}
+
 static int64_t
 s_last_position (bctx_store_t *self)
 {
@@ -99,6 +106,7 @@ bctx_store_open (const char *path, int flags, char *err, size_t errlen)
         goto fail;
     }
     sqlite3_busy_timeout (self->db, 5000);
+    sqlite3_extended_result_codes (self->db, 1);
     if (!readonly) {
         char *msg = NULL;
         if (sqlite3_exec (self->db,
@@ -230,8 +238,7 @@ bctx_store_append (bctx_store_t *self, const char *aggregate,
         sqlite3_clear_bindings (st);
         if (rc != 0) {
             /* Events 0..i-1 are in the transaction; the caller rolls back. */
-            return (rc & 0xff) == SQLITE_CONSTRAINT ? BCTX_STORE_CONFLICT
-                                                    : BCTX_STORE_ERROR;
+            return s_is_duplicate (rc) ? BCTX_STORE_CONFLICT : BCTX_STORE_ERROR;
         }
         self->position = e->position;
     }
@@ -249,8 +256,7 @@ bctx_store_remember (bctx_store_t *self, const char *id, const char *reply)
     sqlite3_clear_bindings (st);
     if (rc == 0)
         return 0;
-    return (rc & 0xff) == SQLITE_CONSTRAINT ? BCTX_STORE_CONFLICT
-                                            : BCTX_STORE_ERROR;
+    return s_is_duplicate (rc) ? BCTX_STORE_CONFLICT : BCTX_STORE_ERROR;
 }
 
 char *

@@ -1,0 +1,397 @@
+/*
+ * harness - process and socket plumbing for the integration tests.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+const char *
+h_build (void)
+{
+    const char *b = getenv ("BCTX_BUILD");
+    return b && *b ? b : ".";
+}
+
+const char *
+h_path (const char *rel)
+{
+    static char slots[4][512];
+    static int next;
+    char *p = slots[next++ % 4];
+    snprintf (p, sizeof slots[0], "%s/%s", h_build (), rel);
+    return p;
+}
+
+long long
+h_now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int
+h_init (h_host_t *h)
+{
+    memset (h, 0, sizeof *h);
+    snprintf (h->dir, sizeof h->dir, "/tmp/bctx-test-XXXXXX");
+    if (!mkdtemp (h->dir))
+        return -1;
+    snprintf (h->config, sizeof h->config, "%s/host.json", h->dir);
+    snprintf (h->log, sizeof h->log, "%s/host.log", h->dir);
+    snprintf (h->contexts, sizeof h->contexts,
+              "[{\"name\": \"accounts\", \"plugin\": \"%s\"}]",
+              h_path ("plugins/accounts/accounts.so"));
+    return 0;
+}
+
+int
+h_write_config (h_host_t *h)
+{
+    static int counter;
+    int port = 20000 + (int) ((getpid () * 7919 + counter++ * 104729
+                               + h_now_us ()) % 20000) * 2;
+    snprintf (h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:%d", port);
+    snprintf (h->publish, sizeof h->publish, "tcp://127.0.0.1:%d", port + 1);
+    FILE *f = fopen (h->config, "w");
+    if (!f)
+        return -1;
+    fprintf (f, "{\"host\": {\"name\": \"test\", \"api\": \"%s\", \"publish\": \"%s\","
+                " \"data\": \"%s/data\"%s%s},\n \"contexts\": %s}\n",
+             h->endpoint, h->publish, h->dir, h->host_extra[0] ? ", " : "",
+             h->host_extra, h->contexts);
+    fclose (f);
+    return 0;
+}
+
+static pid_t
+s_spawn_host (const char *config, const char *log)
+{
+    pid_t pid = fork ();
+    if (pid == 0) {
+        int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 2);
+            close (fd);
+        }
+        int null = open ("/dev/null", O_RDWR);
+        dup2 (null, 0);
+        dup2 (null, 1);
+        execl (h_path ("bin/bctx-host"), "bctx-host", config, (char *) NULL);
+        _exit (127);
+    }
+    return pid;
+}
+
+static int
+s_ready (h_host_t *h)
+{
+    json_t *r = h_request (h->endpoint, "{\"op\":\"contexts\"}", 17, 200);
+    int ok = r && json_is_true (json_object_get (r, "ok"));
+    json_decref (r);
+    return ok;
+}
+
+int
+h_start (h_host_t *h)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if (h_write_config (h) < 0)
+            return -1;
+        h->pid = s_spawn_host (h->config, h->log);
+        long long deadline = h_now_us () + 10000000;
+        while (h_now_us () < deadline) {
+            int status;
+            if (waitpid (h->pid, &status, WNOHANG) == h->pid) {
+                h->pid = 0;
+                break;            /* exited: maybe the port was taken */
+            }
+            if (s_ready (h))
+                return 0;
+        }
+        if (h->pid) {
+            kill (h->pid, SIGKILL);
+            waitpid (h->pid, NULL, 0);
+            h->pid = 0;
+        }
+        char *log = h_read_log (h);
+        int port_taken = log && strstr (log, "Address already in use");
+        if (!port_taken) {
+            fprintf (stderr, "harness: host did not start; its log:\n%s\n",
+                     log ? log : "(none)");
+            free (log);
+            return -1;
+        }
+        free (log);
+    }
+    return -1;
+}
+
+static char *
+s_slurp_fd (int fd)
+{
+    size_t len = 0, cap = 4096;
+    char *buf = malloc (cap);
+    for (;;) {
+        if (cap - len < 2048)
+            buf = realloc (buf, cap *= 2);
+        ssize_t n = read (fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t) n;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+int
+h_run_host_expecting_exit (const char *config, char **err)
+{
+    char log[] = "/tmp/bctx-test-log-XXXXXX";
+    int fd = mkstemp (log);
+    if (fd < 0)
+        return -1;
+    close (fd);
+    pid_t pid = s_spawn_host (config, log);
+    int status = -1;
+    long long deadline = h_now_us () + 10000000;
+    while (h_now_us () < deadline) {
+        if (waitpid (pid, &status, WNOHANG) == pid)
+            break;
+        usleep (10000);
+        status = -1;
+    }
+    if (status == -1) {
+        kill (pid, SIGKILL);
+        waitpid (pid, NULL, 0);
+    }
+    fd = open (log, O_RDONLY);
+    *err = s_slurp_fd (fd);
+    close (fd);
+    unlink (log);
+    if (status == -1)
+        return -1;
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+int
+h_stop (h_host_t *h, int sig)
+{
+    if (!h->pid)
+        return -1;
+    kill (h->pid, sig);
+    int status = 0;
+    long long deadline = h_now_us () + 20000000;
+    while (waitpid (h->pid, &status, WNOHANG) == 0) {
+        if (h_now_us () > deadline) {
+            kill (h->pid, SIGKILL);
+            waitpid (h->pid, &status, 0);
+            break;
+        }
+        usleep (5000);
+    }
+    h->pid = 0;
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+int
+h_cli_argv (char **out, char *const argv[])
+{
+    int pipefd[2];
+    if (pipe (pipefd) < 0)
+        return -1;
+    pid_t pid = fork ();
+    if (pid == 0) {
+        dup2 (pipefd[1], 1);
+        close (pipefd[0]);
+        close (pipefd[1]);
+        execv (h_path ("bin/bctx"), argv);
+        _exit (127);
+    }
+    close (pipefd[1]);
+    char *text = s_slurp_fd (pipefd[0]);
+    close (pipefd[0]);
+    int status;
+    waitpid (pid, &status, 0);
+    if (out)
+        *out = text;
+    else
+        free (text);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+int
+h_cli (const h_host_t *h, char **out, ...)
+{
+    char *argv[32];
+    int n = 0;
+    argv[n++] = "bctx";
+    argv[n++] = "-e";
+    argv[n++] = (char *) h->endpoint;
+    va_list ap;
+    va_start (ap, out);
+    char *a;
+    while ((a = va_arg (ap, char *)) && n < 31)
+        argv[n++] = a;
+    va_end (ap);
+    argv[n] = NULL;
+    return h_cli_argv (out, argv);
+}
+
+json_t *
+h_json (const char *text)
+{
+    return text ? json_loads (text, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+}
+
+static void *s_zctx;        /* shared by every thread of a test */
+
+static void
+s_zctx_init (void)
+{
+    s_zctx = zmq_ctx_new ();
+}
+
+json_t *
+h_request (const char *endpoint, const char *body, size_t len, int timeout_ms)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once (&once, s_zctx_init);
+    void *zctx = s_zctx;
+    void *req = zmq_socket (zctx, ZMQ_REQ);
+    int linger = 0;
+    zmq_setsockopt (req, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect (req, endpoint);
+    json_t *reply = NULL;
+    if (zmq_send (req, body, len, 0) == (int) len) {
+        zmq_pollitem_t item = { req, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, timeout_ms) == 1) {
+            zmq_msg_t msg;
+            zmq_msg_init (&msg);
+            if (zmq_msg_recv (&msg, req, 0) >= 0)
+                reply = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL);
+            zmq_msg_close (&msg);
+        }
+    }
+    zmq_close (req);
+    return reply;
+}
+
+json_t *
+h_send (const char *endpoint, const char *context, const char *command,
+        const char *id, json_t *data_new)
+{
+    json_t *req = json_pack ("{s:s, s:s, s:s, s:o}", "op", "send", "context",
+                             context, "command", command, "data", data_new);
+    if (id)
+        json_object_set_new (req, "id", json_string (id));
+    char *text = json_dumps (req, JSON_COMPACT);
+    json_decref (req);
+    json_t *reply = h_request (endpoint, text, strlen (text), 10000);
+    free (text);
+    return reply;
+}
+
+char *
+h_read_log (const h_host_t *h)
+{
+    int fd = open (h->log, O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    char *text = s_slurp_fd (fd);
+    close (fd);
+    return text;
+}
+
+int
+h_cleanup (h_host_t *h)
+{
+    int rc = 0;
+    /* A clean stop, so a sanitizer build reports leaks in its exit code. */
+    if (h->pid && (rc = h_stop (h, SIGTERM)) != 0) {
+        char *log = h_read_log (h);
+        fprintf (stderr, "harness: host exited %d on SIGTERM; its log:\n%s\n", rc,
+                 log ? log : "(none)");
+        free (log);
+    }
+    if (h->dir[0]) {
+        char cmd[400];
+        snprintf (cmd, sizeof cmd, "rm -rf '%s'", h->dir);
+        if (system (cmd) != 0)
+            fprintf (stderr, "harness: could not remove %s\n", h->dir);
+    }
+    return rc;
+}
+
+pid_t
+h_spawn (const char *name, char *const argv[], const char *out)
+{
+    char bin[64];
+    snprintf (bin, sizeof bin, "bin/%s", name);
+    char path[512];
+    snprintf (path, sizeof path, "%s", h_path (bin));
+    pid_t pid = fork ();
+    if (pid == 0) {
+        int fd = open (out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2 (fd, 1);
+            close (fd);
+        }
+        execv (path, argv);
+        _exit (127);
+    }
+    return pid;
+}
+
+int
+h_wait (pid_t pid, int timeout_ms)
+{
+    int status = 0;
+    long long deadline = h_now_us () + (long long) timeout_ms * 1000;
+    while (waitpid (pid, &status, WNOHANG) == 0) {
+        if (h_now_us () > deadline) {
+            kill (pid, SIGKILL);
+            waitpid (pid, &status, 0);
+            break;
+        }
+        usleep (5000);
+    }
+    return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+json_t *
+h_events (const h_host_t *h, const char *context)
+{
+    char *out = NULL;
+    int code = h_cli (h, &out, "events", "--context", context, NULL);
+    if (code != 0) {
+        free (out);
+        return NULL;
+    }
+    json_t *all = json_array ();
+    for (char *line = strtok (out, "\n"); line; line = strtok (NULL, "\n")) {
+        json_t *e = json_loads (line, 0, NULL);
+        if (!e) {
+            json_decref (all);
+            free (out);
+            return NULL;
+        }
+        json_array_append_new (all, e);
+    }
+    free (out);
+    return all;
+}

@@ -1,0 +1,95 @@
+/*
+ * harness - what the integration tests share: start and stop the real
+ * bin/bctx-host on a config written into a temporary directory, run the
+ * real bin/bctx and capture what it prints, and talk to a host's API
+ * socket directly when a test needs bytes the CLI would never send.
+ *
+ * Built files are found under $BCTX_BUILD (tests/run.sh sets it).
+ */
+#ifndef BCTX_HARNESS_H
+#define BCTX_HARNESS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct h_host {
+    char dir[256];          /* the test's temporary directory */
+    char config[320];       /* config file path */
+    char log[320];          /* the host's stderr */
+    char endpoint[64];      /* tcp://127.0.0.1:PORT of the API */
+    char publish[64];       /* tcp://127.0.0.1:PORT+1 of the bus */
+    char contexts[4096];    /* the "contexts" JSON array text */
+    char host_extra[1024];  /* extra "host" keys, e.g. "\"max_message\": 1024" */
+    pid_t pid;              /* the running bctx-host, or 0 */
+} h_host_t;
+
+/* $BCTX_BUILD, or "." */
+const char *h_build (void);
+
+/* A path under the build: h_path ("plugins/accounts/accounts.so").
+ * Return: static buffer, valid until the next call with the same slot. */
+const char *h_path (const char *rel);
+
+/* Prepares h with a fresh temporary directory and the accounts context.
+ * Return 0. */
+int h_init (h_host_t *h);
+
+/* Writes h->config from h's fields, picking fresh ports. */
+int h_write_config (h_host_t *h);
+
+/* Starts bctx-host (writing the config first) and waits until it answers
+ * (up to 10 s).  Retries with other ports if they are taken.  Return 0, or
+ * -1 (the host's log is printed). */
+int h_start (h_host_t *h);
+
+/* Starts bctx-host on a config file and waits for it to exit (up to 10 s).
+ * Return its exit status (or -1), with its stderr in *err (new). */
+int h_run_host_expecting_exit (const char *config, char **err);
+
+/* Sends signal sig and waits for the host to exit.  Return its exit status
+ * (128+signal when killed by one). */
+int h_stop (h_host_t *h, int sig);
+
+/* Runs bin/bctx -e h->endpoint ARGS... (NULL-terminated) and captures
+ * stdout in *out (new, may be NULL) .  Return the exit code. */
+int h_cli (const h_host_t *h, char **out, ...);
+
+/* As h_cli with an explicit argv (argv[0] unused, NULL-terminated). */
+int h_cli_argv (char **out, char *const argv[]);
+
+/* Parses a CLI's one-line JSON output.  Return: new, or NULL. */
+json_t *h_json (const char *text);
+
+/* One raw request to endpoint with a REQ socket.  Return: new reply, or
+ * NULL after timeout_ms. */
+json_t *h_request (const char *endpoint, const char *body, size_t len,
+                   int timeout_ms);
+
+/* Sends the "send" op; returns the reply (new) or NULL on timeout. */
+json_t *h_send (const char *endpoint, const char *context, const char *command,
+                const char *id, json_t *data_new);
+
+/* Starts bin/NAME with argv (argv[0] unused, NULL-terminated), stdout to
+ * the file `out` (or /dev/null).  Return its pid. */
+pid_t h_spawn (const char *name, char *const argv[], const char *out);
+
+/* Waits up to timeout_ms for pid; kills it after that.  Return its exit
+ * status (128+signal when killed). */
+int h_wait (pid_t pid, int timeout_ms);
+
+/* Every event of a context, read through `bctx events`.  Return: new JSON
+ * array, or NULL if the CLI failed. */
+json_t *h_events (const h_host_t *h, const char *context);
+
+/* The host's log (new string). */
+char *h_read_log (const h_host_t *h);
+
+/* Stops a still-running host with SIGTERM and removes the directory.
+ * Return the host's exit status (0: clean, and no leak under ASan). */
+int h_cleanup (h_host_t *h);
+
+/* Microseconds since some fixed point. */
+long long h_now_us (void);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * test_startup - the real bctx-host refuses a bad config or a broken
+ * plugin: it exits 1 with a message naming the problem, and never starts
+ * half-configured.
+ */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static char s_dir[256];
+
+/* Writes `text` as a config, runs the host on it, and checks that it
+ * exits 1 with every one of the NULL-terminated substrings in its log. */
+static void
+s_refused (const char *text, ...)
+{
+    char path[320];
+    snprintf (path, sizeof path, "%s/bad.json", s_dir);
+    FILE *f = fopen (path, "w");
+    assert_non_null (f);
+    fputs (text, f);
+    fclose (f);
+    char *err = NULL;
+    int code = h_run_host_expecting_exit (path, &err);
+    if (code != 1)
+        fail_msg ("exit %d, log:\n%s", code, err);
+    va_list ap;
+    va_start (ap, text);
+    const char *want;
+    while ((want = va_arg (ap, const char *)))
+        if (!strstr (err, want))
+            fail_msg ("log lacks \"%s\":\n%s", want, err);
+    va_end (ap);
+    free (err);
+}
+
+/* A config with the given contexts array, on a port nobody uses. */
+static char *
+s_config (const char *contexts)
+{
+    char *text = NULL;
+    if (asprintf (&text, "{\"host\": {\"api\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\"},"
+                         " \"contexts\": %s}", 40000 + getpid () % 10000, s_dir, contexts) < 0)
+        return NULL;
+    return text;
+}
+
+static void
+s_refused_plugin (const char *plugin_rel, const char *want)
+{
+    char ctx[600];
+    snprintf (ctx, sizeof ctx, "[{\"name\": \"accounts\", \"plugin\": \"%s\"}]",
+              h_path (plugin_rel));
+    char *text = s_config (ctx);
+    s_refused (text, "contexts[0].plugin", want, NULL);
+    free (text);
+}
+
+static void
+test_missing_config_file (void **state)
+{
+    (void) state;
+    char *err = NULL;
+    assert_int_equal (h_run_host_expecting_exit ("/nonexistent/bctx.json", &err), 1);
+    assert_non_null (strstr (err, "/nonexistent/bctx.json"));
+    free (err);
+}
+
+static void
+test_bad_json_and_keys (void **state)
+{
+    (void) state;
+    s_refused ("{\"host\": {\"name\": \"x\",}", "line 1", NULL);
+    s_refused ("{\"host\": {\"nmae\": \"x\"}, \"contexts\": []}", "host.nmae", "unknown key", NULL);
+    s_refused ("{\"host\": {\"api\": 7700}, \"contexts\": []}", "host.api", NULL);
+    s_refused ("{\"contexts\": {}}", "contexts: expected an array", NULL);
+    s_refused ("{\"host\": {}}", "contexts: missing", NULL);
+    s_refused ("{\"contexts\": [{\"name\": \"a\", \"plugin\": \"x.so\", \"bogus\": 1}]}",
+               "contexts[0].bogus", NULL);
+    s_refused ("{\"contexts\": [{\"name\": \"a\"}]}", "contexts[0].plugin: missing", NULL);
+}
+
+static void
+test_duplicate_context_name (void **state)
+{
+    (void) state;
+    char ctx[1200];
+    const char *p = h_path ("plugins/accounts/accounts.so");
+    snprintf (ctx, sizeof ctx, "[{\"name\": \"accounts\", \"plugin\": \"%s\"},"
+                               " {\"name\": \"accounts\", \"plugin\": \"%s\"}]", p, p);
+    char *text = s_config (ctx);
+    s_refused (text, "contexts[1].name", "duplicate", NULL);
+    free (text);
+}
+
+static void
+test_broken_plugins (void **state)
+{
+    (void) state;
+    s_refused_plugin ("plugins/accounts/missing.so", "No such file");
+    s_refused_plugin ("tests/plugins/not_a_plugin.so", "not a loadable shared object");
+    s_refused_plugin ("tests/plugins/no_entry.so", "entry symbol");
+    s_refused_plugin ("tests/plugins/wrong_abi.so", "abi_version");
+    s_refused_plugin ("tests/plugins/init_fails.so", "init");
+}
+
+static void
+test_never_half_configured (void **state)
+{
+    (void) state;
+    /* The first context is fine, the second is broken: nothing starts,
+     * and the first one's store is left as it was. */
+    char ctx[1200];
+    snprintf (ctx, sizeof ctx, "[{\"name\": \"accounts\", \"plugin\": \"%s\"},"
+                               " {\"name\": \"broken\", \"plugin\": \"%s\"}]",
+              h_path ("plugins/accounts/accounts.so"), h_path ("tests/plugins/init_fails.so"));
+    char *text = s_config (ctx);
+    s_refused (text, "contexts[1].plugin", NULL);
+    free (text);
+}
+
+static void
+test_unusable_endpoint_and_data_dir (void **state)
+{
+    (void) state;
+    char text[1200];
+    snprintf (text, sizeof text,
+              "{\"host\": {\"api\": \"tcp://no.such.interface:1\", \"data\": \"%s/data\"},"
+              " \"contexts\": [{\"name\": \"accounts\", \"plugin\": \"%s\"}]}",
+              s_dir, h_path ("plugins/accounts/accounts.so"));
+    s_refused (text, "host.api", NULL);
+    snprintf (text, sizeof text,
+              "{\"host\": {\"data\": \"/proc/self/no/such\"},"
+              " \"contexts\": [{\"name\": \"accounts\", \"plugin\": \"%s\"}]}",
+              h_path ("plugins/accounts/accounts.so"));
+    s_refused (text, "host.data", NULL);
+}
+
+static void
+test_api_port_taken (void **state)
+{
+    (void) state;
+    h_host_t h;
+    assert_int_equal (h_init (&h), 0);
+    assert_int_equal (h_start (&h), 0);
+    /* A second host on the same API endpoint. */
+    char text[1200];
+    snprintf (text, sizeof text,
+              "{\"host\": {\"api\": \"%s\", \"data\": \"%s/data2\"},"
+              " \"contexts\": [{\"name\": \"accounts\", \"plugin\": \"%s\"}]}",
+              h.endpoint, s_dir, h_path ("plugins/accounts/accounts.so"));
+    s_refused (text, "host.api", "Address already in use", NULL);
+    /* The first one still serves. */
+    char *out = NULL;
+    assert_int_equal (h_cli (&h, &out, "contexts", NULL), 0);
+    free (out);
+    assert_int_equal (h_cleanup (&h), 0);
+}
+
+int
+main (void)
+{
+    snprintf (s_dir, sizeof s_dir, "/tmp/bctx-test-XXXXXX");
+    if (!mkdtemp (s_dir))
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_missing_config_file),
+        cmocka_unit_test (test_bad_json_and_keys),
+        cmocka_unit_test (test_duplicate_context_name),
+        cmocka_unit_test (test_broken_plugins),
+        cmocka_unit_test (test_never_half_configured),
+        cmocka_unit_test (test_unusable_endpoint_and_data_dir),
+        cmocka_unit_test (test_api_port_taken),
+    };
+    int rc = cmocka_run_group_tests (tests, NULL, NULL);
+    char cmd[300];
+    snprintf (cmd, sizeof cmd, "rm -rf '%s'", s_dir);
+    if (system (cmd) != 0)
+        rc = 1;
+    return rc;
+}
