@@ -7,19 +7,14 @@
 #include "log.h"
 #include "server.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static volatile sig_atomic_t s_stop;
-
-static void
-s_on_signal (int sig)
-{
-    (void) sig;
-    s_stop = 1;
-}
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 int
 main (int argc, char **argv)
@@ -40,11 +35,20 @@ main (int argc, char **argv)
         bctx_log (BCTX_LOG_ERROR, "bad config: %s", err);
         return 1;
     }
-    struct sigaction sa;
-    memset (&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigaction (SIGINT, &sa, NULL);
-    sigaction (SIGTERM, &sa, NULL);
+    /* Block the stop signals in every thread (the ones ZeroMQ and the
+     * workers start inherit this mask) and read them from a signalfd in
+     * the API loop, so a signal can never land on a thread that ignores it. */
+    sigset_t stop;
+    sigemptyset (&stop);
+    sigaddset (&stop, SIGINT);
+    sigaddset (&stop, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &stop, NULL);
+    int stop_fd = signalfd (-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (stop_fd < 0) {
+        bctx_log (BCTX_LOG_ERROR, "signalfd: %s", strerror (errno));
+        bctx_config_destroy (&config);
+        return 1;
+    }
     signal (SIGPIPE, SIG_IGN);
 
     bctx_server_t *server = bctx_server_new (config, err, sizeof err);
@@ -53,7 +57,8 @@ main (int argc, char **argv)
         bctx_config_destroy (&config);
         return 1;
     }
-    bctx_server_run (server, &s_stop);
+    bctx_server_run (server, stop_fd);
+    close (stop_fd);
     bctx_server_destroy (&server);
     bctx_log (BCTX_LOG_INFO, "host %s stopped", config->name);
     bctx_config_destroy (&config);

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define S_REPLIES      "inproc://bctx-replies"
@@ -419,18 +421,25 @@ s_on_reply (bctx_server_t *self)
 }
 
 int
-bctx_server_run (bctx_server_t *self, volatile sig_atomic_t *stop)
+bctx_server_run (bctx_server_t *self, int stop_fd)
 {
-    while (!*stop) {
+    for (;;) {
         zmq_pollitem_t items[] = {
             { self->replies, 0, ZMQ_POLLIN, 0 },
             { self->router, 0, ZMQ_POLLIN, 0 },
+            { NULL, stop_fd, ZMQ_POLLIN, 0 },
         };
-        int rc = zmq_poll (items, 2, -1);
+        int rc = zmq_poll (items, 3, -1);
         if (rc < 0) {
             if (zmq_errno () == EINTR)
                 continue;
             bctx_log (BCTX_LOG_ERROR, "poll: %s", zmq_strerror (zmq_errno ()));
+            break;
+        }
+        if (items[2].revents & ZMQ_POLLIN) {
+            struct signalfd_siginfo si;
+            if (read (stop_fd, &si, sizeof si) == (ssize_t) sizeof si)
+                bctx_log (BCTX_LOG_INFO, "signal %u: stopping", si.ssi_signo);
             break;
         }
         if (items[0].revents & ZMQ_POLLIN)

@@ -7,7 +7,6 @@
 #ifndef BCTX_SERVER_H
 #define BCTX_SERVER_H
 
-#include <signal.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -21,9 +20,10 @@ typedef struct bctx_server bctx_server_t;
 bctx_server_t *bctx_server_new (const bctx_config_t *config, char *err,
                                 size_t errlen);
 
-/* Serves requests until *stop becomes non-zero, then drains: no new
- * request is taken, queued commands finish and are answered.  Return 0. */
-int bctx_server_run (bctx_server_t *self, volatile sig_atomic_t *stop);
+/* Serves requests until `stop_fd` (a signalfd, or any descriptor) becomes
+ * readable, then drains: no new request is taken, queued commands finish
+ * and are answered.  Return 0. */
+int bctx_server_run (bctx_server_t *self, int stop_fd);
 
 /* Stops the workers, closes everything; sets *self_p to NULL. */
 void bctx_server_destroy (bctx_server_t **self_p);

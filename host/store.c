@@ -20,17 +20,17 @@ static const char *const s_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_INSERT] = "INSERT INTO events (position, aggregate, version, type, data, metadata)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_INSERT] = "INSERT INTO events (position, aggregate, version, type, data, metadata, command)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [S_VERSION] = "SELECT max(version) FROM events WHERE aggregate = ?1",
     [S_REMEMBER] = "INSERT INTO commands (id, reply) VALUES (?1, ?2)",
     [S_RECALL] = "SELECT reply FROM commands WHERE id = ?1",
-    [S_READ] = "SELECT position, aggregate, version, type, data, metadata"
+    [S_READ] = "SELECT position, aggregate, version, type, data, metadata, command"
                " FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
-    [S_READ_AGG_FROM] = "SELECT position, aggregate, version, type, data, metadata"
+    [S_READ_AGG_FROM] = "SELECT position, aggregate, version, type, data, metadata, command"
                         " FROM events WHERE aggregate = ?3 AND position >= ?1"
                         " ORDER BY position LIMIT ?2",
-    [S_READ_AGG] = "SELECT position, aggregate, version, type, data, metadata"
+    [S_READ_AGG] = "SELECT position, aggregate, version, type, data, metadata, command"
                    " FROM events WHERE aggregate = ?1 ORDER BY version",
     [S_LAST] = "SELECT coalesce(max(position), 0) FROM events",
 };
@@ -43,6 +43,7 @@ static const char s_schema[] =
     "  type      TEXT NOT NULL,"
     "  data      TEXT NOT NULL,"
     "  metadata  TEXT NOT NULL,"
+    "  command   TEXT,"
     "  UNIQUE (aggregate, version));"
     "CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events"
     "  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;"
@@ -234,6 +235,7 @@ bctx_store_append (bctx_store_t *self, const char *aggregate,
         sqlite3_bind_text (st, 4, e->type, -1, SQLITE_STATIC);
         sqlite3_bind_text (st, 5, e->data, -1, SQLITE_STATIC);
         sqlite3_bind_text (st, 6, e->metadata, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 7, e->command, -1, SQLITE_STATIC);
         int rc = s_exec (st);
         sqlite3_clear_bindings (st);
         if (rc != 0) {
@@ -285,6 +287,7 @@ s_read_rows (sqlite3_stmt *st, bctx_event_fn fn, void *arg)
             .type = (const char *) sqlite3_column_text (st, 3),
             .data = (const char *) sqlite3_column_text (st, 4),
             .metadata = (const char *) sqlite3_column_text (st, 5),
+            .command = (const char *) sqlite3_column_text (st, 6),
         };
         count++;
         if (fn (&e, arg) != 0) {

@@ -2,8 +2,9 @@
  * store - the event store: one SQLite file (WAL mode) per context.
  *
  * It owns the context's log (events with gap-free positions and per-
- * aggregate versions, append-only), and the remembered command ids with
- * the first reply given for each.  Only this module knows SQLite.  The
+ * aggregate versions, append-only, each carrying the id of the command that
+ * decided it), and the replies of commands that decided no event (a
+ * rejection), remembered by command id.  Only this module knows SQLite.  The
  * interface is kept narrow so another backend can stand beside it.
  *
  * A writer groups many appends in one transaction (bctx_store_begin …
@@ -34,6 +35,7 @@ typedef struct bctx_event {
     const char *type;          /* e.g. "Deposited" */
     const char *data;          /* JSON text */
     const char *metadata;      /* JSON text: command id, correlation, causation, time */
+    const char *command;       /* id of the command that decided it, or NULL */
 } bctx_event_t;
 
 /* Called once per event read, in position (or version) order.  Return 0 to
@@ -77,7 +79,8 @@ int bctx_store_append (bctx_store_t *self, const char *aggregate,
 int64_t bctx_store_version (bctx_store_t *self, const char *aggregate);
 
 /* Remembers the reply given to command `id` (JSON text), inside a
- * transaction.  Return 0, BCTX_STORE_CONFLICT when the id is known, or
+ * transaction.  Commands that appended events need not be remembered here:
+ * their id is on their events.  Return 0, BCTX_STORE_CONFLICT when the id is known, or
  * BCTX_STORE_ERROR. */
 int bctx_store_remember (bctx_store_t *self, const char *id,
                          const char *reply);

@@ -41,7 +41,9 @@ struct bctx_worker {
 /* What one command of a batch produced, kept until the commit. */
 typedef struct {
     bctx_job_t *job;              /* the job (borrowed until replied) */
-    json_t *published;            /* array of full event JSON objects, or NULL */
+    char **topics;                /* topics of the events to publish */
+    char **texts;                 /* the events as JSON text */
+    size_t n_published;           /* how many */
 } s_pending_t;
 
 void
@@ -81,12 +83,50 @@ s_valid_type (const char *type)
     return n > 0 && n <= 128;
 }
 
+/* Writes `text` as a JSON string, quoted and escaped. */
+static void
+s_put_string (FILE *out, const char *text)
+{
+    fputc ('"', out);
+    for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf (out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf (out, "\\u%04x", *p);
+        else
+            fputc (*p, out);
+    }
+    fputc ('"', out);
+}
+
+/* One aggregate as the worker knows it.  Held in self->cache as a JSON
+ * array [version, state, ids] so that jansson's hash table finds it:
+ *   version  the last version folded;
+ *   state    what evolve returned (JSON null before the first event);
+ *   ids      command id -> [first position, event count] of every command
+ *            whose events are in this aggregate's stream, so a retry is
+ *            answered from the stream itself (per-stream idempotency). */
+enum { S_VERSION, S_STATE, S_IDS };
+
 typedef struct {
     bctx_worker_t *self;          /* whose plugin folds */
     json_t *state;                /* the state so far (owned) */
+    json_t *ids;                  /* command ids seen (owned) */
     int64_t version;              /* the last version folded */
     int failed;                   /* evolve or JSON failed */
 } s_fold_t;
+
+/* Notes that the event at `position` was decided by command `id`. */
+static void
+s_note_command (json_t *ids, const char *id, int64_t position)
+{
+    json_t *seen = json_object_get (ids, id);
+    if (seen)
+        json_array_set_new (seen, 1, json_integer (json_integer_value (
+                                         json_array_get (seen, 1)) + 1));
+    else
+        json_object_set_new (ids, id, json_pack ("[I, i]", (json_int_t) position, 1));
+}
 
 static int
 s_fold_one (const bctx_event_t *e, void *arg)
@@ -101,6 +141,8 @@ s_fold_one (const bctx_event_t *e, void *arg)
     f->state = p->desc->evolve (p->user, f->state, e->type, data);
     json_decref (data);
     f->version = e->version;
+    if (e->command)
+        s_note_command (f->ids, e->command, e->position);
     if (!f->state) {
         f->failed = 1;
         return 1;
@@ -108,9 +150,8 @@ s_fold_one (const bctx_event_t *e, void *arg)
     return 0;
 }
 
-/* The cache entry [version, state] of an aggregate, loading it from the
- * store when absent.  Return: borrowed, or NULL on failure (message in
- * why). */
+/* The cache entry of an aggregate, folding its events from the store when
+ * absent.  Return: borrowed, or NULL on failure (message in why). */
 static json_t *
 s_aggregate (bctx_worker_t *self, const char *aggregate, char *why,
              size_t whylen)
@@ -118,23 +159,89 @@ s_aggregate (bctx_worker_t *self, const char *aggregate, char *why,
     json_t *entry = json_object_get (self->cache, aggregate);
     if (entry)
         return entry;
-    s_fold_t f = { .self = self };
+    s_fold_t f = { .self = self, .ids = json_object () };
     int64_t n = bctx_store_read_aggregate (self->store, aggregate, s_fold_one, &f);
     if (n < 0 || f.failed) {
         snprintf (why, whylen, "cannot rebuild aggregate \"%s\": %s", aggregate,
                   n < 0 ? bctx_store_error (self->store)
                         : "evolve failed or stored data unreadable");
         json_decref (f.state);
+        json_decref (f.ids);
         return NULL;
     }
-    entry = json_pack ("[I, o]", (json_int_t) f.version,
-                       f.state ? f.state : json_null ());
+    entry = json_pack ("[I, o, o]", (json_int_t) f.version,
+                       f.state ? f.state : json_null (), f.ids);
     json_object_set_new (self->cache, aggregate, entry);
     return entry;
 }
 
-/* Remembers a reply for the command id (for retries) and sets it on the
- * job.  reply: stolen. */
+/* Builds the reply of an accepted command from its events.  Return: new. */
+static char *
+s_accepted_reply (const char *id, const char *aggregate,
+                  const bctx_event_t *events, size_t n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream (&text, &len);
+    fputs ("{\"ok\":true,\"id\":", out);
+    s_put_string (out, id);
+    fputs (",\"events\":[", out);
+    for (size_t i = 0; i < n; i++) {
+        fprintf (out, "%s{\"type\":\"%s\",\"aggregate\":", i ? "," : "", events[i].type);
+        s_put_string (out, aggregate);
+        fprintf (out, ",\"version\":%lld,\"position\":%lld}",
+                 (long long) events[i].version, (long long) events[i].position);
+    }
+    fputs ("]}", out);
+    fclose (out);
+    return text;
+}
+
+typedef struct {
+    bctx_event_t *events;         /* copies of what was read */
+    size_t n;                     /* how many */
+    char *types;                  /* their types, NUL-separated */
+    size_t types_len;             /* bytes used in types */
+} s_replayed_t;
+
+static int
+s_collect_summary (const bctx_event_t *e, void *arg)
+{
+    s_replayed_t *r = arg;
+    r->events[r->n] = *e;
+    size_t tl = strlen (e->type) + 1;
+    r->types = realloc (r->types, r->types_len + tl);
+    memcpy (r->types + r->types_len, e->type, tl);
+    r->types_len += tl;
+    r->n++;
+    return 0;
+}
+
+/* The first reply of a command whose events are in the stream: rebuilt
+ * from those events.  seen: [first position, count].  Return: new, or NULL. */
+static char *
+s_replay_reply (bctx_worker_t *self, const char *id, const char *aggregate,
+                json_t *seen)
+{
+    int64_t from = json_integer_value (json_array_get (seen, 0));
+    int64_t count = json_integer_value (json_array_get (seen, 1));
+    s_replayed_t r = { .events = calloc ((size_t) count, sizeof *r.events) };
+    int64_t got = bctx_store_read (self->store, from, aggregate, count,
+                                   s_collect_summary, &r);
+    char *reply = NULL;
+    if (got == count) {
+        const char *t = r.types;
+        for (size_t i = 0; i < r.n; i++, t += strlen (t) + 1)
+            r.events[i].type = t;
+        reply = s_accepted_reply (id, aggregate, r.events, r.n);
+    }
+    free (r.events);
+    free (r.types);
+    return reply;
+}
+
+/* Remembers the reply of a command that appended nothing (for retries) and
+ * sets it on the job.  reply: stolen. */
 static int
 s_settle (bctx_worker_t *self, bctx_job_t *job, const char *id, char *reply)
 {
@@ -143,14 +250,76 @@ s_settle (bctx_worker_t *self, bctx_job_t *job, const char *id, char *reply)
     return rc == BCTX_STORE_ERROR ? -1 : 0;
 }
 
+/* Builds the metadata of a command's events.  Return: new text. */
+static char *
+s_metadata (json_t *req, const char *id)
+{
+    const char *corr = json_string_value (json_object_get (req, "correlation_id"));
+    const char *cause = json_string_value (json_object_get (req, "causation_id"));
+    char when[40];
+    bctx_time_iso (when, sizeof when);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream (&text, &len);
+    fputs ("{\"command_id\":", out);
+    s_put_string (out, id);
+    fputs (",\"correlation_id\":", out);
+    s_put_string (out, corr ? corr : id);
+    fputs (",\"causation_id\":", out);
+    s_put_string (out, cause ? cause : id);
+    fprintf (out, ",\"time\":\"%s\"}", when);
+    fclose (out);
+    return text;
+}
+
+/* The full event as published on the bus.  Return: new text. */
+static char *
+s_full_event (const char *context, const bctx_event_t *e)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream (&text, &len);
+    fprintf (out, "{\"context\":\"%s\",\"type\":\"%s\",\"aggregate\":", context, e->type);
+    s_put_string (out, e->aggregate);
+    fprintf (out, ",\"version\":%lld,\"position\":%lld,\"data\":%s,\"metadata\":%s}",
+             (long long) e->version, (long long) e->position, e->data, e->metadata);
+    fclose (out);
+    return text;
+}
+
+/* Adds an event to publish after the commit.  topic, text: stolen. */
+static void
+s_publish_later (s_pending_t *p, char *topic, char *text)
+{
+    p->topics = realloc (p->topics, (p->n_published + 1) * sizeof *p->topics);
+    p->texts = realloc (p->texts, (p->n_published + 1) * sizeof *p->texts);
+    p->topics[p->n_published] = topic;
+    p->texts[p->n_published] = text;
+    p->n_published++;
+}
+
+static void
+s_pending_clear (s_pending_t *p)
+{
+    for (size_t i = 0; i < p->n_published; i++) {
+        free (p->topics[i]);
+        free (p->texts[i]);
+    }
+    free (p->topics);
+    free (p->texts);
+    p->topics = p->texts = NULL;
+    p->n_published = 0;
+}
+
 /*
  * Decides one command inside the open transaction.  Sets job->reply.
  * Return 0, or -1 when the store failed and the batch must be rolled back.
- * On success with events, *published receives the full events (new).
+ * Events to publish after the commit go to `pending`.
  */
 static int
-s_handle (bctx_worker_t *self, bctx_job_t *job, json_t **published)
+s_handle (bctx_worker_t *self, s_pending_t *pending)
 {
+    bctx_job_t *job = pending->job;
     json_t *req = job->request;
     const char *command = json_string_value (json_object_get (req, "command"));
     json_t *data = json_object_get (req, "data");
@@ -159,17 +328,16 @@ s_handle (bctx_worker_t *self, bctx_job_t *job, json_t **published)
     const char *id;
     if (jid) {
         id = json_string_value (jid);
-    } else {
-        s_new_id (idbuf);
-        id = idbuf;
-    }
-    if (jid) {
+        /* A retry of a command that appended nothing (a rejection). */
         char *first = bctx_store_recall (self->store, id);
         if (first) {
             atomic_fetch_add (&self->stats.duplicates, 1);
             job->reply = first;
             return 0;
         }
+    } else {
+        s_new_id (idbuf);
+        id = idbuf;
     }
     const bctx_command_t *cmd = bctx_plugin_command (self->plugin, command);
     if (!cmd) {
@@ -197,8 +365,20 @@ s_handle (bctx_worker_t *self, bctx_job_t *job, json_t **published)
         job->reply = bctx_reply_error (BCTX_E_INTERNAL, "%s", why);
         return 0;
     }
-    int64_t version = json_integer_value (json_array_get (entry, 0));
-    json_t *state = json_array_get (entry, 1);
+    json_t *ids = json_array_get (entry, S_IDS);
+    json_t *seen = jid ? json_object_get (ids, id) : NULL;
+    if (seen) {
+        /* A retry of a command whose events are in this stream. */
+        job->reply = s_replay_reply (self, id, aggregate, seen);
+        if (!job->reply) {
+            job->reply = bctx_reply_error (BCTX_E_INTERNAL, "cannot read back command %s", id);
+            return -1;
+        }
+        atomic_fetch_add (&self->stats.duplicates, 1);
+        return 0;
+    }
+    int64_t version = json_integer_value (json_array_get (entry, S_VERSION));
+    json_t *state = json_array_get (entry, S_STATE);
     json_t *events = json_array ();
     bctx_reason_t reason = { { 0 } };
     const bctx_plugin_t *p = self->plugin;
@@ -250,20 +430,17 @@ s_handle (bctx_worker_t *self, bctx_job_t *job, json_t **published)
                                        self->name, command, bad);
         return 0;
     }
+    if (n == 0) {
+        /* Accepted, nothing to record: remember the reply by id. */
+        json_decref (next);
+        json_decref (events);
+        atomic_fetch_add (&self->stats.accepted, 1);
+        return s_settle (self, job, id, s_accepted_reply (id, aggregate, NULL, 0));
+    }
 
-    char when[40];
-    bctx_time_iso (when, sizeof when);
-    json_t *jcorr = json_object_get (req, "correlation_id");
-    json_t *jcause = json_object_get (req, "causation_id");
-    json_t *metadata = json_pack ("{s:s, s:s, s:s, s:s}", "command_id", id,
-                                  "correlation_id",
-                                  jcorr ? json_string_value (jcorr) : id,
-                                  "causation_id",
-                                  jcause ? json_string_value (jcause) : id,
-                                  "time", when);
-    char *meta_text = json_dumps (metadata, JSON_COMPACT);
-    bctx_event_t *rows = calloc (n ? n : 1, sizeof *rows);
-    char **texts = calloc (n ? n : 1, sizeof *texts);
+    char *metadata = s_metadata (req, id);
+    bctx_event_t *rows = calloc (n, sizeof *rows);
+    char **texts = calloc (n, sizeof *texts);
     for (size_t i = 0; i < n; i++) {
         json_t *ev = json_array_get (events, i);
         texts[i] = json_dumps (json_object_get (ev, "data"), JSON_COMPACT);
@@ -271,13 +448,16 @@ s_handle (bctx_worker_t *self, bctx_job_t *job, json_t **published)
             .aggregate = aggregate,
             .type = json_string_value (json_object_get (ev, "type")),
             .data = texts[i],
-            .metadata = meta_text,
+            .metadata = metadata,
+            .command = id,
         };
     }
-    int arc = n ? bctx_store_append (self->store, aggregate, version, rows, n) : 0;
+    int arc = bctx_store_append (self->store, aggregate, version, rows, n);
     int result = 0;
     if (arc == BCTX_STORE_CONFLICT) {
-        /* Another writer moved the aggregate on: forget what we knew. */
+        /* Another writer moved the aggregate on: forget what we knew.
+         * The version check comes before any insert, so nothing of this
+         * command is in the transaction. */
         json_object_del (self->cache, aggregate);
         json_decref (next);
         atomic_fetch_add (&self->stats.failed, 1);
@@ -290,34 +470,23 @@ s_handle (bctx_worker_t *self, bctx_job_t *job, json_t **published)
                                        bctx_store_error (self->store));
         result = -1;
     } else {
-        json_t *summary = json_array ();
-        json_t *full = json_array ();
         for (size_t i = 0; i < n; i++) {
-            json_t *ev = json_array_get (events, i);
-            json_array_append_new (summary, json_pack (
-                "{s:s, s:s, s:I, s:I}", "type", rows[i].type, "aggregate",
-                aggregate, "version", (json_int_t) rows[i].version,
-                "position", (json_int_t) rows[i].position));
-            json_array_append_new (full, json_pack (
-                "{s:s, s:s, s:s, s:I, s:I, s:O, s:O}", "context", self->name,
-                "type", rows[i].type, "aggregate", aggregate,
-                "version", (json_int_t) rows[i].version,
-                "position", (json_int_t) rows[i].position,
-                "data", json_object_get (ev, "data"), "metadata", metadata));
+            char *topic = NULL;
+            if (asprintf (&topic, "%s.%s", self->name, rows[i].type) < 0)
+                topic = NULL;
+            s_publish_later (pending, topic, s_full_event (self->name, &rows[i]));
         }
-        json_array_set_new (entry, 0, json_integer (version + (json_int_t) n));
-        json_array_set_new (entry, 1, next ? next : json_null ());
-        *published = full;
+        json_array_set_new (entry, S_VERSION, json_integer (version + (json_int_t) n));
+        json_array_set_new (entry, S_STATE, next ? next : json_null ());
+        s_note_command (ids, id, rows[0].position);
         atomic_fetch_add (&self->stats.accepted, 1);
-        result = s_settle (self, job, id, bctx_reply_dump_new (json_pack (
-            "{s:b, s:s, s:o}", "ok", 1, "id", id, "events", summary)));
+        job->reply = s_accepted_reply (id, aggregate, rows, n);
     }
     for (size_t i = 0; i < n; i++)
         free (texts[i]);
     free (texts);
     free (rows);
-    free (meta_text);
-    json_decref (metadata);
+    free (metadata);
     json_decref (events);
     return result;
 }
@@ -342,7 +511,7 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
     } else {
         for (size_t i = 0; i < n && !failed; i++) {
             atomic_fetch_add (&self->stats.commands, 1);
-            if (s_handle (self, batch[i].job, &batch[i].published) < 0)
+            if (s_handle (self, &batch[i]) < 0)
                 failed = 1;
         }
         if (!failed && bctx_store_commit (self->store) != 0)
@@ -361,8 +530,7 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
         for (size_t i = 0; i < n; i++) {
             free (batch[i].job->reply);
             batch[i].job->reply = strdup (msg);
-            json_decref (batch[i].published);
-            batch[i].published = NULL;
+            s_pending_clear (&batch[i]);
             s_reply (self, batch[i].job);
         }
         free (msg);
@@ -376,21 +544,13 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
     /* Publish after the replies: the bus is a wake-up, clients come first. */
     int64_t events = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *full = batch[i].published;
-        size_t k;
-        json_t *ev;
-        json_array_foreach (full, k, ev) {
-            char topic[256];
-            snprintf (topic, sizeof topic, "%s.%s", self->name,
-                      json_string_value (json_object_get (ev, "type")));
-            char *text = json_dumps (ev, JSON_COMPACT);
-            if (text)
-                bctx_bus_publish (self->bus, topic, text, strlen (text));
-            free (text);
-            events++;
-        }
-        json_decref (full);
-        batch[i].published = NULL;
+        s_pending_t *p = &batch[i];
+        for (size_t k = 0; k < p->n_published; k++)
+            if (p->topics[k] && p->texts[k])
+                bctx_bus_publish (self->bus, p->topics[k], p->texts[k],
+                                  strlen (p->texts[k]));
+        events += (int64_t) p->n_published;
+        s_pending_clear (p);
     }
     atomic_fetch_add (&self->stats.events, events);
     if (json_object_size (self->cache) > S_CACHE_MAX)

@@ -61,8 +61,10 @@ int
 h_write_config (h_host_t *h)
 {
     static int counter;
+    /* Below the kernel's ephemeral range (32768+), so no client socket
+     * holds it. */
     int port = 20000 + (int) ((getpid () * 7919 + counter++ * 104729
-                               + h_now_us ()) % 20000) * 2;
+                               + h_now_us ()) % 6000) * 2;
     snprintf (h->endpoint, sizeof h->endpoint, "tcp://127.0.0.1:%d", port);
     snprintf (h->publish, sizeof h->publish, "tcp://127.0.0.1:%d", port + 1);
     FILE *f = fopen (h->config, "w");
