@@ -29,12 +29,16 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl
 PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS := $(LDFLAGS) -shared $(shell pkg-config --libs jansson 2>/dev/null)
 
-HOST_MODULES := config log loader store bus protocol worker server
+HOST_MODULES := config log loader store bus protocol worker feed projection reactor server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
 
-PLUGINS      := $(O)/plugins/accounts/accounts.so
+PLUGINS      := $(O)/plugins/accounts/accounts.so $(O)/plugins/transfers/transfers.so \
+                $(O)/plugins/accounts/accounts_v2.so $(O)/plugins/transfers/transfers_v2.so
 TEST_PLUGINS := $(patsubst tests/plugins/%.c,$(O)/tests/plugins/%.so,$(wildcard tests/plugins/*.c))
+# Test plugins that also come in a second version (tests/plugins/NAME.c
+# built with -DPLUGIN_V2 as NAME_v2.so).
+TEST_PLUGINS += $(patsubst %,$(O)/tests/plugins/%_v2.so,$(basename $(notdir $(shell grep -l PLUGIN_V2 tests/plugins/*.c 2>/dev/null))))
 UNIT_TESTS   := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS  := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
@@ -68,6 +72,16 @@ $(O)/plugins/%.so: plugins/%.c plugin-api/bctx/plugin.h
 $(O)/plugins/accounts/accounts_v2.so: plugins/accounts/accounts.c plugin-api/bctx/plugin.h
 	@mkdir -p $(dir $@)
 	$(CC) $(PLUGIN_CFLAGS) -DACCOUNTS_VERSION='"2.0.0"' -o $@ $< $(PLUGIN_LDFLAGS)
+
+# The transfers plugin with its balances projection at version 2 (rebuild tests).
+$(O)/plugins/transfers/transfers_v2.so: plugins/transfers/transfers.c plugin-api/bctx/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -DBALANCES_VERSION=2 -o $@ $< $(PLUGIN_LDFLAGS)
+
+# A second version of a test plugin: the same source built with -DPLUGIN_V2.
+$(O)/tests/plugins/%_v2.so: tests/plugins/%.c plugin-api/bctx/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(PLUGIN_CFLAGS) -DPLUGIN_V2=1 -o $@ $< $(PLUGIN_LDFLAGS)
 
 $(O)/tests/plugins/%.so: tests/plugins/%.c plugin-api/bctx/plugin.h
 	@mkdir -p $(dir $@)

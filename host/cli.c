@@ -33,6 +33,9 @@ s_usage (void)
         "usage: bctx [-e ENDPOINT] [--timeout SECONDS] SUBCOMMAND ...\n"
         "  send CONTEXT COMMAND JSON [--id ID]\n"
         "  events [--context C] [--aggregate A] [--from POS] [--limit N]\n"
+        "  query PROJECTION [KEY] [--limit N] [--after KEY]\n"
+        "  replay PROJECTION\n"
+        "  retry REACTOR\n"
         "  contexts\n"
         "  stats\n"
         "ENDPOINT defaults to $BCTX_ENDPOINT, else %s; the timeout to 5.\n",
@@ -241,6 +244,50 @@ s_events (s_client_t *c, int argc, char **argv)
     return code;
 }
 
+/* query PROJECTION KEY prints one read model; query PROJECTION prints a
+ * page of them, {"items": [...], "next": KEY or null}. */
+static int
+s_query (s_client_t *c, int argc, char **argv)
+{
+    const char *pos[2] = { NULL, NULL }, *after = NULL;
+    long long limit = -1;
+    int npos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp (argv[i], "--after") == 0 && v)
+            after = v, i++;
+        else if (strcmp (argv[i], "--limit") == 0 && v && s_parse_int (v, 1, &limit) == 0)
+            i++;
+        else if (argv[i][0] != '-' && npos < 2)
+            pos[npos++] = argv[i];
+        else
+            npos = 3;
+    }
+    if (npos < 1 || npos > 2 || (pos[1] && (after || limit > 0))) {
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    json_t *req = json_pack ("{s:s, s:s}", "op", "query", "projection", pos[0]);
+    if (pos[1])
+        json_object_set_new (req, "key", json_string (pos[1]));
+    if (after)
+        json_object_set_new (req, "after", json_string (after));
+    if (limit > 0)
+        json_object_set_new (req, "limit", json_integer (limit));
+    return s_simple (c, req);
+}
+
+/* replay PROJECTION / retry REACTOR: one name. */
+static int
+s_named (s_client_t *c, const char *op, const char *field, int argc, char **argv)
+{
+    if (argc != 1) {
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    return s_simple (c, json_pack ("{s:s, s:s}", "op", op, field, argv[0]));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -281,7 +328,9 @@ main (int argc, char **argv)
     int sargc = argc - optind - 1;
     char **sargv = argv + optind + 1;
     int known = strcmp (sub, "send") == 0 || strcmp (sub, "events") == 0
-                || strcmp (sub, "contexts") == 0 || strcmp (sub, "stats") == 0;
+                || strcmp (sub, "contexts") == 0 || strcmp (sub, "stats") == 0
+                || strcmp (sub, "query") == 0 || strcmp (sub, "replay") == 0
+                || strcmp (sub, "retry") == 0;
     if (!known) {
         fprintf (stderr, "bctx: unknown subcommand \"%s\"\n", sub);
         s_usage ();
@@ -304,6 +353,12 @@ main (int argc, char **argv)
         code = s_send (&c, sargc, sargv);
     } else if (strcmp (sub, "events") == 0) {
         code = s_events (&c, sargc, sargv);
+    } else if (strcmp (sub, "query") == 0) {
+        code = s_query (&c, sargc, sargv);
+    } else if (strcmp (sub, "replay") == 0) {
+        code = s_named (&c, "replay", "projection", sargc, sargv);
+    } else if (strcmp (sub, "retry") == 0) {
+        code = s_named (&c, "retry", "reactor", sargc, sargv);
     } else {
         code = s_simple (&c, json_pack ("{s:s}", "op", sub));
     }

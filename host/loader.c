@@ -5,6 +5,8 @@
 
 #include "loader.h"
 #include "log.h"
+#include "projection.h"
+#include "reactor.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -106,8 +108,12 @@ s_check_magic (const bctx_context_t *d, const char *where, const char *path,
         field = "context_size", got = d->magic.context_size, exp = want.context_size;
     else if (d->magic.command_size != want.command_size)
         field = "command_size", got = d->magic.command_size, exp = want.command_size;
-    else if (d->magic.reserved != want.reserved)
-        field = "reserved", got = d->magic.reserved, exp = want.reserved;
+    else if (d->magic.projection_size != want.projection_size)
+        field = "projection_size", got = d->magic.projection_size, exp = want.projection_size;
+    else if (d->magic.reactor_size != want.reactor_size)
+        field = "reactor_size", got = d->magic.reactor_size, exp = want.reactor_size;
+    else if (d->magic.event_size != want.event_size)
+        field = "event_size", got = d->magic.event_size, exp = want.event_size;
     if (!field)
         return 0;
     snprintf (err, errlen,
@@ -222,6 +228,10 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
     self->host.priv = self;
     self->host.log = s_host_log;
     self->host.context_name = s_host_context_name;
+    self->host.model_get = bctx_models_get;
+    self->host.model_put = bctx_models_put;
+    self->host.model_delete = bctx_models_delete;
+    self->host.send = bctx_reaction_send;
     if (s_check_descriptor (self, name, where, path, err, errlen) < 0) {
         bctx_plugin_destroy (&self);
         return NULL;

@@ -6,7 +6,10 @@
 
 #include "server.h"
 #include "bus.h"
+#include "feed.h"
 #include "log.h"
+#include "projection.h"
+#include "reactor.h"
 #include "protocol.h"
 #include "store.h"
 #include "worker.h"
@@ -30,6 +33,11 @@ typedef struct {
     bctx_store_t *reader;         /* read-only store for queries */
 } s_context_t;
 
+typedef struct {
+    bctx_projector_t *projector;  /* runs the projection */
+    bctx_readside_t *reader;      /* read-only, for queries */
+} s_projection_t;
+
 struct bctx_server {
     const bctx_config_t *config;  /* borrowed */
     void *zctx;                   /* the ZeroMQ context */
@@ -38,6 +46,11 @@ struct bctx_server {
     bctx_bus_t *bus;              /* the internal bus */
     s_context_t *contexts;        /* one per config context */
     size_t n_contexts;            /* how many */
+    bctx_source_t *sources;       /* every local context, for feeds */
+    s_projection_t *projections;  /* every projection of every context */
+    size_t n_projections;         /* how many */
+    bctx_reactor_runner_t **reactors; /* every reactor of every context */
+    size_t n_reactors;            /* how many */
     int64_t in_flight;            /* jobs handed to workers, not yet back */
     int64_t requests;             /* requests taken */
     int64_t too_large;            /* requests refused as too_large */
@@ -63,6 +76,73 @@ fail:
     snprintf (err, errlen, "host.data: cannot create %s: %s", p, strerror (errno));
     free (p);
     return -1;
+}
+
+/* Creates the projections and reactors every context declares, with
+ * names unique in the host. */
+static int
+s_open_read_side (bctx_server_t *self, char *err, size_t errlen)
+{
+    self->sources = calloc (self->n_contexts ? self->n_contexts : 1, sizeof *self->sources);
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_worker_t *w = self->contexts[i].worker;
+        self->sources[i] = (bctx_source_t) {
+            .name = bctx_worker_name (w),
+            .store_path = bctx_worker_store_path (w),
+            .head = &bctx_worker_stats (w)->position,
+            .endpoint = bctx_worker_endpoint (w),
+        };
+    }
+    json_t *seen = json_object ();
+    int rc = -1;
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        const bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
+        for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++) {
+            char key[160];
+            snprintf (key, sizeof key, "projection %s", d->name);
+            if (json_object_get (seen, key)) {
+                snprintf (err, errlen, "contexts[%zu] (%s): %s is declared twice in this host",
+                          i, p->name, key);
+                goto done;
+            }
+            json_object_set_new (seen, key, json_true ());
+            bctx_projector_t *pr = bctx_projector_new (self->zctx, self->config->data, p, d,
+                                                       self->sources, self->n_contexts,
+                                                       err, errlen);
+            if (!pr)
+                goto done;
+            self->projections = realloc (self->projections,
+                                         (self->n_projections + 1) * sizeof *self->projections);
+            s_projection_t *sp = &self->projections[self->n_projections++];
+            sp->projector = pr;
+            sp->reader = bctx_readside_open (bctx_projector_path (pr), BCTX_STORE_READONLY,
+                                             err, errlen);
+            if (!sp->reader)
+                goto done;
+        }
+        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++) {
+            char key[160];
+            snprintf (key, sizeof key, "reactor %s", d->name);
+            if (json_object_get (seen, key)) {
+                snprintf (err, errlen, "contexts[%zu] (%s): %s is declared twice in this host",
+                          i, p->name, key);
+                goto done;
+            }
+            json_object_set_new (seen, key, json_true ());
+            bctx_reactor_runner_t *r = bctx_reactor_new (self->zctx, self->config->data, p, d,
+                                                         self->sources, self->n_contexts,
+                                                         err, errlen);
+            if (!r)
+                goto done;
+            self->reactors = realloc (self->reactors,
+                                      (self->n_reactors + 1) * sizeof *self->reactors);
+            self->reactors[self->n_reactors++] = r;
+        }
+    }
+    rc = 0;
+done:
+    json_decref (seen);
+    return rc;
 }
 
 bctx_server_t *
@@ -102,6 +182,8 @@ bctx_server_new (const bctx_config_t *config, char *err, size_t errlen)
             goto fail;
         }
     }
+    if (s_open_read_side (self, err, errlen) < 0)
+        goto fail;
     self->router = zmq_socket (self->zctx, ZMQ_ROUTER);
     int one = 1;
     zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -121,8 +203,21 @@ bctx_server_new (const bctx_config_t *config, char *err, size_t errlen)
             snprintf (err, errlen, "contexts[%zu]: cannot start its worker", i);
             goto fail;
         }
-    bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s) on %s, data in %s",
-              config->name, self->n_contexts, config->api, config->data);
+    for (size_t i = 0; i < self->n_projections; i++)
+        if (bctx_projector_start (self->projections[i].projector) != 0) {
+            snprintf (err, errlen, "projection %s: cannot start its thread",
+                      bctx_projector_name (self->projections[i].projector));
+            goto fail;
+        }
+    for (size_t i = 0; i < self->n_reactors; i++)
+        if (bctx_reactor_start (self->reactors[i]) != 0) {
+            snprintf (err, errlen, "reactor %s: cannot start its thread",
+                      bctx_reactor_name (self->reactors[i]));
+            goto fail;
+        }
+    bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s), %zu projection(s), "
+              "%zu reactor(s) on %s, data in %s", config->name, self->n_contexts,
+              self->n_projections, self->n_reactors, config->api, config->data);
     return self;
 fail:
     bctx_server_destroy (&self);
@@ -163,7 +258,7 @@ typedef struct {
 } s_collect_t;
 
 static int
-s_collect (const bctx_event_t *e, void *arg)
+s_collect (const bctx_row_t *e, void *arg)
 {
     s_collect_t *c = arg;
     json_t *data = json_loads (e->data, 0, NULL);
@@ -210,6 +305,120 @@ s_op_events (bctx_server_t *self, json_t *req)
                                            col.events));
 }
 
+static s_projection_t *
+s_find_projection (bctx_server_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_projections; i++)
+        if (strcmp (bctx_projector_name (self->projections[i].projector), name) == 0)
+            return &self->projections[i];
+    return NULL;
+}
+
+static bctx_reactor_runner_t *
+s_find_reactor (bctx_server_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_reactors; i++)
+        if (strcmp (bctx_reactor_name (self->reactors[i]), name) == 0)
+            return self->reactors[i];
+    return NULL;
+}
+
+typedef struct {
+    json_t *items;                /* [{key, value}] being filled */
+    int failed;                   /* a stored value was unreadable */
+} s_listing_t;
+
+static int
+s_list_one (const char *key, const char *value, void *arg)
+{
+    s_listing_t *l = arg;
+    json_t *v = json_loads (value, JSON_DECODE_ANY, NULL);
+    if (!v) {
+        l->failed = 1;
+        return 1;
+    }
+    json_array_append_new (l->items, json_pack ("{s:s, s:o}", "key", key, "value", v));
+    return 0;
+}
+
+/* {"op":"query","projection":P,"key":K} or a page of them with
+ * "after"/"limit". */
+static char *
+s_op_query (bctx_server_t *self, json_t *req)
+{
+    const char *op = NULL, *name = NULL, *key = NULL, *after = NULL;
+    json_int_t limit = 100;
+    json_error_t jerr;
+    if (json_unpack_ex (req, &jerr, JSON_STRICT, "{s:s, s:s, s?s, s?s, s?I}", "op", &op,
+                        "projection", &name, "key", &key, "after", &after,
+                        "limit", &limit) != 0)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "query: %s", jerr.text);
+    if (limit < 1 || limit > S_EVENTS_MAX)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "query: limit must be 1 to %d",
+                                 S_EVENTS_MAX);
+    if (key && after)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "query: give a key or a page, not both");
+    s_projection_t *p = s_find_projection (self, name);
+    if (!p)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "no projection \"%s\" on this host", name);
+    if (key) {
+        char *text = bctx_readside_get_live (p->reader, key);
+        json_t *value = text ? json_loads (text, JSON_DECODE_ANY, NULL) : json_null ();
+        free (text);
+        if (!value)
+            return bctx_reply_error (BCTX_E_INTERNAL, "query: stored read model unreadable");
+        return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:s, s:o}", "ok", 1,
+                                               "projection", name, "key", key,
+                                               "value", value));
+    }
+    s_listing_t l = { .items = json_array () };
+    int64_t n = bctx_readside_list_live (p->reader, after, limit, s_list_one, &l);
+    if (n < 0 || l.failed) {
+        json_decref (l.items);
+        return bctx_reply_error (BCTX_E_INTERNAL, "query: %s", bctx_readside_error (p->reader));
+    }
+    json_t *next = json_null ();
+    if (n == limit)
+        next = json_incref (json_object_get (json_array_get (l.items, json_array_size (l.items) - 1),
+                                             "key"));
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "projection",
+                                           name, "items", l.items, "next", next));
+}
+
+static char *
+s_op_replay (bctx_server_t *self, json_t *req)
+{
+    const char *name = NULL, *op = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex (req, &jerr, JSON_STRICT, "{s:s, s:s}", "op", &op,
+                        "projection", &name) != 0)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "replay: %s", jerr.text);
+    s_projection_t *p = s_find_projection (self, name);
+    if (!p)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "no projection \"%s\" on this host", name);
+    bctx_projector_replay (p->projector);
+    bctx_log (BCTX_LOG_INFO, "projection %s: replay asked", name);
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:b}", "ok", 1, "projection", name,
+                                           "rebuilding", 1));
+}
+
+static char *
+s_op_retry (bctx_server_t *self, json_t *req)
+{
+    const char *name = NULL, *op = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex (req, &jerr, JSON_STRICT, "{s:s, s:s}", "op", &op,
+                        "reactor", &name) != 0)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "retry: %s", jerr.text);
+    bctx_reactor_runner_t *r = s_find_reactor (self, name);
+    if (!r)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "no reactor \"%s\" on this host", name);
+    int64_t parked = bctx_reactor_parked (r);
+    bctx_reactor_retry (r);
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:I}", "ok", 1, "reactor", name,
+                                           "parked", (json_int_t) parked));
+}
+
 static char *
 s_op_contexts (bctx_server_t *self)
 {
@@ -220,12 +429,19 @@ s_op_contexts (bctx_server_t *self)
         json_t *commands = json_array ();
         for (size_t k = 0; k < p->n_commands; k++)
             json_array_append_new (commands, json_string (p->desc->commands[k].name));
+        json_t *projections = json_array ();
+        for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
+            json_array_append_new (projections, json_pack ("{s:s, s:i}", "name", d->name,
+                                                           "version", (int) d->version));
+        json_t *reactors = json_array ();
+        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
+            json_array_append_new (reactors, json_string (d->name));
         json_array_append_new (list, json_pack (
-            "{s:s, s:s, s:s, s:I, s:o}", "name", bctx_worker_name (w),
+            "{s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "name", bctx_worker_name (w),
             "version", p->desc->version ? p->desc->version : "",
             "plugin", p->path,
             "position", (json_int_t) atomic_load (&bctx_worker_stats (w)->position),
-            "commands", commands));
+            "commands", commands, "projections", projections, "reactors", reactors));
     }
     return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o}", "ok", 1, "host",
                                            self->config->name, "contexts", list));
@@ -252,12 +468,21 @@ s_op_stats (bctx_server_t *self)
             "commits", (json_int_t) batches,
             "commands_per_commit", batches ? (double) commands / (double) batches : 0.0));
     }
+    json_t *projections = json_object ();
+    for (size_t i = 0; i < self->n_projections; i++)
+        json_object_set_new (projections, bctx_projector_name (self->projections[i].projector),
+                             bctx_projector_stats (self->projections[i].projector));
+    json_t *reactors = json_object ();
+    for (size_t i = 0; i < self->n_reactors; i++)
+        json_object_set_new (reactors, bctx_reactor_name (self->reactors[i]),
+                             bctx_reactor_stats (self->reactors[i]));
     return bctx_reply_dump_new (json_pack (
-        "{s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:o}", "ok", 1, "host",
+        "{s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o}", "ok", 1, "host",
         self->config->name, "api", "requests", (json_int_t) self->requests,
         "in_flight", (json_int_t) self->in_flight,
         "bad_request", (json_int_t) self->bad,
-        "too_large", (json_int_t) self->too_large, "contexts", contexts));
+        "too_large", (json_int_t) self->too_large, "contexts", contexts,
+        "projections", projections, "reactors", reactors));
 }
 
 /* Checks a "send" and hands it to its worker.  Return NULL when handed on
@@ -354,6 +579,12 @@ s_request (bctx_server_t *self, const char *body, size_t len,
         reply = s_op_contexts (self);
     else if (strcmp (op, "stats") == 0)
         reply = s_op_stats (self);
+    else if (strcmp (op, "query") == 0)
+        reply = s_op_query (self, req);
+    else if (strcmp (op, "replay") == 0)
+        reply = s_op_replay (self, req);
+    else if (strcmp (op, "retry") == 0)
+        reply = s_op_retry (self, req);
     else
         reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "unknown op \"%s\"", op);
     if (reply && strstr (reply, "\"code\":\"bad_request\""))
@@ -477,6 +708,16 @@ bctx_server_destroy (bctx_server_t **self_p)
         return;
     bctx_server_t *self = *self_p;
     int linger = 0;
+    /* The read side first: a reactor may be waiting on a worker. */
+    for (size_t i = 0; i < self->n_reactors; i++)
+        bctx_reactor_destroy (&self->reactors[i]);
+    free (self->reactors);
+    for (size_t i = 0; i < self->n_projections; i++) {
+        bctx_projector_destroy (&self->projections[i].projector);
+        bctx_readside_destroy (&self->projections[i].reader);
+    }
+    free (self->projections);
+    free (self->sources);
     for (size_t i = 0; i < self->n_contexts; i++) {
         s_context_t *c = &self->contexts[i];
         if (c->push) {

@@ -28,7 +28,7 @@ typedef struct bctx_store bctx_store_t;
 
 /* One event as stored.  Strings are borrowed from the caller (append) or
  * from the store until the callback returns (read). */
-typedef struct bctx_event {
+typedef struct bctx_row {
     int64_t position;          /* place in the context's log, from 1 */
     const char *aggregate;     /* the aggregate's id */
     int64_t version;           /* place in the aggregate's stream, from 1 */
@@ -36,11 +36,11 @@ typedef struct bctx_event {
     const char *data;          /* JSON text */
     const char *metadata;      /* JSON text: command id, correlation, causation, time */
     const char *command;       /* id of the command that decided it, or NULL */
-} bctx_event_t;
+} bctx_row_t;
 
 /* Called once per event read, in position (or version) order.  Return 0 to
  * go on, non-zero to stop. */
-typedef int (*bctx_event_fn) (const bctx_event_t *event, void *arg);
+typedef int (*bctx_row_fn) (const bctx_row_t *event, void *arg);
 
 /* Opens (creating if needed, unless READONLY) the store file at `path`.
  * Return: new store, or NULL with a message in err. */
@@ -73,7 +73,7 @@ void bctx_store_rollback (bctx_store_t *self);
  * nothing is appended and BCTX_STORE_CONFLICT is returned.
  */
 int bctx_store_append (bctx_store_t *self, const char *aggregate,
-                       int64_t expected, bctx_event_t *events, size_t n);
+                       int64_t expected, bctx_row_t *events, size_t n);
 
 /* The aggregate's current version (0 when it has no events), or -1. */
 int64_t bctx_store_version (bctx_store_t *self, const char *aggregate);
@@ -94,13 +94,91 @@ char *bctx_store_recall (bctx_store_t *self, const char *id);
  * BCTX_STORE_ERROR. */
 int64_t bctx_store_read (bctx_store_t *self, int64_t from,
                          const char *aggregate, int64_t limit,
-                         bctx_event_fn fn, void *arg);
+                         bctx_row_fn fn, void *arg);
 
 /* Reads one aggregate's events in version order, all of them. */
 int64_t bctx_store_read_aggregate (bctx_store_t *self, const char *aggregate,
-                                   bctx_event_fn fn, void *arg);
+                                   bctx_row_fn fn, void *arg);
 
 /* The last SQLite error message of this store.  Return: borrowed. */
 const char *bctx_store_error (bctx_store_t *self);
 
+
+
+/*
+ * The read side: one SQLite file per projection (its read models and its
+ * checkpoints, written in one transaction so they never drift apart) or
+ * per reactor (its checkpoints and parked events).
+ *
+ * Read models live in generations: queries read the live generation while
+ * a rebuild fills the next one beside it; the switch is one transaction
+ * that changes meta "live_gen".  Checkpoints are per generation and per
+ * source context.
+ */
+typedef struct bctx_readside bctx_readside_t;
+
+/* Called once per read model listed.  Return 0 to go on. */
+typedef int (*bctx_model_fn) (const char *key, const char *value, void *arg);
+
+/* Called once per parked event.  Return 0 to go on. */
+typedef int (*bctx_parked_fn) (const char *source, int64_t position,
+                               const char *aggregate, const char *reason,
+                               void *arg);
+
+/* Opens (creating unless READONLY) the read-side file at path.  Return:
+ * new, or NULL with a message in err. */
+bctx_readside_t *bctx_readside_open (const char *path, int flags, char *err,
+                                     size_t errlen);
+void bctx_readside_destroy (bctx_readside_t **self_p);
+
+/* Transactions: every write below happens inside one.  Return 0 or -1. */
+int bctx_readside_begin (bctx_readside_t *self);
+int bctx_readside_commit (bctx_readside_t *self);
+void bctx_readside_rollback (bctx_readside_t *self);
+
+/* An integer setting ("live_gen", "live_version", "build_gen", …), or
+ * `otherwise` when absent. */
+int64_t bctx_readside_meta (bctx_readside_t *self, const char *key,
+                            int64_t otherwise);
+int bctx_readside_set_meta (bctx_readside_t *self, const char *key,
+                            int64_t value);
+int bctx_readside_delete_meta (bctx_readside_t *self, const char *key);
+
+/* The read model under key in generation gen (JSON text).  Return: new,
+ * or NULL when absent. */
+char *bctx_readside_get (bctx_readside_t *self, int64_t gen, const char *key);
+
+/* The read model under key in the live generation.  Return: new or NULL. */
+char *bctx_readside_get_live (bctx_readside_t *self, const char *key);
+
+/* Stores (replacing) or deletes a read model.  key, value: borrowed. */
+int bctx_readside_put (bctx_readside_t *self, int64_t gen, const char *key,
+                       const char *value);
+int bctx_readside_delete (bctx_readside_t *self, int64_t gen, const char *key);
+
+/* Lists up to limit read models of the live generation with key > after
+ * (all when after is NULL), in key order.  Return the count, or -1. */
+int64_t bctx_readside_list_live (bctx_readside_t *self, const char *after,
+                                 int64_t limit, bctx_model_fn fn, void *arg);
+
+/* Removes every read model and checkpoint of generation gen. */
+int bctx_readside_drop (bctx_readside_t *self, int64_t gen);
+
+/* The last position handled from source in generation gen (0 if none). */
+int64_t bctx_readside_checkpoint (bctx_readside_t *self, int64_t gen,
+                                  const char *source);
+int bctx_readside_set_checkpoint (bctx_readside_t *self, int64_t gen,
+                                  const char *source, int64_t position);
+
+/* Parked events of a reactor: park, list in position order, unpark. */
+int bctx_readside_park (bctx_readside_t *self, const char *source,
+                        int64_t position, const char *aggregate,
+                        const char *reason);
+int64_t bctx_readside_parked (bctx_readside_t *self, bctx_parked_fn fn,
+                              void *arg);
+int bctx_readside_unpark (bctx_readside_t *self, const char *source,
+                          int64_t position);
+
+/* The last SQLite error message.  Return: borrowed. */
+const char *bctx_readside_error (bctx_readside_t *self);
 #endif

@@ -129,7 +129,7 @@ s_note_command (json_t *ids, const char *id, int64_t position)
 }
 
 static int
-s_fold_one (const bctx_event_t *e, void *arg)
+s_fold_one (const bctx_row_t *e, void *arg)
 {
     s_fold_t *f = arg;
     json_t *data = json_loads (e->data, 0, NULL);
@@ -178,7 +178,7 @@ s_aggregate (bctx_worker_t *self, const char *aggregate, char *why,
 /* Builds the reply of an accepted command from its events.  Return: new. */
 static char *
 s_accepted_reply (const char *id, const char *aggregate,
-                  const bctx_event_t *events, size_t n)
+                  const bctx_row_t *events, size_t n)
 {
     char *text = NULL;
     size_t len = 0;
@@ -198,14 +198,14 @@ s_accepted_reply (const char *id, const char *aggregate,
 }
 
 typedef struct {
-    bctx_event_t *events;         /* copies of what was read */
+    bctx_row_t *events;         /* copies of what was read */
     size_t n;                     /* how many */
     char *types;                  /* their types, NUL-separated */
     size_t types_len;             /* bytes used in types */
 } s_replayed_t;
 
 static int
-s_collect_summary (const bctx_event_t *e, void *arg)
+s_collect_summary (const bctx_row_t *e, void *arg)
 {
     s_replayed_t *r = arg;
     r->events[r->n] = *e;
@@ -241,11 +241,14 @@ s_replay_reply (bctx_worker_t *self, const char *id, const char *aggregate,
 }
 
 /* Remembers the reply of a command that appended nothing (for retries) and
- * sets it on the job.  reply: stolen. */
+ * sets it on the job.  Only ids a client chose are remembered: nobody can
+ * retry an id the host made up.  reply: stolen. */
 static int
 s_settle (bctx_worker_t *self, bctx_job_t *job, const char *id, char *reply)
 {
     job->reply = reply;
+    if (!json_object_get (job->request, "id"))
+        return 0;
     int rc = bctx_store_remember (self->store, id, reply);
     return rc == BCTX_STORE_ERROR ? -1 : 0;
 }
@@ -274,7 +277,7 @@ s_metadata (json_t *req, const char *id)
 
 /* The full event as published on the bus.  Return: new text. */
 static char *
-s_full_event (const char *context, const bctx_event_t *e)
+s_full_event (const char *context, const bctx_row_t *e)
 {
     char *text = NULL;
     size_t len = 0;
@@ -439,12 +442,12 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
     }
 
     char *metadata = s_metadata (req, id);
-    bctx_event_t *rows = calloc (n, sizeof *rows);
+    bctx_row_t *rows = calloc (n, sizeof *rows);
     char **texts = calloc (n, sizeof *texts);
     for (size_t i = 0; i < n; i++) {
         json_t *ev = json_array_get (events, i);
         texts[i] = json_dumps (json_object_get (ev, "data"), JSON_COMPACT);
-        rows[i] = (bctx_event_t) {
+        rows[i] = (bctx_row_t) {
             .aggregate = aggregate,
             .type = json_string_value (json_object_get (ev, "type")),
             .data = texts[i],
@@ -494,6 +497,14 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
 static void
 s_reply (bctx_worker_t *self, bctx_job_t *job)
 {
+    if (job->waiter) {
+        bctx_waiter_t *w = job->waiter;
+        pthread_mutex_lock (&w->lock);
+        w->done = 1;
+        pthread_cond_signal (&w->cond);
+        pthread_mutex_unlock (&w->lock);
+        return;
+    }
     if (zmq_send (self->replies, &job, sizeof job, 0) < 0) {
         bctx_log (BCTX_LOG_ERROR, "context %s: cannot hand a reply back: %s",
                   self->name, zmq_strerror (zmq_errno ()));

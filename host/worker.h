@@ -12,6 +12,7 @@
 #ifndef BCTX_WORKER_H
 #define BCTX_WORKER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,14 @@
 
 #include "config.h"
 #include "loader.h"
+
+/* Lets a thread wait for the reply to a job it submitted itself (a
+ * reactor's command) instead of having it sent to the API thread. */
+typedef struct bctx_waiter {
+    pthread_mutex_t lock;         /* guards done */
+    pthread_cond_t cond;          /* signalled when done */
+    int done;                     /* the job has its reply */
+} bctx_waiter_t;
 
 /* One client request on its way through a worker and back.  The API thread
  * makes it, passes its pointer to the worker and frees it once the worker
@@ -29,6 +38,7 @@ typedef struct bctx_job {
     int delimiter;                /* the client sent an empty frame first */
     json_t *request;              /* owned: the parsed "send" request */
     char *reply;                  /* owned: reply JSON text, set by the worker */
+    bctx_waiter_t *waiter;        /* borrowed: who waits, or NULL for the API */
 } bctx_job_t;
 
 /* Frees a job; sets *self_p to NULL.  Idempotent. */

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 /* Bumped on any incompatible change to the structures below. */
-#define BCTX_ABI_VERSION 1
+#define BCTX_ABI_VERSION 2
 
 /* Name of the one function a plugin exports. */
 #define BCTX_ENTRY_SYMBOL "bctx_context"
@@ -53,13 +53,33 @@ typedef struct bctx_magic {
     uint32_t abi_version;      /* BCTX_ABI_VERSION the plugin was built with */
     uint32_t context_size;     /* sizeof (bctx_context_t) at build time */
     uint32_t command_size;     /* sizeof (bctx_command_t) at build time */
-    uint32_t reserved;         /* zero */
+    uint32_t projection_size;  /* sizeof (bctx_projection_t) at build time */
+    uint32_t reactor_size;     /* sizeof (bctx_reactor_t) at build time */
+    uint32_t event_size;       /* sizeof (bctx_event_t) at build time */
 } bctx_magic_t;
 
 /* A rejection's reason, filled by decide with bctx_reason(). */
 typedef struct bctx_reason {
     char text[256];            /* human-readable, NUL-terminated */
 } bctx_reason_t;
+
+/* An event as a projection or reactor sees it.  Everything is borrowed
+ * for the duration of the handler call. */
+typedef struct bctx_event {
+    const char *context;       /* the context whose log holds it */
+    const char *type;          /* e.g. "Deposited" */
+    const char *aggregate;     /* the aggregate's id */
+    int64_t version;           /* place in the aggregate's stream, from 1 */
+    int64_t position;          /* place in the context's log, from 1 */
+    const json_t *data;        /* what the context decided */
+    const json_t *metadata;    /* command_id, correlation_id, causation_id, time */
+} bctx_event_t;
+
+/* The read models a projection handler may read and write (opaque). */
+typedef struct bctx_models bctx_models_t;
+
+/* A reactor handler's right to send commands (opaque). */
+typedef struct bctx_reaction bctx_reaction_t;
 
 /* Services the host offers a plugin.  The table only ever grows at the end:
  * a plugin that wants an entry added later checks `size` (or the pointer for
@@ -76,6 +96,27 @@ struct bctx_host {
     /* The name this context has in the host's config.  Return: borrowed,
      * valid until fini. */
     const char *(*context_name) (const bctx_host_t *host);
+
+    /* --- read models, only inside a projection's handle --- */
+    /* The read model stored under key.  Return: new, or NULL if none. */
+    json_t *(*model_get) (bctx_models_t *models, const char *key);
+    /* Stores value (stolen) under key, replacing what was there.  It is
+     * committed together with the projection's checkpoint.  Return 0/-1. */
+    int (*model_put) (bctx_models_t *models, const char *key, json_t *value);
+    /* Removes the read model under key.  Return 0/-1. */
+    int (*model_delete) (bctx_models_t *models, const char *key);
+
+    /* --- commands, only inside a reactor's react --- */
+    /* Sends a command to any context and waits for the outcome.  context,
+     * command: borrowed; data: stolen.  The host gives the command an id
+     * derived from the event being handled and the call's order within the
+     * handler, so a redelivered event never acts twice: a repeated send
+     * returns the first outcome.  Return BCTX_OK (accepted), BCTX_REJECT
+     * (why says why; a business outcome, not an error) or BCTX_ERROR (the
+     * command could not be applied now: return BCTX_ERROR from react and
+     * the host retries the event later). */
+    int (*send) (bctx_reaction_t *reaction, const char *context,
+                 const char *command, json_t *data, bctx_reason_t *why);
 };
 
 /*
@@ -112,6 +153,45 @@ typedef int (*bctx_decide_fn) (void *user, const json_t *state,
 typedef json_t *(*bctx_evolve_fn) (void *user, json_t *state,
                                    const char *type, const json_t *data);
 
+/*
+ * A projection folds events (of its own context or of others) into read
+ * models: JSON documents by key, queried with `bctx query NAME [KEY]`.
+ * The host feeds it every event it consumes, in position order for each
+ * source context, exactly once as far as the read models can tell: the
+ * models a handler writes and the projection's checkpoint commit in one
+ * transaction.  Bump `version` when the handler changes what it writes:
+ * the host then rebuilds the projection from position 1 beside the old
+ * read models and switches to the new ones when they have caught up.
+ *
+ * handle: user as for decide; host: the services table; models: where
+ * read models are read and written (host->model_get/put/delete); event:
+ * borrowed.  Return BCTX_OK, or BCTX_ERROR to stop the projection (it is
+ * retried later; nothing of the failed batch is kept).
+ */
+typedef struct bctx_projection {
+    const char *name;             /* unique in the host, e.g. "balances" */
+    uint32_t version;             /* from 1; bump to rebuild */
+    const char *const *consumes;  /* "<context>.<Type>" or "<context>.*", NULL-ended */
+    int (*handle) (void *user, const bctx_host_t *host, bctx_models_t *models,
+                   const bctx_event_t *event);
+} bctx_projection_t;
+
+/*
+ * A reactor reacts to events by sending commands (host->send): a process
+ * manager or saga.  The host feeds it every event it consumes, in
+ * position order for each source context, and checkpoints it after each.
+ * Return BCTX_OK when done with the event, or BCTX_ERROR to have it
+ * retried with back-off; an aggregate whose events keep failing is
+ * parked (its later events wait too) without holding up the others, until
+ * `bctx retry REACTOR`.
+ */
+typedef struct bctx_reactor {
+    const char *name;             /* unique in the host */
+    const char *const *consumes;  /* "<context>.<Type>" or "<context>.*", NULL-ended */
+    int (*react) (void *user, const bctx_host_t *host,
+                  bctx_reaction_t *reaction, const bctx_event_t *event);
+} bctx_reactor_t;
+
 /* One command a context accepts. */
 typedef struct bctx_command {
     const char *name;             /* e.g. "Deposit" */
@@ -127,6 +207,8 @@ typedef struct bctx_context {
     const char *version;          /* the plugin's version, e.g. "1.0.0" */
     const bctx_command_t *commands; /* array ended by an entry with name NULL */
     bctx_evolve_fn evolve;        /* the aggregate's fold */
+    const bctx_projection_t *projections; /* array ended by name NULL, or NULL */
+    const bctx_reactor_t *reactors;       /* array ended by name NULL, or NULL */
     /* Called once after load, before any command.  settings: borrowed, the
      * context's "settings" from config (JSON null if absent).  host:
      * borrowed, valid until fini.  Store plugin state in *user.  Return
@@ -138,7 +220,10 @@ typedef struct bctx_context {
 } bctx_context_t;
 
 #define BCTX_MAGIC { BCTX_ABI_VERSION, (uint32_t) sizeof (bctx_context_t), \
-                     (uint32_t) sizeof (bctx_command_t), 0 }
+                     (uint32_t) sizeof (bctx_command_t), \
+                     (uint32_t) sizeof (bctx_projection_t), \
+                     (uint32_t) sizeof (bctx_reactor_t), \
+                     (uint32_t) sizeof (bctx_event_t) }
 
 /* Initialiser for a descriptor:
  *   static const bctx_context_t ctx = BCTX_CONTEXT_INIT (.name = "x", …); */

@@ -39,7 +39,7 @@ typedef struct {
 } seen_t;
 
 static int
-s_collect (const bctx_event_t *event, void *arg)
+s_collect (const bctx_row_t *event, void *arg)
 {
     seen_t *seen = arg;
     assert_true (seen->n < MAX_SEEN);
@@ -75,12 +75,12 @@ static int64_t
 s_append (bctx_store_t *store, const char *aggregate, int64_t expected,
           const char *type, size_t n)
 {
-    bctx_event_t events[8];
+    bctx_row_t events[8];
     char data[8][32];
     assert_true (n <= 8);
     for (size_t i = 0; i < n; i++) {
         snprintf (data[i], sizeof data[i], "{\"n\":%zu}", i);
-        events[i] = (bctx_event_t) {
+        events[i] = (bctx_row_t) {
             .aggregate = aggregate, .type = type, .data = data[i],
             .metadata = "{\"command\":\"c\"}",
         };
@@ -167,7 +167,7 @@ static void
 test_append_and_read_back (void **state)
 {
     fixture_t *f = *state;
-    bctx_event_t a[3] = {
+    bctx_row_t a[3] = {
         { .aggregate = "a1", .type = "Opened", .data = "{\"owner\":\"ann\"}",
           .metadata = "{\"command\":\"c1\"}" },
         { .aggregate = "a1", .type = "Deposited", .data = "{\"amount\":5}",
@@ -175,7 +175,7 @@ test_append_and_read_back (void **state)
         { .aggregate = "a1", .type = "Deposited", .data = "{\"amount\":7}",
           .metadata = "{\"command\":\"c1\"}" },
     };
-    bctx_event_t b[2] = {
+    bctx_row_t b[2] = {
         { .aggregate = "b2", .type = "Opened", .data = "{\"owner\":\"bob\"}",
           .metadata = "{\"command\":\"c2\"}" },
         { .aggregate = "b2", .type = "Withdrawn", .data = "{\"amount\":1}",
@@ -234,7 +234,7 @@ test_version (void **state)
     assert_int_equal (bctx_store_version (f->store, "A1"), 0);
     assert_int_equal (bctx_store_version (f->store, "a"), 0);
     /* Inside a transaction, this connection sees its own appends. */
-    bctx_event_t e = { .aggregate = "a1", .type = "T", .data = "{}",
+    bctx_row_t e = { .aggregate = "a1", .type = "T", .data = "{}",
                        .metadata = "{}" };
     assert_int_equal (bctx_store_begin (f->store), 0);
     assert_int_equal (bctx_store_append (f->store, "a1", 3, &e, 1), 0);
@@ -250,7 +250,7 @@ test_optimistic_concurrency (void **state)
     s_append (f->store, "a1", 0, "T", 2);
     assert_int_equal (bctx_store_position (f->store), 2);
 
-    bctx_event_t e[2] = {
+    bctx_row_t e[2] = {
         { .aggregate = "a1", .type = "Late", .data = "{}", .metadata = "{}" },
         { .aggregate = "a1", .type = "Late", .data = "{}", .metadata = "{}" },
     };
@@ -267,7 +267,7 @@ test_optimistic_concurrency (void **state)
     assert_int_equal (bctx_store_version (f->store, "a1"), 2);
     /* The transaction is still good for other appends (group commit: one
      * command's conflict does not spoil the others'). */
-    bctx_event_t other = { .aggregate = "b2", .type = "T", .data = "{}",
+    bctx_row_t other = { .aggregate = "b2", .type = "T", .data = "{}",
                            .metadata = "{}" };
     assert_int_equal (bctx_store_append (f->store, "b2", 0, &other, 1), 0);
     assert_int_equal (other.position, 3);
@@ -294,7 +294,7 @@ test_two_writers (void **state)
     assert_int_equal (bctx_store_position (other), 0);
     s_append (f->store, "a1", 0, "T", 2);
 
-    bctx_event_t e = { .aggregate = "a1", .type = "T", .data = "{}",
+    bctx_row_t e = { .aggregate = "a1", .type = "T", .data = "{}",
                        .metadata = "{}" };
     assert_int_equal (bctx_store_begin (other), 0);
     assert_int_equal (bctx_store_position (other), 2);
@@ -370,7 +370,7 @@ test_rollback (void **state)
     fixture_t *f = *state;
     s_append (f->store, "a1", 0, "T", 2);
 
-    bctx_event_t e[3] = {
+    bctx_row_t e[3] = {
         { .aggregate = "a1", .type = "Gone", .data = "{}", .metadata = "{}" },
         { .aggregate = "a1", .type = "Gone", .data = "{}", .metadata = "{}" },
         { .aggregate = "a1", .type = "Gone", .data = "{}", .metadata = "{}" },
@@ -402,7 +402,7 @@ test_destroy_rolls_back (void **state)
 {
     fixture_t *f = *state;
     s_append (f->store, "a1", 0, "T", 1);
-    bctx_event_t e = { .aggregate = "a1", .type = "Gone", .data = "{}",
+    bctx_row_t e = { .aggregate = "a1", .type = "Gone", .data = "{}",
                        .metadata = "{}" };
     assert_int_equal (bctx_store_begin (f->store), 0);
     assert_int_equal (bctx_store_append (f->store, "a1", 1, &e, 1), 0);
@@ -545,7 +545,7 @@ test_readonly_reader (void **state)
     seen_t seen;
     assert_int_equal (s_read_all (reader, &seen), 2);
 
-    bctx_event_t e = { .aggregate = "a1", .type = "Pending", .data = "{}",
+    bctx_row_t e = { .aggregate = "a1", .type = "Pending", .data = "{}",
                        .metadata = "{}" };
     assert_int_equal (bctx_store_begin (f->store), 0);
     assert_int_equal (bctx_store_append (f->store, "a1", 2, &e, 1), 0);
@@ -565,7 +565,7 @@ test_readonly_reader (void **state)
     free (reply);
 
     /* A reader cannot write. */
-    bctx_event_t w = { .aggregate = "a1", .type = "T", .data = "{}",
+    bctx_row_t w = { .aggregate = "a1", .type = "T", .data = "{}",
                        .metadata = "{}" };
     if (bctx_store_begin (reader) == 0) {
         assert_int_not_equal (bctx_store_append (reader, "a1", 3, &w, 1), 0);

@@ -1,0 +1,555 @@
+/*
+ * projection - the projection runner: catch-up, live feed, generations
+ * and rebuilds, read-model cache, checkpoints.
+ */
+#include "projection.h"
+#include "log.h"
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_BATCH        5000      /* events per transaction */
+#define S_CACHE_MAX    100000    /* read models kept parsed between batches */
+#define S_IDLE_MS      1000      /* wake at least this often */
+
+struct bctx_models {
+    bctx_projector_t *owner;      /* whose */
+    json_t *cache;                /* key -> value, or JSON null when absent */
+    json_t *dirty;                /* keys written in this batch -> true */
+    int failed;                   /* a store read failed in this batch */
+};
+
+struct bctx_projector {
+    char *name;                   /* the projection's name */
+    char *path;                   /* its read-side file */
+    const bctx_plugin_t *plugin;  /* the context declaring it (borrowed) */
+    const bctx_projection_t *def; /* its declaration (borrowed) */
+    bctx_feed_t *feed;            /* its sources */
+    bctx_readside_t *db;          /* its read models and checkpoints */
+    void *zctx;                   /* ZeroMQ context (borrowed) */
+    void *sub;                    /* bus subscription (the thread's) */
+    void *control;                /* PULL: 'r' replay, 's' stop (the thread's) */
+    void *control_push;           /* PUSH to control (the API thread's) */
+    char control_endpoint[128];   /* inproc endpoint of control */
+    pthread_t thread;             /* runs s_run */
+    int started;                  /* thread was created */
+    struct bctx_models models;    /* read models of the generation fed */
+    int64_t gen;                  /* the generation being fed */
+    int64_t *checkpoints;         /* per source, of gen */
+    int building;                 /* gen is a rebuild beside the live one */
+    int64_t built_from;           /* heads when the rebuild started, summed */
+    double last_progress_log;     /* when progress was last logged */
+    int backoff_ms;               /* wait after a failure */
+    /* Shared with the API thread, under lock: */
+    pthread_mutex_t lock;         /* guards what follows */
+    int64_t *shown;               /* per source: checkpoint of the live gen */
+    int64_t *shown_build;         /* per source: checkpoint of the rebuild */
+    int shown_building;           /* a rebuild is running */
+    int64_t handled;              /* events handled since start */
+    int64_t rebuilds;             /* rebuilds completed since start */
+    char error[256];              /* last failure, or "" */
+};
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* --- host services --------------------------------------------------- */
+
+json_t *
+bctx_models_get (bctx_models_t *m, const char *key)
+{
+    if (!m || !key)
+        return NULL;
+    json_t *v = json_object_get (m->cache, key);
+    if (!v) {
+        char *text = bctx_readside_get (m->owner->db, m->owner->gen, key);
+        v = text ? json_loads (text, 0, NULL) : json_null ();
+        free (text);
+        if (!v) {
+            m->failed = 1;
+            return NULL;
+        }
+        json_object_set_new (m->cache, key, v);
+    }
+    return json_is_null (v) ? NULL : json_incref (v);
+}
+
+int
+bctx_models_put (bctx_models_t *m, const char *key, json_t *value)
+{
+    if (!m || !key || !value || json_is_null (value)) {
+        json_decref (value);
+        return -1;
+    }
+    if (json_object_set_new (m->cache, key, value) != 0)
+        return -1;
+    return json_object_set_new (m->dirty, key, json_true ());
+}
+
+int
+bctx_models_delete (bctx_models_t *m, const char *key)
+{
+    if (!m || !key)
+        return -1;
+    json_object_set_new (m->cache, key, json_null ());
+    return json_object_set_new (m->dirty, key, json_true ());
+}
+
+/* --- generations ----------------------------------------------------- */
+
+static void
+s_set_error (bctx_projector_t *self, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+static void
+s_set_error (bctx_projector_t *self, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (text, sizeof text, fmt, ap);
+    va_end (ap);
+    pthread_mutex_lock (&self->lock);
+    snprintf (self->error, sizeof self->error, "%s", text);
+    pthread_mutex_unlock (&self->lock);
+    bctx_log (BCTX_LOG_ERROR, "projection %s: %s", self->name, text);
+}
+
+/* Loads gen's checkpoints and forgets cached read models. */
+static void
+s_feed_gen (bctx_projector_t *self, int64_t gen, int building)
+{
+    self->gen = gen;
+    self->building = building;
+    json_object_clear (self->models.cache);
+    json_object_clear (self->models.dirty);
+    size_t n = bctx_feed_size (self->feed);
+    for (size_t i = 0; i < n; i++)
+        self->checkpoints[i] = bctx_readside_checkpoint (self->db, gen,
+                                                          bctx_feed_name (self->feed, i));
+    pthread_mutex_lock (&self->lock);
+    self->shown_building = building;
+    for (size_t i = 0; i < n; i++) {
+        if (building)
+            self->shown_build[i] = self->checkpoints[i];
+        else
+            self->shown[i] = self->checkpoints[i];
+    }
+    pthread_mutex_unlock (&self->lock);
+}
+
+/* Starts a rebuild into the generation after the live one. */
+static int
+s_start_rebuild (bctx_projector_t *self, const char *why)
+{
+    int64_t live = bctx_readside_meta (self->db, "live_gen", 1);
+    int64_t next = live + 1;
+    if (bctx_readside_begin (self->db) != 0)
+        return -1;
+    int64_t old_build = bctx_readside_meta (self->db, "build_gen", 0);
+    if ((old_build && bctx_readside_drop (self->db, old_build) != 0)
+        || bctx_readside_drop (self->db, next) != 0
+        || bctx_readside_set_meta (self->db, "build_gen", next) != 0
+        || bctx_readside_set_meta (self->db, "build_version", self->def->version) != 0
+        || bctx_readside_commit (self->db) != 0) {
+        bctx_readside_rollback (self->db);
+        return -1;
+    }
+    self->built_from = 0;
+    for (size_t i = 0; i < bctx_feed_size (self->feed); i++)
+        self->built_from += bctx_feed_head (self->feed, i);
+    bctx_log (BCTX_LOG_INFO, "projection %s: rebuilding version %u from position 1 (%s); "
+              "queries answer from the live read models until it has caught up",
+              self->name, self->def->version, why);
+    s_feed_gen (self, next, 1);
+    return 0;
+}
+
+/* The rebuild caught up: make it live, drop the old generation. */
+static int
+s_switch (bctx_projector_t *self)
+{
+    int64_t old = bctx_readside_meta (self->db, "live_gen", 0);
+    if (bctx_readside_begin (self->db) != 0)
+        return -1;
+    if (bctx_readside_set_meta (self->db, "live_gen", self->gen) != 0
+        || bctx_readside_set_meta (self->db, "live_version", self->def->version) != 0
+        || bctx_readside_delete_meta (self->db, "build_gen") != 0
+        || bctx_readside_delete_meta (self->db, "build_version") != 0
+        || (old && bctx_readside_drop (self->db, old) != 0)
+        || bctx_readside_commit (self->db) != 0) {
+        bctx_readside_rollback (self->db);
+        return -1;
+    }
+    bctx_log (BCTX_LOG_INFO, "projection %s: rebuild of version %u caught up; now live",
+              self->name, self->def->version);
+    pthread_mutex_lock (&self->lock);
+    self->rebuilds++;
+    pthread_mutex_unlock (&self->lock);
+    s_feed_gen (self, self->gen, 0);
+    return 0;
+}
+
+/* Decides which generation to feed at start. */
+static int
+s_open_generations (bctx_projector_t *self)
+{
+    int64_t live = bctx_readside_meta (self->db, "live_gen", 0);
+    if (live == 0) {
+        /* First run: build generation 1 and serve it as it fills. */
+        if (bctx_readside_begin (self->db) != 0
+            || bctx_readside_set_meta (self->db, "live_gen", 1) != 0
+            || bctx_readside_set_meta (self->db, "live_version", self->def->version) != 0
+            || bctx_readside_commit (self->db) != 0) {
+            bctx_readside_rollback (self->db);
+            return -1;
+        }
+        s_feed_gen (self, 1, 0);
+        return 0;
+    }
+    int64_t live_version = bctx_readside_meta (self->db, "live_version", 0);
+    int64_t build = bctx_readside_meta (self->db, "build_gen", 0);
+    int64_t build_version = bctx_readside_meta (self->db, "build_version", 0);
+    /* Checkpoints of the live generation, for stats, whatever is fed. */
+    s_feed_gen (self, live, 0);
+    if (build && build_version == (int64_t) self->def->version) {
+        bctx_log (BCTX_LOG_INFO, "projection %s: resuming the rebuild of version %u",
+                  self->name, self->def->version);
+        s_feed_gen (self, build, 1);
+        return 0;
+    }
+    if (live_version != (int64_t) self->def->version) {
+        char why[96];
+        snprintf (why, sizeof why, "stored version %lld, declared %u",
+                  (long long) live_version, self->def->version);
+        return s_start_rebuild (self, why);
+    }
+    if (build) {
+        /* A rebuild of another version was left behind: drop it. */
+        if (bctx_readside_begin (self->db) != 0
+            || bctx_readside_drop (self->db, build) != 0
+            || bctx_readside_delete_meta (self->db, "build_gen") != 0
+            || bctx_readside_delete_meta (self->db, "build_version") != 0
+            || bctx_readside_commit (self->db) != 0) {
+            bctx_readside_rollback (self->db);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- feeding --------------------------------------------------------- */
+
+static int
+s_handle (const bctx_event_t *event, void *arg)
+{
+    bctx_projector_t *self = arg;
+    const bctx_plugin_t *p = self->plugin;
+    int rc = self->def->handle (p->user, &p->host, &self->models, event);
+    if (rc != BCTX_OK || self->models.failed) {
+        s_set_error (self, "handler failed (%d) on %s.%s at position %lld", rc,
+                     event->context, event->type, (long long) event->position);
+        return 1;
+    }
+    return 0;
+}
+
+/* Writes the batch's dirty read models. */
+static int
+s_flush (bctx_projector_t *self)
+{
+    const char *key;
+    json_t *flag;
+    json_object_foreach (self->models.dirty, key, flag) {
+        json_t *v = json_object_get (self->models.cache, key);
+        int rc;
+        if (!v || json_is_null (v)) {
+            rc = bctx_readside_delete (self->db, self->gen, key);
+        } else {
+            char *text = json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY);
+            rc = text ? bctx_readside_put (self->db, self->gen, key, text) : -1;
+            free (text);
+        }
+        if (rc != 0)
+            return -1;
+    }
+    json_object_clear (self->models.dirty);
+    return 0;
+}
+
+/* Feeds one batch from source i.  Return 1 if more may be waiting, 0 if
+ * caught up, -1 on failure (nothing of the batch kept). */
+static int
+s_batch (bctx_projector_t *self, size_t i)
+{
+    int64_t from = self->checkpoints[i] + 1;
+    if (from > bctx_feed_head (self->feed, i))
+        return 0;
+    if (bctx_readside_begin (self->db) != 0) {
+        s_set_error (self, "cannot begin: %s", bctx_readside_error (self->db));
+        return -1;
+    }
+    int64_t last = self->checkpoints[i];
+    self->models.failed = 0;
+    int64_t n = bctx_feed_read (self->feed, i, from, S_BATCH, s_handle, self, &last);
+    const char *source = bctx_feed_name (self->feed, i);
+    if (n < 0 || s_flush (self) != 0
+        || (last > self->checkpoints[i]
+            && bctx_readside_set_checkpoint (self->db, self->gen, source, last) != 0)
+        || bctx_readside_commit (self->db) != 0) {
+        if (n >= 0)
+            s_set_error (self, "cannot store read models: %s", bctx_readside_error (self->db));
+        bctx_readside_rollback (self->db);
+        /* What the cache holds may be from the dropped batch. */
+        json_object_clear (self->models.cache);
+        json_object_clear (self->models.dirty);
+        return -1;
+    }
+    self->checkpoints[i] = last;
+    if (json_object_size (self->models.cache) > S_CACHE_MAX)
+        json_object_clear (self->models.cache);
+    pthread_mutex_lock (&self->lock);
+    if (self->building)
+        self->shown_build[i] = last;
+    else
+        self->shown[i] = last;
+    self->handled += n;
+    self->error[0] = '\0';
+    pthread_mutex_unlock (&self->lock);
+    return n == S_BATCH ? 1 : 0;
+}
+
+/* One pass over every source.  Return 1 if more may be waiting, 0 if all
+ * caught up, -1 on failure. */
+static int
+s_catch_up (bctx_projector_t *self)
+{
+    int more = 0;
+    for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
+        int rc = s_batch (self, i);
+        if (rc < 0)
+            return -1;
+        more |= rc;
+    }
+    if (self->building && s_now () - self->last_progress_log > 2.0) {
+        int64_t done = 0, total = 0;
+        for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
+            done += self->checkpoints[i];
+            total += bctx_feed_head (self->feed, i);
+        }
+        bctx_log (BCTX_LOG_INFO, "projection %s: rebuilding, %lld of %lld events read (%.0f%%)",
+                  self->name, (long long) done, (long long) total,
+                  total ? 100.0 * (double) done / (double) total : 100.0);
+        self->last_progress_log = s_now ();
+    }
+    return more;
+}
+
+static void *
+s_run (void *arg)
+{
+    bctx_projector_t *self = arg;
+    for (;;) {
+        char cmd = 0;
+        int stop = 0, replay = 0;
+        while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
+            if (cmd == 's')
+                stop = 1;
+            else if (cmd == 'r')
+                replay = 1;
+        }
+        if (stop)
+            break;
+        if (replay && s_start_rebuild (self, "asked by replay") != 0)
+            s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
+        int rc = s_catch_up (self);
+        int wait_ms = S_IDLE_MS;
+        if (rc < 0) {
+            self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100;
+            if (self->backoff_ms > 5000)
+                self->backoff_ms = 5000;
+            wait_ms = self->backoff_ms;
+        } else {
+            self->backoff_ms = 0;
+            if (rc == 0 && self->building && s_switch (self) != 0)
+                s_set_error (self, "cannot switch to the rebuilt read models: %s",
+                             bctx_readside_error (self->db));
+            if (rc > 0)
+                continue;
+        }
+        zmq_pollitem_t items[] = {
+            { self->sub, 0, ZMQ_POLLIN, 0 },
+            { self->control, 0, ZMQ_POLLIN, 0 },
+        };
+        if (zmq_poll (items, 2, wait_ms) < 0 && zmq_errno () == ETERM)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            bctx_feed_drain (self->sub);
+    }
+    return NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------- */
+
+bctx_projector_t *
+bctx_projector_new (void *zctx, const char *data, const bctx_plugin_t *plugin,
+                    const bctx_projection_t *def, const bctx_source_t *sources,
+                    size_t n, char *err, size_t errlen)
+{
+    bctx_projector_t *self = calloc (1, sizeof *self);
+    pthread_mutex_init (&self->lock, NULL);
+    self->name = strdup (def->name);
+    self->plugin = plugin;
+    self->def = def;
+    self->zctx = zctx;
+    self->models.owner = self;
+    self->models.cache = json_object ();
+    self->models.dirty = json_object ();
+    char who[160];
+    snprintf (who, sizeof who, "context %s: projection %s", plugin->name, def->name);
+    if (!def->handle || def->version == 0) {
+        snprintf (err, errlen, "%s: needs a handle and a version >= 1", who);
+        goto fail;
+    }
+    self->feed = bctx_feed_new (who, def->consumes, sources, n, err, errlen);
+    if (!self->feed)
+        goto fail;
+    size_t k = bctx_feed_size (self->feed);
+    self->checkpoints = calloc (k, sizeof *self->checkpoints);
+    self->shown = calloc (k, sizeof *self->shown);
+    self->shown_build = calloc (k, sizeof *self->shown_build);
+    if (asprintf (&self->path, "%s/projection-%s.db", data, def->name) < 0)
+        goto fail;
+    self->db = bctx_readside_open (self->path, 0, err, errlen);
+    if (!self->db)
+        goto fail;
+    if (s_open_generations (self) != 0) {
+        snprintf (err, errlen, "%s: %s", self->path, bctx_readside_error (self->db));
+        goto fail;
+    }
+    snprintf (self->control_endpoint, sizeof self->control_endpoint,
+              "inproc://bctx-projection-%s", def->name);
+    self->control = zmq_socket (zctx, ZMQ_PULL);
+    self->control_push = zmq_socket (zctx, ZMQ_PUSH);
+    int linger = 0;
+    zmq_setsockopt (self->control, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->control_push, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind (self->control, self->control_endpoint) != 0
+        || zmq_connect (self->control_push, self->control_endpoint) != 0) {
+        snprintf (err, errlen, "%s: cannot bind its control socket", who);
+        goto fail;
+    }
+    self->sub = bctx_feed_subscribe (self->feed, zctx);
+    if (!self->sub) {
+        snprintf (err, errlen, "%s: cannot subscribe to the bus", who);
+        goto fail;
+    }
+    return self;
+fail:
+    bctx_projector_destroy (&self);
+    return NULL;
+}
+
+int
+bctx_projector_start (bctx_projector_t *self)
+{
+    if (pthread_create (&self->thread, NULL, s_run, self) != 0)
+        return -1;
+    self->started = 1;
+    return 0;
+}
+
+void
+bctx_projector_replay (bctx_projector_t *self)
+{
+    zmq_send (self->control_push, "r", 1, ZMQ_DONTWAIT);
+}
+
+const char *
+bctx_projector_name (const bctx_projector_t *self)
+{
+    return self->name;
+}
+
+const char *
+bctx_projector_path (const bctx_projector_t *self)
+{
+    return self->path;
+}
+
+json_t *
+bctx_projector_stats (bctx_projector_t *self)
+{
+    json_t *checkpoints = json_object ();
+    json_t *lag = json_object ();
+    json_t *rebuild = json_null ();
+    pthread_mutex_lock (&self->lock);
+    size_t n = bctx_feed_size (self->feed);
+    int64_t done = 0, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *src = bctx_feed_name (self->feed, i);
+        int64_t head = bctx_feed_head (self->feed, i);
+        json_object_set_new (checkpoints, src, json_integer (self->shown[i]));
+        json_object_set_new (lag, src, json_integer (head - self->shown[i]));
+        done += self->shown_build[i];
+        total += head;
+    }
+    if (self->shown_building) {
+        rebuild = json_pack ("{s:I, s:I, s:f}", "read", (json_int_t) done,
+                             "of", (json_int_t) total,
+                             "percent", total ? 100.0 * (double) done / (double) total : 100.0);
+    }
+    json_t *stats = json_pack ("{s:s, s:s, s:i, s:s, s:o, s:o, s:o, s:I, s:I, s:s?}",
+                               "context", self->plugin->name, "name", self->name,
+                               "version", (int) self->def->version,
+                               "state", self->error[0] ? "failing"
+                                        : self->shown_building ? "rebuilding" : "live",
+                               "checkpoints", checkpoints, "lag", lag,
+                               "rebuild", rebuild,
+                               "handled", (json_int_t) self->handled,
+                               "rebuilds", (json_int_t) self->rebuilds,
+                               "error", self->error[0] ? self->error : NULL);
+    pthread_mutex_unlock (&self->lock);
+    return stats;
+}
+
+void
+bctx_projector_destroy (bctx_projector_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bctx_projector_t *self = *self_p;
+    if (self->started) {
+        zmq_send (self->control_push, "s", 1, 0);
+        pthread_join (self->thread, NULL);
+    }
+    if (self->sub)
+        zmq_close (self->sub);
+    if (self->control)
+        zmq_close (self->control);
+    if (self->control_push)
+        zmq_close (self->control_push);
+    bctx_readside_destroy (&self->db);
+    bctx_feed_destroy (&self->feed);
+    json_decref (self->models.cache);
+    json_decref (self->models.dirty);
+    free (self->checkpoints);
+    free (self->shown);
+    free (self->shown_build);
+    free (self->name);
+    free (self->path);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}

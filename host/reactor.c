@@ -1,0 +1,585 @@
+/*
+ * reactor - the reactor runner: feed, retries with back-off, parking by
+ * aggregate, and the synchronous send of a reactor's commands.
+ */
+#include "reactor.h"
+#include "log.h"
+#include "protocol.h"
+#include "store.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_BATCH      200       /* events read per store query */
+#define S_ATTEMPTS   5         /* tries of one event before it is parked */
+#define S_FIRST_MS   20        /* first back-off; doubles each try */
+#define S_IDLE_MS    1000      /* wake at least this often */
+
+struct bctx_reaction {
+    bctx_reactor_runner_t *owner; /* whose */
+    const bctx_event_t *event;    /* the event being handled */
+    int sends;                    /* commands sent so far for it */
+};
+
+struct bctx_reactor_runner {
+    char *name;                   /* the reactor's name */
+    char *path;                   /* its file */
+    const bctx_plugin_t *plugin;  /* the context declaring it (borrowed) */
+    const bctx_reactor_t *def;    /* its declaration (borrowed) */
+    bctx_feed_t *feed;            /* its sources */
+    bctx_readside_t *db;          /* checkpoints and parked events */
+    void *zctx;                   /* ZeroMQ context (borrowed) */
+    void *sub;                    /* bus subscription (the thread's) */
+    void *control;                /* PULL: 'y' retry, 's' stop (the thread's) */
+    void *control_push;           /* PUSH to control (the API thread's) */
+    char control_endpoint[128];   /* inproc endpoint of control */
+    char **target_names;          /* contexts it may send to */
+    char **target_endpoints;      /* their workers' queues */
+    void **target_push;           /* PUSH per target (the thread's), lazily */
+    size_t n_targets;             /* how many */
+    pthread_t thread;             /* runs s_run */
+    int started;                  /* thread was created */
+    int stopping;                 /* a stop arrived while backing off */
+    int64_t *checkpoints;         /* per source */
+    json_t *parked;               /* "source\x1faggregate" -> count */
+    /* Shared with the API thread, under lock: */
+    pthread_mutex_t lock;         /* guards what follows */
+    int64_t *shown;               /* per source: checkpoint */
+    int64_t n_parked;             /* parked events */
+    int64_t handled;              /* events handled */
+    int64_t retries;              /* failed attempts that were retried */
+    char error[256];              /* last failure, or "" */
+};
+
+/* --- sending --------------------------------------------------------- */
+
+static int
+s_target (bctx_reactor_runner_t *self, const char *context)
+{
+    for (size_t i = 0; i < self->n_targets; i++)
+        if (strcmp (self->target_names[i], context) == 0) {
+            if (!self->target_push[i]) {
+                void *push = zmq_socket (self->zctx, ZMQ_PUSH);
+                int hwm = 0, linger = 0;
+                zmq_setsockopt (push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+                zmq_setsockopt (push, ZMQ_LINGER, &linger, sizeof linger);
+                if (zmq_connect (push, self->target_endpoints[i]) != 0) {
+                    zmq_close (push);
+                    return -1;
+                }
+                self->target_push[i] = push;
+            }
+            return (int) i;
+        }
+    return -1;
+}
+
+int
+bctx_reaction_send (bctx_reaction_t *r, const char *context,
+                    const char *command, json_t *data, bctx_reason_t *why)
+{
+    bctx_reason_t scratch;
+    if (!why)
+        why = &scratch;
+    why->text[0] = '\0';
+    if (!r || !context || !command || !json_is_object (data)) {
+        json_decref (data);
+        bctx_reason (why, "send: needs a context, a command and an object data");
+        return BCTX_ERROR;
+    }
+    bctx_reactor_runner_t *self = r->owner;
+    int t = s_target (self, context);
+    if (t < 0) {
+        json_decref (data);
+        bctx_reason (why, "send: no context \"%s\" on this host", context);
+        return BCTX_ERROR;
+    }
+    const bctx_event_t *ev = r->event;
+    char id[256], cause[192];
+    snprintf (id, sizeof id, "%s:%s:%lld:%d", self->name, ev->context,
+              (long long) ev->position, r->sends++);
+    snprintf (cause, sizeof cause, "%s:%lld", ev->context, (long long) ev->position);
+    const char *corr = json_string_value (json_object_get (ev->metadata, "correlation_id"));
+    bctx_waiter_t waiter = { .done = 0 };
+    pthread_mutex_init (&waiter.lock, NULL);
+    pthread_cond_init (&waiter.cond, NULL);
+    bctx_job_t *job = calloc (1, sizeof *job);
+    job->waiter = &waiter;
+    job->request = json_pack ("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "op", "send",
+                              "context", context, "command", command, "id", id,
+                              "data", data, "correlation_id", corr ? corr : id,
+                              "causation_id", cause);
+    int rc = BCTX_ERROR;
+    if (!job->request || zmq_send (self->target_push[t], &job, sizeof job, 0) < 0) {
+        bctx_reason (why, "send: cannot queue the command for \"%s\"", context);
+        bctx_job_destroy (&job);
+        goto done;
+    }
+    pthread_mutex_lock (&waiter.lock);
+    while (!waiter.done)
+        pthread_cond_wait (&waiter.cond, &waiter.lock);
+    pthread_mutex_unlock (&waiter.lock);
+    json_t *reply = job->reply ? json_loads (job->reply, 0, NULL) : NULL;
+    if (json_is_true (json_object_get (reply, "ok"))) {
+        rc = BCTX_OK;
+    } else {
+        json_t *error = json_object_get (reply, "error");
+        const char *code = json_string_value (json_object_get (error, "code"));
+        const char *message = json_string_value (json_object_get (error, "message"));
+        bctx_reason (why, "%s", message ? message : "no reply");
+        /* A rejection is a business outcome; anything else is retried. */
+        rc = code && strcmp (code, BCTX_E_REJECTED) == 0 ? BCTX_REJECT : BCTX_ERROR;
+    }
+    json_decref (reply);
+    bctx_job_destroy (&job);
+done:
+    pthread_mutex_destroy (&waiter.lock);
+    pthread_cond_destroy (&waiter.cond);
+    return rc;
+}
+
+/* --- handling -------------------------------------------------------- */
+
+static void
+s_key (char *out, size_t size, const char *source, const char *aggregate)
+{
+    snprintf (out, size, "%s\x1f%s", source, aggregate);
+}
+
+static void
+s_set_error (bctx_reactor_runner_t *self, const char *text)
+{
+    pthread_mutex_lock (&self->lock);
+    snprintf (self->error, sizeof self->error, "%s", text);
+    pthread_mutex_unlock (&self->lock);
+}
+
+/* Waits ms, unless a stop arrives.  Return 1 if asked to stop. */
+static int
+s_pause (bctx_reactor_runner_t *self, int ms)
+{
+    zmq_pollitem_t item = { self->control, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, ms) == 1) {
+        char cmd;
+        while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1)
+            if (cmd == 's')
+                self->stopping = 1;
+    }
+    return self->stopping;
+}
+
+/* Runs react on one event, with back-off.  Return 0 when it succeeded, 1
+ * when it kept failing (reason in why), -1 when asked to stop. */
+static int
+s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
+           size_t whylen)
+{
+    const bctx_plugin_t *p = self->plugin;
+    int delay = S_FIRST_MS;
+    for (int attempt = 1; attempt <= S_ATTEMPTS; attempt++) {
+        bctx_reaction_t r = { .owner = self, .event = ev };
+        int rc = self->def->react (p->user, &p->host, &r, ev);
+        if (rc == BCTX_OK)
+            return 0;
+        snprintf (why, whylen, "react failed (%d) on %s.%s at position %lld, try %d of %d",
+                  rc, ev->context, ev->type, (long long) ev->position, attempt, S_ATTEMPTS);
+        bctx_log (BCTX_LOG_WARN, "reactor %s: %s", self->name, why);
+        pthread_mutex_lock (&self->lock);
+        self->retries++;
+        pthread_mutex_unlock (&self->lock);
+        if (attempt < S_ATTEMPTS && s_pause (self, delay))
+            return -1;
+        delay *= 2;
+    }
+    return 1;
+}
+
+typedef struct {
+    bctx_reactor_runner_t *self;  /* the runner */
+    size_t source;                /* index of the source being read */
+} s_reading_t;
+
+static int
+s_on_event (const bctx_event_t *ev, void *arg)
+{
+    s_reading_t *rd = arg;
+    bctx_reactor_runner_t *self = rd->self;
+    char key[512], why[256] = "";
+    s_key (key, sizeof key, ev->context, ev->aggregate);
+    int parked = json_object_get (self->parked, key) != NULL;
+    int rc = 0;
+    if (parked)
+        snprintf (why, sizeof why, "waits behind a parked event of aggregate %s", ev->aggregate);
+    else
+        rc = s_attempt (self, ev, why, sizeof why);
+    if (rc < 0)
+        return 1;                  /* stopping: this event is not done */
+    if (bctx_readside_begin (self->db) != 0)
+        return 1;
+    if ((parked || rc == 1)
+        && bctx_readside_park (self->db, ev->context, ev->position, ev->aggregate, why) != 0)
+        goto fail;
+    if (bctx_readside_set_checkpoint (self->db, 0, ev->context, ev->position) != 0
+        || bctx_readside_commit (self->db) != 0)
+        goto fail;
+    if (parked || rc == 1) {
+        json_object_set_new (self->parked, key, json_integer (
+            json_integer_value (json_object_get (self->parked, key)) + 1));
+        if (!parked)
+            bctx_log (BCTX_LOG_WARN, "reactor %s: parked aggregate %s of %s at position %lld; "
+                      "`bctx retry %s` runs it again", self->name, ev->aggregate,
+                      ev->context, (long long) ev->position, self->name);
+    }
+    self->checkpoints[rd->source] = ev->position;
+    pthread_mutex_lock (&self->lock);
+    self->shown[rd->source] = ev->position;
+    self->handled++;
+    if (parked || rc == 1) {
+        self->n_parked++;
+        snprintf (self->error, sizeof self->error, "%s", why);
+    }
+    pthread_mutex_unlock (&self->lock);
+    return 0;
+fail:
+    bctx_readside_rollback (self->db);
+    s_set_error (self, bctx_readside_error (self->db));
+    return 1;
+}
+
+/* One batch from source i.  Return 1 if more may wait, 0 if caught up,
+ * -1 on failure or stop. */
+static int
+s_batch (bctx_reactor_runner_t *self, size_t i)
+{
+    int64_t from = self->checkpoints[i] + 1;
+    if (from > bctx_feed_head (self->feed, i))
+        return 0;
+    s_reading_t rd = { .self = self, .source = i };
+    int64_t last = self->checkpoints[i];
+    int64_t n = bctx_feed_read (self->feed, i, from, S_BATCH, s_on_event, &rd, &last);
+    if (n < 0)
+        return -1;
+    /* Rows after the last consumed event move the checkpoint too. */
+    if (last > self->checkpoints[i]) {
+        if (bctx_readside_begin (self->db) != 0
+            || bctx_readside_set_checkpoint (self->db, 0, bctx_feed_name (self->feed, i), last) != 0
+            || bctx_readside_commit (self->db) != 0) {
+            bctx_readside_rollback (self->db);
+            return -1;
+        }
+        self->checkpoints[i] = last;
+        pthread_mutex_lock (&self->lock);
+        self->shown[i] = last;
+        pthread_mutex_unlock (&self->lock);
+    }
+    return n == S_BATCH ? 1 : 0;
+}
+
+/* --- retry of parked events ------------------------------------------ */
+
+typedef struct {
+    char *source;                 /* context */
+    int64_t position;             /* where */
+    char *aggregate;              /* whose */
+} s_parked_t;
+
+typedef struct {
+    s_parked_t *items;            /* parked events in order */
+    size_t n;                     /* how many */
+} s_parked_list_t;
+
+static int
+s_collect_parked (const char *source, int64_t position, const char *aggregate,
+                  const char *reason, void *arg)
+{
+    (void) reason;
+    s_parked_list_t *l = arg;
+    l->items = realloc (l->items, (l->n + 1) * sizeof *l->items);
+    l->items[l->n++] = (s_parked_t) { strdup (source), position, strdup (aggregate) };
+    return 0;
+}
+
+typedef struct {
+    bctx_reactor_runner_t *self;  /* the runner */
+    int rc;                       /* s_attempt's result */
+    char why[256];                /* its reason */
+} s_retrying_t;
+
+static int
+s_retry_one (const bctx_event_t *ev, void *arg)
+{
+    s_retrying_t *r = arg;
+    r->rc = s_attempt (r->self, ev, r->why, sizeof r->why);
+    return 0;
+}
+
+/* Rebuilds the in-memory parked map from the file. */
+static void
+s_load_parked (bctx_reactor_runner_t *self)
+{
+    s_parked_list_t l = { 0 };
+    bctx_readside_parked (self->db, s_collect_parked, &l);
+    json_object_clear (self->parked);
+    for (size_t k = 0; k < l.n; k++) {
+        char key[512];
+        s_key (key, sizeof key, l.items[k].source, l.items[k].aggregate);
+        json_object_set_new (self->parked, key, json_integer (
+            json_integer_value (json_object_get (self->parked, key)) + 1));
+        free (l.items[k].source);
+        free (l.items[k].aggregate);
+    }
+    free (l.items);
+    pthread_mutex_lock (&self->lock);
+    self->n_parked = (int64_t) l.n;
+    pthread_mutex_unlock (&self->lock);
+}
+
+static void
+s_retry_parked (bctx_reactor_runner_t *self)
+{
+    s_parked_list_t l = { 0 };
+    bctx_readside_parked (self->db, s_collect_parked, &l);
+    json_t *failed = json_object ();
+    size_t resumed = 0;
+    bctx_log (BCTX_LOG_INFO, "reactor %s: retrying %zu parked event(s)", self->name, l.n);
+    for (size_t k = 0; k < l.n && !self->stopping; k++) {
+        s_parked_t *it = &l.items[k];
+        char key[512];
+        s_key (key, sizeof key, it->source, it->aggregate);
+        int src = bctx_feed_index (self->feed, it->source);
+        if (json_object_get (failed, key) || src < 0)
+            continue;              /* keep order: the aggregate is still stuck */
+        s_retrying_t r = { .self = self, .rc = 1 };
+        int64_t last = it->position - 1;
+        int64_t n = bctx_feed_read (self->feed, (size_t) src, it->position, 1,
+                                    s_retry_one, &r, &last);
+        if (n == 1 && r.rc == 0) {
+            if (bctx_readside_begin (self->db) == 0
+                && bctx_readside_unpark (self->db, it->source, it->position) == 0
+                && bctx_readside_commit (self->db) == 0)
+                resumed++;
+            else
+                bctx_readside_rollback (self->db);
+        } else {
+            json_object_set_new (failed, key, json_true ());
+        }
+    }
+    for (size_t k = 0; k < l.n; k++) {
+        free (l.items[k].source);
+        free (l.items[k].aggregate);
+    }
+    free (l.items);
+    json_decref (failed);
+    s_load_parked (self);
+    bctx_log (BCTX_LOG_INFO, "reactor %s: %zu parked event(s) done, %lld still parked",
+              self->name, resumed, (long long) bctx_reactor_parked (self));
+    if (bctx_reactor_parked (self) == 0)
+        s_set_error (self, "");
+}
+
+/* --- thread ---------------------------------------------------------- */
+
+static void *
+s_run (void *arg)
+{
+    bctx_reactor_runner_t *self = arg;
+    while (!self->stopping) {
+        char cmd = 0;
+        int retry = 0;
+        while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
+            if (cmd == 's')
+                self->stopping = 1;
+            else if (cmd == 'y')
+                retry = 1;
+        }
+        if (self->stopping)
+            break;
+        if (retry)
+            s_retry_parked (self);
+        int more = 0, failed = 0;
+        for (size_t i = 0; i < bctx_feed_size (self->feed) && !self->stopping; i++) {
+            int rc = s_batch (self, i);
+            if (rc < 0)
+                failed = 1;
+            else
+                more |= rc;
+        }
+        if (more && !failed)
+            continue;
+        zmq_pollitem_t items[] = {
+            { self->sub, 0, ZMQ_POLLIN, 0 },
+            { self->control, 0, ZMQ_POLLIN, 0 },
+        };
+        if (zmq_poll (items, 2, failed ? 200 : S_IDLE_MS) < 0 && zmq_errno () == ETERM)
+            break;
+        if (items[0].revents & ZMQ_POLLIN)
+            bctx_feed_drain (self->sub);
+    }
+    for (size_t i = 0; i < self->n_targets; i++)
+        if (self->target_push[i]) {
+            zmq_close (self->target_push[i]);
+            self->target_push[i] = NULL;
+        }
+    return NULL;
+}
+
+/* --- lifecycle ------------------------------------------------------- */
+
+bctx_reactor_runner_t *
+bctx_reactor_new (void *zctx, const char *data, const bctx_plugin_t *plugin,
+                  const bctx_reactor_t *def, const bctx_source_t *targets,
+                  size_t n, char *err, size_t errlen)
+{
+    bctx_reactor_runner_t *self = calloc (1, sizeof *self);
+    pthread_mutex_init (&self->lock, NULL);
+    self->name = strdup (def->name);
+    self->plugin = plugin;
+    self->def = def;
+    self->zctx = zctx;
+    self->parked = json_object ();
+    char who[160];
+    snprintf (who, sizeof who, "context %s: reactor %s", plugin->name, def->name);
+    if (!def->react) {
+        snprintf (err, errlen, "%s: needs a react", who);
+        goto fail;
+    }
+    self->feed = bctx_feed_new (who, def->consumes, targets, n, err, errlen);
+    if (!self->feed)
+        goto fail;
+    self->n_targets = n;
+    self->target_names = calloc (n ? n : 1, sizeof *self->target_names);
+    self->target_endpoints = calloc (n ? n : 1, sizeof *self->target_endpoints);
+    self->target_push = calloc (n ? n : 1, sizeof *self->target_push);
+    for (size_t i = 0; i < n; i++) {
+        self->target_names[i] = strdup (targets[i].name);
+        self->target_endpoints[i] = strdup (targets[i].endpoint);
+    }
+    size_t k = bctx_feed_size (self->feed);
+    self->checkpoints = calloc (k, sizeof *self->checkpoints);
+    self->shown = calloc (k, sizeof *self->shown);
+    if (asprintf (&self->path, "%s/reactor-%s.db", data, def->name) < 0)
+        goto fail;
+    self->db = bctx_readside_open (self->path, 0, err, errlen);
+    if (!self->db)
+        goto fail;
+    for (size_t i = 0; i < k; i++)
+        self->checkpoints[i] = self->shown[i]
+            = bctx_readside_checkpoint (self->db, 0, bctx_feed_name (self->feed, i));
+    s_load_parked (self);
+    snprintf (self->control_endpoint, sizeof self->control_endpoint,
+              "inproc://bctx-reactor-%s", def->name);
+    self->control = zmq_socket (zctx, ZMQ_PULL);
+    self->control_push = zmq_socket (zctx, ZMQ_PUSH);
+    int linger = 0;
+    zmq_setsockopt (self->control, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->control_push, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind (self->control, self->control_endpoint) != 0
+        || zmq_connect (self->control_push, self->control_endpoint) != 0) {
+        snprintf (err, errlen, "%s: cannot bind its control socket", who);
+        goto fail;
+    }
+    self->sub = bctx_feed_subscribe (self->feed, zctx);
+    if (!self->sub) {
+        snprintf (err, errlen, "%s: cannot subscribe to the bus", who);
+        goto fail;
+    }
+    return self;
+fail:
+    bctx_reactor_destroy (&self);
+    return NULL;
+}
+
+int
+bctx_reactor_start (bctx_reactor_runner_t *self)
+{
+    if (pthread_create (&self->thread, NULL, s_run, self) != 0)
+        return -1;
+    self->started = 1;
+    return 0;
+}
+
+void
+bctx_reactor_retry (bctx_reactor_runner_t *self)
+{
+    zmq_send (self->control_push, "y", 1, ZMQ_DONTWAIT);
+}
+
+const char *
+bctx_reactor_name (const bctx_reactor_runner_t *self)
+{
+    return self->name;
+}
+
+int64_t
+bctx_reactor_parked (bctx_reactor_runner_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    int64_t n = self->n_parked;
+    pthread_mutex_unlock (&self->lock);
+    return n;
+}
+
+json_t *
+bctx_reactor_stats (bctx_reactor_runner_t *self)
+{
+    json_t *checkpoints = json_object ();
+    json_t *lag = json_object ();
+    pthread_mutex_lock (&self->lock);
+    for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
+        const char *src = bctx_feed_name (self->feed, i);
+        json_object_set_new (checkpoints, src, json_integer (self->shown[i]));
+        json_object_set_new (lag, src, json_integer (bctx_feed_head (self->feed, i)
+                                                     - self->shown[i]));
+    }
+    json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
+                               "context", self->plugin->name, "name", self->name,
+                               "state", self->n_parked ? "parked" : "live",
+                               "checkpoints", checkpoints, "lag", lag,
+                               "parked", (json_int_t) self->n_parked,
+                               "handled", (json_int_t) self->handled,
+                               "retries", (json_int_t) self->retries,
+                               "error", self->error[0] ? self->error : NULL);
+    pthread_mutex_unlock (&self->lock);
+    return stats;
+}
+
+void
+bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bctx_reactor_runner_t *self = *self_p;
+    if (self->started) {
+        zmq_send (self->control_push, "s", 1, 0);
+        pthread_join (self->thread, NULL);
+    }
+    if (self->sub)
+        zmq_close (self->sub);
+    if (self->control)
+        zmq_close (self->control);
+    if (self->control_push)
+        zmq_close (self->control_push);
+    for (size_t i = 0; i < self->n_targets; i++) {
+        free (self->target_names[i]);
+        free (self->target_endpoints[i]);
+    }
+    free (self->target_names);
+    free (self->target_endpoints);
+    free (self->target_push);
+    bctx_readside_destroy (&self->db);
+    bctx_feed_destroy (&self->feed);
+    json_decref (self->parked);
+    free (self->checkpoints);
+    free (self->shown);
+    free (self->name);
+    free (self->path);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,55 @@
+/*
+ * reactor - runs one reactor on its own thread: feeds it the events it
+ * consumes in position order for each source, checkpointed after each, and
+ * carries out the commands it sends (host->send) on the local contexts,
+ * with ids derived from the event so a redelivered event never acts twice.
+ *
+ * A failing event is retried with back-off; an aggregate whose event keeps
+ * failing is parked, and so are its later events, while other aggregates
+ * go on.  `bctx retry REACTOR` runs the parked events again.  Checkpoints
+ * and parked events live in host.data/reactor-<name>.db.
+ */
+#ifndef BCTX_REACTOR_H
+#define BCTX_REACTOR_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "bctx/plugin.h"
+#include "feed.h"
+#include "loader.h"
+
+typedef struct bctx_reactor_runner bctx_reactor_runner_t;
+
+/* Host service behind bctx_host_t.send. */
+int bctx_reaction_send (bctx_reaction_t *reaction, const char *context,
+                        const char *command, json_t *data, bctx_reason_t *why);
+
+/* Opens the reactor `def` (borrowed, from `plugin`, which must outlive it)
+ * with its file under `data`; it reads from and sends to `targets` (every
+ * local context).  Return: new runner (not running), or NULL with the
+ * reason in err. */
+bctx_reactor_runner_t *bctx_reactor_new (void *zctx, const char *data,
+                                         const bctx_plugin_t *plugin,
+                                         const bctx_reactor_t *def,
+                                         const bctx_source_t *targets, size_t n,
+                                         char *err, size_t errlen);
+
+/* Starts its thread.  Return 0 or -1. */
+int bctx_reactor_start (bctx_reactor_runner_t *self);
+
+/* Asks it to run its parked events again (from the API thread only). */
+void bctx_reactor_retry (bctx_reactor_runner_t *self);
+
+const char *bctx_reactor_name (const bctx_reactor_runner_t *self);
+
+/* Parked events right now (thread-safe). */
+int64_t bctx_reactor_parked (bctx_reactor_runner_t *self);
+
+/* Its state for `stats`.  Thread-safe.  Return: new. */
+json_t *bctx_reactor_stats (bctx_reactor_runner_t *self);
+
+/* Stops the thread after the event in hand; sets *self_p to NULL. */
+void bctx_reactor_destroy (bctx_reactor_runner_t **self_p);
+
+#endif
