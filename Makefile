@@ -46,7 +46,7 @@ HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
 .PHONY: all run test check bench deps clean
 .DEFAULT_GOAL := all
 
-all: $(O)/bin/bctx-host $(O)/bin/bctx $(O)/bin/bctx-bench $(PLUGINS)
+all: $(O)/bin/bctx-host $(O)/bin/bctx $(O)/bin/bctx-bench $(O)/bin/bctx-fill $(PLUGINS)
 
 $(O)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -63,6 +63,10 @@ $(O)/bin/bctx: $(O)/obj/host/cli.o
 $(O)/bin/bctx-bench: $(O)/obj/bench/bench.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
+
+$(O)/bin/bctx-fill: $(O)/obj/bench/fill.o $(HOST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(O)/plugins/%.so: plugins/%.c plugin-api/bctx/plugin.h
 	@mkdir -p $(dir $@)

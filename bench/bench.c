@@ -8,6 +8,10 @@
  *
  * --timeout MS bounds the wait for one reply (default 10000); a client
  * whose reply does not come stops.
+ * --probe PROJECTION also measures, every 20 ms, how long after a Deposit
+ * is acknowledged the projection has handled it (lag_p50_us, lag_p99_us).
+ * --transfers N requests N transfers (amount 1 between random accounts)
+ * and waits until the transfer-process reactor has handled them all.
  * --setup opens the accounts first (acc-0 … acc-N-1, idempotent ids).
  * --ack-log writes "id amount account" for every acknowledged Deposit, so a
  * test can check that nothing acknowledged was lost.  Prints one JSON
@@ -21,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <zmq.h>
 
 typedef struct {
@@ -128,6 +133,160 @@ s_client (void *arg)
     return NULL;
 }
 
+/* --- live projection lag probe --------------------------------------- */
+
+typedef struct {
+    s_opts_t *o;            /* shared options */
+    const char *projection; /* whose lag */
+    long *lag;              /* ack -> projected, µs */
+    long n;                 /* how many */
+} s_probe_t;
+
+/* The checkpoint of projection `name` for source "accounts", or -1. */
+static long
+s_checkpoint (void *req, const char *name)
+{
+    static const char body[] = "{\"op\":\"stats\"}";
+    static char reply[1 << 20];
+    int n = s_call (req, body, (int) sizeof body - 1, reply, sizeof reply);
+    if (n < 0)
+        return -1;
+    json_t *s = json_loads (reply, 0, NULL);
+    json_t *p = json_object_get (json_object_get (s, "projections"), name);
+    long c = p ? (long) json_integer_value (json_object_get (json_object_get (p, "checkpoints"),
+                                                             "accounts")) : -1;
+    json_decref (s);
+    return c;
+}
+
+static void *
+s_probe (void *arg)
+{
+    s_probe_t *p = arg;
+    s_opts_t *o = p->o;
+    void *req = s_new_req (o->zctx, o->endpoint);
+    char body[256], reply[4096];
+    long cap = 1024;
+    p->lag = malloc ((size_t) cap * sizeof *p->lag);
+    for (long i = 0; s_now () < o->deadline - 0.2 && i < 100000; i++) {
+        int len = snprintf (body, sizeof body,
+                            "{\"op\":\"send\",\"context\":\"accounts\",\"command\":\"Deposit\","
+                            "\"data\":{\"account\":\"acc-0\",\"amount\":1}}");
+        if (s_call (req, body, len, reply, sizeof reply) < 0)
+            break;
+        double t0 = s_now ();
+        const char *at = strstr (reply, "\"position\":");
+        if (!at)
+            continue;
+        long pos = atol (at + 11);
+        long seen;
+        while ((seen = s_checkpoint (req, p->projection)) >= 0 && seen < pos
+               && s_now () - t0 < 5)
+            ;
+        if (seen < 0)
+            break;
+        if (p->n == cap)
+            p->lag = realloc (p->lag, (size_t) (cap *= 2) * sizeof *p->lag);
+        p->lag[p->n++] = (long) ((s_now () - t0) * 1e6);
+        struct timespec pause = { 0, 20 * 1000 * 1000 };
+        nanosleep (&pause, NULL);
+    }
+    zmq_close (req);
+    return NULL;
+}
+
+/* --- transfers ------------------------------------------------------- */
+
+/* How many events the reactor has handled, or -1. */
+static long
+s_reactor_handled (void *req, const char *name)
+{
+    static const char body[] = "{\"op\":\"stats\"}";
+    static char reply[1 << 20];
+    if (s_call (req, body, (int) sizeof body - 1, reply, sizeof reply) < 0)
+        return -1;
+    json_t *s = json_loads (reply, 0, NULL);
+    json_t *r = json_object_get (json_object_get (s, "reactors"), name);
+    long h = r ? (long) json_integer_value (json_object_get (r, "handled")) : -1;
+    json_decref (s);
+    return h;
+}
+
+typedef struct {
+    s_opts_t *o;            /* shared options */
+    int index;              /* client number */
+    long count;             /* transfers to request */
+    long sent;              /* acknowledged */
+} s_transferer_t;
+
+static void *
+s_transferer (void *arg)
+{
+    s_transferer_t *t = arg;
+    s_opts_t *o = t->o;
+    void *req = s_new_req (o->zctx, o->endpoint);
+    unsigned seed = (unsigned) (t->index * 2654435761u) ^ (unsigned) time (NULL);
+    char body[512], reply[4096];
+    for (long i = 0; i < t->count && s_now () < o->deadline; i++) {
+        int from = (int) (rand_r (&seed) % (unsigned) o->accounts);
+        int to = (int) ((unsigned) from + 1 + rand_r (&seed) % (unsigned) (o->accounts - 1))
+                 % o->accounts;
+        int len = snprintf (body, sizeof body,
+                            "{\"op\":\"send\",\"context\":\"transfers\",\"command\":\"RequestTransfer\","
+                            "\"data\":{\"transfer\":\"%s-%d-%ld\",\"from\":\"acc-%d\",\"to\":\"acc-%d\","
+                            "\"amount\":1}}", o->prefix, t->index, i, from, to);
+        if (s_call (req, body, len, reply, sizeof reply) < 0)
+            break;
+        if (strstr (reply, "\"ok\":true"))
+            t->sent++;
+    }
+    zmq_close (req);
+    return NULL;
+}
+
+/* Requests `total` transfers from the clients, then waits until the
+ * reactor has handled them all.  Prints transfers/s end to end. */
+static int
+s_run_transfers (s_opts_t *o, long total)
+{
+    void *req = s_new_req (o->zctx, o->endpoint);
+    long before = s_reactor_handled (req, "transfer-process");
+    if (before < 0) {
+        fprintf (stderr, "bctx-bench: no transfer-process reactor on this host\n");
+        zmq_close (req);
+        return 1;
+    }
+    s_transferer_t *ts = calloc ((size_t) o->clients, sizeof *ts);
+    pthread_t *th = calloc ((size_t) o->clients, sizeof *th);
+    double t0 = s_now ();
+    o->deadline = t0 + o->seconds;
+    for (int i = 0; i < o->clients; i++) {
+        ts[i] = (s_transferer_t) { .o = o, .index = i,
+                                   .count = total / o->clients + (i < total % o->clients) };
+        pthread_create (&th[i], NULL, s_transferer, &ts[i]);
+    }
+    long sent = 0;
+    for (int i = 0; i < o->clients; i++) {
+        pthread_join (th[i], NULL);
+        sent += ts[i].sent;
+    }
+    double requested = s_now () - t0;
+    long handled = before;
+    while (handled - before < sent && s_now () - t0 < o->seconds + 120) {
+        struct timespec pause = { 0, 2 * 1000 * 1000 };
+        nanosleep (&pause, NULL);
+        handled = s_reactor_handled (req, "transfer-process");
+    }
+    double elapsed = s_now () - t0;
+    printf ("{\"clients\":%d,\"transfers\":%ld,\"done\":%ld,\"requested_in\":%.3f,"
+            "\"seconds\":%.3f,\"per_second\":%.0f}\n", o->clients, sent, handled - before,
+            requested, elapsed, (double) (handled - before) / elapsed);
+    free (ts);
+    free (th);
+    zmq_close (req);
+    return 0;
+}
+
 static int
 s_cmp_long (const void *a, const void *b)
 {
@@ -164,6 +323,8 @@ main (int argc, char **argv)
         .clients = 1, .accounts = 1000, .seconds = 5, .max = 10000000, .prefix = NULL,
     };
     int setup = 0;
+    const char *probe_name = NULL;
+    long transfers = 0;
     static const struct option longopts[] = {
         { "clients", required_argument, NULL, 'c' },
         { "accounts", required_argument, NULL, 'a' },
@@ -173,6 +334,8 @@ main (int argc, char **argv)
         { "ack-log", required_argument, NULL, 'l' },
         { "setup", no_argument, NULL, 'S' },
         { "timeout", required_argument, NULL, 't' },
+        { "probe", required_argument, NULL, 'P' },
+        { "transfers", required_argument, NULL, 'T' },
         { NULL, 0, NULL, 0 }
     };
     int opt;
@@ -186,6 +349,8 @@ main (int argc, char **argv)
         case 'p': o.prefix = optarg; break;
         case 'S': setup = 1; break;
         case 't': s_timeout_ms = atoi (optarg); break;
+        case 'P': probe_name = optarg; break;
+        case 'T': transfers = atol (optarg); break;
         case 'l':
             o.ack_log = fopen (optarg, "a");
             if (!o.ack_log) {
@@ -212,6 +377,11 @@ main (int argc, char **argv)
     o.zctx = zmq_ctx_new ();
     if (setup && s_setup (&o) < 0)
         return 1;
+    if (transfers > 0) {
+        int rc = s_run_transfers (&o, transfers);
+        zmq_ctx_term (o.zctx);
+        return rc;
+    }
     s_client_t *cs = calloc ((size_t) o.clients, sizeof *cs);
     pthread_t *ts = calloc ((size_t) o.clients, sizeof *ts);
     double t0 = s_now ();
@@ -220,6 +390,10 @@ main (int argc, char **argv)
         cs[i] = (s_client_t) { .o = &o, .index = i };
         pthread_create (&ts[i], NULL, s_client, &cs[i]);
     }
+    s_probe_t probe = { .o = &o, .projection = probe_name };
+    pthread_t probe_thread;
+    if (probe_name)
+        pthread_create (&probe_thread, NULL, s_probe, &probe);
     long total = 0, errors = 0, timeouts = 0;
     for (int i = 0; i < o.clients; i++) {
         pthread_join (ts[i], NULL);
@@ -228,6 +402,16 @@ main (int argc, char **argv)
         timeouts += cs[i].timeouts;
     }
     double elapsed = s_now () - t0;
+    char probe_text[160] = "";
+    if (probe_name) {
+        pthread_join (probe_thread, NULL);
+        qsort (probe.lag, (size_t) probe.n, sizeof *probe.lag, s_cmp_long);
+        snprintf (probe_text, sizeof probe_text,
+                  ",\"probe\":\"%s\",\"probes\":%ld,\"lag_p50_us\":%ld,\"lag_p99_us\":%ld",
+                  probe_name, probe.n, probe.n ? probe.lag[probe.n / 2] : 0,
+                  probe.n ? probe.lag[(long) ((double) probe.n * 0.99)] : 0);
+        free (probe.lag);
+    }
     long *all = malloc ((size_t) (total ? total : 1) * sizeof *all);
     long k = 0;
     for (int i = 0; i < o.clients; i++) {
@@ -239,8 +423,9 @@ main (int argc, char **argv)
     long p50 = total ? all[total / 2] : 0;
     long p99 = total ? all[(long) ((double) total * 0.99)] : 0;
     printf ("{\"clients\":%d,\"commands\":%ld,\"errors\":%ld,\"timeouts\":%ld,"
-            "\"seconds\":%.3f,\"per_second\":%.0f,\"p50_us\":%ld,\"p99_us\":%ld}\n",
-            o.clients, total, errors, timeouts, elapsed, (double) total / elapsed, p50, p99);
+            "\"seconds\":%.3f,\"per_second\":%.0f,\"p50_us\":%ld,\"p99_us\":%ld%s}\n",
+            o.clients, total, errors, timeouts, elapsed, (double) total / elapsed, p50, p99,
+            probe_text);
     free (all);
     free (cs);
     free (ts);

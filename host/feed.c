@@ -159,21 +159,17 @@ s_row (const bctx_row_t *row, void *arg)
     s_reading_t *r = arg;
     if (s_consumed (r->in, row->type)) {
         json_t *data = json_loads (row->data, 0, NULL);
-        json_t *meta = json_loads (row->metadata, 0, NULL);
-        if (!data || !meta) {
-            json_decref (data);
-            json_decref (meta);
+        if (!data) {
             r->failed = 1;
             return 1;
         }
         bctx_event_t ev = {
             .context = r->in->name, .type = row->type,
             .aggregate = row->aggregate, .version = row->version,
-            .position = row->position, .data = data, .metadata = meta,
+            .position = row->position, .data = data, .metadata = row->metadata,
         };
         int rc = r->fn (&ev, r->arg);
         json_decref (data);
-        json_decref (meta);
         if (rc != 0) {
             r->stopped = 1;
             return 1;

@@ -46,6 +46,8 @@ struct bctx_projector {
     int64_t built_from;           /* heads when the rebuild started, summed */
     double last_progress_log;     /* when progress was last logged */
     int backoff_ms;               /* wait after a failure */
+    double streak_start;          /* when the current catch-up began, or 0 */
+    int64_t streak_from;          /* events handled when it began */
     /* Shared with the API thread, under lock: */
     pthread_mutex_t lock;         /* guards what follows */
     int64_t *shown;               /* per source: checkpoint of the live gen */
@@ -373,7 +375,21 @@ s_run (void *arg)
             break;
         if (replay && s_start_rebuild (self, "asked by replay") != 0)
             s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
+        if (!self->streak_start) {
+            self->streak_start = s_now ();
+            self->streak_from = self->handled;
+        }
         int rc = s_catch_up (self);
+        if (rc == 0) {
+            /* Caught up: say how fast, when it was a catch-up worth naming. */
+            int64_t n = self->handled - self->streak_from;
+            double took = s_now () - self->streak_start;
+            if (n >= 10000)
+                bctx_log (BCTX_LOG_INFO, "projection %s: caught up %lld events in %.3f s "
+                          "(%.0f events/s)", self->name, (long long) n, took,
+                          took > 0 ? (double) n / took : 0.0);
+            self->streak_start = 0;
+        }
         int wait_ms = S_IDLE_MS;
         if (rc < 0) {
             self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100;

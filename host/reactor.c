@@ -105,7 +105,8 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
     snprintf (id, sizeof id, "%s:%s:%lld:%d", self->name, ev->context,
               (long long) ev->position, r->sends++);
     snprintf (cause, sizeof cause, "%s:%lld", ev->context, (long long) ev->position);
-    const char *corr = json_string_value (json_object_get (ev->metadata, "correlation_id"));
+    json_t *meta = ev->metadata ? json_loads (ev->metadata, 0, NULL) : NULL;
+    const char *corr = json_string_value (json_object_get (meta, "correlation_id"));
     bctx_waiter_t waiter = { .done = 0 };
     pthread_mutex_init (&waiter.lock, NULL);
     pthread_cond_init (&waiter.cond, NULL);
@@ -115,6 +116,7 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
                               "context", context, "command", command, "id", id,
                               "data", data, "correlation_id", corr ? corr : id,
                               "causation_id", cause);
+    json_decref (meta);
     int rc = BCTX_ERROR;
     if (!job->request || zmq_send (self->target_push[t], &job, sizeof job, 0) < 0) {
         bctx_reason (why, "send: cannot queue the command for \"%s\"", context);

@@ -72,7 +72,9 @@ typedef struct bctx_event {
     int64_t version;           /* place in the aggregate's stream, from 1 */
     int64_t position;          /* place in the context's log, from 1 */
     const json_t *data;        /* what the context decided */
-    const json_t *metadata;    /* command_id, correlation_id, causation_id, time */
+    const char *metadata;      /* JSON text {command_id, correlation_id,
+                                  causation_id, time}; json_loads it when
+                                  needed (most handlers never do) */
 } bctx_event_t;
 
 /* The read models a projection handler may read and write (opaque). */
