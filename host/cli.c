@@ -36,6 +36,7 @@ s_usage (void)
         "  query PROJECTION [KEY] [--limit N] [--after KEY]\n"
         "  replay PROJECTION\n"
         "  retry REACTOR\n"
+        "  reload CONTEXT [PLUGIN]\n"
         "  contexts\n"
         "  stats\n"
         "ENDPOINT defaults to $BCTX_ENDPOINT, else %s; the timeout to 5.\n",
@@ -288,6 +289,24 @@ s_named (s_client_t *c, const char *op, const char *field, int argc, char **argv
     return s_simple (c, json_pack ("{s:s, s:s}", "op", op, field, argv[0]));
 }
 
+/* reload CONTEXT [PLUGIN]: a relative PLUGIN is made absolute, since the
+ * host may run elsewhere in the file system. */
+static int
+s_reload (s_client_t *c, int argc, char **argv)
+{
+    if (argc < 1 || argc > 2) {
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    json_t *req = json_pack ("{s:s, s:s}", "op", "reload", "context", argv[0]);
+    if (argc == 2) {
+        char *abs = realpath (argv[1], NULL);
+        json_object_set_new (req, "plugin", json_string (abs ? abs : argv[1]));
+        free (abs);
+    }
+    return s_simple (c, req);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -330,7 +349,7 @@ main (int argc, char **argv)
     int known = strcmp (sub, "send") == 0 || strcmp (sub, "events") == 0
                 || strcmp (sub, "contexts") == 0 || strcmp (sub, "stats") == 0
                 || strcmp (sub, "query") == 0 || strcmp (sub, "replay") == 0
-                || strcmp (sub, "retry") == 0;
+                || strcmp (sub, "retry") == 0 || strcmp (sub, "reload") == 0;
     if (!known) {
         fprintf (stderr, "bctx: unknown subcommand \"%s\"\n", sub);
         s_usage ();
@@ -359,6 +378,8 @@ main (int argc, char **argv)
         code = s_named (&c, "replay", "projection", sargc, sargv);
     } else if (strcmp (sub, "retry") == 0) {
         code = s_named (&c, "retry", "reactor", sargc, sargv);
+    } else if (strcmp (sub, "reload") == 0) {
+        code = s_reload (&c, sargc, sargv);
     } else {
         code = s_simple (&c, json_pack ("{s:s}", "op", sub));
     }

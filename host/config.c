@@ -95,7 +95,8 @@ static int
 s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
     static const char *const keys[] = {
-        "name", "api", "publish", "data", "max_message", "max_batch", NULL
+        "name", "api", "publish", "data", "max_message", "max_batch",
+        "reload_timeout_ms", NULL
     };
     const char *file = self->path;
     if (!json_is_object (host)) {
@@ -110,7 +111,9 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
         || s_size (host, "max_message", "host", &self->max_message, 64,
                    256u * 1024 * 1024, file, err, errlen) < 0
         || s_size (host, "max_batch", "host", &self->max_batch, 1, 65536,
-                   file, err, errlen) < 0)
+                   file, err, errlen) < 0
+        || s_size (host, "reload_timeout_ms", "host", &self->reload_timeout_ms, 10,
+                   600000, file, err, errlen) < 0)
         return -1;
     return 0;
 }
@@ -119,7 +122,7 @@ static int
 s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
                 size_t errlen)
 {
-    static const char *const keys[] = { "name", "plugin", "settings", NULL };
+    static const char *const keys[] = { "name", "plugin", "settings", "watch", NULL };
     const char *file = self->path;
     char where[32];
     snprintf (where, sizeof where, "contexts[%zu]", i);
@@ -153,6 +156,12 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
                     where, cc->name, j);
             return -1;
         }
+    json_t *watch = json_object_get (c, "watch");
+    if (watch && !json_is_boolean (watch)) {
+        s_fail (err, errlen, file, "%s.watch: expected true or false", where);
+        return -1;
+    }
+    cc->watch = json_is_true (watch);
     json_t *settings = json_object_get (c, "settings");
     cc->settings = settings ? json_incref (settings) : json_null ();
     return 0;
@@ -177,6 +186,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
     self->data = strdup (BCTX_DEFAULT_DATA);
     self->max_message = BCTX_DEFAULT_MAX_MESSAGE;
     self->max_batch = BCTX_DEFAULT_BATCH;
+    self->reload_timeout_ms = BCTX_DEFAULT_RELOAD_MS;
 
     if (!json_is_object (root)) {
         s_fail (err, errlen, path, "(root): expected an object");

@@ -15,11 +15,13 @@
 #define BCTX_DEFAULT_DATA         "data"
 #define BCTX_DEFAULT_MAX_MESSAGE  (1024 * 1024)
 #define BCTX_DEFAULT_BATCH        1024
+#define BCTX_DEFAULT_RELOAD_MS    5000
 
 typedef struct bctx_context_config {
     char *name;              /* the context's name, unique in the host */
     char *plugin;            /* path of the plugin .so */
     json_t *settings;        /* handed to the plugin's init; JSON null if absent */
+    int watch;               /* reload when the plugin file changes */
 } bctx_context_config_t;
 
 typedef struct bctx_config {
@@ -30,6 +32,8 @@ typedef struct bctx_config {
     char *data;              /* host.data: directory of the SQLite files */
     size_t max_message;      /* host.max_message: largest request, in bytes */
     size_t max_batch;        /* host.max_batch: most commands per commit */
+    size_t reload_timeout_ms; /* host.reload_timeout_ms: longest wait for a
+                                 context to reach a switch point */
     bctx_context_config_t *contexts; /* contexts[] */
     size_t n_contexts;       /* how many */
 } bctx_config_t;

@@ -249,7 +249,25 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
         }
     }
     self->initialised = 1;
+    atomic_store (&self->refs, 1);
     return self;
+}
+
+bctx_plugin_t *
+bctx_plugin_ref (bctx_plugin_t *self)
+{
+    atomic_fetch_add (&self->refs, 1);
+    return self;
+}
+
+void
+bctx_plugin_unref (bctx_plugin_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    if (atomic_fetch_sub (&(*self_p)->refs, 1) == 1)
+        bctx_plugin_destroy (self_p);
+    *self_p = NULL;
 }
 
 const bctx_command_t *
@@ -271,6 +289,8 @@ bctx_plugin_destroy (bctx_plugin_t **self_p)
         self->desc->fini (self->user);
     if (self->handle)
         dlclose (self->handle);
+    if (self->loaded)
+        atomic_fetch_sub (self->loaded, 1);
     free (self->name);
     free (self->path);
     free (self);

@@ -9,6 +9,7 @@
 #ifndef BCTX_LOADER_H
 #define BCTX_LOADER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <jansson.h>
 
@@ -23,6 +24,8 @@ typedef struct bctx_plugin {
     char *path;                   /* the path it was loaded from */
     size_t n_commands;            /* entries in desc->commands */
     int initialised;              /* init returned BCTX_OK */
+    _Atomic int refs;             /* holders: the worker, each runner, a reload */
+    _Atomic int *loaded;          /* if set, decremented when this is unloaded */
 } bctx_plugin_t;
 
 /*
@@ -41,7 +44,17 @@ bctx_plugin_t *bctx_plugin_load (const char *name, const char *path,
 const bctx_command_t *bctx_plugin_command (const bctx_plugin_t *self,
                                            const char *command);
 
-/* Calls fini, dlcloses and frees; sets *self_p to NULL.  Idempotent. */
+/* Calls fini, dlcloses and frees; sets *self_p to NULL.  Idempotent.
+ * For a plugin shared between threads use bctx_plugin_unref instead. */
 void bctx_plugin_destroy (bctx_plugin_t **self_p);
+
+/* Takes one more reference (a new holder: the worker, a projection's or
+ * reactor's runner).  A loaded plugin starts with one.  Return: self. */
+bctx_plugin_t *bctx_plugin_ref (bctx_plugin_t *self);
+
+/* Drops a reference and sets *self_p to NULL; the last one unloads the
+ * plugin (fini, dlclose), in the calling thread: nothing runs in the old
+ * code any more by then. */
+void bctx_plugin_unref (bctx_plugin_t **self_p);
 
 #endif

@@ -28,8 +28,9 @@ struct bctx_models {
 struct bctx_projector {
     char *name;                   /* the projection's name */
     char *path;                   /* its read-side file */
-    const bctx_plugin_t *plugin;  /* the context declaring it (borrowed) */
-    const bctx_projection_t *def; /* its declaration (borrowed) */
+    bctx_plugin_t *plugin;        /* the context's version it runs (a reference) */
+    const bctx_projection_t *def; /* its declaration, inside plugin */
+    char *context;                /* the context's name */
     bctx_feed_t *feed;            /* its sources */
     bctx_readside_t *db;          /* its read models and checkpoints */
     void *zctx;                   /* ZeroMQ context (borrowed) */
@@ -50,6 +51,9 @@ struct bctx_projector {
     int64_t streak_from;          /* events handled when it began */
     /* Shared with the API thread, under lock: */
     pthread_mutex_t lock;         /* guards what follows */
+    bctx_plugin_t *next_plugin;   /* a version to switch to (a reference), or NULL */
+    const bctx_projection_t *next_def; /* its declaration of this projection */
+    uint32_t version;             /* the version it runs */
     int64_t *shown;               /* per source: checkpoint of the live gen */
     int64_t *shown_build;         /* per source: checkpoint of the rebuild */
     int shown_building;           /* a rebuild is running */
@@ -358,6 +362,33 @@ s_catch_up (bctx_projector_t *self)
     return more;
 }
 
+/* Between batches: moves to the version the API thread handed over. */
+static void
+s_take_switch (bctx_projector_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bctx_plugin_t *next = self->next_plugin;
+    const bctx_projection_t *def = self->next_def;
+    self->next_plugin = NULL;
+    if (next)
+        self->version = def->version;
+    pthread_mutex_unlock (&self->lock);
+    if (!next)
+        return;
+    bctx_plugin_t *old = self->plugin;
+    uint32_t old_version = self->def->version;
+    self->plugin = next;
+    self->def = def;
+    bctx_plugin_unref (&old);
+    if (def->version != old_version) {
+        char why[96];
+        snprintf (why, sizeof why, "reload changed its version from %u to %u",
+                  old_version, def->version);
+        if (s_start_rebuild (self, why) != 0)
+            s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
+    }
+}
+
 static void *
 s_run (void *arg)
 {
@@ -370,6 +401,8 @@ s_run (void *arg)
                 stop = 1;
             else if (cmd == 'r')
                 replay = 1;
+            else if (cmd == 'p')
+                s_take_switch (self);
         }
         if (stop)
             break;
@@ -419,15 +452,17 @@ s_run (void *arg)
 /* --- lifecycle ------------------------------------------------------- */
 
 bctx_projector_t *
-bctx_projector_new (void *zctx, const char *data, const bctx_plugin_t *plugin,
+bctx_projector_new (void *zctx, const char *data, bctx_plugin_t *plugin,
                     const bctx_projection_t *def, const bctx_source_t *sources,
                     size_t n, char *err, size_t errlen)
 {
     bctx_projector_t *self = calloc (1, sizeof *self);
     pthread_mutex_init (&self->lock, NULL);
     self->name = strdup (def->name);
-    self->plugin = plugin;
+    self->plugin = bctx_plugin_ref (plugin);
     self->def = def;
+    self->version = def->version;
+    self->context = strdup (plugin->name);
     self->zctx = zctx;
     self->models.owner = self;
     self->models.cache = json_object ();
@@ -487,6 +522,25 @@ bctx_projector_start (bctx_projector_t *self)
 }
 
 void
+bctx_projector_switch (bctx_projector_t *self, bctx_plugin_t *plugin,
+                       const bctx_projection_t *def)
+{
+    pthread_mutex_lock (&self->lock);
+    bctx_plugin_t *stale = self->next_plugin;
+    self->next_plugin = bctx_plugin_ref (plugin);
+    self->next_def = def;
+    pthread_mutex_unlock (&self->lock);
+    bctx_plugin_unref (&stale);
+    zmq_send (self->control_push, "p", 1, ZMQ_DONTWAIT);
+}
+
+const char *
+bctx_projector_context (const bctx_projector_t *self)
+{
+    return self->context;
+}
+
+void
 bctx_projector_replay (bctx_projector_t *self)
 {
     zmq_send (self->control_push, "r", 1, ZMQ_DONTWAIT);
@@ -527,8 +581,8 @@ bctx_projector_stats (bctx_projector_t *self)
                              "percent", total ? 100.0 * (double) done / (double) total : 100.0);
     }
     json_t *stats = json_pack ("{s:s, s:s, s:i, s:s, s:o, s:o, s:o, s:I, s:I, s:s?}",
-                               "context", self->plugin->name, "name", self->name,
-                               "version", (int) self->def->version,
+                               "context", self->context, "name", self->name,
+                               "version", (int) self->version,
                                "state", self->error[0] ? "failing"
                                         : self->shown_building ? "rebuilding" : "live",
                                "checkpoints", checkpoints, "lag", lag,
@@ -563,6 +617,9 @@ bctx_projector_destroy (bctx_projector_t **self_p)
     free (self->checkpoints);
     free (self->shown);
     free (self->shown_build);
+    bctx_plugin_unref (&self->next_plugin);
+    bctx_plugin_unref (&self->plugin);
+    free (self->context);
     free (self->name);
     free (self->path);
     pthread_mutex_destroy (&self->lock);

@@ -24,18 +24,29 @@ int bctx_models_put (bctx_models_t *models, const char *key, json_t *value);
 int bctx_models_delete (bctx_models_t *models, const char *key);
 
 /*
- * Opens the projection `def` (borrowed, from `plugin`, which must outlive
- * it) with its read-side file under `data`, and its feed over `sources`.
- * Return: new projector (not running), or NULL with the reason in err.
+ * Opens the projection `def` (borrowed, from `plugin`, of which the
+ * projector takes a reference) with its read-side file under `data`, and
+ * its feed over `sources`.  Return: new projector (not running), or NULL
+ * with the reason in err.
  */
 bctx_projector_t *bctx_projector_new (void *zctx, const char *data,
-                                      const bctx_plugin_t *plugin,
+                                      bctx_plugin_t *plugin,
                                       const bctx_projection_t *def,
                                       const bctx_source_t *sources, size_t n,
                                       char *err, size_t errlen);
 
 /* Starts its thread.  Return 0 or -1. */
 int bctx_projector_start (bctx_projector_t *self);
+
+/* Hands the projector a new version of its context after a reload: it
+ * takes a reference to `plugin`, switches between two batches, rebuilds
+ * if def->version changed, and drops the old version.  From the API thread
+ * only. */
+void bctx_projector_switch (bctx_projector_t *self, bctx_plugin_t *plugin,
+                            const bctx_projection_t *def);
+
+/* The name of the context declaring it (borrowed). */
+const char *bctx_projector_context (const bctx_projector_t *self);
 
 /* Asks for a rebuild from position 1 (from the API thread only). */
 void bctx_projector_replay (bctx_projector_t *self);

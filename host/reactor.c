@@ -30,8 +30,9 @@ struct bctx_reaction {
 struct bctx_reactor_runner {
     char *name;                   /* the reactor's name */
     char *path;                   /* its file */
-    const bctx_plugin_t *plugin;  /* the context declaring it (borrowed) */
-    const bctx_reactor_t *def;    /* its declaration (borrowed) */
+    bctx_plugin_t *plugin;        /* the context's version it runs (a reference) */
+    const bctx_reactor_t *def;    /* its declaration, inside plugin */
+    char *context;                /* the context's name */
     bctx_feed_t *feed;            /* its sources */
     bctx_readside_t *db;          /* checkpoints and parked events */
     void *zctx;                   /* ZeroMQ context (borrowed) */
@@ -50,6 +51,8 @@ struct bctx_reactor_runner {
     json_t *parked;               /* "source\x1faggregate" -> count */
     /* Shared with the API thread, under lock: */
     pthread_mutex_t lock;         /* guards what follows */
+    bctx_plugin_t *next_plugin;   /* a version to switch to (a reference), or NULL */
+    const bctx_reactor_t *next_def; /* its declaration of this reactor */
     int64_t *shown;               /* per source: checkpoint */
     int64_t n_parked;             /* parked events */
     int64_t handled;              /* events handled */
@@ -160,6 +163,23 @@ s_set_error (bctx_reactor_runner_t *self, const char *text)
     pthread_mutex_lock (&self->lock);
     snprintf (self->error, sizeof self->error, "%s", text);
     pthread_mutex_unlock (&self->lock);
+}
+
+/* Moves to the version the API thread handed over, if any. */
+static void
+s_take_switch (bctx_reactor_runner_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bctx_plugin_t *next = self->next_plugin;
+    const bctx_reactor_t *def = self->next_def;
+    self->next_plugin = NULL;
+    pthread_mutex_unlock (&self->lock);
+    if (!next)
+        return;
+    bctx_plugin_t *old = self->plugin;
+    self->plugin = next;
+    self->def = def;
+    bctx_plugin_unref (&old);
 }
 
 /* Waits ms, unless a stop arrives.  Return 1 if asked to stop. */
@@ -400,6 +420,7 @@ s_run (void *arg)
             else if (cmd == 'y')
                 retry = 1;
         }
+        s_take_switch (self);
         if (self->stopping)
             break;
         if (retry)
@@ -434,15 +455,16 @@ s_run (void *arg)
 /* --- lifecycle ------------------------------------------------------- */
 
 bctx_reactor_runner_t *
-bctx_reactor_new (void *zctx, const char *data, const bctx_plugin_t *plugin,
+bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
                   const bctx_reactor_t *def, const bctx_source_t *targets,
                   size_t n, char *err, size_t errlen)
 {
     bctx_reactor_runner_t *self = calloc (1, sizeof *self);
     pthread_mutex_init (&self->lock, NULL);
     self->name = strdup (def->name);
-    self->plugin = plugin;
+    self->plugin = bctx_plugin_ref (plugin);
     self->def = def;
+    self->context = strdup (plugin->name);
     self->zctx = zctx;
     self->parked = json_object ();
     char who[160];
@@ -507,6 +529,25 @@ bctx_reactor_start (bctx_reactor_runner_t *self)
 }
 
 void
+bctx_reactor_switch (bctx_reactor_runner_t *self, bctx_plugin_t *plugin,
+                     const bctx_reactor_t *def)
+{
+    pthread_mutex_lock (&self->lock);
+    bctx_plugin_t *stale = self->next_plugin;
+    self->next_plugin = bctx_plugin_ref (plugin);
+    self->next_def = def;
+    pthread_mutex_unlock (&self->lock);
+    bctx_plugin_unref (&stale);
+    zmq_send (self->control_push, "p", 1, ZMQ_DONTWAIT);
+}
+
+const char *
+bctx_reactor_context (const bctx_reactor_runner_t *self)
+{
+    return self->context;
+}
+
+void
 bctx_reactor_retry (bctx_reactor_runner_t *self)
 {
     zmq_send (self->control_push, "y", 1, ZMQ_DONTWAIT);
@@ -540,7 +581,7 @@ bctx_reactor_stats (bctx_reactor_runner_t *self)
                                                      - self->shown[i]));
     }
     json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
-                               "context", self->plugin->name, "name", self->name,
+                               "context", self->context, "name", self->name,
                                "state", self->n_parked ? "parked" : "live",
                                "checkpoints", checkpoints, "lag", lag,
                                "parked", (json_int_t) self->n_parked,
@@ -579,6 +620,9 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     json_decref (self->parked);
     free (self->checkpoints);
     free (self->shown);
+    bctx_plugin_unref (&self->next_plugin);
+    bctx_plugin_unref (&self->plugin);
+    free (self->context);
     free (self->name);
     free (self->path);
     pthread_mutex_destroy (&self->lock);

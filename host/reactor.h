@@ -25,18 +25,28 @@ typedef struct bctx_reactor_runner bctx_reactor_runner_t;
 int bctx_reaction_send (bctx_reaction_t *reaction, const char *context,
                         const char *command, json_t *data, bctx_reason_t *why);
 
-/* Opens the reactor `def` (borrowed, from `plugin`, which must outlive it)
+/* Opens the reactor `def` (borrowed, from `plugin`, of which it takes a
+ * reference)
  * with its file under `data`; it reads from and sends to `targets` (every
  * local context).  Return: new runner (not running), or NULL with the
  * reason in err. */
 bctx_reactor_runner_t *bctx_reactor_new (void *zctx, const char *data,
-                                         const bctx_plugin_t *plugin,
+                                         bctx_plugin_t *plugin,
                                          const bctx_reactor_t *def,
                                          const bctx_source_t *targets, size_t n,
                                          char *err, size_t errlen);
 
 /* Starts its thread.  Return 0 or -1. */
 int bctx_reactor_start (bctx_reactor_runner_t *self);
+
+/* Hands the runner a new version of its context after a reload (it takes
+ * a reference, switches between two events, drops the old one).  From the
+ * API thread only. */
+void bctx_reactor_switch (bctx_reactor_runner_t *self, bctx_plugin_t *plugin,
+                          const bctx_reactor_t *def);
+
+/* The name of the context declaring it (borrowed). */
+const char *bctx_reactor_context (const bctx_reactor_runner_t *self);
 
 /* Asks it to run its parked events again (from the API thread only). */
 void bctx_reactor_retry (bctx_reactor_runner_t *self);

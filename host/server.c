@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -38,6 +41,25 @@ typedef struct {
     bctx_readside_t *reader;      /* read-only, for queries */
 } s_projection_t;
 
+/* A reload on its way: waiting for the old version to drain (job NULL),
+ * or sent to the worker and not back yet. */
+typedef struct {
+    bctx_job_t *job;              /* at the worker, or NULL while waiting */
+    size_t ctx;                   /* index of the context */
+    char *path;                   /* the plugin file to load */
+    double deadline;              /* monotonic seconds: then "unavailable" */
+    unsigned char identity[256];  /* the client, if any */
+    size_t identity_len;          /* 0: a reload from the file watch */
+    int delimiter;                /* the client sent an empty frame first */
+} s_reload_t;
+
+/* A context whose plugin file is watched. */
+typedef struct {
+    int wd;                       /* inotify watch on the file's directory, or -1 */
+    char *file;                   /* the file's name in that directory */
+    double due;                   /* when to reload (debounced), or 0 */
+} s_watch_t;
+
 struct bctx_server {
     const bctx_config_t *config;  /* borrowed */
     void *zctx;                   /* the ZeroMQ context */
@@ -51,11 +73,23 @@ struct bctx_server {
     size_t n_projections;         /* how many */
     bctx_reactor_runner_t **reactors; /* every reactor of every context */
     size_t n_reactors;            /* how many */
+    s_reload_t *reloads;          /* reloads in progress */
+    size_t n_reloads;             /* how many */
+    int inotify;                  /* inotify descriptor, or -1 */
+    s_watch_t *watches;           /* one per context */
     int64_t in_flight;            /* jobs handed to workers, not yet back */
     int64_t requests;             /* requests taken */
     int64_t too_large;            /* requests refused as too_large */
     int64_t bad;                  /* requests refused as bad_request */
 };
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
 
 static int
 s_mkdirs (const char *path, char *err, size_t errlen)
@@ -78,6 +112,112 @@ fail:
     return -1;
 }
 
+/* Does any runner of a context other than `ctx` use this name? */
+static int
+s_name_taken (bctx_server_t *self, const char *kind, const char *name, const char *ctx)
+{
+    if (strcmp (kind, "projection") == 0) {
+        for (size_t i = 0; i < self->n_projections; i++)
+            if (strcmp (bctx_projector_name (self->projections[i].projector), name) == 0
+                && strcmp (bctx_projector_context (self->projections[i].projector), ctx) != 0)
+                return 1;
+    } else {
+        for (size_t i = 0; i < self->n_reactors; i++)
+            if (strcmp (bctx_reactor_name (self->reactors[i]), name) == 0
+                && strcmp (bctx_reactor_context (self->reactors[i]), ctx) != 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* Checks that a version of context `ctx` declares projections and reactors
+ * this host can run: names unique in the host and within the plugin, and
+ * every consumed context known.  Return 0, or -1 with the reason. */
+static int
+s_check_read_side (bctx_server_t *self, const bctx_plugin_t *p, char *err, size_t errlen)
+{
+    json_t *seen = json_object ();
+    int rc = -1;
+    const char *kinds[2] = { "projection", "reactor" };
+    for (int k = 0; k < 2; k++) {
+        size_t n = 0;
+        const char *const *consumes[64];
+        const char *names[64];
+        if (k == 0)
+            for (const bctx_projection_t *d = p->desc->projections; d && d->name && n < 64; d++)
+                names[n] = d->name, consumes[n++] = d->consumes;
+        else
+            for (const bctx_reactor_t *d = p->desc->reactors; d && d->name && n < 64; d++)
+                names[n] = d->name, consumes[n++] = d->consumes;
+        for (size_t i = 0; i < n; i++) {
+            char key[160];
+            snprintf (key, sizeof key, "%s %s", kinds[k], names[i]);
+            if (json_object_get (seen, key) || s_name_taken (self, kinds[k], names[i], p->name)) {
+                snprintf (err, errlen, "context %s: %s is declared twice in this host",
+                          p->name, key);
+                goto done;
+            }
+            json_object_set_new (seen, key, json_true ());
+            char who[200];
+            snprintf (who, sizeof who, "context %s: %s", p->name, key);
+            /* A feed opened and closed: the consumed contexts exist. */
+            bctx_feed_t *feed = bctx_feed_new (who, consumes[i], self->sources,
+                                               self->n_contexts, err, errlen);
+            if (!feed)
+                goto done;
+            bctx_feed_destroy (&feed);
+        }
+    }
+    rc = 0;
+done:
+    json_decref (seen);
+    return rc;
+}
+
+static s_projection_t *s_find_projection (bctx_server_t *self, const char *name);
+static int s_watch_open (bctx_server_t *self, char *err, size_t errlen);
+static bctx_reactor_runner_t *s_find_reactor (bctx_server_t *self, const char *name);
+
+/* Creates (and, when start is set, starts) the runners of a version's
+ * projections and reactors that do not run yet.  Return 0 or -1. */
+static int
+s_add_runners (bctx_server_t *self, bctx_plugin_t *p, int start, char *err, size_t errlen)
+{
+    for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++) {
+        if (s_find_projection (self, d->name))
+            continue;
+        bctx_projector_t *pr = bctx_projector_new (self->zctx, self->config->data, p, d,
+                                                   self->sources, self->n_contexts, err, errlen);
+        if (!pr)
+            return -1;
+        bctx_readside_t *reader = bctx_readside_open (bctx_projector_path (pr),
+                                                      BCTX_STORE_READONLY, err, errlen);
+        if (!reader || (start && bctx_projector_start (pr) != 0)) {
+            bctx_readside_destroy (&reader);
+            bctx_projector_destroy (&pr);
+            return -1;
+        }
+        self->projections = realloc (self->projections,
+                                     (self->n_projections + 1) * sizeof *self->projections);
+        self->projections[self->n_projections++] = (s_projection_t) { pr, reader };
+    }
+    for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++) {
+        if (s_find_reactor (self, d->name))
+            continue;
+        bctx_reactor_runner_t *r = bctx_reactor_new (self->zctx, self->config->data, p, d,
+                                                     self->sources, self->n_contexts, err, errlen);
+        if (!r)
+            return -1;
+        if (start && bctx_reactor_start (r) != 0) {
+            bctx_reactor_destroy (&r);
+            return -1;
+        }
+        self->reactors = realloc (self->reactors, (self->n_reactors + 1) * sizeof *self->reactors);
+        self->reactors[self->n_reactors++] = r;
+    }
+    return 0;
+}
+
 /* Creates the projections and reactors every context declares, with
  * names unique in the host. */
 static int
@@ -93,56 +233,18 @@ s_open_read_side (bctx_server_t *self, char *err, size_t errlen)
             .endpoint = bctx_worker_endpoint (w),
         };
     }
-    json_t *seen = json_object ();
-    int rc = -1;
     for (size_t i = 0; i < self->n_contexts; i++) {
-        const bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
-        for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++) {
-            char key[160];
-            snprintf (key, sizeof key, "projection %s", d->name);
-            if (json_object_get (seen, key)) {
-                snprintf (err, errlen, "contexts[%zu] (%s): %s is declared twice in this host",
-                          i, p->name, key);
-                goto done;
-            }
-            json_object_set_new (seen, key, json_true ());
-            bctx_projector_t *pr = bctx_projector_new (self->zctx, self->config->data, p, d,
-                                                       self->sources, self->n_contexts,
-                                                       err, errlen);
-            if (!pr)
-                goto done;
-            self->projections = realloc (self->projections,
-                                         (self->n_projections + 1) * sizeof *self->projections);
-            s_projection_t *sp = &self->projections[self->n_projections++];
-            sp->projector = pr;
-            sp->reader = bctx_readside_open (bctx_projector_path (pr), BCTX_STORE_READONLY,
-                                             err, errlen);
-            if (!sp->reader)
-                goto done;
-        }
-        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++) {
-            char key[160];
-            snprintf (key, sizeof key, "reactor %s", d->name);
-            if (json_object_get (seen, key)) {
-                snprintf (err, errlen, "contexts[%zu] (%s): %s is declared twice in this host",
-                          i, p->name, key);
-                goto done;
-            }
-            json_object_set_new (seen, key, json_true ());
-            bctx_reactor_runner_t *r = bctx_reactor_new (self->zctx, self->config->data, p, d,
-                                                         self->sources, self->n_contexts,
-                                                         err, errlen);
-            if (!r)
-                goto done;
-            self->reactors = realloc (self->reactors,
-                                      (self->n_reactors + 1) * sizeof *self->reactors);
-            self->reactors[self->n_reactors++] = r;
+        bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
+        char why[512];
+        int rc = s_check_read_side (self, p, why, sizeof why) == 0
+                 && s_add_runners (self, p, 0, why, sizeof why) == 0 ? 0 : -1;
+        bctx_plugin_unref (&p);
+        if (rc < 0) {
+            snprintf (err, errlen, "contexts[%zu]: %s", i, why);
+            return -1;
         }
     }
-    rc = 0;
-done:
-    json_decref (seen);
-    return rc;
+    return 0;
 }
 
 bctx_server_t *
@@ -152,6 +254,7 @@ bctx_server_new (const bctx_config_t *config, char *err, size_t errlen)
         return NULL;
     bctx_server_t *self = calloc (1, sizeof *self);
     self->config = config;
+    self->inotify = -1;
     self->zctx = zmq_ctx_new ();
     self->replies = zmq_socket (self->zctx, ZMQ_PULL);
     int hwm = 0;
@@ -182,7 +285,7 @@ bctx_server_new (const bctx_config_t *config, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (s_open_read_side (self, err, errlen) < 0)
+    if (s_open_read_side (self, err, errlen) < 0 || s_watch_open (self, err, errlen) < 0)
         goto fail;
     self->router = zmq_socket (self->zctx, ZMQ_ROUTER);
     int one = 1;
@@ -308,6 +411,8 @@ s_op_events (bctx_server_t *self, json_t *req)
 static s_projection_t *
 s_find_projection (bctx_server_t *self, const char *name)
 {
+    if (!name)
+        return NULL;
     for (size_t i = 0; i < self->n_projections; i++)
         if (strcmp (bctx_projector_name (self->projections[i].projector), name) == 0)
             return &self->projections[i];
@@ -317,6 +422,8 @@ s_find_projection (bctx_server_t *self, const char *name)
 static bctx_reactor_runner_t *
 s_find_reactor (bctx_server_t *self, const char *name)
 {
+    if (!name)
+        return NULL;
     for (size_t i = 0; i < self->n_reactors; i++)
         if (strcmp (bctx_reactor_name (self->reactors[i]), name) == 0)
             return self->reactors[i];
@@ -419,29 +526,411 @@ s_op_retry (bctx_server_t *self, json_t *req)
                                            "parked", (json_int_t) parked));
 }
 
+/* --- hot swap -------------------------------------------------------- */
+
+static void s_send (bctx_server_t *self, const void *identity, size_t identity_len,
+                    int delimiter, const char *reply);
+
+/* Answers the client of a reload (if any) and logs the outcome. */
+static void
+s_reload_answer (bctx_server_t *self, s_reload_t *r, const char *reply)
+{
+    if (r->identity_len)
+        s_send (self, r->identity, r->identity_len, r->delimiter, reply);
+}
+
+typedef struct {
+    const bctx_plugin_t *plugin;  /* whose evolve */
+    json_t *state;                /* the fold so far (owned) */
+    json_t *seen;                 /* aggregates met (reading the log's tail) */
+    int failed;                   /* evolve or stored JSON failed */
+} s_fold_t;
+
+static int
+s_note_aggregate (const bctx_row_t *row, void *arg)
+{
+    s_fold_t *f = arg;
+    json_object_set_new (f->seen, row->aggregate, json_true ());
+    return 0;
+}
+
+static int
+s_fold_row (const bctx_row_t *row, void *arg)
+{
+    s_fold_t *f = arg;
+    json_t *data = json_loads (row->data, 0, NULL);
+    f->state = data ? f->plugin->desc->evolve (f->plugin->user, f->state, row->type, data) : NULL;
+    json_decref (data);
+    if (!f->state) {
+        f->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* A new version's evolve must still read the log: fold the aggregates of
+ * the log's last events with it.  Return 0, or -1 with the reason. */
+static int
+s_check_evolve (bctx_server_t *self, size_t ctx, const bctx_plugin_t *next, char *err,
+                size_t errlen)
+{
+    bctx_store_t *reader = self->contexts[ctx].reader;
+    int64_t head = atomic_load (&bctx_worker_stats (self->contexts[ctx].worker)->position);
+    s_fold_t tail = { .seen = json_object () };
+    int rc = 0;
+    if (bctx_store_read (reader, head > 200 ? head - 199 : 1, NULL, 200,
+                         s_note_aggregate, &tail) < 0) {
+        snprintf (err, errlen, "cannot read the log: %s", bctx_store_error (reader));
+        rc = -1;
+    }
+    const char *aggregate;
+    json_t *flag;
+    int checked = 0;
+    json_object_foreach (tail.seen, aggregate, flag) {
+        if (rc != 0 || checked++ == 16)
+            break;
+        s_fold_t f = { .plugin = next };
+        int64_t n = bctx_store_read_aggregate (reader, aggregate, s_fold_row, &f);
+        json_decref (f.state);
+        if (n < 0 || f.failed) {
+            snprintf (err, errlen, "version %s cannot fold aggregate \"%s\" from the log: %s",
+                      next->desc->version ? next->desc->version : "?", aggregate,
+                      n < 0 ? bctx_store_error (reader) : "its evolve failed");
+            rc = -1;
+        }
+    }
+    json_decref (tail.seen);
+    return rc;
+}
+
+/* Loads the new version and sends it to the worker.  Return NULL when it
+ * went to the worker (or must wait for the old version to drain), or an
+ * error reply (new). */
+static char *
+s_reload_load (bctx_server_t *self, s_reload_t *r)
+{
+    bctx_worker_t *w = self->contexts[r->ctx].worker;
+    const bctx_context_config_t *cc = &self->config->contexts[r->ctx];
+    if (atomic_load (bctx_worker_loaded (w)) >= 2)
+        return NULL;               /* at most two versions: wait */
+    char err[1024];
+    bctx_plugin_t *next = bctx_plugin_load (cc->name, r->path, cc->settings, "reload",
+                                            err, sizeof err);
+    if (next) {
+        next->loaded = bctx_worker_loaded (w);
+        atomic_fetch_add (next->loaded, 1);
+        if (s_check_read_side (self, next, err, sizeof err) != 0
+            || s_check_evolve (self, r->ctx, next, err, sizeof err) != 0)
+            bctx_plugin_unref (&next);
+    }
+    if (!next) {
+        bctx_worker_reload_failed (w, err);
+        bctx_log (BCTX_LOG_ERROR, "context %s: reload failed, the old version keeps serving: %s",
+                  cc->name, err);
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "reload failed, the old version keeps "
+                                 "serving: %s", err);
+    }
+    bctx_job_t *job = calloc (1, sizeof *job);
+    job->kind = BCTX_JOB_RELOAD;
+    job->plugin = next;
+    if (zmq_send (self->contexts[r->ctx].push, &job, sizeof job, 0) < 0) {
+        bctx_job_destroy (&job);
+        return bctx_reply_error (BCTX_E_UNAVAILABLE, "context %s is not taking commands",
+                                 cc->name);
+    }
+    r->job = job;
+    return NULL;
+}
+
+static void
+s_reload_remove (bctx_server_t *self, size_t k)
+{
+    free (self->reloads[k].path);
+    self->reloads[k] = self->reloads[--self->n_reloads];
+}
+
+/* Starts a reload of context ctx from path (borrowed).  Return an error
+ * reply (new), or NULL when the outcome will be answered later. */
+static char *
+s_reload_start (bctx_server_t *self, size_t ctx, const char *path,
+                const void *identity, size_t identity_len, int delimiter)
+{
+    for (size_t k = 0; k < self->n_reloads; k++)
+        if (self->reloads[k].ctx == ctx)
+            return bctx_reply_error (BCTX_E_UNAVAILABLE, "a reload of context %s is already "
+                                     "in progress", self->config->contexts[ctx].name);
+    if (identity_len > sizeof self->reloads[0].identity)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "routing id too long");
+    self->reloads = realloc (self->reloads, (self->n_reloads + 1) * sizeof *self->reloads);
+    s_reload_t *r = &self->reloads[self->n_reloads++];
+    memset (r, 0, sizeof *r);
+    r->ctx = ctx;
+    r->path = strdup (path);
+    r->deadline = s_now () + (double) self->config->reload_timeout_ms / 1000.0;
+    memcpy (r->identity, identity, identity_len);
+    r->identity_len = identity_len;
+    r->delimiter = delimiter;
+    bctx_log (BCTX_LOG_INFO, "context %s: reloading from %s", self->config->contexts[ctx].name,
+              path);
+    char *reply = s_reload_load (self, r);
+    if (reply)
+        s_reload_remove (self, self->n_reloads - 1);
+    return reply;
+}
+
+/* After the worker switched: moves the context's projections and reactors
+ * to the new version, starts the ones it adds, stops the ones it drops. */
+static int
+s_reload_runners (bctx_server_t *self, size_t ctx, char *err, size_t errlen)
+{
+    bctx_plugin_t *p = bctx_worker_plugin (self->contexts[ctx].worker);
+    const char *name = p->name;
+    for (size_t i = 0; i < self->n_projections;) {
+        bctx_projector_t *pr = self->projections[i].projector;
+        if (strcmp (bctx_projector_context (pr), name) != 0) {
+            i++;
+            continue;
+        }
+        const bctx_projection_t *def = NULL;
+        for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
+            if (strcmp (d->name, bctx_projector_name (pr)) == 0)
+                def = d;
+        if (def) {
+            bctx_projector_switch (pr, p, def);
+            i++;
+        } else {
+            bctx_log (BCTX_LOG_INFO, "projection %s: no longer declared; stopped",
+                      bctx_projector_name (pr));
+            bctx_projector_destroy (&self->projections[i].projector);
+            bctx_readside_destroy (&self->projections[i].reader);
+            self->projections[i] = self->projections[--self->n_projections];
+        }
+    }
+    for (size_t i = 0; i < self->n_reactors;) {
+        bctx_reactor_runner_t *r = self->reactors[i];
+        if (strcmp (bctx_reactor_context (r), name) != 0) {
+            i++;
+            continue;
+        }
+        const bctx_reactor_t *def = NULL;
+        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
+            if (strcmp (d->name, bctx_reactor_name (r)) == 0)
+                def = d;
+        if (def) {
+            bctx_reactor_switch (r, p, def);
+            i++;
+        } else {
+            bctx_log (BCTX_LOG_INFO, "reactor %s: no longer declared; stopped",
+                      bctx_reactor_name (r));
+            bctx_reactor_destroy (&self->reactors[i]);
+            self->reactors[i] = self->reactors[--self->n_reactors];
+        }
+    }
+    int rc = s_add_runners (self, p, 1, err, errlen);
+    bctx_plugin_unref (&p);
+    return rc;
+}
+
+/* A reload job came back from its worker. */
+static void
+s_reload_done (bctx_server_t *self, bctx_job_t *job)
+{
+    size_t k = 0;
+    while (k < self->n_reloads && self->reloads[k].job != job)
+        k++;
+    if (k == self->n_reloads) {
+        /* A rollback (see below) or an orphan: nobody waits for it. */
+        if (job->reply && strstr (job->reply, "\"ok\":true"))
+            bctx_log (BCTX_LOG_WARN, "rolled back: %s", job->reply);
+        bctx_job_destroy (&job);
+        return;
+    }
+    s_reload_t *r = &self->reloads[k];
+    const char *name = self->config->contexts[r->ctx].name;
+    if (job->reply && strstr (job->reply, "\"ok\":true")) {
+        char err[512];
+        if (s_reload_runners (self, r->ctx, err, sizeof err) != 0) {
+            /* Put the old version back; job->plugin is it. */
+            bctx_log (BCTX_LOG_ERROR, "context %s: reload failed after the switch (%s); "
+                      "rolling back to version %s", name, err,
+                      job->plugin->desc->version);
+            bctx_worker_reload_failed (self->contexts[r->ctx].worker, err);
+            bctx_job_t *back = calloc (1, sizeof *back);
+            back->kind = BCTX_JOB_RELOAD;
+            back->plugin = job->plugin;
+            job->plugin = NULL;
+            if (zmq_send (self->contexts[r->ctx].push, &back, sizeof back, 0) < 0)
+                bctx_job_destroy (&back);
+            char *reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "reload rolled back: %s", err);
+            s_reload_answer (self, r, reply);
+            free (reply);
+        } else {
+            bctx_plugin_t *now = bctx_worker_plugin (self->contexts[r->ctx].worker);
+            bctx_log (BCTX_LOG_INFO, "context %s: version %s from %s now serving (was %s); "
+                      "commands were held %lld us", name, now->desc->version, now->path,
+                      job->plugin ? job->plugin->desc->version : "?", job->pause_us);
+            bctx_plugin_unref (&now);
+            s_reload_answer (self, r, job->reply);
+        }
+    } else {
+        s_reload_answer (self, r, job->reply ? job->reply
+                         : "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"no reply\"}}");
+    }
+    bctx_job_destroy (&job);      /* drops the old version's worker reference */
+    s_reload_remove (self, k);
+}
+
+/* Loads waiting reloads whose old version has drained; cancels the ones
+ * past their deadline.  Return the seconds until the next deadline, or -1. */
+static double
+s_reload_tick (bctx_server_t *self)
+{
+    double now = s_now (), next = -1;
+    for (size_t k = 0; k < self->n_reloads;) {
+        s_reload_t *r = &self->reloads[k];
+        const char *name = self->config->contexts[r->ctx].name;
+        if (!r->job && now < r->deadline) {
+            char *reply = s_reload_load (self, r);
+            if (reply) {
+                s_reload_answer (self, r, reply);
+                free (reply);
+                s_reload_remove (self, k);
+                continue;
+            }
+        }
+        if (now >= r->deadline) {
+            int expected = BCTX_JOB_PENDING;
+            if (!r->job || atomic_compare_exchange_strong (&r->job->state, &expected,
+                                                           BCTX_JOB_CANCELLED)) {
+                /* The worker frees a cancelled job when it gets to it. */
+                char *reply = bctx_reply_error (
+                    BCTX_E_UNAVAILABLE, "reload of context %s timed out after %zu ms: %s; "
+                    "the old version keeps serving", name, self->config->reload_timeout_ms,
+                    r->job ? "the context did not reach a switch point (a command is still "
+                             "running in it)" : "the previous version is still draining");
+                bctx_worker_reload_failed (self->contexts[r->ctx].worker, reply);
+                bctx_log (BCTX_LOG_ERROR, "context %s: %s", name, reply);
+                s_reload_answer (self, r, reply);
+                free (reply);
+                s_reload_remove (self, k);
+                continue;
+            }
+            /* The worker took it: its answer is on the way. */
+        }
+        double wait = r->job ? r->deadline - now : 0.005;
+        if (wait < 0)
+            wait = 0.005;
+        if (next < 0 || wait < next)
+            next = wait;
+        k++;
+    }
+    return next;
+}
+
+/* {"op":"reload","context":C,"plugin":P?} */
+static char *
+s_op_reload (bctx_server_t *self, json_t *req, const void *identity, size_t identity_len,
+             int delimiter)
+{
+    const char *op = NULL, *name = NULL, *path = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex (req, &jerr, JSON_STRICT, "{s:s, s:s, s?s}", "op", &op,
+                        "context", &name, "plugin", &path) != 0)
+        return bctx_reply_error (BCTX_E_BAD_REQUEST, "reload: %s", jerr.text);
+    for (size_t i = 0; i < self->n_contexts; i++)
+        if (strcmp (self->config->contexts[i].name, name) == 0)
+            return s_reload_start (self, i, path ? path : self->config->contexts[i].plugin,
+                                   identity, identity_len, delimiter);
+    return bctx_reply_error (BCTX_E_UNKNOWN_CONTEXT, "no context \"%s\" on this host", name);
+}
+
+/* --- file watch ------------------------------------------------------ */
+
+static int
+s_watch_open (bctx_server_t *self, char *err, size_t errlen)
+{
+    self->inotify = -1;
+    self->watches = calloc (self->n_contexts ? self->n_contexts : 1, sizeof *self->watches);
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        s_watch_t *w = &self->watches[i];
+        w->wd = -1;
+        if (!self->config->contexts[i].watch)
+            continue;
+        if (self->inotify < 0) {
+            self->inotify = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
+            if (self->inotify < 0) {
+                snprintf (err, errlen, "contexts[%zu].watch: inotify: %s", i, strerror (errno));
+                return -1;
+            }
+        }
+        char *a = strdup (self->config->contexts[i].plugin);
+        char *b = strdup (self->config->contexts[i].plugin);
+        w->file = strdup (basename (b));
+        w->wd = inotify_add_watch (self->inotify, dirname (a),
+                                   IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE);
+        free (a);
+        free (b);
+        if (w->wd < 0) {
+            snprintf (err, errlen, "contexts[%zu].watch: cannot watch %s: %s", i,
+                      self->config->contexts[i].plugin, strerror (errno));
+            return -1;
+        }
+        bctx_log (BCTX_LOG_INFO, "context %s: watching %s", self->config->contexts[i].name,
+                  self->config->contexts[i].plugin);
+    }
+    return 0;
+}
+
+/* Reads inotify events: a change to a watched file (re)arms its debounce. */
+static void
+s_watch_read (bctx_server_t *self)
+{
+    char buf[8192] __attribute__ ((aligned (__alignof__ (struct inotify_event))));
+    ssize_t n;
+    while ((n = read (self->inotify, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ev = (struct inotify_event *) p;
+            for (size_t i = 0; i < self->n_contexts; i++) {
+                s_watch_t *w = &self->watches[i];
+                if (w->wd == ev->wd && ev->len && strcmp (ev->name, w->file) == 0)
+                    w->due = s_now () + 0.3;   /* quiet for 300 ms: whole */
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
+/* Starts the reloads whose files have been quiet long enough.  Return the
+ * seconds until the next one is due, or -1. */
+static double
+s_watch_tick (bctx_server_t *self)
+{
+    double now = s_now (), next = -1;
+    for (size_t i = 0; self->watches && i < self->n_contexts; i++) {
+        s_watch_t *w = &self->watches[i];
+        if (!w->due)
+            continue;
+        if (now >= w->due) {
+            w->due = 0;
+            bctx_log (BCTX_LOG_INFO, "context %s: %s changed", self->config->contexts[i].name,
+                      self->config->contexts[i].plugin);
+            char *reply = s_reload_start (self, i, self->config->contexts[i].plugin, NULL, 0, 0);
+            free (reply);       /* already logged */
+        } else if (next < 0 || w->due - now < next) {
+            next = w->due - now;
+        }
+    }
+    return next;
+}
+
 static char *
 s_op_contexts (bctx_server_t *self)
 {
     json_t *list = json_array ();
     for (size_t i = 0; i < self->n_contexts; i++) {
-        bctx_worker_t *w = self->contexts[i].worker;
-        const bctx_plugin_t *p = bctx_worker_plugin (w);
-        json_t *commands = json_array ();
-        for (size_t k = 0; k < p->n_commands; k++)
-            json_array_append_new (commands, json_string (p->desc->commands[k].name));
-        json_t *projections = json_array ();
-        for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
-            json_array_append_new (projections, json_pack ("{s:s, s:i}", "name", d->name,
-                                                           "version", (int) d->version));
-        json_t *reactors = json_array ();
-        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
-            json_array_append_new (reactors, json_string (d->name));
-        json_array_append_new (list, json_pack (
-            "{s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "name", bctx_worker_name (w),
-            "version", p->desc->version ? p->desc->version : "",
-            "plugin", p->path,
-            "position", (json_int_t) atomic_load (&bctx_worker_stats (w)->position),
-            "commands", commands, "projections", projections, "reactors", reactors));
+        json_t *info = bctx_worker_describe (self->contexts[i].worker);
+        json_object_set_new (info, "watch", json_boolean (self->config->contexts[i].watch));
+        json_array_append_new (list, info);
     }
     return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o}", "ok", 1, "host",
                                            self->config->name, "contexts", list));
@@ -585,6 +1074,8 @@ s_request (bctx_server_t *self, const char *body, size_t len,
         reply = s_op_replay (self, req);
     else if (strcmp (op, "retry") == 0)
         reply = s_op_retry (self, req);
+    else if (strcmp (op, "reload") == 0)
+        reply = s_op_reload (self, req, identity, identity_len, delimiter);
     else
         reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "unknown op \"%s\"", op);
     if (reply && strstr (reply, "\"code\":\"bad_request\""))
@@ -644,6 +1135,10 @@ s_on_reply (bctx_server_t *self)
 {
     bctx_job_t *job;
     while (zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job) {
+        if (job->kind == BCTX_JOB_RELOAD) {
+            s_reload_done (self, job);
+            continue;
+        }
         self->in_flight--;
         s_send (self, job->identity, job->identity_len, job->delimiter,
                 job->reply ? job->reply : "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"no reply\"}}");
@@ -659,8 +1154,12 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
             { self->replies, 0, ZMQ_POLLIN, 0 },
             { self->router, 0, ZMQ_POLLIN, 0 },
             { NULL, stop_fd, ZMQ_POLLIN, 0 },
+            { NULL, self->inotify, ZMQ_POLLIN, 0 },
         };
-        int rc = zmq_poll (items, 3, -1);
+        double a = s_reload_tick (self), b = s_watch_tick (self);
+        double wait = a < 0 ? b : b < 0 ? a : a < b ? a : b;
+        long timeout = wait < 0 ? -1 : (long) (wait * 1000) + 1;
+        int rc = zmq_poll (items, self->inotify >= 0 ? 4 : 3, timeout);
         if (rc < 0) {
             if (zmq_errno () == EINTR)
                 continue;
@@ -675,6 +1174,8 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
         }
         if (items[0].revents & ZMQ_POLLIN)
             s_on_reply (self);
+        if (self->inotify >= 0 && (items[3].revents & ZMQ_POLLIN))
+            s_watch_read (self);
         /* A bounded number per turn, so replies are never starved. */
         for (int i = 0; i < 256 && (items[1].revents & ZMQ_POLLIN); i++) {
             int events = 0;
@@ -718,6 +1219,19 @@ bctx_server_destroy (bctx_server_t **self_p)
     }
     free (self->projections);
     free (self->sources);
+    for (size_t k = 0; k < self->n_reloads; k++) {
+        /* Still at a worker: it will free the job when it gets to it. */
+        if (self->reloads[k].job)
+            atomic_store (&self->reloads[k].job->state, BCTX_JOB_CANCELLED);
+        free (self->reloads[k].path);
+    }
+    free (self->reloads);
+    if (self->watches)
+        for (size_t i = 0; i < self->n_contexts; i++)
+            free (self->watches[i].file);
+    free (self->watches);
+    if (self->inotify >= 0)
+        close (self->inotify);
     for (size_t i = 0; i < self->n_contexts; i++) {
         s_context_t *c = &self->contexts[i];
         if (c->push) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <zmq.h>
 
 #define S_CACHE_MAX   200000   /* aggregates cached before the cache is reset */
@@ -29,7 +30,13 @@ struct bctx_worker {
     void *queue;                  /* PULL: job pointers from the API thread */
     void *replies;                /* PUSH: job pointers back, with replies */
     void *bus;                    /* PUB into the internal bus */
-    bctx_plugin_t *plugin;        /* the loaded context */
+    bctx_plugin_t *plugin;        /* the version serving (the worker's reference) */
+    _Atomic int loaded;           /* versions loaded: 1, or 2 while one drains */
+    pthread_mutex_t info_lock;    /* guards plugin swaps against readers, and what follows */
+    char loaded_at[40];           /* when the serving version was loaded */
+    int64_t reloads;              /* successful reloads */
+    char reload_error[512];       /* the last reload's failure, or "" */
+    int info_lock_ready;          /* info_lock was initialised */
     bctx_store_t *store;          /* the context's log (read-write) */
     json_t *cache;                /* aggregate id -> [version, state] */
     size_t max_batch;             /* most commands per commit */
@@ -53,6 +60,8 @@ bctx_job_destroy (bctx_job_t **self_p)
         return;
     json_decref ((*self_p)->request);
     free ((*self_p)->reply);
+    bctx_plugin_unref (&(*self_p)->plugin);
+    json_decref ((*self_p)->dropped);
     free (*self_p);
     *self_p = NULL;
 }
@@ -109,7 +118,7 @@ s_put_string (FILE *out, const char *text)
 enum { S_VERSION, S_STATE, S_IDS };
 
 typedef struct {
-    bctx_worker_t *self;          /* whose plugin folds */
+    const bctx_plugin_t *plugin;  /* whose evolve folds */
     json_t *state;                /* the state so far (owned) */
     json_t *ids;                  /* command ids seen (owned) */
     int64_t version;              /* the last version folded */
@@ -137,7 +146,7 @@ s_fold_one (const bctx_row_t *e, void *arg)
         f->failed = 1;
         return 1;
     }
-    const bctx_plugin_t *p = f->self->plugin;
+    const bctx_plugin_t *p = f->plugin;
     f->state = p->desc->evolve (p->user, f->state, e->type, data);
     json_decref (data);
     f->version = e->version;
@@ -159,7 +168,7 @@ s_aggregate (bctx_worker_t *self, const char *aggregate, char *why,
     json_t *entry = json_object_get (self->cache, aggregate);
     if (entry)
         return entry;
-    s_fold_t f = { .self = self, .ids = json_object () };
+    s_fold_t f = { .plugin = self->plugin, .ids = json_object () };
     int64_t n = bctx_store_read_aggregate (self->store, aggregate, s_fold_one, &f);
     if (n < 0 || f.failed) {
         snprintf (why, whylen, "cannot rebuild aggregate \"%s\": %s", aggregate,
@@ -255,7 +264,7 @@ s_settle (bctx_worker_t *self, bctx_job_t *job, const char *id, char *reply)
 
 /* Builds the metadata of a command's events.  Return: new text. */
 static char *
-s_metadata (json_t *req, const char *id)
+s_metadata (json_t *req, const char *id, const char *version)
 {
     const char *corr = json_string_value (json_object_get (req, "correlation_id"));
     const char *cause = json_string_value (json_object_get (req, "causation_id"));
@@ -270,7 +279,9 @@ s_metadata (json_t *req, const char *id)
     s_put_string (out, corr ? corr : id);
     fputs (",\"causation_id\":", out);
     s_put_string (out, cause ? cause : id);
-    fprintf (out, ",\"time\":\"%s\"}", when);
+    fprintf (out, ",\"time\":\"%s\",\"context_version\":", when);
+    s_put_string (out, version ? version : "");
+    fputs ("}", out);
     fclose (out);
     return text;
 }
@@ -441,7 +452,7 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
         return s_settle (self, job, id, s_accepted_reply (id, aggregate, NULL, 0));
     }
 
-    char *metadata = s_metadata (req, id);
+    char *metadata = s_metadata (req, id, p->desc->version);
     bctx_row_t *rows = calloc (n, sizeof *rows);
     char **texts = calloc (n, sizeof *texts);
     for (size_t i = 0; i < n; i++) {
@@ -568,6 +579,52 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
         json_object_clear (self->cache);
 }
 
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/*
+ * Switches to the version a reload job brings.  Runs between batches, so
+ * the commands before it finished on the old version and the ones queued
+ * behind it run on the new one.  A cancelled job (the reload timed out
+ * while a decide held the worker) is dropped.
+ */
+static void
+s_reload (bctx_worker_t *self, bctx_job_t *job)
+{
+    int expected = BCTX_JOB_PENDING;
+    if (!atomic_compare_exchange_strong (&job->state, &expected, BCTX_JOB_TAKEN)) {
+        bctx_log (BCTX_LOG_INFO, "context %s: dropping a reload that timed out", self->name);
+        bctx_job_destroy (&job);
+        return;
+    }
+    double t0 = s_now ();
+    bctx_plugin_t *next = job->plugin;
+    pthread_mutex_lock (&self->info_lock);
+    bctx_plugin_t *old = self->plugin;
+    self->plugin = next;
+    bctx_time_iso (self->loaded_at, sizeof self->loaded_at);
+    self->reloads++;
+    self->reload_error[0] = '\0';
+    pthread_mutex_unlock (&self->info_lock);
+    /* The new evolve rebuilds the cache; the old one is freed by whoever
+     * takes the job back, not here where commands wait. */
+    job->dropped = self->cache;
+    self->cache = json_object ();
+    job->plugin = old;
+    job->pause_us = (long long) ((s_now () - t0) * 1e6);
+    job->reply = bctx_reply_dump_new (json_pack (
+        "{s:b, s:s, s:s, s:s, s:s, s:I}", "ok", 1, "context", self->name,
+        "version", next->desc->version ? next->desc->version : "",
+        "previous", old->desc->version ? old->desc->version : "",
+        "plugin", next->path, "pause_us", (json_int_t) job->pause_us));
+    s_reply (self, job);
+}
+
 static void *
 s_run (void *arg)
 {
@@ -576,7 +633,8 @@ s_run (void *arg)
     int stopping = 0;
     while (!stopping) {
         size_t n = 0;
-        while (n < self->max_batch) {
+        bctx_job_t *reload = NULL;
+        while (n < self->max_batch && !reload) {
             bctx_job_t *job;
             int rc = zmq_recv (self->queue, &job, sizeof job,
                                n == 0 ? 0 : ZMQ_DONTWAIT);
@@ -594,10 +652,15 @@ s_run (void *arg)
                 stopping = 1;
                 break;
             }
-            batch[n++] = (s_pending_t) { .job = job };
+            if (job->kind == BCTX_JOB_RELOAD)
+                reload = job;      /* after the commands before it */
+            else
+                batch[n++] = (s_pending_t) { .job = job };
         }
         if (n)
             s_batch (self, batch, n);
+        if (reload)
+            s_reload (self, reload);
     }
     free (batch);
     return NULL;
@@ -618,10 +681,15 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
     if (asprintf (&self->endpoint, "inproc://bctx-worker-%s", cc->name) < 0
         || asprintf (&self->store_path, "%s/%s.db", config->data, cc->name) < 0)
         goto fail;
+    pthread_mutex_init (&self->info_lock, NULL);
+    self->info_lock_ready = 1;
     self->plugin = bctx_plugin_load (cc->name, cc->plugin, cc->settings,
                                      where, err, errlen);
     if (!self->plugin)
         goto fail;
+    atomic_store (&self->loaded, 1);
+    self->plugin->loaded = &self->loaded;
+    bctx_time_iso (self->loaded_at, sizeof self->loaded_at);
     self->store = bctx_store_open (self->store_path, 0, err, errlen);
     if (!self->store)
         goto fail;
@@ -672,10 +740,55 @@ bctx_worker_name (const bctx_worker_t *self)
     return self->name;
 }
 
-const bctx_plugin_t *
-bctx_worker_plugin (const bctx_worker_t *self)
+bctx_plugin_t *
+bctx_worker_plugin (bctx_worker_t *self)
 {
-    return self->plugin;
+    pthread_mutex_lock (&self->info_lock);
+    bctx_plugin_t *p = bctx_plugin_ref (self->plugin);
+    pthread_mutex_unlock (&self->info_lock);
+    return p;
+}
+
+json_t *
+bctx_worker_describe (bctx_worker_t *self)
+{
+    pthread_mutex_lock (&self->info_lock);
+    const bctx_plugin_t *p = self->plugin;
+    json_t *commands = json_array ();
+    for (size_t k = 0; k < p->n_commands; k++)
+        json_array_append_new (commands, json_string (p->desc->commands[k].name));
+    json_t *projections = json_array ();
+    for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
+        json_array_append_new (projections, json_pack ("{s:s, s:i}", "name", d->name,
+                                                       "version", (int) d->version));
+    json_t *reactors = json_array ();
+    for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
+        json_array_append_new (reactors, json_string (d->name));
+    json_t *info = json_pack (
+        "{s:s, s:s, s:s, s:s, s:I, s:s?, s:i, s:I, s:o, s:o, s:o}",
+        "name", self->name, "version", p->desc->version ? p->desc->version : "",
+        "plugin", p->path, "loaded_at", self->loaded_at,
+        "reloads", (json_int_t) self->reloads,
+        "last_reload_error", self->reload_error[0] ? self->reload_error : NULL,
+        "versions_loaded", atomic_load (&self->loaded),
+        "position", (json_int_t) atomic_load (&self->stats.position),
+        "commands", commands, "projections", projections, "reactors", reactors);
+    pthread_mutex_unlock (&self->info_lock);
+    return info;
+}
+
+void
+bctx_worker_reload_failed (bctx_worker_t *self, const char *why)
+{
+    pthread_mutex_lock (&self->info_lock);
+    snprintf (self->reload_error, sizeof self->reload_error, "%s", why);
+    pthread_mutex_unlock (&self->info_lock);
+}
+
+_Atomic int *
+bctx_worker_loaded (bctx_worker_t *self)
+{
+    return &self->loaded;
 }
 
 bctx_worker_stats_t *
@@ -710,7 +823,9 @@ bctx_worker_destroy (bctx_worker_t **self_p)
         zmq_close (self->bus);
     }
     bctx_store_destroy (&self->store);
-    bctx_plugin_destroy (&self->plugin);
+    bctx_plugin_unref (&self->plugin);
+    if (self->info_lock_ready)
+        pthread_mutex_destroy (&self->info_lock);
     json_decref (self->cache);
     free (self->name);
     free (self->endpoint);

@@ -39,7 +39,19 @@ typedef struct bctx_job {
     json_t *request;              /* owned: the parsed "send" request */
     char *reply;                  /* owned: reply JSON text, set by the worker */
     bctx_waiter_t *waiter;        /* borrowed: who waits, or NULL for the API */
+    int kind;                     /* BCTX_JOB_SEND or BCTX_JOB_RELOAD */
+    /* A reload: the new version going in (a reference), and once the
+     * worker has switched, the old version coming out (the worker's former
+     * reference, handed to whoever takes the job back). */
+    bctx_plugin_t *plugin;
+    _Atomic int state;            /* BCTX_JOB_PENDING, _TAKEN or _CANCELLED */
+    long long pause_us;           /* a reload: how long the switch held commands */
+    json_t *dropped;              /* a reload: the old aggregate cache, for the
+                                     taker to free off the command path */
 } bctx_job_t;
+
+enum { BCTX_JOB_SEND = 0, BCTX_JOB_RELOAD = 1 };
+enum { BCTX_JOB_PENDING = 0, BCTX_JOB_TAKEN = 1, BCTX_JOB_CANCELLED = 2 };
 
 /* Frees a job; sets *self_p to NULL.  Idempotent. */
 void bctx_job_destroy (bctx_job_t **self_p);
@@ -78,7 +90,23 @@ const char *bctx_worker_endpoint (const bctx_worker_t *self);
 
 /* Borrowed accessors. */
 const char *bctx_worker_name (const bctx_worker_t *self);
-const bctx_plugin_t *bctx_worker_plugin (const bctx_worker_t *self);
+
+/* The version serving now, with one more reference for the caller (release
+ * it with bctx_plugin_unref).  Thread-safe. */
+bctx_plugin_t *bctx_worker_plugin (bctx_worker_t *self);
+
+/* What `bctx contexts` shows of the context: its plugin's version, path,
+ * commands, load time, reload count, last reload error.  Thread-safe.
+ * Return: new. */
+json_t *bctx_worker_describe (bctx_worker_t *self);
+
+/* Records a reload that failed before it reached the worker (a bad file,
+ * a failing init), for bctx_worker_describe.  why: borrowed. */
+void bctx_worker_reload_failed (bctx_worker_t *self, const char *why);
+
+/* How many versions of the context are loaded (1, or 2 while an old one
+ * drains).  Passed to bctx_plugin_t.loaded of each version. */
+_Atomic int *bctx_worker_loaded (bctx_worker_t *self);
 bctx_worker_stats_t *bctx_worker_stats (bctx_worker_t *self);
 const char *bctx_worker_store_path (const bctx_worker_t *self);
 
