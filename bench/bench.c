@@ -12,6 +12,9 @@
  * is acknowledged the projection has handled it (lag_p50_us, lag_p99_us).
  * --transfers N requests N transfers (amount 1 between random accounts)
  * and waits until the transfer-process reactor has handled them all.
+ * --reloads N --reload-plugins A.so,B.so reloads the accounts context N
+ * times while the clients run, alternating A and B, and reports the
+ * longest command that overlapped each reload (pause p50/p99/max).
  * --setup opens the accounts first (acc-0 … acc-N-1, idempotent ids).
  * --ack-log writes "id amount account" for every acknowledged Deposit, so a
  * test can check that nothing acknowledged was lost.  Prints one JSON
@@ -45,6 +48,7 @@ typedef struct {
     s_opts_t *o;            /* shared options */
     int index;              /* client number */
     long *lat;              /* latencies in µs */
+    double *start;          /* when each was sent (monotonic s) */
     long n;                 /* how many */
     long cap;               /* room */
     long errors;            /* error replies */
@@ -120,7 +124,9 @@ s_client (void *arg)
         if (c->n == c->cap) {
             c->cap = c->cap ? c->cap * 2 : 4096;
             c->lat = realloc (c->lat, (size_t) c->cap * sizeof *c->lat);
+            c->start = realloc (c->start, (size_t) c->cap * sizeof *c->start);
         }
+        c->start[c->n] = t0;
         c->lat[c->n++] = (long) ((t1 - t0) * 1e6);
         if (o->ack_log) {
             pthread_mutex_lock (&o->lock);
@@ -325,6 +331,8 @@ main (int argc, char **argv)
     int setup = 0;
     const char *probe_name = NULL;
     long transfers = 0;
+    int reloads = 0;
+    const char *reload_plugins = NULL;
     static const struct option longopts[] = {
         { "clients", required_argument, NULL, 'c' },
         { "accounts", required_argument, NULL, 'a' },
@@ -336,6 +344,8 @@ main (int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "probe", required_argument, NULL, 'P' },
         { "transfers", required_argument, NULL, 'T' },
+        { "reloads", required_argument, NULL, 'R' },
+        { "reload-plugins", required_argument, NULL, 'L' },
         { NULL, 0, NULL, 0 }
     };
     int opt;
@@ -351,6 +361,8 @@ main (int argc, char **argv)
         case 't': s_timeout_ms = atoi (optarg); break;
         case 'P': probe_name = optarg; break;
         case 'T': transfers = atol (optarg); break;
+        case 'R': reloads = atoi (optarg); break;
+        case 'L': reload_plugins = optarg; break;
         case 'l':
             o.ack_log = fopen (optarg, "a");
             if (!o.ack_log) {
@@ -394,6 +406,38 @@ main (int argc, char **argv)
     pthread_t probe_thread;
     if (probe_name)
         pthread_create (&probe_thread, NULL, s_probe, &probe);
+    /* Reloads of the accounts context while the clients run, evenly spaced,
+     * alternating the plugins given; each window is [sent, answered]. */
+    double (*windows)[2] = calloc ((size_t) (reloads > 0 ? reloads : 1), sizeof *windows);
+    int reloaded = 0, reload_errors = 0;
+    if (reloads > 0 && reload_plugins) {
+        char *copy = strdup (reload_plugins);
+        char *second = strchr (copy, ',');
+        if (second)
+            *second++ = '\0';
+        void *req = s_new_req (o.zctx, o.endpoint);
+        for (int k = 0; k < reloads; k++) {
+            double at = t0 + o.seconds * (k + 1) / (reloads + 1);
+            while (s_now () < at) {
+                struct timespec pause = { 0, 1000 * 1000 };
+                nanosleep (&pause, NULL);
+            }
+            char body[1200], reply[4096];
+            int len = snprintf (body, sizeof body,
+                                "{\"op\":\"reload\",\"context\":\"accounts\",\"plugin\":\"%s\"}",
+                                (k % 2 == 0 || !second) ? copy : second);
+            windows[reloaded][0] = s_now ();
+            if (s_call (req, body, len, reply, sizeof reply) < 0)
+                break;
+            windows[reloaded++][1] = s_now ();
+            if (!strstr (reply, "\"ok\":true")) {
+                reload_errors++;
+                fprintf (stderr, "bctx-bench: reload: %s\n", reply);
+            }
+        }
+        zmq_close (req);
+        free (copy);
+    }
     long total = 0, errors = 0, timeouts = 0;
     for (int i = 0; i < o.clients; i++) {
         pthread_join (ts[i], NULL);
@@ -402,6 +446,37 @@ main (int argc, char **argv)
         timeouts += cs[i].timeouts;
     }
     double elapsed = s_now () - t0;
+    char reload_text[300] = "";
+    if (reloaded > 0) {
+        /* The pause a client saw: the longest command that overlapped the
+         * reload, per reload. */
+        /* The same, in windows as long but half an interval later, where no
+         * reload ran: the load's own tail, to compare with. */
+        double shift = o.seconds / (reloads + 1) / 2;
+        long *worst = calloc ((size_t) reloaded, sizeof *worst);
+        long *calm = calloc ((size_t) reloaded, sizeof *calm);
+        for (int k = 0; k < reloaded; k++)
+            for (int i = 0; i < o.clients; i++)
+                for (long j = 0; j < cs[i].n; j++) {
+                    double st = cs[i].start[j], en = st + (double) cs[i].lat[j] / 1e6;
+                    if (st <= windows[k][1] && en >= windows[k][0] && cs[i].lat[j] > worst[k])
+                        worst[k] = cs[i].lat[j];
+                    if (st <= windows[k][1] + shift && en >= windows[k][0] + shift
+                        && cs[i].lat[j] > calm[k])
+                        calm[k] = cs[i].lat[j];
+                }
+        qsort (worst, (size_t) reloaded, sizeof *worst, s_cmp_long);
+        qsort (calm, (size_t) reloaded, sizeof *calm, s_cmp_long);
+        snprintf (reload_text, sizeof reload_text,
+                  ",\"reloads\":%d,\"reload_errors\":%d,\"pause_p50_us\":%ld,"
+                  "\"pause_p99_us\":%ld,\"pause_max_us\":%ld,\"calm_p50_us\":%ld,"
+                  "\"calm_max_us\":%ld", reloaded, reload_errors,
+                  worst[reloaded / 2], worst[(int) ((double) reloaded * 0.99)],
+                  worst[reloaded - 1], calm[reloaded / 2], calm[reloaded - 1]);
+        free (worst);
+        free (calm);
+    }
+    free (windows);
     char probe_text[160] = "";
     if (probe_name) {
         pthread_join (probe_thread, NULL);
@@ -418,14 +493,15 @@ main (int argc, char **argv)
         memcpy (all + k, cs[i].lat, (size_t) cs[i].n * sizeof *all);
         k += cs[i].n;
         free (cs[i].lat);
+        free (cs[i].start);
     }
     qsort (all, (size_t) total, sizeof *all, s_cmp_long);
     long p50 = total ? all[total / 2] : 0;
     long p99 = total ? all[(long) ((double) total * 0.99)] : 0;
     printf ("{\"clients\":%d,\"commands\":%ld,\"errors\":%ld,\"timeouts\":%ld,"
-            "\"seconds\":%.3f,\"per_second\":%.0f,\"p50_us\":%ld,\"p99_us\":%ld%s}\n",
+            "\"seconds\":%.3f,\"per_second\":%.0f,\"p50_us\":%ld,\"p99_us\":%ld%s%s}\n",
             o.clients, total, errors, timeouts, elapsed, (double) total / elapsed, p50, p99,
-            probe_text);
+            probe_text, reload_text);
     free (all);
     free (cs);
     free (ts);

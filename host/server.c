@@ -15,6 +15,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ typedef struct {
     unsigned char identity[256];  /* the client, if any */
     size_t identity_len;          /* 0: a reload from the file watch */
     int delimiter;                /* the client sent an empty frame first */
+    int preparing;                /* job is with the preparer thread */
 } s_reload_t;
 
 /* A context whose plugin file is watched. */
@@ -539,73 +541,49 @@ s_reload_answer (bctx_server_t *self, s_reload_t *r, const char *reply)
         s_send (self, r->identity, r->identity_len, r->delimiter, reply);
 }
 
+/* What a preparer thread needs; it owns this and frees it. */
 typedef struct {
-    const bctx_plugin_t *plugin;  /* whose evolve */
-    json_t *state;                /* the fold so far (owned) */
-    json_t *seen;                 /* aggregates met (reading the log's tail) */
-    int failed;                   /* evolve or stored JSON failed */
-} s_fold_t;
+    void *zctx;                   /* to hand the job back */
+    bctx_job_t *job;              /* the reload job it fills */
+    char *name;                   /* the context */
+    char *path;                   /* the plugin file */
+    json_t *settings;             /* the context's settings (a reference) */
+    char *store_path;             /* the context's log */
+} s_preparer_t;
 
-static int
-s_note_aggregate (const bctx_row_t *row, void *arg)
+/* Loads, checks and warms the new version off the API thread, then hands
+ * the job back to the API thread through the replies socket. */
+static void *
+s_prepare (void *arg)
 {
-    s_fold_t *f = arg;
-    json_object_set_new (f->seen, row->aggregate, json_true ());
-    return 0;
+    s_preparer_t *p = arg;
+    bctx_job_t *job = p->job;
+    char err[1024];
+    job->plugin = bctx_worker_prepare (job, p->name, p->path, p->settings, p->store_path,
+                                       err, sizeof err);
+    if (!job->plugin)
+        job->reply = strdup (err);
+    job->prepared = 1;
+    void *push = zmq_socket (p->zctx, ZMQ_PUSH);
+    int linger = 0;
+    if (push)
+        zmq_setsockopt (push, ZMQ_LINGER, &linger, sizeof linger);
+    if (!push || zmq_connect (push, S_REPLIES) != 0
+        || zmq_send (push, &job, sizeof job, 0) < 0)
+        bctx_job_destroy (&job);   /* the host is stopping */
+    if (push)
+        zmq_close (push);
+    free (p->name);
+    free (p->path);
+    json_decref (p->settings);
+    free (p->store_path);
+    free (p);
+    return NULL;
 }
 
-static int
-s_fold_row (const bctx_row_t *row, void *arg)
-{
-    s_fold_t *f = arg;
-    json_t *data = json_loads (row->data, 0, NULL);
-    f->state = data ? f->plugin->desc->evolve (f->plugin->user, f->state, row->type, data) : NULL;
-    json_decref (data);
-    if (!f->state) {
-        f->failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-/* A new version's evolve must still read the log: fold the aggregates of
- * the log's last events with it.  Return 0, or -1 with the reason. */
-static int
-s_check_evolve (bctx_server_t *self, size_t ctx, const bctx_plugin_t *next, char *err,
-                size_t errlen)
-{
-    bctx_store_t *reader = self->contexts[ctx].reader;
-    int64_t head = atomic_load (&bctx_worker_stats (self->contexts[ctx].worker)->position);
-    s_fold_t tail = { .seen = json_object () };
-    int rc = 0;
-    if (bctx_store_read (reader, head > 200 ? head - 199 : 1, NULL, 200,
-                         s_note_aggregate, &tail) < 0) {
-        snprintf (err, errlen, "cannot read the log: %s", bctx_store_error (reader));
-        rc = -1;
-    }
-    const char *aggregate;
-    json_t *flag;
-    int checked = 0;
-    json_object_foreach (tail.seen, aggregate, flag) {
-        if (rc != 0 || checked++ == 16)
-            break;
-        s_fold_t f = { .plugin = next };
-        int64_t n = bctx_store_read_aggregate (reader, aggregate, s_fold_row, &f);
-        json_decref (f.state);
-        if (n < 0 || f.failed) {
-            snprintf (err, errlen, "version %s cannot fold aggregate \"%s\" from the log: %s",
-                      next->desc->version ? next->desc->version : "?", aggregate,
-                      n < 0 ? bctx_store_error (reader) : "its evolve failed");
-            rc = -1;
-        }
-    }
-    json_decref (tail.seen);
-    return rc;
-}
-
-/* Loads the new version and sends it to the worker.  Return NULL when it
- * went to the worker (or must wait for the old version to drain), or an
- * error reply (new). */
+/* Starts preparing the new version on its own thread.  Return NULL when
+ * started (or when it must wait for the old version to drain), or an error
+ * reply (new). */
 static char *
 s_reload_load (bctx_server_t *self, s_reload_t *r)
 {
@@ -613,32 +591,72 @@ s_reload_load (bctx_server_t *self, s_reload_t *r)
     const bctx_context_config_t *cc = &self->config->contexts[r->ctx];
     if (atomic_load (bctx_worker_loaded (w)) >= 2)
         return NULL;               /* at most two versions: wait */
-    char err[1024];
-    bctx_plugin_t *next = bctx_plugin_load (cc->name, r->path, cc->settings, "reload",
-                                            err, sizeof err);
-    if (next) {
-        next->loaded = bctx_worker_loaded (w);
-        atomic_fetch_add (next->loaded, 1);
-        if (s_check_read_side (self, next, err, sizeof err) != 0
-            || s_check_evolve (self, r->ctx, next, err, sizeof err) != 0)
-            bctx_plugin_unref (&next);
+    s_preparer_t *p = calloc (1, sizeof *p);
+    p->zctx = self->zctx;
+    p->job = calloc (1, sizeof *p->job);
+    p->job->kind = BCTX_JOB_RELOAD;
+    p->name = strdup (cc->name);
+    p->path = strdup (r->path);
+    p->settings = json_incref (cc->settings);
+    p->store_path = strdup (bctx_worker_store_path (w));
+    r->job = p->job;
+    r->preparing = 1;
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init (&attr);
+    pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create (&thread, &attr, s_prepare, p);
+    pthread_attr_destroy (&attr);
+    if (rc != 0) {
+        r->job = NULL;
+        r->preparing = 0;
+        bctx_job_destroy (&p->job);
+        free (p->name);
+        free (p->path);
+        json_decref (p->settings);
+        free (p->store_path);
+        free (p);
+        return bctx_reply_error (BCTX_E_INTERNAL, "cannot start a thread to load the plugin");
     }
-    if (!next) {
+    return NULL;
+}
+
+/* The preparer is done: refuse, or send the new version to the worker.
+ * Return an error reply (new), or NULL when it went to the worker. */
+static char *
+s_reload_send (bctx_server_t *self, s_reload_t *r)
+{
+    bctx_job_t *job = r->job;
+    bctx_worker_t *w = self->contexts[r->ctx].worker;
+    const char *name = self->config->contexts[r->ctx].name;
+    char err[1024];
+    r->preparing = 0;
+    if (job->plugin) {
+        job->plugin->loaded = bctx_worker_loaded (w);
+        atomic_fetch_add (job->plugin->loaded, 1);
+        if (s_check_read_side (self, job->plugin, err, sizeof err) != 0)
+            bctx_plugin_unref (&job->plugin);
+    } else {
+        snprintf (err, sizeof err, "%s", job->reply ? job->reply : "cannot load");
+    }
+    if (!job->plugin || atomic_load (&job->state) != BCTX_JOB_PENDING) {
+        if (atomic_load (&job->state) != BCTX_JOB_PENDING)
+            snprintf (err, sizeof err, "timed out while loading");
         bctx_worker_reload_failed (w, err);
         bctx_log (BCTX_LOG_ERROR, "context %s: reload failed, the old version keeps serving: %s",
-                  cc->name, err);
+                  name, err);
+        r->job = NULL;
+        bctx_job_destroy (&job);
         return bctx_reply_error (BCTX_E_BAD_REQUEST, "reload failed, the old version keeps "
                                  "serving: %s", err);
     }
-    bctx_job_t *job = calloc (1, sizeof *job);
-    job->kind = BCTX_JOB_RELOAD;
-    job->plugin = next;
+    free (job->reply);
+    job->reply = NULL;
     if (zmq_send (self->contexts[r->ctx].push, &job, sizeof job, 0) < 0) {
+        r->job = NULL;
         bctx_job_destroy (&job);
-        return bctx_reply_error (BCTX_E_UNAVAILABLE, "context %s is not taking commands",
-                                 cc->name);
+        return bctx_reply_error (BCTX_E_UNAVAILABLE, "context %s is not taking commands", name);
     }
-    r->job = job;
     return NULL;
 }
 
@@ -747,6 +765,15 @@ s_reload_done (bctx_server_t *self, bctx_job_t *job)
     }
     s_reload_t *r = &self->reloads[k];
     const char *name = self->config->contexts[r->ctx].name;
+    if (r->preparing) {
+        char *reply = s_reload_send (self, r);
+        if (reply) {
+            s_reload_answer (self, r, reply);
+            free (reply);
+            s_reload_remove (self, k);
+        }
+        return;
+    }
     if (job->reply && strstr (job->reply, "\"ok\":true")) {
         char err[512];
         if (s_reload_runners (self, r->ctx, err, sizeof err) != 0) {
@@ -789,6 +816,13 @@ s_reload_tick (bctx_server_t *self)
     for (size_t k = 0; k < self->n_reloads;) {
         s_reload_t *r = &self->reloads[k];
         const char *name = self->config->contexts[r->ctx].name;
+        if (r->preparing) {
+            /* The preparer answers soon; its deadline is checked then. */
+            if (now >= r->deadline)
+                atomic_store (&r->job->state, BCTX_JOB_CANCELLED);
+            k++;
+            continue;
+        }
         if (!r->job && now < r->deadline) {
             char *reply = s_reload_load (self, r);
             if (reply) {
@@ -1221,7 +1255,7 @@ bctx_server_destroy (bctx_server_t **self_p)
     free (self->sources);
     for (size_t k = 0; k < self->n_reloads; k++) {
         /* Still at a worker: it will free the job when it gets to it. */
-        if (self->reloads[k].job)
+        if (self->reloads[k].job && !self->reloads[k].preparing)
             atomic_store (&self->reloads[k].job->state, BCTX_JOB_CANCELLED);
         free (self->reloads[k].path);
     }

@@ -160,6 +160,12 @@ bctx_store_position (bctx_store_t *self)
     return self->position;
 }
 
+int64_t
+bctx_store_head (bctx_store_t *self)
+{
+    return s_last_position (self);
+}
+
 int
 bctx_store_begin (bctx_store_t *self)
 {

@@ -55,6 +55,11 @@ void bctx_store_destroy (bctx_store_t **self_p);
  * append by this connection. */
 int64_t bctx_store_position (bctx_store_t *self);
 
+/* The last position committed in the log, read now (for a reader beside
+ * the writer, whose bctx_store_position only knows its own appends).
+ * Return it, or -1. */
+int64_t bctx_store_head (bctx_store_t *self);
+
 /* Starts a write transaction.  Return 0 or BCTX_STORE_ERROR. */
 int bctx_store_begin (bctx_store_t *self);
 

@@ -62,6 +62,7 @@ bctx_job_destroy (bctx_job_t **self_p)
     free ((*self_p)->reply);
     bctx_plugin_unref (&(*self_p)->plugin);
     json_decref ((*self_p)->dropped);
+    json_decref ((*self_p)->warm);
     free (*self_p);
     *self_p = NULL;
 }
@@ -90,6 +91,13 @@ s_valid_type (const char *type)
               || (*p >= '0' && *p <= '9') || *p == '_'))
             return 0;
     return n > 0 && n <= 128;
+}
+
+static int
+s_note_recent (const bctx_row_t *e, void *arg)
+{
+    json_object_set_new ((json_t *) arg, e->aggregate, json_true ());
+    return 0;
 }
 
 /* Writes `text` as a JSON string, quoted and escaped. */
@@ -159,6 +167,26 @@ s_fold_one (const bctx_row_t *e, void *arg)
     return 0;
 }
 
+/* Folds an aggregate's whole stream with `plugin` from `store`.  Return:
+ * new cache entry [version, state, ids], or NULL (why filled). */
+static json_t *
+s_fold_entry (const bctx_plugin_t *plugin, bctx_store_t *store, const char *aggregate,
+              char *why, size_t whylen)
+{
+    s_fold_t f = { .plugin = plugin, .ids = json_object () };
+    int64_t n = bctx_store_read_aggregate (store, aggregate, s_fold_one, &f);
+    if (n < 0 || f.failed) {
+        snprintf (why, whylen, "version %s cannot fold aggregate \"%s\": %s",
+                  plugin->desc->version ? plugin->desc->version : "?", aggregate,
+                  n < 0 ? bctx_store_error (store) : "evolve failed or stored data unreadable");
+        json_decref (f.state);
+        json_decref (f.ids);
+        return NULL;
+    }
+    return json_pack ("[I, o, o]", (json_int_t) f.version,
+                      f.state ? f.state : json_null (), f.ids);
+}
+
 /* The cache entry of an aggregate, folding its events from the store when
  * absent.  Return: borrowed, or NULL on failure (message in why). */
 static json_t *
@@ -168,19 +196,9 @@ s_aggregate (bctx_worker_t *self, const char *aggregate, char *why,
     json_t *entry = json_object_get (self->cache, aggregate);
     if (entry)
         return entry;
-    s_fold_t f = { .plugin = self->plugin, .ids = json_object () };
-    int64_t n = bctx_store_read_aggregate (self->store, aggregate, s_fold_one, &f);
-    if (n < 0 || f.failed) {
-        snprintf (why, whylen, "cannot rebuild aggregate \"%s\": %s", aggregate,
-                  n < 0 ? bctx_store_error (self->store)
-                        : "evolve failed or stored data unreadable");
-        json_decref (f.state);
-        json_decref (f.ids);
-        return NULL;
-    }
-    entry = json_pack ("[I, o, o]", (json_int_t) f.version,
-                       f.state ? f.state : json_null (), f.ids);
-    json_object_set_new (self->cache, aggregate, entry);
+    entry = s_fold_entry (self->plugin, self->store, aggregate, why, whylen);
+    if (entry)
+        json_object_set_new (self->cache, aggregate, entry);
     return entry;
 }
 
@@ -587,6 +605,83 @@ s_now (void)
     return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
+typedef struct {
+    const bctx_plugin_t *plugin;  /* the new version */
+    json_t *warm;                 /* its warm cache */
+} s_catch_up_t;
+
+/* Folds one event appended after warming into the warm entry it belongs
+ * to; drops an entry it cannot bring exactly up to date. */
+static int
+s_catch_up_one (const bctx_row_t *e, void *arg)
+{
+    s_catch_up_t *c = arg;
+    json_t *entry = json_object_get (c->warm, e->aggregate);
+    if (!entry)
+        return 0;
+    int64_t version = json_integer_value (json_array_get (entry, S_VERSION));
+    if (e->version <= version)
+        return 0;                  /* already folded while warming */
+    json_t *data = e->version == version + 1 ? json_loads (e->data, 0, NULL) : NULL;
+    json_t *state = json_array_get (entry, S_STATE);
+    json_t *next = data ? c->plugin->desc->evolve (c->plugin->user,
+                                                   json_is_null (state) ? NULL : json_incref (state),
+                                                   e->type, data) : NULL;
+    json_decref (data);
+    if (!next) {
+        json_object_del (c->warm, e->aggregate);
+        return 0;
+    }
+    json_array_set_new (entry, S_VERSION, json_integer (e->version));
+    json_array_set_new (entry, S_STATE, next);
+    if (e->command)
+        s_note_command (json_array_get (entry, S_IDS), e->command, e->position);
+    return 0;
+}
+
+bctx_plugin_t *
+bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
+                     const json_t *settings, const char *store_path, char *err, size_t errlen)
+{
+    bctx_plugin_t *next = bctx_plugin_load (name, path, settings, "reload", err, errlen);
+    if (!next)
+        return NULL;
+    bctx_store_t *reader = bctx_store_open (store_path, BCTX_STORE_READONLY, err, errlen);
+    if (!reader) {
+        bctx_plugin_destroy (&next);
+        return NULL;
+    }
+    /* The aggregates of the log's recent events: the likely hot ones. */
+    job->warm = json_object ();
+    job->warm_at = bctx_store_head (reader);
+    json_t *recent = json_object ();
+    int64_t from = job->warm_at > 20000 ? job->warm_at - 19999 : 1;
+    int64_t n = bctx_store_read (reader, from, NULL, 20000, s_note_recent, recent);
+    const char *aggregate;
+    json_t *flag;
+    int failed = n < 0;
+    if (failed)
+        snprintf (err, errlen, "cannot read the log: %s", bctx_store_error (reader));
+    json_object_foreach (recent, aggregate, flag) {
+        if (failed || json_object_size (job->warm) >= 5000)
+            break;
+        json_t *entry = s_fold_entry (next, reader, aggregate, err, errlen);
+        if (!entry)
+            failed = 1;
+        else
+            json_object_set_new (job->warm, aggregate, entry);
+    }
+    json_decref (recent);
+    bctx_store_destroy (&reader);
+    if (failed) {
+        json_decref (job->warm);
+        job->warm = NULL;
+        bctx_plugin_destroy (&next);
+        return NULL;
+    }
+    return next;
+}
+
 /*
  * Switches to the version a reload job brings.  Runs between batches, so
  * the commands before it finished on the old version and the ones queued
@@ -611,10 +706,22 @@ s_reload (bctx_worker_t *self, bctx_job_t *job)
     self->reloads++;
     self->reload_error[0] = '\0';
     pthread_mutex_unlock (&self->info_lock);
-    /* The new evolve rebuilds the cache; the old one is freed by whoever
-     * takes the job back, not here where commands wait. */
+    /* The new evolve's cache: what the preparer folded, brought up to date
+     * with the events appended since; the old one is freed by whoever takes
+     * the job back, not here where commands wait. */
     job->dropped = self->cache;
     self->cache = json_object ();
+    if (job->warm) {
+        s_catch_up_t c = { .plugin = next, .warm = job->warm };
+        int64_t head = bctx_store_position (self->store);
+        if (head > job->warm_at
+            && bctx_store_read (self->store, job->warm_at + 1, NULL, head - job->warm_at,
+                                s_catch_up_one, &c) < 0)
+            json_object_clear (job->warm);
+        json_decref (self->cache);
+        self->cache = job->warm;
+        job->warm = NULL;
+    }
     job->plugin = old;
     job->pause_us = (long long) ((s_now () - t0) * 1e6);
     job->reply = bctx_reply_dump_new (json_pack (

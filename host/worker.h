@@ -48,10 +48,27 @@ typedef struct bctx_job {
     long long pause_us;           /* a reload: how long the switch held commands */
     json_t *dropped;              /* a reload: the old aggregate cache, for the
                                      taker to free off the command path */
+    json_t *warm;                 /* a reload: aggregates folded beforehand by
+                                     the new version, as of position warm_at */
+    int64_t warm_at;              /* the log's head when warming began */
+    int prepared;                 /* a reload: loaded and checked off-thread */
 } bctx_job_t;
 
 enum { BCTX_JOB_SEND = 0, BCTX_JOB_RELOAD = 1 };
 enum { BCTX_JOB_PENDING = 0, BCTX_JOB_TAKEN = 1, BCTX_JOB_CANCELLED = 2 };
+
+/*
+ * Prepares a reload off the command path, in the calling thread: loads the
+ * plugin at `path` for context `name` (settings borrowed), checks that its
+ * evolve folds the aggregates of the log's recent events, and folds them
+ * into a warm cache the worker adopts at the switch, so the first commands
+ * after it do not all rebuild their aggregate.  store_path: the context's
+ * log, opened read-only here.  Return: new plugin (job->warm, job->warm_at
+ * set), or NULL with the reason in err.
+ */
+bctx_plugin_t *bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
+                                    const json_t *settings, const char *store_path,
+                                    char *err, size_t errlen);
 
 /* Frees a job; sets *self_p to NULL.  Idempotent. */
 void bctx_job_destroy (bctx_job_t **self_p);
