@@ -42,6 +42,7 @@ main (int argc, char **argv)
     sigemptyset (&stop);
     sigaddset (&stop, SIGINT);
     sigaddset (&stop, SIGTERM);
+    sigaddset (&stop, SIGHUP);
     pthread_sigmask (SIG_BLOCK, &stop, NULL);
     int stop_fd = signalfd (-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
     if (stop_fd < 0) {
@@ -51,16 +52,16 @@ main (int argc, char **argv)
     }
     signal (SIGPIPE, SIG_IGN);
 
+    char name[128];
+    snprintf (name, sizeof name, "%s", config->name);
     bctx_server_t *server = bctx_server_new (config, err, sizeof err);
     if (!server) {
         bctx_log (BCTX_LOG_ERROR, "cannot start: %s", err);
-        bctx_config_destroy (&config);
         return 1;
     }
     bctx_server_run (server, stop_fd);
     close (stop_fd);
     bctx_server_destroy (&server);
-    bctx_log (BCTX_LOG_INFO, "host %s stopped", config->name);
-    bctx_config_destroy (&config);
+    bctx_log (BCTX_LOG_INFO, "host %s stopped", name);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,7 @@ typedef struct {
 } s_watch_t;
 
 struct bctx_server {
-    const bctx_config_t *config;  /* borrowed */
+    bctx_config_t *config;        /* owned; replaced on SIGHUP */
     void *zctx;                   /* the ZeroMQ context */
     void *router;                 /* the API socket */
     void *replies;                /* PULL: jobs back from workers */
@@ -250,10 +251,12 @@ s_open_read_side (bctx_server_t *self, char *err, size_t errlen)
 }
 
 bctx_server_t *
-bctx_server_new (const bctx_config_t *config, char *err, size_t errlen)
+bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
 {
-    if (s_mkdirs (config->data, err, errlen) < 0)
+    if (s_mkdirs (config->data, err, errlen) < 0) {
+        bctx_config_destroy (&config);
         return NULL;
+    }
     bctx_server_t *self = calloc (1, sizeof *self);
     self->config = config;
     self->inotify = -1;
@@ -1180,6 +1183,208 @@ s_on_reply (bctx_server_t *self)
     }
 }
 
+/* --- SIGHUP: a changed config ------------------------------------------ */
+
+static int
+s_same (const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp (a, b) == 0);
+}
+
+static int
+s_config_index (const bctx_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_contexts; i++)
+        if (strcmp (c->contexts[i].name, name) == 0)
+            return (int) i;
+    return -1;
+}
+
+/* Does a runner that stays consume a context that goes? */
+static const char *
+s_consumer_of (bctx_server_t *self, const bctx_config_t *next, const char *gone)
+{
+    static char who[200];
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        if (s_config_index (next, self->config->contexts[i].name) < 0)
+            continue;
+        bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
+        const char *hit = NULL;
+        for (const bctx_projection_t *d = p->desc->projections; d && d->name && !hit; d++)
+            for (const char *const *c = d->consumes; c && *c && !hit; c++)
+                if (strncmp (*c, gone, strlen (gone)) == 0 && (*c)[strlen (gone)] == '.')
+                    snprintf (who, sizeof who, "projection %s", d->name), hit = who;
+        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name && !hit; d++)
+            for (const char *const *c = d->consumes; c && *c && !hit; c++)
+                if (strncmp (*c, gone, strlen (gone)) == 0 && (*c)[strlen (gone)] == '.')
+                    snprintf (who, sizeof who, "reactor %s", d->name), hit = who;
+        bctx_plugin_unref (&p);
+        if (hit)
+            return hit;
+    }
+    return NULL;
+}
+
+/* Stops a context's worker after its queue, and frees what serves it. */
+static void
+s_context_close (s_context_t *c)
+{
+    if (c->push) {
+        bctx_job_t *none = NULL;
+        zmq_send (c->push, &none, sizeof none, 0);
+    }
+    bctx_worker_destroy (&c->worker);
+    if (c->push) {
+        int linger = 0;
+        zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (c->push);
+        c->push = NULL;
+    }
+    bctx_store_destroy (&c->reader);
+}
+
+/*
+ * Re-reads the config file and applies what changed: contexts added are
+ * loaded, contexts removed are drained and unloaded, contexts whose plugin
+ * or settings changed are reloaded.  Everything that can be checked is
+ * checked first; a config that fails a check changes nothing.
+ */
+static void
+s_reconfigure (bctx_server_t *self)
+{
+    char err[1024];
+    bctx_config_t *next = bctx_config_load (self->config->path, err, sizeof err);
+    const bctx_config_t *cur = self->config;
+    const char *why = NULL;
+    char whybuf[1200];
+    if (!next) {
+        why = err;
+    } else if (!s_same (cur->name, next->name) || !s_same (cur->api, next->api)
+               || !s_same (cur->publish, next->publish) || !s_same (cur->data, next->data)
+               || cur->max_message != next->max_message || cur->max_batch != next->max_batch
+               || cur->reload_timeout_ms != next->reload_timeout_ms) {
+        why = "the host section changed: restart the host to apply it";
+    } else if (self->n_reloads) {
+        why = "a reload is in progress: send SIGHUP again when it is done";
+    } else {
+        for (size_t i = 0; i < cur->n_contexts && !why; i++) {
+            if (s_config_index (next, cur->contexts[i].name) >= 0)
+                continue;
+            const char *user = s_consumer_of (self, next, cur->contexts[i].name);
+            if (user) {
+                snprintf (whybuf, sizeof whybuf, "%s consumes context %s, which the new "
+                          "config removes", user, cur->contexts[i].name);
+                why = whybuf;
+            }
+        }
+    }
+    /* Load the added contexts before changing anything. */
+    s_context_t *added = calloc (next ? next->n_contexts + 1 : 1, sizeof *added);
+    for (size_t j = 0; next && j < next->n_contexts && !why; j++) {
+        if (s_config_index (cur, next->contexts[j].name) >= 0)
+            continue;
+        s_context_t *c = &added[j];
+        c->worker = bctx_worker_new (self->zctx, next, j, err, sizeof err);
+        if (c->worker)
+            c->reader = bctx_store_open (bctx_worker_store_path (c->worker),
+                                         BCTX_STORE_READONLY, err, sizeof err);
+        if (!c->worker || !c->reader) {
+            why = err;
+            break;
+        }
+        int hwm = 0;
+        c->push = zmq_socket (self->zctx, ZMQ_PUSH);
+        zmq_setsockopt (c->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_connect (c->push, bctx_worker_endpoint (c->worker));
+    }
+    if (why) {
+        for (size_t j = 0; next && j < next->n_contexts; j++)
+            s_context_close (&added[j]);
+        free (added);
+        bctx_config_destroy (&next);
+        bctx_log (BCTX_LOG_ERROR, "SIGHUP: the new config is refused, nothing changed: %s", why);
+        return;
+    }
+
+    /* From here on the new config is applied.  Reactors restart from their
+     * checkpoints, so that each knows every context it may send to. */
+    for (size_t i = 0; i < self->n_reactors; i++)
+        bctx_reactor_destroy (&self->reactors[i]);
+    self->n_reactors = 0;
+    s_context_t *contexts = calloc (next->n_contexts ? next->n_contexts : 1, sizeof *contexts);
+    for (size_t i = 0; i < cur->n_contexts; i++) {
+        int j = s_config_index (next, cur->contexts[i].name);
+        if (j >= 0) {
+            contexts[j] = self->contexts[i];
+            continue;
+        }
+        const char *gone = cur->contexts[i].name;
+        for (size_t k = 0; k < self->n_projections;) {
+            if (strcmp (bctx_projector_context (self->projections[k].projector), gone) == 0) {
+                bctx_projector_destroy (&self->projections[k].projector);
+                bctx_readside_destroy (&self->projections[k].reader);
+                self->projections[k] = self->projections[--self->n_projections];
+            } else {
+                k++;
+            }
+        }
+        s_context_close (&self->contexts[i]);
+        bctx_log (BCTX_LOG_INFO, "SIGHUP: context %s drained and unloaded", gone);
+    }
+    for (size_t j = 0; j < next->n_contexts; j++)
+        if (added[j].worker) {
+            contexts[j] = added[j];
+            bctx_worker_start (contexts[j].worker, S_REPLIES);
+            bctx_log (BCTX_LOG_INFO, "SIGHUP: context %s added", next->contexts[j].name);
+        }
+    free (added);
+    free (self->contexts);
+    self->contexts = contexts;
+    self->n_contexts = next->n_contexts;
+    free (self->sources);
+    self->sources = calloc (self->n_contexts ? self->n_contexts : 1, sizeof *self->sources);
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_worker_t *w = self->contexts[i].worker;
+        self->sources[i] = (bctx_source_t) {
+            .name = bctx_worker_name (w), .store_path = bctx_worker_store_path (w),
+            .head = &bctx_worker_stats (w)->position, .endpoint = bctx_worker_endpoint (w),
+        };
+    }
+    /* Keep the old config until the reloads below have read their paths. */
+    bctx_config_t *old = self->config;
+    self->config = next;
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
+        if (s_check_read_side (self, p, err, sizeof err) != 0
+            || s_add_runners (self, p, 1, err, sizeof err) != 0)
+            bctx_log (BCTX_LOG_ERROR, "SIGHUP: context %s: %s", p->name, err);
+        bctx_plugin_unref (&p);
+    }
+    for (size_t j = 0; j < next->n_contexts; j++) {
+        int i = s_config_index (old, next->contexts[j].name);
+        if (i < 0)
+            continue;
+        if (strcmp (old->contexts[i].plugin, next->contexts[j].plugin) != 0
+            || !json_equal (old->contexts[i].settings, next->contexts[j].settings)) {
+            char *reply = s_reload_start (self, j, next->contexts[j].plugin, NULL, 0, 0);
+            free (reply);          /* logged */
+        }
+    }
+    /* The watches follow the new config. */
+    if (self->watches)
+        for (size_t i = 0; i < old->n_contexts; i++)
+            free (self->watches[i].file);
+    free (self->watches);
+    self->watches = NULL;
+    if (self->inotify >= 0)
+        close (self->inotify);
+    if (s_watch_open (self, err, sizeof err) != 0)
+        bctx_log (BCTX_LOG_ERROR, "SIGHUP: %s", err);
+    bctx_config_destroy (&old);
+    bctx_log (BCTX_LOG_INFO, "SIGHUP: config applied: %zu context(s), %zu projection(s), "
+              "%zu reactor(s)", self->n_contexts, self->n_projections, self->n_reactors);
+}
+
 int
 bctx_server_run (bctx_server_t *self, int stop_fd)
 {
@@ -1202,8 +1407,14 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
         }
         if (items[2].revents & ZMQ_POLLIN) {
             struct signalfd_siginfo si;
-            if (read (stop_fd, &si, sizeof si) == (ssize_t) sizeof si)
-                bctx_log (BCTX_LOG_INFO, "signal %u: stopping", si.ssi_signo);
+            if (read (stop_fd, &si, sizeof si) != (ssize_t) sizeof si)
+                continue;
+            if (si.ssi_signo == SIGHUP) {
+                bctx_log (BCTX_LOG_INFO, "SIGHUP: re-reading %s", self->config->path);
+                s_reconfigure (self);
+                continue;
+            }
+            bctx_log (BCTX_LOG_INFO, "signal %u: stopping", si.ssi_signo);
             break;
         }
         if (items[0].revents & ZMQ_POLLIN)
@@ -1298,6 +1509,7 @@ bctx_server_destroy (bctx_server_t **self_p)
     zmq_ctx_shutdown (self->zctx);
     bctx_bus_destroy (&self->bus);
     zmq_ctx_term (self->zctx);
+    bctx_config_destroy (&self->config);
     free (self);
     *self_p = NULL;
 }

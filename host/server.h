@@ -13,16 +13,16 @@
 
 typedef struct bctx_server bctx_server_t;
 
-/* Starts a host for `config` (borrowed; must outlive the server): creates
- * the data directory, loads every context, opens every store, binds the API
- * and the bus.  All or nothing.  Return: new server, or NULL with the
- * reason in err. */
-bctx_server_t *bctx_server_new (const bctx_config_t *config, char *err,
-                                size_t errlen);
+/* Starts a host for `config` (stolen, even on failure: the server keeps it
+ * and replaces it on SIGHUP): creates the data directory, loads every
+ * context, opens every store, binds the API and the bus.  All or nothing.
+ * Return: new server, or NULL with the reason in err. */
+bctx_server_t *bctx_server_new (bctx_config_t *config, char *err, size_t errlen);
 
-/* Serves requests until `stop_fd` (a signalfd, or any descriptor) becomes
- * readable, then drains: no new request is taken, queued commands finish
- * and are answered.  Return 0. */
+/* Serves requests until `stop_fd` (a signalfd for SIGINT, SIGTERM and
+ * SIGHUP) delivers SIGINT or SIGTERM, then drains: no new request is
+ * taken, queued commands finish and are answered.  SIGHUP re-reads the
+ * config file and applies what changed.  Return 0. */
 int bctx_server_run (bctx_server_t *self, int stop_fd);
 
 /* Stops the workers, closes everything; sets *self_p to NULL. */
