@@ -9,6 +9,7 @@
 #include "reactor.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -93,6 +94,55 @@ s_copy_to_temp (const char *path)
         return NULL;
     }
     return tmp;
+}
+
+/* Refuses a file that is not a whole 64-bit ELF shared object before
+ * dlopen sees it: glibc maps loadable segments by their headers, and a file
+ * cut short (a plugin still being written) would fault on first touch
+ * instead of failing to load.  Return 0, or -1 with the reason in why. */
+static int
+s_check_elf (const char *path, char *why, size_t whylen)
+{
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat (fd, &st) < 0) {
+        snprintf (why, whylen, "%s", strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    Elf64_Ehdr eh;
+    int rc = -1;
+    uint64_t size = (uint64_t) st.st_size;
+    if (pread (fd, &eh, sizeof eh, 0) != (ssize_t) sizeof eh
+        || memcmp (eh.e_ident, ELFMAG, SELFMAG) != 0) {
+        snprintf (why, whylen, "not an ELF file");
+    } else if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_type != ET_DYN) {
+        snprintf (why, whylen, "not a 64-bit ELF shared object");
+    } else if (eh.e_phentsize != sizeof (Elf64_Phdr) || eh.e_phnum == 0
+               || eh.e_phoff + (uint64_t) eh.e_phnum * eh.e_phentsize > size
+               || eh.e_shoff + (uint64_t) eh.e_shnum * eh.e_shentsize > size) {
+        snprintf (why, whylen, "file cut short (%llu bytes): its headers reach past the end",
+                  (unsigned long long) size);
+    } else {
+        rc = 0;
+        for (int i = 0; i < eh.e_phnum && rc == 0; i++) {
+            Elf64_Phdr ph;
+            if (pread (fd, &ph, sizeof ph, (off_t) (eh.e_phoff + (uint64_t) i * sizeof ph))
+                != (ssize_t) sizeof ph) {
+                snprintf (why, whylen, "cannot read program header %d", i);
+                rc = -1;
+            } else if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC)
+                       && ph.p_offset + ph.p_filesz > size) {
+                snprintf (why, whylen, "file cut short (%llu bytes): a segment ends at %llu",
+                          (unsigned long long) size,
+                          (unsigned long long) (ph.p_offset + ph.p_filesz));
+                rc = -1;
+            }
+        }
+    }
+    close (fd);
+    return rc;
 }
 
 static int
@@ -182,6 +232,13 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
     if (!copy) {
         snprintf (err, errlen, "%s: %s: cannot copy for loading: %s", where,
                   path, strerror (errno));
+        return NULL;
+    }
+    char why[256];
+    if (s_check_elf (copy, why, sizeof why) < 0) {
+        unlink (copy);
+        free (copy);
+        snprintf (err, errlen, "%s: %s: not a loadable shared object: %s", where, path, why);
         return NULL;
     }
     dlerror ();

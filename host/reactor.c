@@ -47,6 +47,7 @@ struct bctx_reactor_runner {
     pthread_t thread;             /* runs s_run */
     int started;                  /* thread was created */
     int stopping;                 /* a stop arrived while backing off */
+    int retry_asked;              /* a retry arrived while backing off */
     int64_t *checkpoints;         /* per source */
     json_t *parked;               /* "source\x1faggregate" -> count */
     /* Shared with the API thread, under lock: */
@@ -56,7 +57,7 @@ struct bctx_reactor_runner {
     int64_t *shown;               /* per source: checkpoint */
     int64_t n_parked;             /* parked events */
     int64_t handled;              /* events handled */
-    int64_t retries;              /* failed attempts that were retried */
+    int64_t retries;              /* failed attempts (the last one before parking too) */
     char error[256];              /* last failure, or "" */
 };
 
@@ -189,9 +190,12 @@ s_pause (bctx_reactor_runner_t *self, int ms)
     zmq_pollitem_t item = { self->control, 0, ZMQ_POLLIN, 0 };
     if (zmq_poll (&item, 1, ms) == 1) {
         char cmd;
-        while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1)
+        while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
             if (cmd == 's')
                 self->stopping = 1;
+            else if (cmd == 'y')
+                self->retry_asked = 1;   /* kept for the main loop */
+        }
     }
     return self->stopping;
 }
@@ -413,7 +417,8 @@ s_run (void *arg)
     bctx_reactor_runner_t *self = arg;
     while (!self->stopping) {
         char cmd = 0;
-        int retry = 0;
+        int retry = self->retry_asked;
+        self->retry_asked = 0;
         while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
             if (cmd == 's')
                 self->stopping = 1;

@@ -155,6 +155,14 @@ s_check_read_side (bctx_server_t *self, const bctx_plugin_t *p, char *err, size_
         for (size_t i = 0; i < n; i++) {
             char key[160];
             snprintf (key, sizeof key, "%s %s", kinds[k], names[i]);
+            /* The name becomes a file name and a socket name. */
+            size_t len = strlen (names[i]);
+            if (len == 0 || len > 64 || strspn (names[i], "abcdefghijklmnopqrstuvwxyz"
+                                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len) {
+                snprintf (err, errlen, "context %s: %s \"%s\": a name is 1 to 64 of "
+                          "A-Z a-z 0-9 _ -", p->name, kinds[k], names[i]);
+                goto done;
+            }
             if (json_object_get (seen, key) || s_name_taken (self, kinds[k], names[i], p->name)) {
                 snprintf (err, errlen, "context %s: %s is declared twice in this host",
                           p->name, key);
@@ -688,7 +696,8 @@ s_reload_start (bctx_server_t *self, size_t ctx, const char *path,
     r->ctx = ctx;
     r->path = strdup (path);
     r->deadline = s_now () + (double) self->config->reload_timeout_ms / 1000.0;
-    memcpy (r->identity, identity, identity_len);
+    if (identity_len)
+        memcpy (r->identity, identity, identity_len);
     r->identity_len = identity_len;
     r->delimiter = delimiter;
     bctx_log (BCTX_LOG_INFO, "context %s: reloading from %s", self->config->contexts[ctx].name,
@@ -840,13 +849,15 @@ s_reload_tick (bctx_server_t *self)
             if (!r->job || atomic_compare_exchange_strong (&r->job->state, &expected,
                                                            BCTX_JOB_CANCELLED)) {
                 /* The worker frees a cancelled job when it gets to it. */
-                char *reply = bctx_reply_error (
-                    BCTX_E_UNAVAILABLE, "reload of context %s timed out after %zu ms: %s; "
-                    "the old version keeps serving", name, self->config->reload_timeout_ms,
-                    r->job ? "the context did not reach a switch point (a command is still "
-                             "running in it)" : "the previous version is still draining");
-                bctx_worker_reload_failed (self->contexts[r->ctx].worker, reply);
-                bctx_log (BCTX_LOG_ERROR, "context %s: %s", name, reply);
+                char why[512];
+                snprintf (why, sizeof why, "reload of context %s timed out after %zu ms: %s; "
+                          "the old version keeps serving", name, self->config->reload_timeout_ms,
+                          r->job ? "the context did not reach a switch point (a command is "
+                                   "still running in it)"
+                                 : "the previous version is still draining");
+                char *reply = bctx_reply_error (BCTX_E_UNAVAILABLE, "%s", why);
+                bctx_worker_reload_failed (self->contexts[r->ctx].worker, why);
+                bctx_log (BCTX_LOG_ERROR, "context %s: %s", name, why);
                 s_reload_answer (self, r, reply);
                 free (reply);
                 s_reload_remove (self, k);
@@ -1233,6 +1244,7 @@ s_context_close (s_context_t *c)
         bctx_job_t *none = NULL;
         zmq_send (c->push, &none, sizeof none, 0);
     }
+    bctx_store_destroy (&c->reader);
     bctx_worker_destroy (&c->worker);
     if (c->push) {
         int linger = 0;
@@ -1240,7 +1252,6 @@ s_context_close (s_context_t *c)
         zmq_close (c->push);
         c->push = NULL;
     }
-    bctx_store_destroy (&c->reader);
 }
 
 /*
@@ -1296,6 +1307,32 @@ s_reconfigure (bctx_server_t *self)
         c->push = zmq_socket (self->zctx, ZMQ_PUSH);
         zmq_setsockopt (c->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_connect (c->push, bctx_worker_endpoint (c->worker));
+    }
+    /* The added contexts' projections and reactors must be runnable too:
+     * check them against the contexts of the new config. */
+    for (size_t j = 0; next && j < next->n_contexts && !why; j++) {
+        if (!added[j].worker)
+            continue;
+        bctx_source_t *all = calloc (next->n_contexts, sizeof *all);
+        for (size_t k = 0; k < next->n_contexts; k++) {
+            int i = s_config_index (cur, next->contexts[k].name);
+            bctx_worker_t *w = i >= 0 ? self->contexts[i].worker : added[k].worker;
+            all[k] = (bctx_source_t) {
+                .name = bctx_worker_name (w), .store_path = bctx_worker_store_path (w),
+                .head = &bctx_worker_stats (w)->position, .endpoint = bctx_worker_endpoint (w),
+            };
+        }
+        bctx_source_t *saved = self->sources;
+        size_t saved_n = self->n_contexts;
+        self->sources = all;
+        self->n_contexts = next->n_contexts;
+        bctx_plugin_t *p = bctx_worker_plugin (added[j].worker);
+        if (s_check_read_side (self, p, err, sizeof err) != 0)
+            why = err;
+        bctx_plugin_unref (&p);
+        self->sources = saved;
+        self->n_contexts = saved_n;
+        free (all);
     }
     if (why) {
         for (size_t j = 0; next && j < next->n_contexts; j++)
@@ -1431,6 +1468,15 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
             s_on_request (self);
         }
     }
+    /* The read side stops first: a reactor may be waiting on a worker. */
+    for (size_t i = 0; i < self->n_reactors; i++)
+        bctx_reactor_destroy (&self->reactors[i]);
+    self->n_reactors = 0;
+    for (size_t i = 0; i < self->n_projections; i++) {
+        bctx_readside_destroy (&self->projections[i].reader);
+        bctx_projector_destroy (&self->projections[i].projector);
+    }
+    self->n_projections = 0;
     /* Drain: take nothing new, let every worker finish its queue. */
     bctx_log (BCTX_LOG_INFO, "draining %lld command(s) in flight",
               (long long) self->in_flight);
@@ -1459,8 +1505,10 @@ bctx_server_destroy (bctx_server_t **self_p)
         bctx_reactor_destroy (&self->reactors[i]);
     free (self->reactors);
     for (size_t i = 0; i < self->n_projections; i++) {
-        bctx_projector_destroy (&self->projections[i].projector);
+        /* Readers close before the writer, so the writer's close, the
+         * file's last, folds the WAL back into the one database file. */
         bctx_readside_destroy (&self->projections[i].reader);
+        bctx_projector_destroy (&self->projections[i].projector);
     }
     free (self->projections);
     free (self->sources);
@@ -1486,12 +1534,12 @@ bctx_server_destroy (bctx_server_t **self_p)
     }
     for (size_t i = 0; i < self->n_contexts; i++) {
         s_context_t *c = &self->contexts[i];
+        bctx_store_destroy (&c->reader);     /* before the writer: see above */
         bctx_worker_destroy (&c->worker);
         if (c->push) {
             zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
             zmq_close (c->push);
         }
-        bctx_store_destroy (&c->reader);
     }
     free (self->contexts);
     if (self->router) {

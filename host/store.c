@@ -149,6 +149,10 @@ bctx_store_destroy (bctx_store_t **self_p)
         bctx_store_rollback (self);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize (self->stmt[i]);
+    /* Fold the WAL into the database file, so that after a clean stop the
+     * context is one file (a no-op when another connection still reads). */
+    if (self->db && !sqlite3_db_readonly (self->db, "main"))
+        sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     sqlite3_close (self->db);
     free (self);
     *self_p = NULL;
