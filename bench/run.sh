@@ -5,7 +5,8 @@
 #      and 64 clients (accounts context alone);
 #   2. the bank (accounts + transfers): live lag of the balances projection
 #      under 16-client Deposit load, and end-to-end transfers/s;
-#   3. projection catch-up over a 1 000 000-event log.
+#   3. projection catch-up over a 1 000 000-event log;
+#   4. the pause a client sees while a context is reloaded, 20 times.
 # Printed beside the ceilings measured on this machine (../shared/DESIGN.md).
 # Not a test: nothing here passes or fails on time.
 set -e
@@ -77,6 +78,20 @@ for i in $(seq 600); do
 done
 line=$(grep "projection balances: caught up" "$dir/catchup/host.log" || echo "did not finish in 60 s")
 echo "   ${line#*INFO }"
+stop_host
+
+echo
+echo "4. Hot swap: 20 reloads of accounts (alternating 1.0.0 and 2.0.0) under 16-client Deposit load"
+start_host reload "$ACCOUNTS"
+./bin/bctx-bench -e "$endpoint" --setup --accounts 1000 --max 1 --seconds 0.1 >/dev/null
+./bin/bctx-bench -e "$endpoint" --clients 16 --accounts 1000 --seconds 2 >/dev/null
+r=$(./bin/bctx-bench -e "$endpoint" --clients 16 --accounts 1000 --seconds 10 --reloads 20 \
+      --reload-plugins "$(pwd)/plugins/accounts/accounts_v2.so,$(pwd)/plugins/accounts/accounts.so")
+echo "   longest command in flight at each switch (or sent within 10 ms after it): p50 $(get "$r" pause_p50_us) us," \
+     "p99 $(get "$r" pause_p99_us) us, max $(get "$r" pause_max_us) us" \
+     "($(get "$r" reloads) reloads, $(get "$r" reload_errors) failed, $(get "$r" errors) client errors)"
+echo "   the same measure half-way between reloads (the load's own tail):" \
+     "p50 $(get "$r" calm_p50_us) us, max $(get "$r" calm_max_us) us"
 stop_host
 
 echo

@@ -761,6 +761,30 @@ s_reload_runners (bctx_server_t *self, size_t ctx, char *err, size_t errlen)
     return rc;
 }
 
+static void *
+s_free_json (void *arg)
+{
+    json_decref (arg);
+    return NULL;
+}
+
+/* Frees a big JSON value on a thread of its own: the old version's
+ * aggregate cache can take tens of milliseconds to free, which the API
+ * thread must not spend while clients wait.  value: stolen. */
+static void
+s_free_later (json_t *value)
+{
+    if (!value)
+        return;
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init (&attr);
+    pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create (&thread, &attr, s_free_json, value) != 0)
+        json_decref (value);
+    pthread_attr_destroy (&attr);
+}
+
 /* A reload job came back from its worker. */
 static void
 s_reload_done (bctx_server_t *self, bctx_job_t *job)
@@ -815,6 +839,8 @@ s_reload_done (bctx_server_t *self, bctx_job_t *job)
         s_reload_answer (self, r, job->reply ? job->reply
                          : "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"no reply\"}}");
     }
+    s_free_later (job->dropped);
+    job->dropped = NULL;
     bctx_job_destroy (&job);      /* drops the old version's worker reference */
     s_reload_remove (self, k);
 }

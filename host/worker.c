@@ -120,7 +120,7 @@ s_put_string (FILE *out, const char *text)
  * array [version, state, ids] so that jansson's hash table finds it:
  *   version  the last version folded;
  *   state    what evolve returned (JSON null before the first event);
- *   ids      command id -> [first position, event count] of every command
+ *   ids      command id -> first position of every command
  *            whose events are in this aggregate's stream, so a retry is
  *            answered from the stream itself (per-stream idempotency). */
 enum { S_VERSION, S_STATE, S_IDS };
@@ -137,12 +137,10 @@ typedef struct {
 static void
 s_note_command (json_t *ids, const char *id, int64_t position)
 {
-    json_t *seen = json_object_get (ids, id);
-    if (seen)
-        json_array_set_new (seen, 1, json_integer (json_integer_value (
-                                         json_array_get (seen, 1)) + 1));
-    else
-        json_object_set_new (ids, id, json_pack ("[I, i]", (json_int_t) position, 1));
+    /* The first position is enough: a command's events are contiguous in
+     * the stream, so a retry reads from there while the id matches. */
+    if (!json_object_get (ids, id))
+        json_object_set_new (ids, id, json_integer (position));
 }
 
 static int
@@ -225,6 +223,7 @@ s_accepted_reply (const char *id, const char *aggregate,
 }
 
 typedef struct {
+    const char *id;               /* the command whose events are collected */
     bctx_row_t *events;         /* copies of what was read */
     size_t n;                     /* how many */
     char *types;                  /* their types, NUL-separated */
@@ -235,6 +234,8 @@ static int
 s_collect_summary (const bctx_row_t *e, void *arg)
 {
     s_replayed_t *r = arg;
+    if (!e->command || strcmp (e->command, r->id) != 0 || r->n == 256)
+        return 1;                  /* past the command's events */
     r->events[r->n] = *e;
     size_t tl = strlen (e->type) + 1;
     r->types = realloc (r->types, r->types_len + tl);
@@ -245,18 +246,16 @@ s_collect_summary (const bctx_row_t *e, void *arg)
 }
 
 /* The first reply of a command whose events are in the stream: rebuilt
- * from those events.  seen: [first position, count].  Return: new, or NULL. */
+ * from those events.  seen: its first position.  Return: new, or NULL. */
 static char *
 s_replay_reply (bctx_worker_t *self, const char *id, const char *aggregate,
                 json_t *seen)
 {
-    int64_t from = json_integer_value (json_array_get (seen, 0));
-    int64_t count = json_integer_value (json_array_get (seen, 1));
-    s_replayed_t r = { .events = calloc ((size_t) count, sizeof *r.events) };
-    int64_t got = bctx_store_read (self->store, from, aggregate, count,
-                                   s_collect_summary, &r);
+    int64_t from = json_integer_value (seen);
+    s_replayed_t r = { .id = id, .events = calloc (256, sizeof *r.events) };
+    int64_t got = bctx_store_read (self->store, from, aggregate, 257, s_collect_summary, &r);
     char *reply = NULL;
-    if (got == count) {
+    if (got >= 0 && r.n > 0) {
         const char *t = r.types;
         for (size_t i = 0; i < r.n; i++, t += strlen (t) + 1)
             r.events[i].type = t;
@@ -655,15 +654,15 @@ bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
     job->warm = json_object ();
     job->warm_at = bctx_store_head (reader);
     json_t *recent = json_object ();
-    int64_t from = job->warm_at > 20000 ? job->warm_at - 19999 : 1;
-    int64_t n = bctx_store_read (reader, from, NULL, 20000, s_note_recent, recent);
+    int64_t from = job->warm_at > 10000 ? job->warm_at - 9999 : 1;
+    int64_t n = bctx_store_read (reader, from, NULL, 10000, s_note_recent, recent);
     const char *aggregate;
     json_t *flag;
     int failed = n < 0;
     if (failed)
         snprintf (err, errlen, "cannot read the log: %s", bctx_store_error (reader));
     json_object_foreach (recent, aggregate, flag) {
-        if (failed || json_object_size (job->warm) >= 5000)
+        if (failed || json_object_size (job->warm) >= 4000)
             break;
         json_t *entry = s_fold_entry (next, reader, aggregate, err, errlen);
         if (!entry)
@@ -672,6 +671,19 @@ bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
             json_object_set_new (job->warm, aggregate, entry);
     }
     json_decref (recent);
+    /* Warming took a while: fold what was appended meanwhile, again and
+     * again while that is much, so the worker has little left to fold at
+     * the switch, when commands wait. */
+    for (int round = 0; round < 8 && !failed; round++) {
+        int64_t head = bctx_store_head (reader);
+        if (head - job->warm_at < 64)
+            break;
+        s_catch_up_t c = { .plugin = next, .warm = job->warm };
+        if (bctx_store_read (reader, job->warm_at + 1, NULL, head - job->warm_at,
+                             s_catch_up_one, &c) < 0)
+            break;
+        job->warm_at = head;
+    }
     bctx_store_destroy (&reader);
     if (failed) {
         json_decref (job->warm);
