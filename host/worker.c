@@ -100,20 +100,58 @@ s_note_recent (const bctx_row_t *e, void *arg)
     return 0;
 }
 
-/* Writes `text` as a JSON string, quoted and escaped. */
+/* A growing text buffer for the replies and events built on the command
+ * path (cheaper than stdio's memory streams, which lock per call). */
+typedef struct {
+    char *text;                   /* NUL-terminated */
+    size_t len;                   /* bytes used */
+    size_t cap;                   /* bytes allocated */
+} s_buf_t;
+
 static void
-s_put_string (FILE *out, const char *text)
+s_add (s_buf_t *b, const char *text, size_t n)
 {
-    fputc ('"', out);
-    for (const unsigned char *p = (const unsigned char *) text; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf (out, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf (out, "\\u%04x", *p);
-        else
-            fputc (*p, out);
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2 < 256 ? 256 : (b->len + n + 1) * 2;
+        b->text = realloc (b->text, b->cap);
     }
-    fputc ('"', out);
+    memcpy (b->text + b->len, text, n);
+    b->len += n;
+    b->text[b->len] = '\0';
+}
+
+static void
+s_add_str (s_buf_t *b, const char *text)
+{
+    s_add (b, text, strlen (text));
+}
+
+static void
+s_add_int (s_buf_t *b, long long v)
+{
+    char num[24];
+    int n = snprintf (num, sizeof num, "%lld", v);
+    s_add (b, num, (size_t) n);
+}
+
+/* Adds `text` as a JSON string, quoted and escaped. */
+static void
+s_add_json_string (s_buf_t *b, const char *text)
+{
+    s_add (b, "\"", 1);
+    const unsigned char *p = (const unsigned char *) text, *run = p;
+    for (; *p; p++) {
+        if (*p != '"' && *p != '\\' && *p >= 0x20)
+            continue;
+        s_add (b, (const char *) run, (size_t) (p - run));
+        char esc[8];
+        int n = *p < 0x20 ? snprintf (esc, sizeof esc, "\\u%04x", *p)
+                          : snprintf (esc, sizeof esc, "\\%c", *p);
+        s_add (b, esc, (size_t) n);
+        run = p + 1;
+    }
+    s_add (b, (const char *) run, (size_t) (p - run));
+    s_add (b, "\"", 1);
 }
 
 /* One aggregate as the worker knows it.  Held in self->cache as a JSON
@@ -205,21 +243,23 @@ static char *
 s_accepted_reply (const char *id, const char *aggregate,
                   const bctx_row_t *events, size_t n)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream (&text, &len);
-    fputs ("{\"ok\":true,\"id\":", out);
-    s_put_string (out, id);
-    fputs (",\"events\":[", out);
+    s_buf_t b = { 0 };
+    s_add_str (&b, "{\"ok\":true,\"id\":");
+    s_add_json_string (&b, id);
+    s_add_str (&b, ",\"events\":[");
     for (size_t i = 0; i < n; i++) {
-        fprintf (out, "%s{\"type\":\"%s\",\"aggregate\":", i ? "," : "", events[i].type);
-        s_put_string (out, aggregate);
-        fprintf (out, ",\"version\":%lld,\"position\":%lld}",
-                 (long long) events[i].version, (long long) events[i].position);
+        s_add_str (&b, i ? ",{\"type\":\"" : "{\"type\":\"");
+        s_add_str (&b, events[i].type);
+        s_add_str (&b, "\",\"aggregate\":");
+        s_add_json_string (&b, aggregate);
+        s_add_str (&b, ",\"version\":");
+        s_add_int (&b, events[i].version);
+        s_add_str (&b, ",\"position\":");
+        s_add_int (&b, events[i].position);
+        s_add_str (&b, "}");
     }
-    fputs ("]}", out);
-    fclose (out);
-    return text;
+    s_add_str (&b, "]}");
+    return b.text;
 }
 
 typedef struct {
@@ -287,35 +327,42 @@ s_metadata (json_t *req, const char *id, const char *version)
     const char *cause = json_string_value (json_object_get (req, "causation_id"));
     char when[40];
     bctx_time_iso (when, sizeof when);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream (&text, &len);
-    fputs ("{\"command_id\":", out);
-    s_put_string (out, id);
-    fputs (",\"correlation_id\":", out);
-    s_put_string (out, corr ? corr : id);
-    fputs (",\"causation_id\":", out);
-    s_put_string (out, cause ? cause : id);
-    fprintf (out, ",\"time\":\"%s\",\"context_version\":", when);
-    s_put_string (out, version ? version : "");
-    fputs ("}", out);
-    fclose (out);
-    return text;
+    s_buf_t b = { 0 };
+    s_add_str (&b, "{\"command_id\":");
+    s_add_json_string (&b, id);
+    s_add_str (&b, ",\"correlation_id\":");
+    s_add_json_string (&b, corr ? corr : id);
+    s_add_str (&b, ",\"causation_id\":");
+    s_add_json_string (&b, cause ? cause : id);
+    s_add_str (&b, ",\"time\":\"");
+    s_add_str (&b, when);
+    s_add_str (&b, "\",\"context_version\":");
+    s_add_json_string (&b, version ? version : "");
+    s_add_str (&b, "}");
+    return b.text;
 }
 
 /* The full event as published on the bus.  Return: new text. */
 static char *
 s_full_event (const char *context, const bctx_row_t *e)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream (&text, &len);
-    fprintf (out, "{\"context\":\"%s\",\"type\":\"%s\",\"aggregate\":", context, e->type);
-    s_put_string (out, e->aggregate);
-    fprintf (out, ",\"version\":%lld,\"position\":%lld,\"data\":%s,\"metadata\":%s}",
-             (long long) e->version, (long long) e->position, e->data, e->metadata);
-    fclose (out);
-    return text;
+    s_buf_t b = { 0 };
+    s_add_str (&b, "{\"context\":\"");
+    s_add_str (&b, context);
+    s_add_str (&b, "\",\"type\":\"");
+    s_add_str (&b, e->type);
+    s_add_str (&b, "\",\"aggregate\":");
+    s_add_json_string (&b, e->aggregate);
+    s_add_str (&b, ",\"version\":");
+    s_add_int (&b, e->version);
+    s_add_str (&b, ",\"position\":");
+    s_add_int (&b, e->position);
+    s_add_str (&b, ",\"data\":");
+    s_add_str (&b, e->data);
+    s_add_str (&b, ",\"metadata\":");
+    s_add_str (&b, e->metadata);
+    s_add_str (&b, "}");
+    return b.text;
 }
 
 /* Adds an event to publish after the commit.  topic, text: stolen. */
