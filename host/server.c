@@ -793,9 +793,19 @@ s_reload_done (bctx_server_t *self, bctx_job_t *job)
     while (k < self->n_reloads && self->reloads[k].job != job)
         k++;
     if (k == self->n_reloads) {
-        /* A rollback (see below) or an orphan: nobody waits for it. */
-        if (job->reply && strstr (job->reply, "\"ok\":true"))
-            bctx_log (BCTX_LOG_WARN, "rolled back: %s", job->reply);
+        /* A rollback (see below): nobody waits for it, but the runners
+         * must follow the worker back to the old version. */
+        if (job->tag > 0 && job->reply && strstr (job->reply, "\"ok\":true")) {
+            char err[512];
+            size_t ctx = (size_t) job->tag - 1;
+            if (ctx < self->n_contexts && s_reload_runners (self, ctx, err, sizeof err) != 0)
+                bctx_log (BCTX_LOG_ERROR, "context %s: after the rollback: %s",
+                          self->config->contexts[ctx].name, err);
+            bctx_log (BCTX_LOG_WARN, "context %s: rolled back to the previous version",
+                      ctx < self->n_contexts ? self->config->contexts[ctx].name : "?");
+        }
+        s_free_later (job->dropped);
+        job->dropped = NULL;
         bctx_job_destroy (&job);
         return;
     }
@@ -820,6 +830,8 @@ s_reload_done (bctx_server_t *self, bctx_job_t *job)
             bctx_worker_reload_failed (self->contexts[r->ctx].worker, err);
             bctx_job_t *back = calloc (1, sizeof *back);
             back->kind = BCTX_JOB_RELOAD;
+            back->tag = (long) r->ctx + 1;
+            back->rollback = 1;
             back->plugin = job->plugin;
             job->plugin = NULL;
             if (zmq_send (self->contexts[r->ctx].push, &back, sizeof back, 0) < 0)

@@ -762,8 +762,12 @@ s_reload (bctx_worker_t *self, bctx_job_t *job)
     bctx_plugin_t *old = self->plugin;
     self->plugin = next;
     bctx_time_iso (self->loaded_at, sizeof self->loaded_at);
-    self->reloads++;
-    self->reload_error[0] = '\0';
+    if (job->rollback) {
+        self->reloads--;
+    } else {
+        self->reloads++;
+        self->reload_error[0] = '\0';
+    }
     pthread_mutex_unlock (&self->info_lock);
     /* The new evolve's cache: what the preparer folded, brought up to date
      * with the events appended since; the old one is freed by whoever takes

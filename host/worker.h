@@ -52,6 +52,9 @@ typedef struct bctx_job {
                                      the new version, as of position warm_at */
     int64_t warm_at;              /* the log's head when warming began */
     int prepared;                 /* a reload: loaded and checked off-thread */
+    long tag;                     /* the API thread's own mark (a rollback's context) */
+    int rollback;                 /* a reload undoing one that failed after its
+                                     switch: not counted, its error kept */
 } bctx_job_t;
 
 enum { BCTX_JOB_SEND = 0, BCTX_JOB_RELOAD = 1 };

@@ -1,0 +1,142 @@
+/*
+ * test_rollback - a reload that fails after the worker has switched (here:
+ * the new version's added projection cannot open its file) rolls the
+ * context back to the old version: commands are decided by it again, its
+ * projections run its code, and a later reload, once the cause is gone,
+ * succeeds.
+ */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static h_host_t s_host;
+
+static json_t *
+s_context (const char *name)
+{
+    json_t *r = h_request (s_host.endpoint, "{\"op\":\"contexts\"}", 17, 5000);
+    size_t i;
+    json_t *c, *found = NULL;
+    json_array_foreach (json_object_get (r, "contexts"), i, c)
+        if (strcmp (json_string_value (json_object_get (c, "name")), name) == 0)
+            found = json_incref (c);
+    json_decref (r);
+    return found;
+}
+
+/* The version that decided a new Add, from its event's metadata. */
+static char *
+s_deciding_version (const char *id)
+{
+    json_t *r = h_send (s_host.endpoint, "grower", "Add", NULL, json_pack ("{s:s}", "id", id));
+    assert_true (json_is_true (json_object_get (r, "ok")));
+    json_int_t pos = json_integer_value (json_object_get (
+        json_array_get (json_object_get (r, "events"), 0), "position"));
+    json_decref (r);
+    char body[128];
+    int n = snprintf (body, sizeof body, "{\"op\":\"events\",\"context\":\"grower\",\"from\":%lld,"
+                      "\"limit\":1}", (long long) pos);
+    r = h_request (s_host.endpoint, body, (size_t) n, 5000);
+    json_t *meta = json_object_get (json_array_get (json_object_get (r, "events"), 0), "metadata");
+    char *v = strdup (json_string_value (json_object_get (meta, "context_version")));
+    json_decref (r);
+    return v;
+}
+
+static int
+s_has_projection (const char *name)
+{
+    json_t *r = h_request (s_host.endpoint, "{\"op\":\"stats\"}", 14, 5000);
+    int has = json_object_get (json_object_get (r, "projections"), name) != NULL;
+    json_decref (r);
+    return has;
+}
+
+static void
+test_a_failure_after_the_switch_rolls_back (void **state)
+{
+    (void) state;
+    char *v = s_deciding_version ("x");
+    assert_string_equal (v, "1.0.0");
+    free (v);
+    /* The v2 projection's file cannot be opened: a directory is in the way. */
+    char blocker[400];
+    snprintf (blocker, sizeof blocker, "%s/data/projection-grower_more.db", s_host.dir);
+    assert_int_equal (mkdir (blocker, 0755), 0);
+    char *out = NULL;
+    int code = h_cli (&s_host, &out, "reload", "grower", h_path ("tests/plugins/grower_v2.so"),
+                      NULL);
+    assert_int_equal (code, 1);
+    assert_non_null (strstr (out, "rolled back"));
+    free (out);
+    /* The rollback goes through the worker: wait for it, bounded. */
+    json_t *c = NULL;
+    for (int i = 0; i < 200; i++) {
+        json_decref (c);
+        c = s_context ("grower");
+        if (c && strcmp (json_string_value (json_object_get (c, "version")), "1.0.0") == 0
+            && json_integer_value (json_object_get (c, "versions_loaded")) == 1)
+            break;
+        usleep (20000);
+    }
+    assert_string_equal (json_string_value (json_object_get (c, "version")), "1.0.0");
+    assert_int_equal (json_integer_value (json_object_get (c, "versions_loaded")), 1);
+    assert_non_null (json_string_value (json_object_get (c, "last_reload_error")));
+    json_decref (c);
+    v = s_deciding_version ("y");
+    assert_string_equal (v, "1.0.0");
+    free (v);
+    assert_false (s_has_projection ("grower_more"));
+    assert_true (s_has_projection ("grower_totals"));
+    char *log = h_read_log (&s_host);
+    assert_non_null (strstr (log, "rolled back to the previous version"));
+    free (log);
+
+    /* Cause gone: the same reload succeeds. */
+    assert_int_equal (rmdir (blocker), 0);
+    code = h_cli (&s_host, &out, "reload", "grower", h_path ("tests/plugins/grower_v2.so"), NULL);
+    assert_int_equal (code, 0);
+    free (out);
+    v = s_deciding_version ("z");
+    assert_string_equal (v, "2.0.0");
+    free (v);
+    assert_true (s_has_projection ("grower_more"));
+}
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    if (h_init (&s_host) < 0)
+        return -1;
+    snprintf (s_host.contexts, sizeof s_host.contexts,
+              "[{\"name\": \"grower\", \"plugin\": \"%s\"}]", h_path ("tests/plugins/grower.so"));
+    return h_start (&s_host);
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    /* cmocka does not count a failed group teardown: fail the run here. */
+    if (h_cleanup (&s_host) != 0)
+        exit (1);
+    return 0;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_a_failure_after_the_switch_rolls_back),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
