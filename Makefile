@@ -44,6 +44,8 @@ INTEG_TESTS  := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,$(wild
 HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
 
 .PHONY: all run test check bench deps clean
+# Keep every intermediate file (objects of the test harness among them).
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: $(O)/bin/bctx-host $(O)/bin/bctx $(O)/bin/bctx-bench $(O)/bin/bctx-fill $(PLUGINS)

@@ -53,6 +53,8 @@ struct bctx_projector {
     pthread_mutex_t lock;         /* guards what follows */
     bctx_plugin_t *next_plugin;   /* a version to switch to (a reference), or NULL */
     const bctx_projection_t *next_def; /* its declaration of this projection */
+    bctx_feed_t *next_feed;       /* its feed (what it consumes), or NULL */
+    void *next_sub;               /* its bus subscription, or NULL */
     uint32_t version;             /* the version it runs */
     int64_t *shown;               /* per source: checkpoint of the live gen */
     int64_t *shown_build;         /* per source: checkpoint of the rebuild */
@@ -80,7 +82,7 @@ bctx_models_get (bctx_models_t *m, const char *key)
     json_t *v = json_object_get (m->cache, key);
     if (!v) {
         char *text = bctx_readside_get (m->owner->db, m->owner->gen, key);
-        v = text ? json_loads (text, 0, NULL) : json_null ();
+        v = text ? json_loads (text, JSON_DECODE_ANY, NULL) : json_null ();
         free (text);
         if (!v) {
             m->failed = 1;
@@ -362,17 +364,49 @@ s_catch_up (bctx_projector_t *self)
     return more;
 }
 
-/* Between batches: moves to the version the API thread handed over. */
+/* Do two NULL-terminated lists of consumed types differ? */
+static int
+s_consumes_differ (const char *const *a, const char *const *b)
+{
+    for (; a && *a && b && *b; a++, b++)
+        if (strcmp (*a, *b) != 0)
+            return 1;
+    return (a && *a) || (b && *b);
+}
+
+/* Between batches: moves to the version the API thread handed over, with
+ * the feed of what that version consumes. */
 static void
 s_take_switch (bctx_projector_t *self)
 {
     pthread_mutex_lock (&self->lock);
     bctx_plugin_t *next = self->next_plugin;
     const bctx_projection_t *def = self->next_def;
+    bctx_feed_t *feed = self->next_feed;
+    void *sub = self->next_sub;
     self->next_plugin = NULL;
+    self->next_feed = NULL;
+    self->next_sub = NULL;
     if (next)
         self->version = def->version;
+    int changed = next && s_consumes_differ (self->def->consumes, def->consumes);
+    if (feed) {
+        /* Stats read the feed under this lock. */
+        size_t n = bctx_feed_size (feed);
+        bctx_feed_destroy (&self->feed);
+        self->feed = feed;
+        free (self->checkpoints);
+        free (self->shown);
+        free (self->shown_build);
+        self->checkpoints = calloc (n, sizeof *self->checkpoints);
+        self->shown = calloc (n, sizeof *self->shown);
+        self->shown_build = calloc (n, sizeof *self->shown_build);
+    }
     pthread_mutex_unlock (&self->lock);
+    if (sub) {
+        zmq_close (self->sub);
+        self->sub = sub;
+    }
     if (!next)
         return;
     bctx_plugin_t *old = self->plugin;
@@ -380,12 +414,17 @@ s_take_switch (bctx_projector_t *self)
     self->plugin = next;
     self->def = def;
     bctx_plugin_unref (&old);
-    if (def->version != old_version) {
-        char why[96];
-        snprintf (why, sizeof why, "reload changed its version from %u to %u",
-                  old_version, def->version);
+    if (def->version != old_version || changed) {
+        char why[128];
+        if (def->version != old_version)
+            snprintf (why, sizeof why, "reload changed its version from %u to %u",
+                      old_version, def->version);
+        else
+            snprintf (why, sizeof why, "reload changed the event types it consumes");
         if (s_start_rebuild (self, why) != 0)
             s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
+    } else if (feed) {
+        s_feed_gen (self, self->gen, self->building);   /* same sources: reload checkpoints */
     }
 }
 
@@ -523,14 +562,31 @@ bctx_projector_start (bctx_projector_t *self)
 
 void
 bctx_projector_switch (bctx_projector_t *self, bctx_plugin_t *plugin,
-                       const bctx_projection_t *def)
+                       const bctx_projection_t *def, const bctx_source_t *sources,
+                       size_t n)
 {
+    char who[160], err[512];
+    snprintf (who, sizeof who, "context %s: projection %s", plugin->name, def->name);
+    bctx_feed_t *feed = bctx_feed_new (who, def->consumes, sources, n, err, sizeof err);
+    void *sub = feed ? bctx_feed_subscribe (feed, self->zctx) : NULL;
+    if (!sub) {
+        /* Checked before the switch, so not expected: keep the old feed. */
+        bctx_log (BCTX_LOG_ERROR, "%s: keeps its old feed: %s", who, feed ? "no bus" : err);
+        bctx_feed_destroy (&feed);
+    }
     pthread_mutex_lock (&self->lock);
     bctx_plugin_t *stale = self->next_plugin;
+    bctx_feed_t *stale_feed = self->next_feed;
+    void *stale_sub = self->next_sub;
     self->next_plugin = bctx_plugin_ref (plugin);
     self->next_def = def;
+    self->next_feed = feed;
+    self->next_sub = sub;
     pthread_mutex_unlock (&self->lock);
     bctx_plugin_unref (&stale);
+    bctx_feed_destroy (&stale_feed);
+    if (stale_sub)
+        zmq_close (stale_sub);
     zmq_send (self->control_push, "p", 1, ZMQ_DONTWAIT);
 }
 
@@ -618,6 +674,9 @@ bctx_projector_destroy (bctx_projector_t **self_p)
     free (self->shown);
     free (self->shown_build);
     bctx_plugin_unref (&self->next_plugin);
+    bctx_feed_destroy (&self->next_feed);
+    if (self->next_sub)
+        zmq_close (self->next_sub);
     bctx_plugin_unref (&self->plugin);
     free (self->context);
     free (self->name);

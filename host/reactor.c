@@ -54,6 +54,8 @@ struct bctx_reactor_runner {
     pthread_mutex_t lock;         /* guards what follows */
     bctx_plugin_t *next_plugin;   /* a version to switch to (a reference), or NULL */
     const bctx_reactor_t *next_def; /* its declaration of this reactor */
+    bctx_feed_t *next_feed;       /* its feed (what it consumes), or NULL */
+    void *next_sub;               /* its bus subscription, or NULL */
     int64_t *shown;               /* per source: checkpoint */
     int64_t n_parked;             /* parked events */
     int64_t handled;              /* events handled */
@@ -173,8 +175,30 @@ s_take_switch (bctx_reactor_runner_t *self)
     pthread_mutex_lock (&self->lock);
     bctx_plugin_t *next = self->next_plugin;
     const bctx_reactor_t *def = self->next_def;
+    bctx_feed_t *feed = self->next_feed;
+    void *sub = self->next_sub;
     self->next_plugin = NULL;
+    self->next_feed = NULL;
+    self->next_sub = NULL;
+    if (feed) {
+        /* What the new version consumes, from its checkpoints on (a source
+         * it did not consume before starts at position 1). */
+        size_t n = bctx_feed_size (feed);
+        bctx_feed_destroy (&self->feed);
+        self->feed = feed;
+        free (self->checkpoints);
+        free (self->shown);
+        self->checkpoints = calloc (n, sizeof *self->checkpoints);
+        self->shown = calloc (n, sizeof *self->shown);
+        for (size_t i = 0; i < n; i++)
+            self->checkpoints[i] = self->shown[i]
+                = bctx_readside_checkpoint (self->db, 0, bctx_feed_name (feed, i));
+    }
     pthread_mutex_unlock (&self->lock);
+    if (sub) {
+        zmq_close (self->sub);
+        self->sub = sub;
+    }
     if (!next)
         return;
     bctx_plugin_t *old = self->plugin;
@@ -535,14 +559,29 @@ bctx_reactor_start (bctx_reactor_runner_t *self)
 
 void
 bctx_reactor_switch (bctx_reactor_runner_t *self, bctx_plugin_t *plugin,
-                     const bctx_reactor_t *def)
+                     const bctx_reactor_t *def, const bctx_source_t *sources, size_t n)
 {
+    char who[160], err[512];
+    snprintf (who, sizeof who, "context %s: reactor %s", plugin->name, def->name);
+    bctx_feed_t *feed = bctx_feed_new (who, def->consumes, sources, n, err, sizeof err);
+    void *sub = feed ? bctx_feed_subscribe (feed, self->zctx) : NULL;
+    if (!sub) {
+        bctx_log (BCTX_LOG_ERROR, "%s: keeps its old feed: %s", who, feed ? "no bus" : err);
+        bctx_feed_destroy (&feed);
+    }
     pthread_mutex_lock (&self->lock);
     bctx_plugin_t *stale = self->next_plugin;
+    bctx_feed_t *stale_feed = self->next_feed;
+    void *stale_sub = self->next_sub;
     self->next_plugin = bctx_plugin_ref (plugin);
     self->next_def = def;
+    self->next_feed = feed;
+    self->next_sub = sub;
     pthread_mutex_unlock (&self->lock);
     bctx_plugin_unref (&stale);
+    bctx_feed_destroy (&stale_feed);
+    if (stale_sub)
+        zmq_close (stale_sub);
     zmq_send (self->control_push, "p", 1, ZMQ_DONTWAIT);
 }
 
@@ -626,6 +665,9 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     free (self->checkpoints);
     free (self->shown);
     bctx_plugin_unref (&self->next_plugin);
+    bctx_feed_destroy (&self->next_feed);
+    if (self->next_sub)
+        zmq_close (self->next_sub);
     bctx_plugin_unref (&self->plugin);
     free (self->context);
     free (self->name);

@@ -79,6 +79,9 @@ struct bctx_server {
     s_reload_t *reloads;          /* reloads in progress */
     size_t n_reloads;             /* how many */
     int inotify;                  /* inotify descriptor, or -1 */
+    int stopping;                 /* draining: no reload goes further */
+    _Atomic int preparers;        /* preparer threads still running */
+    int rollbacks;                /* rollback jobs at workers */
     s_watch_t *watches;           /* one per context */
     int64_t in_flight;            /* jobs handed to workers, not yet back */
     int64_t requests;             /* requests taken */
@@ -555,6 +558,7 @@ s_reload_answer (bctx_server_t *self, s_reload_t *r, const char *reply)
 /* What a preparer thread needs; it owns this and frees it. */
 typedef struct {
     void *zctx;                   /* to hand the job back */
+    _Atomic int *running;         /* the server's count of preparers */
     bctx_job_t *job;              /* the reload job it fills */
     char *name;                   /* the context */
     char *path;                   /* the plugin file */
@@ -584,11 +588,13 @@ s_prepare (void *arg)
         bctx_job_destroy (&job);   /* the host is stopping */
     if (push)
         zmq_close (push);
+    _Atomic int *running = p->running;
     free (p->name);
     free (p->path);
     json_decref (p->settings);
     free (p->store_path);
     free (p);
+    atomic_fetch_sub (running, 1);
     return NULL;
 }
 
@@ -604,6 +610,8 @@ s_reload_load (bctx_server_t *self, s_reload_t *r)
         return NULL;               /* at most two versions: wait */
     s_preparer_t *p = calloc (1, sizeof *p);
     p->zctx = self->zctx;
+    p->running = &self->preparers;
+    atomic_fetch_add (&self->preparers, 1);
     p->job = calloc (1, sizeof *p->job);
     p->job->kind = BCTX_JOB_RELOAD;
     p->name = strdup (cc->name);
@@ -619,6 +627,7 @@ s_reload_load (bctx_server_t *self, s_reload_t *r)
     int rc = pthread_create (&thread, &attr, s_prepare, p);
     pthread_attr_destroy (&attr);
     if (rc != 0) {
+        atomic_fetch_sub (&self->preparers, 1);
         r->job = NULL;
         r->preparing = 0;
         bctx_job_destroy (&p->job);
@@ -650,9 +659,14 @@ s_reload_send (bctx_server_t *self, s_reload_t *r)
     } else {
         snprintf (err, sizeof err, "%s", job->reply ? job->reply : "cannot load");
     }
+    if (job->plugin && self->stopping) {
+        bctx_plugin_unref (&job->plugin);
+        snprintf (err, sizeof err, "the host is stopping");
+    }
     if (!job->plugin || atomic_load (&job->state) != BCTX_JOB_PENDING) {
-        if (atomic_load (&job->state) != BCTX_JOB_PENDING)
+        if (job->plugin)
             snprintf (err, sizeof err, "timed out while loading");
+        bctx_plugin_unref (&job->plugin);
         bctx_worker_reload_failed (w, err);
         bctx_log (BCTX_LOG_ERROR, "context %s: reload failed, the old version keeps serving: %s",
                   name, err);
@@ -726,7 +740,7 @@ s_reload_runners (bctx_server_t *self, size_t ctx, char *err, size_t errlen)
             if (strcmp (d->name, bctx_projector_name (pr)) == 0)
                 def = d;
         if (def) {
-            bctx_projector_switch (pr, p, def);
+            bctx_projector_switch (pr, p, def, self->sources, self->n_contexts);
             i++;
         } else {
             bctx_log (BCTX_LOG_INFO, "projection %s: no longer declared; stopped",
@@ -747,7 +761,7 @@ s_reload_runners (bctx_server_t *self, size_t ctx, char *err, size_t errlen)
             if (strcmp (d->name, bctx_reactor_name (r)) == 0)
                 def = d;
         if (def) {
-            bctx_reactor_switch (r, p, def);
+            bctx_reactor_switch (r, p, def, self->sources, self->n_contexts);
             i++;
         } else {
             bctx_log (BCTX_LOG_INFO, "reactor %s: no longer declared; stopped",
@@ -795,7 +809,10 @@ s_reload_done (bctx_server_t *self, bctx_job_t *job)
     if (k == self->n_reloads) {
         /* A rollback (see below): nobody waits for it, but the runners
          * must follow the worker back to the old version. */
-        if (job->tag > 0 && job->reply && strstr (job->reply, "\"ok\":true")) {
+        if (job->rollback)
+            self->rollbacks--;
+        if (job->tag > 0 && !self->stopping && job->reply
+            && strstr (job->reply, "\"ok\":true")) {
             char err[512];
             size_t ctx = (size_t) job->tag - 1;
             if (ctx < self->n_contexts && s_reload_runners (self, ctx, err, sizeof err) != 0)
@@ -820,7 +837,10 @@ s_reload_done (bctx_server_t *self, bctx_job_t *job)
         }
         return;
     }
-    if (job->reply && strstr (job->reply, "\"ok\":true")) {
+    if (job->reply && strstr (job->reply, "\"ok\":true") && self->stopping) {
+        /* The worker switched, but the read side is already stopped. */
+        s_reload_answer (self, r, job->reply);
+    } else if (job->reply && strstr (job->reply, "\"ok\":true")) {
         char err[512];
         if (s_reload_runners (self, r->ctx, err, sizeof err) != 0) {
             /* Put the old version back; job->plugin is it. */
@@ -836,6 +856,8 @@ s_reload_done (bctx_server_t *self, bctx_job_t *job)
             job->plugin = NULL;
             if (zmq_send (self->contexts[r->ctx].push, &back, sizeof back, 0) < 0)
                 bctx_job_destroy (&back);
+            else
+                self->rollbacks++;
             char *reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "reload rolled back: %s", err);
             s_reload_answer (self, r, reply);
             free (reply);
@@ -1313,7 +1335,7 @@ s_reconfigure (bctx_server_t *self)
                || cur->max_message != next->max_message || cur->max_batch != next->max_batch
                || cur->reload_timeout_ms != next->reload_timeout_ms) {
         why = "the host section changed: restart the host to apply it";
-    } else if (self->n_reloads) {
+    } else if (self->n_reloads || self->rollbacks) {
         why = "a reload is in progress: send SIGHUP again when it is done";
     } else {
         for (size_t i = 0; i < cur->n_contexts && !why; i++) {
@@ -1409,8 +1431,11 @@ s_reconfigure (bctx_server_t *self)
     for (size_t j = 0; j < next->n_contexts; j++)
         if (added[j].worker) {
             contexts[j] = added[j];
-            bctx_worker_start (contexts[j].worker, S_REPLIES);
-            bctx_log (BCTX_LOG_INFO, "SIGHUP: context %s added", next->contexts[j].name);
+            if (bctx_worker_start (contexts[j].worker, S_REPLIES) != 0)
+                bctx_log (BCTX_LOG_ERROR, "SIGHUP: context %s: cannot start its worker; "
+                          "its commands will not be answered", next->contexts[j].name);
+            else
+                bctx_log (BCTX_LOG_INFO, "SIGHUP: context %s added", next->contexts[j].name);
         }
     free (added);
     free (self->contexts);
@@ -1506,6 +1531,7 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
             s_on_request (self);
         }
     }
+    self->stopping = 1;
     /* The read side stops first: a reactor may be waiting on a worker. */
     for (size_t i = 0; i < self->n_reactors; i++)
         bctx_reactor_destroy (&self->reactors[i]);
@@ -1569,6 +1595,26 @@ bctx_server_destroy (bctx_server_t **self_p)
             bctx_job_t *none = NULL;
             zmq_send (c->push, &none, sizeof none, ZMQ_DONTWAIT);
         }
+    }
+    /* Workers end first; then the jobs they handed back are freed (a
+     * reload's old version among them, whose unloading counts down in its
+     * worker); then the workers are freed. */
+    for (size_t i = 0; i < self->n_contexts; i++)
+        bctx_worker_join (self->contexts[i].worker);
+    if (self->replies) {
+        bctx_job_t *job;
+        while (zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job)
+            bctx_job_destroy (&job);
+    }
+    /* Reload preparers still loading hand their job back to a socket that
+     * is about to go: wait for them, bounded. */
+    for (int i = 0; i < 1000 && atomic_load (&self->preparers) > 0; i++) {
+        struct timespec tick = { 0, 10 * 1000 * 1000 };
+        nanosleep (&tick, NULL);
+        bctx_job_t *job;
+        while (self->replies
+               && zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job)
+            bctx_job_destroy (&job);
     }
     for (size_t i = 0; i < self->n_contexts; i++) {
         s_context_t *c = &self->contexts[i];

@@ -501,6 +501,8 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
             bad = "evolve failed on a new event";
     }
     if (bad) {
+        /* evolve may have changed the cached state in place: forget it. */
+        json_object_del (self->cache, aggregate);
         json_decref (next);
         json_decref (events);
         atomic_fetch_add (&self->stats.failed, 1);
@@ -971,6 +973,15 @@ const char *
 bctx_worker_store_path (const bctx_worker_t *self)
 {
     return self->store_path;
+}
+
+void
+bctx_worker_join (bctx_worker_t *self)
+{
+    if (self && self->started) {
+        pthread_join (self->thread, NULL);
+        self->started = 0;
+    }
 }
 
 void

@@ -130,6 +130,10 @@ _Atomic int *bctx_worker_loaded (bctx_worker_t *self);
 bctx_worker_stats_t *bctx_worker_stats (bctx_worker_t *self);
 const char *bctx_worker_store_path (const bctx_worker_t *self);
 
+/* Waits for the thread to end (after a NULL job was queued).  The worker
+ * stays allocated: jobs it handed back may still refer to it. */
+void bctx_worker_join (bctx_worker_t *self);
+
 /* Joins the thread (after a NULL job), unloads the plugin, closes the
  * store; sets *self_p to NULL.  Idempotent. */
 void bctx_worker_destroy (bctx_worker_t **self_p);

@@ -13,6 +13,8 @@ passed=0
 failed=0
 failures=""
 label=${SAN:+" (ASan+UBSan)"}
+word=suites
+[ -n "$SAN" ] && word=sanitized
 for t in "$O"/tests/unit/test_* "$O"/tests/integration/test_*; do
     case "$t" in *.c|*.o|*\*) continue ;; esac
     [ -x "$t" ] || continue
@@ -26,5 +28,5 @@ for t in "$O"/tests/unit/test_* "$O"/tests/integration/test_*; do
 done
 echo
 [ -n "$failures" ] && echo "failed:$failures"
-echo "suites$label: $passed passed, $failed failed"
+echo "$word: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
