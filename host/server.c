@@ -50,7 +50,7 @@ typedef struct {
     size_t ctx;                   /* index of the context */
     char *path;                   /* the plugin file to load */
     double deadline;              /* monotonic seconds: then "unavailable" */
-    unsigned char identity[256];  /* the client, if any */
+    unsigned char identity[512];  /* the client's envelope, if any */
     size_t identity_len;          /* 0: a reload from the file watch */
     int delimiter;                /* the client sent an empty frame first */
     int preparing;                /* job is with the preparer thread */
@@ -352,13 +352,48 @@ s_find (bctx_server_t *self, const char *name)
     return NULL;
 }
 
-/* Sends one reply frame to the client named by identity. */
+/* A client's return address is its routing envelope: every frame before
+ * the empty delimiter (one for a direct client, more behind a broker or a
+ * forwarding host).  It is kept as one byte string: each frame as one
+ * length byte and its bytes. */
+#define S_ENVELOPE_MAX 512
+
+/* Encodes frames[0..n-1] into out.  Return the length, or 0 when a frame
+ * is empty or longer than 255 bytes or the whole does not fit. */
+static size_t
+s_envelope_encode (zmq_msg_t *frames, int n, unsigned char *out, size_t cap)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t f = zmq_msg_size (&frames[i]);
+        if (f == 0 || f > 255 || len + 1 + f > cap)
+            return 0;
+        out[len++] = (unsigned char) f;
+        memcpy (out + len, zmq_msg_data (&frames[i]), f);
+        len += f;
+    }
+    return len;
+}
+
+/* Sends the envelope's frames with ZMQ_SNDMORE on socket.  Return 0/-1. */
+static int
+s_envelope_send (void *socket, const unsigned char *env, size_t len)
+{
+    for (size_t at = 0; at < len;) {
+        size_t f = env[at++];
+        if (at + f > len || zmq_send (socket, env + at, f, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return -1;
+        at += f;
+    }
+    return 0;
+}
+
+/* Sends one reply frame to the client named by its envelope. */
 static void
-s_send (bctx_server_t *self, const void *identity, size_t identity_len,
+s_send (bctx_server_t *self, const void *envelope, size_t envelope_len,
         int delimiter, const char *reply)
 {
-    if (zmq_send (self->router, identity, identity_len,
-                  ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (s_envelope_send (self->router, envelope, envelope_len) < 0) {
         if (zmq_errno () == EHOSTUNREACH)
             bctx_log (BCTX_LOG_INFO, "client left before its reply");
         else
@@ -1196,30 +1231,39 @@ s_request (bctx_server_t *self, const char *body, size_t len,
 static void
 s_on_request (bctx_server_t *self)
 {
-    zmq_msg_t frames[4];
+    enum { S_FRAMES = 8 };
+    zmq_msg_t frames[S_FRAMES];
     int n = 0, more = 1;
     while (more) {
-        zmq_msg_t scratch, *m = n < 4 ? &frames[n] : &scratch;
+        zmq_msg_t scratch, *m = n < S_FRAMES ? &frames[n] : &scratch;
         zmq_msg_init (m);
         if (zmq_msg_recv (m, self->router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (m);
             break;
         }
         more = zmq_msg_more (m);
-        if (n >= 4)
+        if (n >= S_FRAMES)
             zmq_msg_close (m);
         n++;
     }
     self->requests++;
-    int kept = n < 4 ? n : 4;
+    int kept = n < S_FRAMES ? n : S_FRAMES;
     char *reply = NULL;
-    if (n < 2) {
-        /* Nothing to answer to. */
+    /* The envelope ends at the first empty frame; a DEALER that sends no
+     * delimiter has its routing id alone as envelope. */
+    int empty = -1;
+    for (int i = 1; i < kept && empty < 0; i++)
+        if (zmq_msg_size (&frames[i]) == 0)
+            empty = i;
+    int delimiter = empty > 0;
+    int envelope_n = delimiter ? empty : 1;
+    int body_at = delimiter ? empty + 1 : 1;
+    unsigned char env[S_ENVELOPE_MAX];
+    size_t env_len = n >= 2 ? s_envelope_encode (frames, envelope_n, env, sizeof env) : 0;
+    if (env_len == 0) {
+        /* Nothing to answer to (a lone frame, or an envelope too big). */
+        self->bad++;
     } else {
-        const void *id = zmq_msg_data (&frames[0]);
-        size_t id_len = zmq_msg_size (&frames[0]);
-        int delimiter = zmq_msg_size (&frames[1]) == 0;
-        int body_at = delimiter ? 2 : 1;
         if (n != body_at + 1) {
             self->bad++;
             reply = bctx_reply_error (BCTX_E_BAD_REQUEST,
@@ -1227,11 +1271,10 @@ s_on_request (bctx_server_t *self)
                                       n - body_at);
         } else {
             reply = s_request (self, zmq_msg_data (&frames[body_at]),
-                               zmq_msg_size (&frames[body_at]), id, id_len,
-                               delimiter);
+                               zmq_msg_size (&frames[body_at]), env, env_len, delimiter);
         }
         if (reply)
-            s_send (self, id, id_len, delimiter, reply);
+            s_send (self, env, env_len, delimiter, reply);
     }
     free (reply);
     for (int i = 0; i < kept; i++)

@@ -33,7 +33,7 @@ typedef struct bctx_waiter {
  * makes it, passes its pointer to the worker and frees it once the worker
  * hands it back with a reply. */
 typedef struct bctx_job {
-    unsigned char identity[256];  /* the client's ROUTER routing id */
+    unsigned char identity[512];  /* the client's routing envelope, encoded */
     size_t identity_len;          /* its length */
     int delimiter;                /* the client sent an empty frame first */
     json_t *request;              /* owned: the parsed "send" request */
