@@ -91,12 +91,25 @@ s_valid_name (const char *name)
     return 1;
 }
 
+/* Does an endpoint stay on this machine? */
+static int
+s_loopback (const char *ep)
+{
+    static const char *const ok[] = {
+        "tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://", NULL
+    };
+    for (const char *const *p = ok; *p; p++)
+        if (strncmp (ep, *p, strlen (*p)) == 0)
+            return 1;
+    return 0;
+}
+
 static int
 s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
     static const char *const keys[] = {
         "name", "api", "publish", "data", "max_message", "max_batch",
-        "reload_timeout_ms", NULL
+        "reload_timeout_ms", "forward_timeout_ms", "allow_remote", NULL
     };
     const char *file = self->path;
     if (!json_is_object (host)) {
@@ -113,8 +126,92 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
         || s_size (host, "max_batch", "host", &self->max_batch, 1, 65536,
                    file, err, errlen) < 0
         || s_size (host, "reload_timeout_ms", "host", &self->reload_timeout_ms, 10,
+                   600000, file, err, errlen) < 0
+        || s_size (host, "forward_timeout_ms", "host", &self->forward_timeout_ms, 10,
                    600000, file, err, errlen) < 0)
         return -1;
+    json_t *remote = json_object_get (host, "allow_remote");
+    if (remote && !json_is_boolean (remote)) {
+        s_fail (err, errlen, file, "host.allow_remote: expected true or false");
+        return -1;
+    }
+    self->allow_remote = json_is_true (remote);
+    return 0;
+}
+
+/* The contexts[] index of a context already named so, local or remote,
+ * or -1. */
+static long
+s_context_named (bctx_config_t *self, const char *name)
+{
+    for (size_t j = 0; j < self->n_contexts; j++)
+        if (strcmp (self->contexts[j].name, name) == 0)
+            return (long) self->contexts[j].index;
+    for (size_t j = 0; j < self->n_remotes; j++)
+        if (strcmp (self->remotes[j].name, name) == 0)
+            return (long) self->remotes[j].index;
+    return -1;
+}
+
+/* contexts[i] with a "peer": the context lives on that peer. */
+static int
+s_read_remote (bctx_config_t *self, size_t i, json_t *c, char *err, size_t errlen)
+{
+    static const char *const keys[] = { "name", "peer", NULL };
+    const char *file = self->path;
+    char where[32];
+    snprintf (where, sizeof where, "contexts[%zu]", i);
+    if (s_only_keys (c, keys, where, file, err, errlen) < 0)
+        return -1;
+    const char *name = json_string_value (json_object_get (c, "name"));
+    const char *peer = json_string_value (json_object_get (c, "peer"));
+    if (!name || !s_valid_name (name)) {
+        s_fail (err, errlen, file, "%s.name: expected a name (1-64 of A-Z a-z 0-9 _ -)", where);
+        return -1;
+    }
+    long twin = s_context_named (self, name);
+    if (twin >= 0) {
+        s_fail (err, errlen, file, "%s.name: duplicate context name \"%s\" (also "
+                "contexts[%ld])", where, name, twin);
+        return -1;
+    }
+    size_t k = 0;
+    while (peer && k < self->n_peers && strcmp (self->peers[k].name, peer) != 0)
+        k++;
+    if (!peer || k == self->n_peers) {
+        s_fail (err, errlen, file, "%s.peer: expected the name of one of peers[]", where);
+        return -1;
+    }
+    self->remotes[self->n_remotes++] = (bctx_remote_config_t) { strdup (name), k, i };
+    return 0;
+}
+
+static int
+s_read_peer (bctx_config_t *self, size_t i, json_t *p, char *err, size_t errlen)
+{
+    static const char *const keys[] = { "name", "api", "publish", NULL };
+    const char *file = self->path;
+    char where[32];
+    snprintf (where, sizeof where, "peers[%zu]", i);
+    if (!json_is_object (p)) {
+        s_fail (err, errlen, file, "%s: expected an object", where);
+        return -1;
+    }
+    bctx_peer_config_t *pc = &self->peers[i];
+    if (s_only_keys (p, keys, where, file, err, errlen) < 0
+        || s_string (p, "name", where, &pc->name, file, err, errlen) < 0
+        || s_string (p, "api", where, &pc->api, file, err, errlen) < 0
+        || s_string (p, "publish", where, &pc->publish, file, err, errlen) < 0)
+        return -1;
+    if (!pc->name || !s_valid_name (pc->name) || !pc->api || !pc->publish) {
+        s_fail (err, errlen, file, "%s: needs a name, an api and a publish endpoint", where);
+        return -1;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (strcmp (self->peers[j].name, pc->name) == 0) {
+            s_fail (err, errlen, file, "%s.name: duplicate peer name \"%s\"", where, pc->name);
+            return -1;
+        }
     return 0;
 }
 
@@ -130,7 +227,9 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
         s_fail (err, errlen, file, "%s: expected an object", where);
         return -1;
     }
-    bctx_context_config_t *cc = &self->contexts[i];
+    if (json_object_get (c, "peer"))
+        return s_read_remote (self, i, c, err, errlen);
+    bctx_context_config_t *cc = &self->contexts[self->n_contexts];
     if (s_only_keys (c, keys, where, file, err, errlen) < 0
         || s_string (c, "name", where, &cc->name, file, err, errlen) < 0
         || s_string (c, "plugin", where, &cc->plugin, file, err, errlen) < 0)
@@ -149,13 +248,15 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
         s_fail (err, errlen, file, "%s.plugin: missing", where);
         return -1;
     }
-    for (size_t j = 0; j < i; j++)
-        if (strcmp (self->contexts[j].name, cc->name) == 0) {
-            s_fail (err, errlen, file,
-                    "%s.name: duplicate context name \"%s\" (also contexts[%zu])",
-                    where, cc->name, j);
-            return -1;
-        }
+    long twin = s_context_named (self, cc->name);
+    if (twin >= 0) {
+        s_fail (err, errlen, file, "%s.name: duplicate context name \"%s\" (also "
+                "contexts[%ld])", where, cc->name, twin);
+        free (cc->name);
+        free (cc->plugin);
+        cc->name = cc->plugin = NULL;
+        return -1;
+    }
     json_t *watch = json_object_get (c, "watch");
     if (watch && !json_is_boolean (watch)) {
         s_fail (err, errlen, file, "%s.watch: expected true or false", where);
@@ -164,6 +265,8 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
     cc->watch = json_is_true (watch);
     json_t *settings = json_object_get (c, "settings");
     cc->settings = settings ? json_incref (settings) : json_null ();
+    cc->index = i;
+    self->n_contexts++;
     return 0;
 }
 
@@ -171,7 +274,7 @@ bctx_config_t *
 bctx_config_parse (const char *text, const char *path, char *err,
                    size_t errlen)
 {
-    static const char *const keys[] = { "host", "contexts", NULL };
+    static const char *const keys[] = { "host", "contexts", "peers", NULL };
     json_error_t jerr;
     json_t *root = json_loads (text, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
@@ -187,6 +290,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
     self->max_message = BCTX_DEFAULT_MAX_MESSAGE;
     self->max_batch = BCTX_DEFAULT_BATCH;
     self->reload_timeout_ms = BCTX_DEFAULT_RELOAD_MS;
+    self->forward_timeout_ms = BCTX_DEFAULT_FORWARD_MS;
 
     if (!json_is_object (root)) {
         s_fail (err, errlen, path, "(root): expected an object");
@@ -206,13 +310,35 @@ bctx_config_parse (const char *text, const char *path, char *err,
         s_fail (err, errlen, path, "contexts: expected an array");
         goto fail;
     }
-    self->n_contexts = json_array_size (contexts);
-    self->contexts = calloc (self->n_contexts ? self->n_contexts : 1,
-                             sizeof *self->contexts);
-    for (size_t i = 0; i < self->n_contexts; i++)
+    json_t *peers = json_object_get (root, "peers");
+    if (peers && !json_is_array (peers)) {
+        s_fail (err, errlen, path, "peers: expected an array");
+        goto fail;
+    }
+    self->n_peers = json_array_size (peers);
+    self->peers = calloc (self->n_peers ? self->n_peers : 1, sizeof *self->peers);
+    for (size_t i = 0; i < self->n_peers; i++)
+        if (s_read_peer (self, i, json_array_get (peers, i), err, errlen) < 0)
+            goto fail;
+    size_t n = json_array_size (contexts);
+    self->contexts = calloc (n ? n : 1, sizeof *self->contexts);
+    self->remotes = calloc (n ? n : 1, sizeof *self->remotes);
+    for (size_t i = 0; i < n; i++)
         if (s_read_context (self, i, json_array_get (contexts, i), err,
                             errlen) < 0)
             goto fail;
+    /* Without keys, nothing listens beyond this machine unless asked to. */
+    if (!self->allow_remote) {
+        const char *eps[2] = { self->api, self->publish };
+        const char *names[2] = { "host.api", "host.publish" };
+        for (int k = 0; k < 2; k++)
+            if (eps[k] && !s_loopback (eps[k])) {
+                s_fail (err, errlen, path, "%s: %s is not a loopback address; bctx has no "
+                        "authentication yet, so set host.allow_remote to true to bind it "
+                        "anyway", names[k], eps[k]);
+                goto fail;
+            }
+    }
     json_decref (root);
     return self;
 fail:
@@ -273,6 +399,15 @@ bctx_config_destroy (bctx_config_t **self_p)
         json_decref (self->contexts[i].settings);
     }
     free (self->contexts);
+    for (size_t i = 0; i < self->n_remotes; i++)
+        free (self->remotes[i].name);
+    free (self->remotes);
+    for (size_t i = 0; i < self->n_peers; i++) {
+        free (self->peers[i].name);
+        free (self->peers[i].api);
+        free (self->peers[i].publish);
+    }
+    free (self->peers);
     free (self->path);
     free (self->name);
     free (self->api);

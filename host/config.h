@@ -16,13 +16,30 @@
 #define BCTX_DEFAULT_MAX_MESSAGE  (1024 * 1024)
 #define BCTX_DEFAULT_BATCH        1024
 #define BCTX_DEFAULT_RELOAD_MS    5000
+#define BCTX_DEFAULT_FORWARD_MS   5000
 
 typedef struct bctx_context_config {
     char *name;              /* the context's name, unique in the host */
     char *plugin;            /* path of the plugin .so */
     json_t *settings;        /* handed to the plugin's init; JSON null if absent */
     int watch;               /* reload when the plugin file changes */
+    size_t index;            /* its place in the file's contexts[] */
 } bctx_context_config_t;
+
+/* Another host this one is bridged to. */
+typedef struct bctx_peer_config {
+    char *name;              /* peers[].name */
+    char *api;               /* peers[].api: its API endpoint */
+    char *publish;           /* peers[].publish: its bus endpoint */
+} bctx_peer_config_t;
+
+/* A context that lives on a peer: commands are forwarded there, and its
+ * events are bridged here when a local projection or reactor needs them. */
+typedef struct bctx_remote_config {
+    char *name;              /* the context's name */
+    size_t peer;             /* index in peers[] */
+    size_t index;            /* its place in the file's contexts[] */
+} bctx_remote_config_t;
 
 typedef struct bctx_config {
     char *path;              /* the file this was read from */
@@ -34,8 +51,14 @@ typedef struct bctx_config {
     size_t max_batch;        /* host.max_batch: most commands per commit */
     size_t reload_timeout_ms; /* host.reload_timeout_ms: longest wait for a
                                  context to reach a switch point */
-    bctx_context_config_t *contexts; /* contexts[] */
+    bctx_context_config_t *contexts; /* contexts[] that run here */
     size_t n_contexts;       /* how many */
+    bctx_remote_config_t *remotes; /* contexts[] that live on peers */
+    size_t n_remotes;        /* how many */
+    bctx_peer_config_t *peers; /* peers[] */
+    size_t n_peers;          /* how many */
+    size_t forward_timeout_ms; /* host.forward_timeout_ms: wait for a peer */
+    int allow_remote;        /* host.allow_remote: bind beyond loopback */
 } bctx_config_t;
 
 /* Reads and validates the config at `path` (borrowed).  Return: new config,

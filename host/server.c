@@ -254,7 +254,7 @@ s_open_read_side (bctx_server_t *self, char *err, size_t errlen)
                  && s_add_runners (self, p, 0, why, sizeof why) == 0 ? 0 : -1;
         bctx_plugin_unref (&p);
         if (rc < 0) {
-            snprintf (err, errlen, "contexts[%zu]: %s", i, why);
+            snprintf (err, errlen, "contexts[%zu]: %s", self->config->contexts[i].index, why);
             return -1;
         }
     }

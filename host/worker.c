@@ -844,7 +844,7 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
 {
     const bctx_context_config_t *cc = &config->contexts[index];
     char where[48];
-    snprintf (where, sizeof where, "contexts[%zu].plugin", index);
+    snprintf (where, sizeof where, "contexts[%zu].plugin", cc->index);
     bctx_worker_t *self = calloc (1, sizeof *self);
     self->name = strdup (cc->name);
     self->zctx = zctx;
@@ -870,7 +870,7 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
     int hwm = 0;   /* no limit: commands queue, they are never dropped */
     zmq_setsockopt (self->queue, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (zmq_bind (self->queue, self->endpoint) != 0) {
-        snprintf (err, errlen, "contexts[%zu]: cannot bind %s: %s", index,
+        snprintf (err, errlen, "contexts[%zu]: cannot bind %s: %s", cc->index,
                   self->endpoint, zmq_strerror (zmq_errno ()));
         goto fail;
     }
