@@ -63,6 +63,23 @@ typedef struct {
     double due;                   /* when to reload (debounced), or 0 */
 } s_watch_t;
 
+/* A peer this host forwards commands to. */
+typedef struct {
+    void *dealer;                 /* to the peer's API */
+    int64_t forwarded;            /* commands sent there */
+    int64_t unanswered;           /* of which timed out or could not be sent */
+} s_peer_t;
+
+/* A command forwarded to a peer, waiting for its reply. */
+typedef struct {
+    uint64_t tag;                 /* sent beside it, comes back with the reply */
+    size_t peer;                  /* where it went */
+    double deadline;              /* monotonic: then "unavailable" */
+    unsigned char env[512];       /* the client's envelope */
+    size_t env_len;               /* its length */
+    int delimiter;                /* the client sent an empty frame first */
+} s_forward_t;
+
 struct bctx_server {
     bctx_config_t *config;        /* owned; replaced on SIGHUP */
     void *zctx;                   /* the ZeroMQ context */
@@ -76,6 +93,10 @@ struct bctx_server {
     size_t n_projections;         /* how many */
     bctx_reactor_runner_t **reactors; /* every reactor of every context */
     size_t n_reactors;            /* how many */
+    s_peer_t *peers;              /* one per config peer */
+    s_forward_t *forwards;        /* commands at peers */
+    size_t n_forwards;            /* how many */
+    uint64_t next_tag;            /* tags of forwarded commands */
     s_reload_t *reloads;          /* reloads in progress */
     size_t n_reloads;             /* how many */
     int inotify;                  /* inotify descriptor, or -1 */
@@ -190,6 +211,7 @@ done:
 
 static s_projection_t *s_find_projection (bctx_server_t *self, const char *name);
 static int s_watch_open (bctx_server_t *self, char *err, size_t errlen);
+static int s_open_peers (bctx_server_t *self, char *err, size_t errlen);
 static bctx_reactor_runner_t *s_find_reactor (bctx_server_t *self, const char *name);
 
 /* Creates (and, when start is set, starts) the runners of a version's
@@ -301,7 +323,8 @@ bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
             goto fail;
         }
     }
-    if (s_open_read_side (self, err, errlen) < 0 || s_watch_open (self, err, errlen) < 0)
+    if (s_open_peers (self, err, errlen) < 0 || s_open_read_side (self, err, errlen) < 0
+        || s_watch_open (self, err, errlen) < 0)
         goto fail;
     self->router = zmq_socket (self->zctx, ZMQ_ROUTER);
     int one = 1;
@@ -1117,6 +1140,139 @@ s_op_stats (bctx_server_t *self)
         "projections", projections, "reactors", reactors));
 }
 
+/* --- forwarding to peers -------------------------------------------- */
+
+static int
+s_open_peers (bctx_server_t *self, char *err, size_t errlen)
+{
+    self->peers = calloc (self->config->n_peers ? self->config->n_peers : 1,
+                          sizeof *self->peers);
+    for (size_t i = 0; i < self->config->n_peers; i++) {
+        const bctx_peer_config_t *pc = &self->config->peers[i];
+        void *d = zmq_socket (self->zctx, ZMQ_DEALER);
+        int linger = 0, immediate = 1, hwm = 100000;
+        int ivl = 1000, ttl = 3000, reconnect_max = 2000;
+        zmq_setsockopt (d, ZMQ_LINGER, &linger, sizeof linger);
+        /* No queueing for a peer that is not connected: the client gets
+         * "unavailable" now rather than at the deadline. */
+        zmq_setsockopt (d, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
+        zmq_setsockopt (d, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt (d, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+        zmq_setsockopt (d, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+        zmq_setsockopt (d, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
+        if (zmq_connect (d, pc->api) != 0) {
+            snprintf (err, errlen, "peers[%zu].api: %s: %s", i, pc->api,
+                      zmq_strerror (zmq_errno ()));
+            zmq_close (d);
+            return -1;
+        }
+        self->peers[i].dealer = d;
+    }
+    return 0;
+}
+
+/* Forwards a command for a context that lives on a peer.  Return NULL when
+ * sent (the peer's reply comes back later), or an error reply. */
+static char *
+s_forward (bctx_server_t *self, size_t peer, json_t *req, const void *env,
+           size_t env_len, int delimiter)
+{
+    const bctx_peer_config_t *pc = &self->config->peers[peer];
+    s_peer_t *p = &self->peers[peer];
+    char *body = json_dumps (req, JSON_COMPACT);
+    uint64_t tag = ++self->next_tag;
+    p->forwarded++;
+    int rc = body ? 0 : -1;
+    if (rc == 0 && (zmq_send (p->dealer, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+                    || zmq_send (p->dealer, "", 0, ZMQ_SNDMORE) < 0
+                    || zmq_send (p->dealer, body, strlen (body), 0) < 0))
+        rc = -1;
+    free (body);
+    if (rc < 0) {
+        p->unanswered++;
+        return bctx_reply_error (BCTX_E_UNAVAILABLE, "peer %s (%s) is not connected",
+                                 pc->name, pc->api);
+    }
+    self->forwards = realloc (self->forwards, (self->n_forwards + 1) * sizeof *self->forwards);
+    s_forward_t *f = &self->forwards[self->n_forwards++];
+    f->tag = tag;
+    f->peer = peer;
+    f->deadline = s_now () + (double) self->config->forward_timeout_ms / 1000.0;
+    memcpy (f->env, env, env_len);
+    f->env_len = env_len;
+    f->delimiter = delimiter;
+    return NULL;
+}
+
+/* A peer answered: pass the reply to the client that waits for it. */
+static void
+s_on_peer_reply (bctx_server_t *self, size_t peer)
+{
+    for (int k = 0; k < 256; k++) {
+        zmq_msg_t frames[3];
+        int n = 0, more = 1;
+        while (more) {
+            zmq_msg_t scratch, *m = n < 3 ? &frames[n] : &scratch;
+            zmq_msg_init (m);
+            if (zmq_msg_recv (m, self->peers[peer].dealer, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close (m);
+                break;
+            }
+            more = zmq_msg_more (m);
+            if (n >= 3)
+                zmq_msg_close (m);
+            n++;
+        }
+        if (n == 0)
+            return;
+        int kept = n < 3 ? n : 3;
+        uint64_t tag = 0;
+        if (n == 3 && zmq_msg_size (&frames[0]) == sizeof tag && zmq_msg_size (&frames[1]) == 0)
+            memcpy (&tag, zmq_msg_data (&frames[0]), sizeof tag);
+        size_t i = 0;
+        while (tag && i < self->n_forwards && self->forwards[i].tag != tag)
+            i++;
+        if (tag && i < self->n_forwards) {
+            s_forward_t *f = &self->forwards[i];
+            char *reply = strndup (zmq_msg_data (&frames[2]), zmq_msg_size (&frames[2]));
+            s_send (self, f->env, f->env_len, f->delimiter, reply);
+            free (reply);
+            self->forwards[i] = self->forwards[--self->n_forwards];
+        } else {
+            bctx_log (BCTX_LOG_INFO, "peer %s: dropping a reply nobody waits for "
+                      "(late or malformed)", self->config->peers[peer].name);
+        }
+        for (int j = 0; j < kept; j++)
+            zmq_msg_close (&frames[j]);
+    }
+}
+
+/* Answers "unavailable" to the forwarded commands past their deadline.
+ * Return the seconds until the next deadline, or -1. */
+static double
+s_forward_tick (bctx_server_t *self)
+{
+    double now = s_now (), next = -1;
+    for (size_t i = 0; i < self->n_forwards;) {
+        s_forward_t *f = &self->forwards[i];
+        if (now >= f->deadline) {
+            const bctx_peer_config_t *pc = &self->config->peers[f->peer];
+            self->peers[f->peer].unanswered++;
+            char *reply = bctx_reply_error (BCTX_E_UNAVAILABLE, "peer %s (%s) did not answer "
+                                            "within %zu ms", pc->name, pc->api,
+                                            self->config->forward_timeout_ms);
+            s_send (self, f->env, f->env_len, f->delimiter, reply);
+            free (reply);
+            self->forwards[i] = self->forwards[--self->n_forwards];
+            continue;
+        }
+        if (next < 0 || f->deadline - now < next)
+            next = f->deadline - now;
+        i++;
+    }
+    return next;
+}
+
 /* Checks a "send" and hands it to its worker.  Return NULL when handed on
  * (the worker replies), or an error reply. */
 static char *
@@ -1157,10 +1313,15 @@ s_op_send (bctx_server_t *self, json_t *req, const void *identity,
                                      ids[i], S_ID_MAX);
     }
     s_context_t *c = s_find (self, json_string_value (context));
-    if (!c)
+    if (!c) {
+        for (size_t i = 0; i < self->config->n_remotes; i++)
+            if (strcmp (self->config->remotes[i].name, json_string_value (context)) == 0)
+                return s_forward (self, self->config->remotes[i].peer, req, identity,
+                                  identity_len, delimiter);
         return bctx_reply_error (BCTX_E_UNKNOWN_CONTEXT,
                                  "no context \"%s\" on this host",
                                  json_string_value (context));
+    }
     if (identity_len > sizeof ((bctx_job_t *) 0)->identity)
         return bctx_reply_error (BCTX_E_BAD_REQUEST, "routing id too long");
     bctx_job_t *job = calloc (1, sizeof *job);
@@ -1532,16 +1693,21 @@ int
 bctx_server_run (bctx_server_t *self, int stop_fd)
 {
     for (;;) {
-        zmq_pollitem_t items[] = {
-            { self->replies, 0, ZMQ_POLLIN, 0 },
-            { self->router, 0, ZMQ_POLLIN, 0 },
-            { NULL, stop_fd, ZMQ_POLLIN, 0 },
-            { NULL, self->inotify, ZMQ_POLLIN, 0 },
-        };
-        double a = s_reload_tick (self), b = s_watch_tick (self);
+        size_t n_items = 4 + self->config->n_peers;
+        zmq_pollitem_t items[n_items];
+        items[0] = (zmq_pollitem_t) { self->replies, 0, ZMQ_POLLIN, 0 };
+        items[1] = (zmq_pollitem_t) { self->router, 0, ZMQ_POLLIN, 0 };
+        items[2] = (zmq_pollitem_t) { NULL, stop_fd, ZMQ_POLLIN, 0 };
+        /* poll(2) skips a negative descriptor: no watch, no item. */
+        items[3] = (zmq_pollitem_t) { NULL, self->inotify, ZMQ_POLLIN, 0 };
+        for (size_t i = 0; i < self->config->n_peers; i++)
+            items[4 + i] = (zmq_pollitem_t) { self->peers[i].dealer, 0, ZMQ_POLLIN, 0 };
+        double a = s_reload_tick (self), b = s_watch_tick (self), c = s_forward_tick (self);
         double wait = a < 0 ? b : b < 0 ? a : a < b ? a : b;
+        if (c >= 0 && (wait < 0 || c < wait))
+            wait = c;
         long timeout = wait < 0 ? -1 : (long) (wait * 1000) + 1;
-        int rc = zmq_poll (items, self->inotify >= 0 ? 4 : 3, timeout);
+        int rc = zmq_poll (items, (int) n_items, timeout);
         if (rc < 0) {
             if (zmq_errno () == EINTR)
                 continue;
@@ -1564,6 +1730,9 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
             s_on_reply (self);
         if (self->inotify >= 0 && (items[3].revents & ZMQ_POLLIN))
             s_watch_read (self);
+        for (size_t i = 0; i < self->config->n_peers; i++)
+            if (items[4 + i].revents & ZMQ_POLLIN)
+                s_on_peer_reply (self, i);
         /* A bounded number per turn, so replies are never starved. */
         for (int i = 0; i < 256 && (items[1].revents & ZMQ_POLLIN); i++) {
             int events = 0;
@@ -1669,6 +1838,11 @@ bctx_server_destroy (bctx_server_t **self_p)
         }
     }
     free (self->contexts);
+    for (size_t i = 0; self->peers && i < self->config->n_peers; i++)
+        if (self->peers[i].dealer)
+            zmq_close (self->peers[i].dealer);
+    free (self->peers);
+    free (self->forwards);
     if (self->router) {
         zmq_setsockopt (self->router, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close (self->router);
