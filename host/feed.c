@@ -68,6 +68,11 @@ bctx_feed_new (const char *who, const char *const *consumes,
                           who, *c, (int) len, *c);
                 goto fail;
             }
+            if (!src->store_path) {
+                snprintf (err, errlen, "%s: consumes \"%s\": context \"%.*s\" lives on a "
+                          "peer and is not bridged here", who, *c, (int) len, *c);
+                goto fail;
+            }
             in = &self->inputs[self->n++];
             in->name = strndup (*c, len);
             in->head = src->head;

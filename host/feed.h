@@ -22,7 +22,9 @@ typedef struct bctx_source {
     const char *name;             /* the context's name */
     const char *store_path;       /* its SQLite file */
     _Atomic int64_t *head;        /* its last committed position */
-    const char *endpoint;         /* its worker's queue, for commands */
+    const char *endpoint;         /* its worker's queue (or its peer's API), for commands */
+    int remote;                   /* it lives on a peer: store_path is its replica,
+                                     or NULL when nothing here consumes it */
 } bctx_source_t;
 
 typedef struct bctx_feed bctx_feed_t;

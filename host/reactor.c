@@ -42,7 +42,9 @@ struct bctx_reactor_runner {
     char control_endpoint[128];   /* inproc endpoint of control */
     char **target_names;          /* contexts it may send to */
     char **target_endpoints;      /* their workers' queues */
-    void **target_push;           /* PUSH per target (the thread's), lazily */
+    void **target_push;           /* PUSH per target (the thread's), lazily;
+                                     a REQ to the peer's API for a remote one */
+    int *target_remote;           /* the target lives on a peer */
     size_t n_targets;             /* how many */
     pthread_t thread;             /* runs s_run */
     int started;                  /* thread was created */
@@ -71,7 +73,8 @@ s_target (bctx_reactor_runner_t *self, const char *context)
     for (size_t i = 0; i < self->n_targets; i++)
         if (strcmp (self->target_names[i], context) == 0) {
             if (!self->target_push[i]) {
-                void *push = zmq_socket (self->zctx, ZMQ_PUSH);
+                void *push = zmq_socket (self->zctx,
+                                         self->target_remote[i] ? ZMQ_REQ : ZMQ_PUSH);
                 int hwm = 0, linger = 0;
                 zmq_setsockopt (push, ZMQ_SNDHWM, &hwm, sizeof hwm);
                 zmq_setsockopt (push, ZMQ_LINGER, &linger, sizeof linger);
@@ -84,6 +87,47 @@ s_target (bctx_reactor_runner_t *self, const char *context)
             return (int) i;
         }
     return -1;
+}
+
+/* Sends a command to a peer's API and waits (bounded) for the outcome.
+ * A peer that does not answer is a BCTX_ERROR: the event is retried. */
+static int
+s_send_remote (bctx_reactor_runner_t *self, int t, json_t *request, bctx_reason_t *why)
+{
+    char *body = request ? json_dumps (request, JSON_COMPACT) : NULL;
+    void *req = self->target_push[t];
+    int rc = BCTX_ERROR;
+    if (!body || zmq_send (req, body, strlen (body), 0) < 0) {
+        bctx_reason (why, "send: cannot reach %s", self->target_names[t]);
+        free (body);
+        return BCTX_ERROR;
+    }
+    free (body);
+    zmq_pollitem_t item = { req, 0, ZMQ_POLLIN, 0 };
+    if (zmq_poll (&item, 1, 5000) != 1) {
+        /* A REQ that got no answer cannot send again: start afresh. */
+        zmq_close (req);
+        self->target_push[t] = NULL;
+        bctx_reason (why, "send: the peer of context %s did not answer", self->target_names[t]);
+        return BCTX_ERROR;
+    }
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    json_t *reply = NULL;
+    if (zmq_msg_recv (&msg, req, 0) >= 0)
+        reply = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL);
+    zmq_msg_close (&msg);
+    if (json_is_true (json_object_get (reply, "ok"))) {
+        rc = BCTX_OK;
+    } else {
+        json_t *error = json_object_get (reply, "error");
+        const char *code = json_string_value (json_object_get (error, "code"));
+        const char *message = json_string_value (json_object_get (error, "message"));
+        bctx_reason (why, "%s", message ? message : "no reply");
+        rc = code && strcmp (code, BCTX_E_REJECTED) == 0 ? BCTX_REJECT : BCTX_ERROR;
+    }
+    json_decref (reply);
+    return rc;
 }
 
 int
@@ -124,6 +168,12 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
                               "causation_id", cause);
     json_decref (meta);
     int rc = BCTX_ERROR;
+    if (self->target_remote[t]) {
+        /* A context on a peer: the same request over its API. */
+        rc = s_send_remote (self, t, job->request, why);
+        bctx_job_destroy (&job);
+        goto done;
+    }
     if (!job->request || zmq_send (self->target_push[t], &job, sizeof job, 0) < 0) {
         bctx_reason (why, "send: cannot queue the command for \"%s\"", context);
         bctx_job_destroy (&job);
@@ -509,9 +559,11 @@ bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
     self->target_names = calloc (n ? n : 1, sizeof *self->target_names);
     self->target_endpoints = calloc (n ? n : 1, sizeof *self->target_endpoints);
     self->target_push = calloc (n ? n : 1, sizeof *self->target_push);
+    self->target_remote = calloc (n ? n : 1, sizeof *self->target_remote);
     for (size_t i = 0; i < n; i++) {
         self->target_names[i] = strdup (targets[i].name);
         self->target_endpoints[i] = strdup (targets[i].endpoint);
+        self->target_remote[i] = targets[i].remote;
     }
     size_t k = bctx_feed_size (self->feed);
     self->checkpoints = calloc (k, sizeof *self->checkpoints);
@@ -659,6 +711,7 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     free (self->target_names);
     free (self->target_endpoints);
     free (self->target_push);
+    free (self->target_remote);
     bctx_readside_destroy (&self->db);
     bctx_feed_destroy (&self->feed);
     json_decref (self->parked);

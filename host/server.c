@@ -6,6 +6,7 @@
 
 #include "server.h"
 #include "bus.h"
+#include "bridge.h"
 #include "feed.h"
 #include "log.h"
 #include "projection.h"
@@ -88,7 +89,10 @@ struct bctx_server {
     bctx_bus_t *bus;              /* the internal bus */
     s_context_t *contexts;        /* one per config context */
     size_t n_contexts;            /* how many */
-    bctx_source_t *sources;       /* every local context, for feeds */
+    bctx_source_t *sources;       /* every context, local or remote, for feeds */
+    size_t n_sources;             /* how many */
+    bctx_bridge_t **bridges;      /* replicas of the remote contexts consumed here */
+    size_t n_bridges;             /* how many */
     s_projection_t *projections;  /* every projection of every context */
     size_t n_projections;         /* how many */
     bctx_reactor_runner_t **reactors; /* every reactor of every context */
@@ -197,7 +201,7 @@ s_check_read_side (bctx_server_t *self, const bctx_plugin_t *p, char *err, size_
             snprintf (who, sizeof who, "context %s: %s", p->name, key);
             /* A feed opened and closed: the consumed contexts exist. */
             bctx_feed_t *feed = bctx_feed_new (who, consumes[i], self->sources,
-                                               self->n_contexts, err, errlen);
+                                               self->n_sources, err, errlen);
             if (!feed)
                 goto done;
             bctx_feed_destroy (&feed);
@@ -223,7 +227,7 @@ s_add_runners (bctx_server_t *self, bctx_plugin_t *p, int start, char *err, size
         if (s_find_projection (self, d->name))
             continue;
         bctx_projector_t *pr = bctx_projector_new (self->zctx, self->config->data, p, d,
-                                                   self->sources, self->n_contexts, err, errlen);
+                                                   self->sources, self->n_sources, err, errlen);
         if (!pr)
             return -1;
         bctx_readside_t *reader = bctx_readside_open (bctx_projector_path (pr),
@@ -241,7 +245,7 @@ s_add_runners (bctx_server_t *self, bctx_plugin_t *p, int start, char *err, size
         if (s_find_reactor (self, d->name))
             continue;
         bctx_reactor_runner_t *r = bctx_reactor_new (self->zctx, self->config->data, p, d,
-                                                     self->sources, self->n_contexts, err, errlen);
+                                                     self->sources, self->n_sources, err, errlen);
         if (!r)
             return -1;
         if (start && bctx_reactor_start (r) != 0) {
@@ -254,12 +258,14 @@ s_add_runners (bctx_server_t *self, bctx_plugin_t *p, int start, char *err, size
     return 0;
 }
 
-/* Creates the projections and reactors every context declares, with
- * names unique in the host. */
-static int
-s_open_read_side (bctx_server_t *self, char *err, size_t errlen)
+/* The contexts feeds may read and reactors may send to: the local ones,
+ * then the remote ones (read from their replica when bridged). */
+static void
+s_build_sources (bctx_server_t *self)
 {
-    self->sources = calloc (self->n_contexts ? self->n_contexts : 1, sizeof *self->sources);
+    free (self->sources);
+    size_t n = self->n_contexts + self->config->n_remotes;
+    self->sources = calloc (n ? n : 1, sizeof *self->sources);
     for (size_t i = 0; i < self->n_contexts; i++) {
         bctx_worker_t *w = self->contexts[i].worker;
         self->sources[i] = (bctx_source_t) {
@@ -269,6 +275,61 @@ s_open_read_side (bctx_server_t *self, char *err, size_t errlen)
             .endpoint = bctx_worker_endpoint (w),
         };
     }
+    for (size_t r = 0; r < self->config->n_remotes; r++) {
+        const bctx_remote_config_t *rc = &self->config->remotes[r];
+        bctx_source_t *src = &self->sources[self->n_contexts + r];
+        *src = (bctx_source_t) {
+            .name = rc->name, .endpoint = self->config->peers[rc->peer].api, .remote = 1,
+        };
+        for (size_t b = 0; b < self->n_bridges; b++)
+            if (strcmp (bctx_bridge_context (self->bridges[b]), rc->name) == 0) {
+                src->store_path = bctx_bridge_store_path (self->bridges[b]);
+                src->head = bctx_bridge_head (self->bridges[b]);
+            }
+    }
+    self->n_sources = n;
+}
+
+/* Opens a bridge for every remote context a local projection or reactor
+ * consumes. */
+static int
+s_open_bridges (bctx_server_t *self, char *err, size_t errlen)
+{
+    for (size_t r = 0; r < self->config->n_remotes; r++) {
+        const bctx_remote_config_t *rc = &self->config->remotes[r];
+        size_t len = strlen (rc->name);
+        int needed = 0;
+        for (size_t i = 0; i < self->n_contexts && !needed; i++) {
+            bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
+            for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
+                for (const char *const *c = d->consumes; c && *c; c++)
+                    needed |= strncmp (*c, rc->name, len) == 0 && (*c)[len] == '.';
+            for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
+                for (const char *const *c = d->consumes; c && *c; c++)
+                    needed |= strncmp (*c, rc->name, len) == 0 && (*c)[len] == '.';
+            bctx_plugin_unref (&p);
+        }
+        if (!needed)
+            continue;
+        bctx_bridge_t *b = bctx_bridge_new (self->zctx, self->config->data, rc->name,
+                                            &self->config->peers[rc->peer],
+                                            self->config->forward_timeout_ms, err, errlen);
+        if (!b)
+            return -1;
+        self->bridges = realloc (self->bridges, (self->n_bridges + 1) * sizeof *self->bridges);
+        self->bridges[self->n_bridges++] = b;
+    }
+    return 0;
+}
+
+/* Creates the projections and reactors every context declares, with
+ * names unique in the host. */
+static int
+s_open_read_side (bctx_server_t *self, char *err, size_t errlen)
+{
+    if (s_open_bridges (self, err, errlen) < 0)
+        return -1;
+    s_build_sources (self);
     for (size_t i = 0; i < self->n_contexts; i++) {
         bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
         char why[512];
@@ -343,6 +404,12 @@ bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
     for (size_t i = 0; i < self->n_contexts; i++)
         if (bctx_worker_start (self->contexts[i].worker, S_REPLIES) != 0) {
             snprintf (err, errlen, "contexts[%zu]: cannot start its worker", i);
+            goto fail;
+        }
+    for (size_t i = 0; i < self->n_bridges; i++)
+        if (bctx_bridge_start (self->bridges[i]) != 0) {
+            snprintf (err, errlen, "bridge %s: cannot start its thread",
+                      bctx_bridge_context (self->bridges[i]));
             goto fail;
         }
     for (size_t i = 0; i < self->n_projections; i++)
@@ -798,7 +865,7 @@ s_reload_runners (bctx_server_t *self, size_t ctx, char *err, size_t errlen)
             if (strcmp (d->name, bctx_projector_name (pr)) == 0)
                 def = d;
         if (def) {
-            bctx_projector_switch (pr, p, def, self->sources, self->n_contexts);
+            bctx_projector_switch (pr, p, def, self->sources, self->n_sources);
             i++;
         } else {
             bctx_log (BCTX_LOG_INFO, "projection %s: no longer declared; stopped",
@@ -819,7 +886,7 @@ s_reload_runners (bctx_server_t *self, size_t ctx, char *err, size_t errlen)
             if (strcmp (d->name, bctx_reactor_name (r)) == 0)
                 def = d;
         if (def) {
-            bctx_reactor_switch (r, p, def, self->sources, self->n_contexts);
+            bctx_reactor_switch (r, p, def, self->sources, self->n_sources);
             i++;
         } else {
             bctx_log (BCTX_LOG_INFO, "reactor %s: no longer declared; stopped",
@@ -1098,8 +1165,15 @@ s_op_contexts (bctx_server_t *self)
         json_object_set_new (info, "watch", json_boolean (self->config->contexts[i].watch));
         json_array_append_new (list, info);
     }
-    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o}", "ok", 1, "host",
-                                           self->config->name, "contexts", list));
+    json_t *remote = json_array ();
+    for (size_t r = 0; r < self->config->n_remotes; r++)
+        json_array_append_new (remote, json_pack (
+            "{s:s, s:s, s:s}", "name", self->config->remotes[r].name,
+            "peer", self->config->peers[self->config->remotes[r].peer].name,
+            "api", self->config->peers[self->config->remotes[r].peer].api));
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "host",
+                                           self->config->name, "contexts", list,
+                                           "remote", remote));
 }
 
 static char *
@@ -1131,13 +1205,25 @@ s_op_stats (bctx_server_t *self)
     for (size_t i = 0; i < self->n_reactors; i++)
         json_object_set_new (reactors, bctx_reactor_name (self->reactors[i]),
                              bctx_reactor_stats (self->reactors[i]));
+    json_t *bridges = json_object ();
+    for (size_t i = 0; i < self->n_bridges; i++)
+        json_object_set_new (bridges, bctx_bridge_context (self->bridges[i]),
+                             bctx_bridge_stats (self->bridges[i]));
+    json_t *peers = json_object ();
+    for (size_t i = 0; i < self->config->n_peers; i++)
+        json_object_set_new (peers, self->config->peers[i].name, json_pack (
+            "{s:s, s:s, s:I, s:I}", "api", self->config->peers[i].api,
+            "publish", self->config->peers[i].publish,
+            "forwarded", (json_int_t) self->peers[i].forwarded,
+            "unanswered", (json_int_t) self->peers[i].unanswered));
     return bctx_reply_dump_new (json_pack (
-        "{s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o}", "ok", 1, "host",
+        "{s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "host",
         self->config->name, "api", "requests", (json_int_t) self->requests,
         "in_flight", (json_int_t) self->in_flight,
         "bad_request", (json_int_t) self->bad,
         "too_large", (json_int_t) self->too_large, "contexts", contexts,
-        "projections", projections, "reactors", reactors));
+        "projections", projections, "reactors", reactors, "bridges", bridges,
+        "peers", peers));
 }
 
 /* --- forwarding to peers -------------------------------------------- */
@@ -1539,6 +1625,8 @@ s_reconfigure (bctx_server_t *self)
                || cur->max_message != next->max_message || cur->max_batch != next->max_batch
                || cur->reload_timeout_ms != next->reload_timeout_ms) {
         why = "the host section changed: restart the host to apply it";
+    } else if (cur->n_peers || next->n_peers || cur->n_remotes || next->n_remotes) {
+        why = "this host has peers: SIGHUP does not apply configs with peers yet; restart it";
     } else if (self->n_reloads || self->rollbacks) {
         why = "a reload is in progress: send SIGHUP again when it is done";
     } else {
@@ -1587,15 +1675,17 @@ s_reconfigure (bctx_server_t *self)
             };
         }
         bctx_source_t *saved = self->sources;
-        size_t saved_n = self->n_contexts;
+        size_t saved_n = self->n_contexts, saved_sources = self->n_sources;
         self->sources = all;
         self->n_contexts = next->n_contexts;
+        self->n_sources = next->n_contexts;
         bctx_plugin_t *p = bctx_worker_plugin (added[j].worker);
         if (s_check_read_side (self, p, err, sizeof err) != 0)
             why = err;
         bctx_plugin_unref (&p);
         self->sources = saved;
         self->n_contexts = saved_n;
+        self->n_sources = saved_sources;
         free (all);
     }
     if (why) {
@@ -1645,18 +1735,10 @@ s_reconfigure (bctx_server_t *self)
     free (self->contexts);
     self->contexts = contexts;
     self->n_contexts = next->n_contexts;
-    free (self->sources);
-    self->sources = calloc (self->n_contexts ? self->n_contexts : 1, sizeof *self->sources);
-    for (size_t i = 0; i < self->n_contexts; i++) {
-        bctx_worker_t *w = self->contexts[i].worker;
-        self->sources[i] = (bctx_source_t) {
-            .name = bctx_worker_name (w), .store_path = bctx_worker_store_path (w),
-            .head = &bctx_worker_stats (w)->position, .endpoint = bctx_worker_endpoint (w),
-        };
-    }
     /* Keep the old config until the reloads below have read their paths. */
     bctx_config_t *old = self->config;
     self->config = next;
+    s_build_sources (self);
     for (size_t i = 0; i < self->n_contexts; i++) {
         bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
         if (s_check_read_side (self, p, err, sizeof err) != 0
@@ -1787,6 +1869,9 @@ bctx_server_destroy (bctx_server_t **self_p)
         bctx_projector_destroy (&self->projections[i].projector);
     }
     free (self->projections);
+    for (size_t i = 0; i < self->n_bridges; i++)
+        bctx_bridge_destroy (&self->bridges[i]);
+    free (self->bridges);
     free (self->sources);
     for (size_t k = 0; k < self->n_reloads; k++) {
         /* Still at a worker: it will free the job when it gets to it. */

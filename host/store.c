@@ -111,9 +111,11 @@ bctx_store_open (const char *path, int flags, char *err, size_t errlen)
     if (!readonly) {
         char *msg = NULL;
         if (sqlite3_exec (self->db,
-                          "PRAGMA journal_mode=WAL;"
-                          "PRAGMA synchronous=FULL;"
-                          "PRAGMA cache_size=-16384;",
+                          flags & BCTX_STORE_REPLICA
+                          ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                            "PRAGMA cache_size=-16384;"
+                          : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                            "PRAGMA cache_size=-16384;",
                           NULL, NULL, &msg) != SQLITE_OK
             || sqlite3_exec (self->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
             snprintf (err, errlen, "%s: %s", path, msg ? msg : "cannot set up");

@@ -25,6 +25,8 @@ typedef struct bctx_store bctx_store_t;
 
 /* Open flags. */
 #define BCTX_STORE_READONLY  1   /* a reader beside the writer (WAL allows it) */
+#define BCTX_STORE_REPLICA   2   /* a copy of a peer's log: synchronous=NORMAL,
+                                    since the peer can always send it again */
 
 /* One event as stored.  Strings are borrowed from the caller (append) or
  * from the store until the callback returns (read). */

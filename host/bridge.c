@@ -1,0 +1,432 @@
+/*
+ * bridge - the replica of a peer's context: live events from the peer's
+ * bus, the rest fetched by position from the peer's API.
+ */
+#include "bridge.h"
+#include "bus.h"
+#include "log.h"
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define S_PAGE      1000      /* events per fetch */
+#define S_SILENCE   1.0       /* seconds without a live event before asking */
+
+struct bctx_bridge {
+    char *context;                /* the remote context */
+    char *peer;                   /* its peer's name */
+    char *api;                    /* the peer's API endpoint */
+    char *publish;                /* the peer's bus endpoint */
+    char *path;                   /* the replica's file */
+    size_t timeout_ms;            /* per request to the peer */
+    bctx_store_t *store;          /* the replica (the thread's) */
+    void *zctx;                   /* ZeroMQ context (borrowed) */
+    void *sub;                    /* SUB on the peer's bus (the thread's) */
+    void *req;                    /* DEALER to the peer's API (the thread's) */
+    void *control;                /* PULL: 's' stop (the thread's) */
+    void *wake;                   /* PUB into this host's bus (the thread's) */
+    void *control_push;           /* PUSH to control (the owner's) */
+    char control_endpoint[128];   /* its inproc endpoint */
+    pthread_t thread;             /* runs s_run */
+    int started;                  /* thread was created */
+    _Atomic int64_t head;         /* last position in the replica */
+    pthread_mutex_t lock;         /* guards what follows */
+    const char *state;            /* "connecting", "live", "catching up", "down" */
+    int64_t peer_head;            /* highest position heard of */
+    double last_contact;          /* monotonic seconds of the last answer */
+    int64_t fetched;              /* events fetched through the API */
+    int64_t live;                 /* events taken from the bus */
+    int64_t duplicates;           /* bus events already in the replica */
+    int64_t dropped;              /* malformed frames dropped */
+};
+
+static double
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void
+s_set_state (bctx_bridge_t *self, const char *state)
+{
+    pthread_mutex_lock (&self->lock);
+    if (strcmp (self->state, state) != 0)
+        bctx_log (strcmp (state, "down") == 0 ? BCTX_LOG_WARN : BCTX_LOG_INFO,
+                  "bridge %s from peer %s: %s", self->context, self->peer, state);
+    self->state = state;
+    pthread_mutex_unlock (&self->lock);
+}
+
+static void *
+s_socket (bctx_bridge_t *self, int type, const char *endpoint)
+{
+    void *s = zmq_socket (self->zctx, type);
+    int linger = 0, ivl = 1000, ttl = 3000, reconnect_max = 2000, hwm = 100000;
+    zmq_setsockopt (s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt (s, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
+    zmq_setsockopt (s, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
+    zmq_setsockopt (s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (type == ZMQ_SUB) {
+        char topic[128];
+        snprintf (topic, sizeof topic, "%s.", self->context);
+        zmq_setsockopt (s, ZMQ_SUBSCRIBE, topic, strlen (topic));
+    }
+    zmq_connect (s, endpoint);
+    return s;
+}
+
+/* Appends events (a JSON array, borrowed) that continue the replica, in
+ * one transaction.  Stops at the first one that does not: a duplicate is
+ * skipped, a gap ends the run.  Return how many were appended, or -1. */
+static int64_t
+s_append (bctx_bridge_t *self, json_t *events, int *gap)
+{
+    int64_t head = atomic_load (&self->head), added = 0;
+    size_t i;
+    json_t *ev;
+    if (bctx_store_begin (self->store) != 0)
+        return -1;
+    json_array_foreach (events, i, ev) {
+        json_int_t pos = json_integer_value (json_object_get (ev, "position"));
+        json_int_t version = json_integer_value (json_object_get (ev, "version"));
+        const char *type = json_string_value (json_object_get (ev, "type"));
+        const char *aggregate = json_string_value (json_object_get (ev, "aggregate"));
+        json_t *data = json_object_get (ev, "data");
+        json_t *meta = json_object_get (ev, "metadata");
+        if (pos <= head + added) {
+            pthread_mutex_lock (&self->lock);
+            self->duplicates++;
+            pthread_mutex_unlock (&self->lock);
+            continue;
+        }
+        if (pos != head + added + 1) {
+            *gap = 1;
+            break;
+        }
+        if (!type || !aggregate || version < 1 || !json_is_object (data) || !json_is_object (meta)) {
+            pthread_mutex_lock (&self->lock);
+            self->dropped++;
+            pthread_mutex_unlock (&self->lock);
+            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping malformed event at "
+                      "position %lld", self->context, self->peer, (long long) pos);
+            *gap = 1;
+            break;
+        }
+        char *dtext = json_dumps (data, JSON_COMPACT);
+        char *mtext = json_dumps (meta, JSON_COMPACT);
+        bctx_row_t row = {
+            .aggregate = aggregate, .type = type, .data = dtext, .metadata = mtext,
+            .command = json_string_value (json_object_get (meta, "command_id")),
+        };
+        int rc = bctx_store_append (self->store, aggregate, version - 1, &row, 1);
+        free (dtext);
+        free (mtext);
+        if (rc != 0 || row.position != pos) {
+            bctx_log (BCTX_LOG_ERROR, "bridge %s from peer %s: cannot append position %lld "
+                      "(%s); the replica does not match the peer's log", self->context,
+                      self->peer, (long long) pos, rc ? bctx_store_error (self->store)
+                                                      : "position differs");
+            bctx_store_rollback (self->store);
+            return -1;
+        }
+        added++;
+    }
+    if (bctx_store_commit (self->store) != 0)
+        return -1;
+    atomic_store (&self->head, head + added);
+    /* Wake this host's projections and reactors, as a local commit does. */
+    int64_t woken = 0;
+    json_array_foreach (events, i, ev) {
+        json_int_t pos = json_integer_value (json_object_get (ev, "position"));
+        if (pos <= head || woken == added)
+            continue;
+        char topic[256];
+        snprintf (topic, sizeof topic, "%s.%s", self->context,
+                  json_string_value (json_object_get (ev, "type")));
+        char *text = json_dumps (ev, JSON_COMPACT);
+        if (text)
+            bctx_bus_publish (self->wake, topic, text, strlen (text));
+        free (text);
+        woken++;
+    }
+    return added;
+}
+
+/* Fetches from the peer what follows the replica's head, page by page.
+ * Return 0 when up to date, -1 when the peer did not answer. */
+static int
+s_fetch (bctx_bridge_t *self)
+{
+    for (int pages = 0; pages < 100; pages++) {
+        char body[256];
+        int n = snprintf (body, sizeof body,
+                          "{\"op\":\"events\",\"context\":\"%s\",\"from\":%lld,\"limit\":%d}",
+                          self->context, (long long) atomic_load (&self->head) + 1, S_PAGE);
+        if (zmq_send (self->req, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+            || zmq_send (self->req, body, (size_t) n, 0) < 0)
+            goto down;
+        zmq_pollitem_t item = { self->req, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, (long) self->timeout_ms) != 1)
+            goto down;
+        zmq_msg_t empty, msg;
+        zmq_msg_init (&empty);
+        zmq_msg_init (&msg);
+        int ok = zmq_msg_recv (&empty, self->req, 0) >= 0 && zmq_msg_more (&empty)
+                 && zmq_msg_recv (&msg, self->req, 0) >= 0;
+        json_t *reply = ok ? json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL)
+                           : NULL;
+        zmq_msg_close (&empty);
+        zmq_msg_close (&msg);
+        json_t *events = json_object_get (reply, "events");
+        if (!json_is_true (json_object_get (reply, "ok")) || !json_is_array (events)) {
+            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: the peer refused the fetch",
+                      self->context, self->peer);
+            json_decref (reply);
+            goto down;
+        }
+        int gap = 0;
+        size_t got = json_array_size (events);
+        int64_t added = s_append (self, events, &gap);
+        json_int_t last = got ? json_integer_value (json_object_get (
+                                    json_array_get (events, got - 1), "position")) : 0;
+        json_decref (reply);
+        pthread_mutex_lock (&self->lock);
+        self->last_contact = s_now ();
+        if (last > self->peer_head)
+            self->peer_head = last;
+        if (added > 0)
+            self->fetched += added;
+        pthread_mutex_unlock (&self->lock);
+        if (added < 0)
+            return -1;
+        if (got < S_PAGE)
+            return 0;
+        s_set_state (self, "catching up");
+    }
+    return 0;
+down:
+    /* A new socket, so a late answer cannot be taken for the next one. */
+    zmq_close (self->req);
+    self->req = s_socket (self, ZMQ_DEALER, self->api);
+    s_set_state (self, "down");
+    return -1;
+}
+
+/* Takes what the bus has: in order, duplicates dropped.  Return 1 when a
+ * gap or a malformed frame calls for a fetch. */
+static int
+s_take_live (bctx_bridge_t *self)
+{
+    json_t *batch = json_array ();
+    int need_fetch = 0;
+    for (int k = 0; k < S_PAGE; k++) {
+        zmq_msg_t topic, msg;
+        zmq_msg_init (&topic);
+        zmq_msg_init (&msg);
+        if (zmq_msg_recv (&topic, self->sub, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&topic);
+            zmq_msg_close (&msg);
+            break;
+        }
+        json_t *ev = NULL;
+        if (zmq_msg_more (&topic) && zmq_msg_recv (&msg, self->sub, 0) >= 0 && !zmq_msg_more (&msg))
+            ev = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL);
+        else
+            while (zmq_msg_more (&msg) && zmq_msg_recv (&msg, self->sub, 0) >= 0)
+                ;
+        zmq_msg_close (&topic);
+        zmq_msg_close (&msg);
+        if (!json_is_object (ev) || !json_is_integer (json_object_get (ev, "position"))) {
+            json_decref (ev);
+            pthread_mutex_lock (&self->lock);
+            self->dropped++;
+            pthread_mutex_unlock (&self->lock);
+            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping a malformed frame",
+                      self->context, self->peer);
+            need_fetch = 1;
+            continue;
+        }
+        json_array_append_new (batch, ev);
+    }
+    if (json_array_size (batch)) {
+        int gap = 0;
+        int64_t added = s_append (self, batch, &gap);
+        json_int_t last = json_integer_value (json_object_get (
+            json_array_get (batch, json_array_size (batch) - 1), "position"));
+        pthread_mutex_lock (&self->lock);
+        self->last_contact = s_now ();
+        if (last > self->peer_head)
+            self->peer_head = last;
+        if (added > 0)
+            self->live += added;
+        pthread_mutex_unlock (&self->lock);
+        need_fetch |= gap || added < 0;
+    }
+    json_decref (batch);
+    return need_fetch;
+}
+
+static void *
+s_run (void *arg)
+{
+    bctx_bridge_t *self = arg;
+    self->sub = s_socket (self, ZMQ_SUB, self->publish);
+    self->req = s_socket (self, ZMQ_DEALER, self->api);
+    self->wake = bctx_bus_publisher (self->zctx);
+    int need_fetch = 1, failures = 0;
+    double last_heard = 0;
+    for (;;) {
+        char cmd;
+        if (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1 && cmd == 's')
+            break;
+        if (need_fetch || s_now () - last_heard > S_SILENCE) {
+            /* Subscribe first, then fetch: what arrives meanwhile on the
+             * bus is either fetched too (dropped as a duplicate) or next. */
+            if (s_fetch (self) == 0) {
+                need_fetch = 0;
+                failures = 0;
+                s_set_state (self, "live");
+            } else {
+                failures++;
+            }
+            last_heard = s_now ();
+        }
+        /* Back off while the peer is down: 0.2 s, doubling to 3.2 s. */
+        long wait = failures ? 200L << (failures < 5 ? failures - 1 : 4) : 1000;
+        zmq_pollitem_t items[] = {
+            { self->sub, 0, ZMQ_POLLIN, 0 },
+            { self->control, 0, ZMQ_POLLIN, 0 },
+        };
+        if (zmq_poll (items, 2, wait) < 0 && zmq_errno () == ETERM)
+            break;
+        if (items[0].revents & ZMQ_POLLIN) {
+            need_fetch |= s_take_live (self);
+            last_heard = s_now ();
+        }
+    }
+    zmq_close (self->sub);
+    zmq_close (self->req);
+    if (self->wake) {
+        int linger = 0;
+        zmq_setsockopt (self->wake, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (self->wake);
+    }
+    self->sub = self->req = self->wake = NULL;
+    return NULL;
+}
+
+bctx_bridge_t *
+bctx_bridge_new (void *zctx, const char *data, const char *context,
+                 const bctx_peer_config_t *peer, size_t timeout_ms, char *err, size_t errlen)
+{
+    bctx_bridge_t *self = calloc (1, sizeof *self);
+    pthread_mutex_init (&self->lock, NULL);
+    self->context = strdup (context);
+    self->peer = strdup (peer->name);
+    self->api = strdup (peer->api);
+    self->publish = strdup (peer->publish);
+    self->timeout_ms = timeout_ms;
+    self->zctx = zctx;
+    self->state = "connecting";
+    if (asprintf (&self->path, "%s/replica-%s.db", data, context) < 0)
+        goto fail;
+    self->store = bctx_store_open (self->path, BCTX_STORE_REPLICA, err, errlen);
+    if (!self->store)
+        goto fail;
+    atomic_store (&self->head, bctx_store_position (self->store));
+    snprintf (self->control_endpoint, sizeof self->control_endpoint,
+              "inproc://bctx-bridge-%s", context);
+    self->control = zmq_socket (zctx, ZMQ_PULL);
+    self->control_push = zmq_socket (zctx, ZMQ_PUSH);
+    int linger = 0;
+    zmq_setsockopt (self->control, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->control_push, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind (self->control, self->control_endpoint) != 0
+        || zmq_connect (self->control_push, self->control_endpoint) != 0) {
+        snprintf (err, errlen, "bridge %s: cannot bind its control socket", context);
+        goto fail;
+    }
+    return self;
+fail:
+    bctx_bridge_destroy (&self);
+    return NULL;
+}
+
+int
+bctx_bridge_start (bctx_bridge_t *self)
+{
+    if (pthread_create (&self->thread, NULL, s_run, self) != 0)
+        return -1;
+    self->started = 1;
+    return 0;
+}
+
+const char *
+bctx_bridge_store_path (const bctx_bridge_t *self)
+{
+    return self->path;
+}
+
+const char *
+bctx_bridge_context (const bctx_bridge_t *self)
+{
+    return self->context;
+}
+
+_Atomic int64_t *
+bctx_bridge_head (bctx_bridge_t *self)
+{
+    return &self->head;
+}
+
+json_t *
+bctx_bridge_stats (bctx_bridge_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    int64_t head = atomic_load (&self->head);
+    int64_t lag = self->peer_head > head ? self->peer_head - head : 0;
+    json_t *stats = json_pack (
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I}",
+        "context", self->context, "peer", self->peer, "state", self->state,
+        "checkpoint", (json_int_t) head, "peer_head", (json_int_t) self->peer_head,
+        "lag", (json_int_t) lag,
+        "seconds_since_contact", self->last_contact ? s_now () - self->last_contact : -1.0,
+        "fetched", (json_int_t) self->fetched, "live", (json_int_t) self->live,
+        "duplicates", (json_int_t) self->duplicates, "dropped", (json_int_t) self->dropped);
+    pthread_mutex_unlock (&self->lock);
+    return stats;
+}
+
+void
+bctx_bridge_destroy (bctx_bridge_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    bctx_bridge_t *self = *self_p;
+    if (self->started) {
+        zmq_send (self->control_push, "s", 1, 0);
+        pthread_join (self->thread, NULL);
+    }
+    if (self->control)
+        zmq_close (self->control);
+    if (self->control_push)
+        zmq_close (self->control_push);
+    bctx_store_destroy (&self->store);
+    free (self->context);
+    free (self->peer);
+    free (self->api);
+    free (self->publish);
+    free (self->path);
+    pthread_mutex_destroy (&self->lock);
+    free (self);
+    *self_p = NULL;
+}
