@@ -5,6 +5,7 @@
 #include "bridge.h"
 #include "bus.h"
 #include "log.h"
+#include "security.h"
 #include "store.h"
 
 #include <errno.h>
@@ -23,6 +24,7 @@ struct bctx_bridge {
     char *peer;                   /* its peer's name */
     char *api;                    /* the peer's API endpoint */
     char *publish;                /* the peer's bus endpoint */
+    char *server_key;             /* the peer's CURVE key, or NULL */
     char *path;                   /* the replica's file */
     size_t timeout_ms;            /* per request to the peer */
     bctx_store_t *store;          /* the replica (the thread's) */
@@ -75,6 +77,7 @@ s_socket (bctx_bridge_t *self, int type, const char *endpoint)
     zmq_setsockopt (s, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
     zmq_setsockopt (s, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
     zmq_setsockopt (s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    bctx_security_client (bctx_security, s, self->server_key);
     if (type == ZMQ_SUB) {
         char topic[128];
         snprintf (topic, sizeof topic, "%s.", self->context);
@@ -334,6 +337,7 @@ bctx_bridge_new (void *zctx, const char *data, const char *context,
     self->peer = strdup (peer->name);
     self->api = strdup (peer->api);
     self->publish = strdup (peer->publish);
+    self->server_key = peer->public_key ? strdup (peer->public_key) : NULL;
     self->timeout_ms = timeout_ms;
     self->zctx = zctx;
     self->state = "connecting";
@@ -425,6 +429,7 @@ bctx_bridge_destroy (bctx_bridge_t **self_p)
     free (self->peer);
     free (self->api);
     free (self->publish);
+    free (self->server_key);
     free (self->path);
     pthread_mutex_destroy (&self->lock);
     free (self);

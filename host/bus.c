@@ -3,6 +3,7 @@
  */
 #include "bus.h"
 #include "log.h"
+#include "security.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -10,7 +11,8 @@
 #include <string.h>
 #include <zmq.h>
 
-#define S_HWM 1000000   /* events held for a slow subscriber before drops */
+#define S_HWM 100000    /* events held for a slow subscriber before drops: it
+                           then reads the store (or its peer) for the rest */
 
 struct bctx_bus {
     void *xsub;          /* where publishers connect */
@@ -33,7 +35,8 @@ s_run (void *arg)
 }
 
 bctx_bus_t *
-bctx_bus_new (void *zctx, const char *publish, char *err, size_t errlen)
+bctx_bus_new (void *zctx, const char *publish, const struct bctx_security *security,
+              char *err, size_t errlen)
 {
     bctx_bus_t *self = calloc (1, sizeof *self);
     int hwm = S_HWM;
@@ -46,6 +49,7 @@ bctx_bus_new (void *zctx, const char *publish, char *err, size_t errlen)
         snprintf (err, errlen, "bus: cannot bind: %s", zmq_strerror (zmq_errno ()));
         goto fail;
     }
+    bctx_security_server (security, self->xpub);
     if (publish && zmq_bind (self->xpub, publish) != 0) {
         snprintf (err, errlen, "host.publish: %s: %s", publish,
                   zmq_strerror (zmq_errno ()));

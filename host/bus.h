@@ -18,11 +18,14 @@
 #define BCTX_BUS_OUT  "inproc://bctx-bus"
 
 typedef struct bctx_bus bctx_bus_t;
+struct bctx_security;
 
 /* Binds the bus in ZeroMQ context `zctx` (borrowed), and also on the tcp
- * endpoint `publish` when not NULL, then starts the proxy thread.  Return:
+ * endpoint `publish` when not NULL (a CURVE server when `security` has
+ * keys), then starts the proxy thread.  Return:
  * new bus, or NULL with a message in err. */
-bctx_bus_t *bctx_bus_new (void *zctx, const char *publish, char *err,
+bctx_bus_t *bctx_bus_new (void *zctx, const char *publish,
+                          const struct bctx_security *security, char *err,
                           size_t errlen);
 
 /* Opens a publisher socket connected to the bus.  Return: new socket, to be

@@ -37,9 +37,13 @@ s_usage (void)
         "  replay PROJECTION\n"
         "  retry REACTOR\n"
         "  reload CONTEXT [PLUGIN]\n"
+        "  keygen                 print a new CURVE key pair\n"
         "  contexts\n"
         "  stats\n"
-        "ENDPOINT defaults to $BCTX_ENDPOINT, else %s; the timeout to 5.\n",
+        "ENDPOINT defaults to $BCTX_ENDPOINT, else %s; the timeout to 5.\n"
+        "A host with CURVE keys needs --server-key KEY (its public key) and this\n"
+        "client's --public-key KEY --secret-key KEY (or $BCTX_SERVER_KEY,\n"
+        "$BCTX_PUBLIC_KEY, $BCTX_SECRET_KEY); the host must list the public key.\n",
         S_DEFAULT_ENDPOINT);
 }
 
@@ -313,16 +317,28 @@ main (int argc, char **argv)
     s_client_t c = { .endpoint = getenv ("BCTX_ENDPOINT"), .timeout_ms = 5000 };
     if (!c.endpoint || !*c.endpoint)
         c.endpoint = S_DEFAULT_ENDPOINT;
+    const char *server_key = getenv ("BCTX_SERVER_KEY");
+    const char *public_key = getenv ("BCTX_PUBLIC_KEY");
+    const char *secret_key = getenv ("BCTX_SECRET_KEY");
     static const struct option longopts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "timeout", required_argument, NULL, 't' },
+        { "server-key", required_argument, NULL, 'S' },
+        { "public-key", required_argument, NULL, 'P' },
+        { "secret-key", required_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int opt;
     /* "+": stop at the subcommand; its own options are parsed below. */
     while ((opt = getopt_long (argc, argv, "+e:t:h", longopts, NULL)) != -1) {
-        if (opt == 'e') {
+        if (opt == 'S') {
+            server_key = optarg;
+        } else if (opt == 'P') {
+            public_key = optarg;
+        } else if (opt == 'K') {
+            secret_key = optarg;
+        } else if (opt == 'e') {
             c.endpoint = optarg;
         } else if (opt == 't') {
             char *end;
@@ -346,6 +362,23 @@ main (int argc, char **argv)
     const char *sub = argv[optind];
     int sargc = argc - optind - 1;
     char **sargv = argv + optind + 1;
+    if (strcmp (sub, "keygen") == 0) {
+        char pub[41], sec[41];
+        if (sargc || zmq_curve_keypair (pub, sec) != 0) {
+            fprintf (stderr, "bctx: keygen: %s\n", sargc ? "takes no argument"
+                                                         : "this libzmq has no CURVE");
+            return sargc ? EXIT_USAGE : EXIT_ERROR;
+        }
+        printf ("{\"public\":\"%s\",\"secret\":\"%s\"}\n", pub, sec);
+        return EXIT_DONE;
+    }
+    if (server_key && *server_key
+        && (!public_key || strlen (public_key) != 40 || !secret_key || strlen (secret_key) != 40
+            || strlen (server_key) != 40)) {
+        fprintf (stderr, "bctx: --server-key needs --public-key and --secret-key, "
+                         "each a 40-character Z85 key\n");
+        return EXIT_USAGE;
+    }
     int known = strcmp (sub, "send") == 0 || strcmp (sub, "events") == 0
                 || strcmp (sub, "contexts") == 0 || strcmp (sub, "stats") == 0
                 || strcmp (sub, "query") == 0 || strcmp (sub, "replay") == 0
@@ -363,6 +396,11 @@ main (int argc, char **argv)
     c.req = zmq_socket (c.zctx, ZMQ_REQ);
     int linger = 0;
     zmq_setsockopt (c.req, ZMQ_LINGER, &linger, sizeof linger);
+    if (server_key && *server_key) {
+        zmq_setsockopt (c.req, ZMQ_CURVE_SERVERKEY, server_key, 40);
+        zmq_setsockopt (c.req, ZMQ_CURVE_PUBLICKEY, public_key, 40);
+        zmq_setsockopt (c.req, ZMQ_CURVE_SECRETKEY, secret_key, 40);
+    }
     int code;
     if (zmq_connect (c.req, c.endpoint) != 0) {
         fprintf (stderr, "bctx: bad endpoint \"%s\": %s\n", c.endpoint,

@@ -91,6 +91,13 @@ s_valid_name (const char *name)
     return 1;
 }
 
+/* Is text a CURVE key in Z85 (40 characters)? */
+static int
+s_z85_key (const char *text)
+{
+    return text && strlen (text) == 40;
+}
+
 /* Does an endpoint stay on this machine? */
 static int
 s_loopback (const char *ep)
@@ -109,7 +116,7 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
     static const char *const keys[] = {
         "name", "api", "publish", "data", "max_message", "max_batch",
-        "reload_timeout_ms", "forward_timeout_ms", "allow_remote", NULL
+        "reload_timeout_ms", "forward_timeout_ms", "allow_remote", "curve", "clients", NULL
     };
     const char *file = self->path;
     if (!json_is_object (host)) {
@@ -136,6 +143,40 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
         return -1;
     }
     self->allow_remote = json_is_true (remote);
+    json_t *curve = json_object_get (host, "curve");
+    if (curve) {
+        static const char *const ckeys[] = { "public", "secret", NULL };
+        if (!json_is_object (curve)) {
+            s_fail (err, errlen, file, "host.curve: expected {\"public\": …, \"secret\": …}");
+            return -1;
+        }
+        if (s_only_keys (curve, ckeys, "host.curve", file, err, errlen) < 0
+            || s_string (curve, "public", "host.curve", &self->curve_public, file, err, errlen) < 0
+            || s_string (curve, "secret", "host.curve", &self->curve_secret, file, err, errlen) < 0)
+            return -1;
+        if (!s_z85_key (self->curve_public) || !s_z85_key (self->curve_secret)) {
+            s_fail (err, errlen, file, "host.curve: public and secret must be 40-character Z85 "
+                    "keys (make them with `bctx keygen`)");
+            return -1;
+        }
+    }
+    json_t *clients = json_object_get (host, "clients");
+    if (clients) {
+        if (!json_is_array (clients)) {
+            s_fail (err, errlen, file, "host.clients: expected an array of public keys");
+            return -1;
+        }
+        self->clients = calloc (json_array_size (clients) + 1, sizeof *self->clients);
+        size_t i;
+        json_t *k;
+        json_array_foreach (clients, i, k) {
+            if (!s_z85_key (json_string_value (k))) {
+                s_fail (err, errlen, file, "host.clients[%zu]: expected a 40-character Z85 key", i);
+                return -1;
+            }
+            self->clients[self->n_clients++] = strdup (json_string_value (k));
+        }
+    }
     return 0;
 }
 
@@ -189,7 +230,7 @@ s_read_remote (bctx_config_t *self, size_t i, json_t *c, char *err, size_t errle
 static int
 s_read_peer (bctx_config_t *self, size_t i, json_t *p, char *err, size_t errlen)
 {
-    static const char *const keys[] = { "name", "api", "publish", NULL };
+    static const char *const keys[] = { "name", "api", "publish", "public_key", NULL };
     const char *file = self->path;
     char where[32];
     snprintf (where, sizeof where, "peers[%zu]", i);
@@ -201,8 +242,13 @@ s_read_peer (bctx_config_t *self, size_t i, json_t *p, char *err, size_t errlen)
     if (s_only_keys (p, keys, where, file, err, errlen) < 0
         || s_string (p, "name", where, &pc->name, file, err, errlen) < 0
         || s_string (p, "api", where, &pc->api, file, err, errlen) < 0
-        || s_string (p, "publish", where, &pc->publish, file, err, errlen) < 0)
+        || s_string (p, "publish", where, &pc->publish, file, err, errlen) < 0
+        || s_string (p, "public_key", where, &pc->public_key, file, err, errlen) < 0)
         return -1;
+    if (pc->public_key && !s_z85_key (pc->public_key)) {
+        s_fail (err, errlen, file, "%s.public_key: expected a 40-character Z85 key", where);
+        return -1;
+    }
     if (!pc->name || !s_valid_name (pc->name) || !pc->api || !pc->publish) {
         s_fail (err, errlen, file, "%s: needs a name, an api and a publish endpoint", where);
         return -1;
@@ -327,15 +373,21 @@ bctx_config_parse (const char *text, const char *path, char *err,
         if (s_read_context (self, i, json_array_get (contexts, i), err,
                             errlen) < 0)
             goto fail;
+    for (size_t i = 0; i < self->n_peers; i++)
+        if (self->peers[i].public_key && !self->curve_public) {
+            s_fail (err, errlen, path, "peers[%zu].public_key: a peer with a key needs "
+                    "host.curve, this host's own keys", i);
+            goto fail;
+        }
     /* Without keys, nothing listens beyond this machine unless asked to. */
-    if (!self->allow_remote) {
+    if (!self->allow_remote && !self->curve_public) {
         const char *eps[2] = { self->api, self->publish };
         const char *names[2] = { "host.api", "host.publish" };
         for (int k = 0; k < 2; k++)
             if (eps[k] && !s_loopback (eps[k])) {
-                s_fail (err, errlen, path, "%s: %s is not a loopback address; bctx has no "
-                        "authentication yet, so set host.allow_remote to true to bind it "
-                        "anyway", names[k], eps[k]);
+                s_fail (err, errlen, path, "%s: %s is not a loopback address; without "
+                        "host.curve keys nothing authenticates clients, so set "
+                        "host.allow_remote to true to bind it anyway", names[k], eps[k]);
                 goto fail;
             }
     }
@@ -406,7 +458,13 @@ bctx_config_destroy (bctx_config_t **self_p)
         free (self->peers[i].name);
         free (self->peers[i].api);
         free (self->peers[i].publish);
+        free (self->peers[i].public_key);
     }
+    for (size_t i = 0; i < self->n_clients; i++)
+        free (self->clients[i]);
+    free (self->clients);
+    free (self->curve_public);
+    free (self->curve_secret);
     free (self->peers);
     free (self->path);
     free (self->name);

@@ -31,6 +31,7 @@ typedef struct bctx_peer_config {
     char *name;              /* peers[].name */
     char *api;               /* peers[].api: its API endpoint */
     char *publish;           /* peers[].publish: its bus endpoint */
+    char *public_key;        /* peers[].public_key: its CURVE key (Z85), or NULL */
 } bctx_peer_config_t;
 
 /* A context that lives on a peer: commands are forwarded there, and its
@@ -59,6 +60,10 @@ typedef struct bctx_config {
     size_t n_peers;          /* how many */
     size_t forward_timeout_ms; /* host.forward_timeout_ms: wait for a peer */
     int allow_remote;        /* host.allow_remote: bind beyond loopback */
+    char *curve_public;      /* host.curve.public: this host's CURVE key (Z85), or NULL */
+    char *curve_secret;      /* host.curve.secret: its secret half */
+    char **clients;          /* host.clients: client keys the API accepts (Z85) */
+    size_t n_clients;        /* how many */
 } bctx_config_t;
 
 /* Reads and validates the config at `path` (borrowed).  Return: new config,

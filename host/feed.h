@@ -25,6 +25,7 @@ typedef struct bctx_source {
     const char *endpoint;         /* its worker's queue (or its peer's API), for commands */
     int remote;                   /* it lives on a peer: store_path is its replica,
                                      or NULL when nothing here consumes it */
+    const char *server_key;       /* the peer's CURVE key, or NULL */
 } bctx_source_t;
 
 typedef struct bctx_feed bctx_feed_t;

@@ -5,6 +5,7 @@
 #include "reactor.h"
 #include "log.h"
 #include "protocol.h"
+#include "security.h"
 #include "store.h"
 #include "worker.h"
 
@@ -45,6 +46,7 @@ struct bctx_reactor_runner {
     void **target_push;           /* PUSH per target (the thread's), lazily;
                                      a REQ to the peer's API for a remote one */
     int *target_remote;           /* the target lives on a peer */
+    char **target_keys;           /* its peer's CURVE key, or NULL */
     size_t n_targets;             /* how many */
     pthread_t thread;             /* runs s_run */
     int started;                  /* thread was created */
@@ -78,6 +80,8 @@ s_target (bctx_reactor_runner_t *self, const char *context)
                 int hwm = 0, linger = 0;
                 zmq_setsockopt (push, ZMQ_SNDHWM, &hwm, sizeof hwm);
                 zmq_setsockopt (push, ZMQ_LINGER, &linger, sizeof linger);
+                if (self->target_remote[i])
+                    bctx_security_client (bctx_security, push, self->target_keys[i]);
                 if (zmq_connect (push, self->target_endpoints[i]) != 0) {
                     zmq_close (push);
                     return -1;
@@ -560,10 +564,12 @@ bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
     self->target_endpoints = calloc (n ? n : 1, sizeof *self->target_endpoints);
     self->target_push = calloc (n ? n : 1, sizeof *self->target_push);
     self->target_remote = calloc (n ? n : 1, sizeof *self->target_remote);
+    self->target_keys = calloc (n ? n : 1, sizeof *self->target_keys);
     for (size_t i = 0; i < n; i++) {
         self->target_names[i] = strdup (targets[i].name);
         self->target_endpoints[i] = strdup (targets[i].endpoint);
         self->target_remote[i] = targets[i].remote;
+        self->target_keys[i] = targets[i].server_key ? strdup (targets[i].server_key) : NULL;
     }
     size_t k = bctx_feed_size (self->feed);
     self->checkpoints = calloc (k, sizeof *self->checkpoints);
@@ -707,7 +713,10 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     for (size_t i = 0; i < self->n_targets; i++) {
         free (self->target_names[i]);
         free (self->target_endpoints[i]);
+        if (self->target_keys)
+            free (self->target_keys[i]);
     }
+    free (self->target_keys);
     free (self->target_names);
     free (self->target_endpoints);
     free (self->target_push);

@@ -12,6 +12,7 @@
 #include "projection.h"
 #include "reactor.h"
 #include "protocol.h"
+#include "security.h"
 #include "store.h"
 #include "worker.h"
 
@@ -87,6 +88,7 @@ struct bctx_server {
     void *router;                 /* the API socket */
     void *replies;                /* PULL: jobs back from workers */
     bctx_bus_t *bus;              /* the internal bus */
+    bctx_security_t *security;    /* CURVE keys and the ZAP handler */
     s_context_t *contexts;        /* one per config context */
     size_t n_contexts;            /* how many */
     bctx_source_t *sources;       /* every context, local or remote, for feeds */
@@ -280,6 +282,7 @@ s_build_sources (bctx_server_t *self)
         bctx_source_t *src = &self->sources[self->n_contexts + r];
         *src = (bctx_source_t) {
             .name = rc->name, .endpoint = self->config->peers[rc->peer].api, .remote = 1,
+            .server_key = self->config->peers[rc->peer].public_key,
         };
         for (size_t b = 0; b < self->n_bridges; b++)
             if (strcmp (bctx_bridge_context (self->bridges[b]), rc->name) == 0) {
@@ -362,7 +365,11 @@ bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
         snprintf (err, errlen, "cannot bind %s", S_REPLIES);
         goto fail;
     }
-    self->bus = bctx_bus_new (self->zctx, config->publish, err, errlen);
+    self->security = bctx_security_new (self->zctx, config, err, errlen);
+    if (!self->security)
+        goto fail;
+    bctx_security = self->security;
+    self->bus = bctx_bus_new (self->zctx, config->publish, self->security, err, errlen);
     if (!self->bus)
         goto fail;
     self->contexts = calloc (config->n_contexts ? config->n_contexts : 1,
@@ -396,6 +403,7 @@ bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
      * cut off by the transport so one client cannot exhaust memory. */
     int64_t cutoff = (int64_t) config->max_message * 16 + 65536;
     zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &cutoff, sizeof cutoff);
+    bctx_security_server (self->security, self->router);
     if (zmq_bind (self->router, config->api) != 0) {
         snprintf (err, errlen, "host.api: cannot bind %s: %s", config->api,
                   zmq_strerror (zmq_errno ()));
@@ -1246,6 +1254,7 @@ s_open_peers (bctx_server_t *self, char *err, size_t errlen)
         zmq_setsockopt (d, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
         zmq_setsockopt (d, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
         zmq_setsockopt (d, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
+        bctx_security_client (self->security, d, pc->public_key);
         if (zmq_connect (d, pc->api) != 0) {
             snprintf (err, errlen, "peers[%zu].api: %s: %s", i, pc->api,
                       zmq_strerror (zmq_errno ()));
@@ -1942,6 +1951,8 @@ bctx_server_destroy (bctx_server_t **self_p)
     }
     zmq_ctx_shutdown (self->zctx);
     bctx_bus_destroy (&self->bus);
+    bctx_security = NULL;
+    bctx_security_destroy (&self->security);
     zmq_ctx_term (self->zctx);
     bctx_config_destroy (&self->config);
     free (self);
