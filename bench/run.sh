@@ -6,7 +6,9 @@
 #   2. the bank (accounts + transfers): live lag of the balances projection
 #      under 16-client Deposit load, and end-to-end transfers/s;
 #   3. projection catch-up over a 1 000 000-event log;
-#   4. the pause a client sees while a context is reloaded, 20 times.
+#   4. the pause a client sees while a context is reloaded, 20 times;
+#   5. two bridged hosts: a bridge catching up a 1 000 000-event log, the
+#      round trip of commands forwarded to a peer, and live bridging.
 # Printed beside the ceilings measured on this machine (../shared/DESIGN.md).
 # Not a test: nothing here passes or fails on time.
 set -e
@@ -93,6 +95,53 @@ echo "   longest command in flight at each switch (or sent within 10 ms after it
 echo "   the same measure half-way between reloads (the load's own tail):" \
      "p50 $(get "$r" calm_p50_us) us, max $(get "$r" calm_max_us) us"
 stop_host
+
+echo
+echo "5. Two hosts: A runs accounts; B runs transfers and bridges accounts from A"
+porta=$((port + 100)); portb=$((port + 102))
+mkdir -p "$dir/a/data" "$dir/b"
+./bin/bctx-fill "$dir/a/data/accounts.db" "$CATCHUP_EVENTS" 1000 >/dev/null
+cat > "$dir/a/host.json" <<JSON
+{"host": {"name": "a", "api": "tcp://127.0.0.1:$porta", "publish": "tcp://127.0.0.1:$((porta + 1))",
+          "data": "$dir/a/data"},
+ "contexts": [{"name": "accounts", "plugin": "$(pwd)/plugins/accounts/accounts.so"}]}
+JSON
+cat > "$dir/b/host.json" <<JSON
+{"host": {"name": "b", "api": "tcp://127.0.0.1:$portb", "publish": "tcp://127.0.0.1:$((portb + 1))",
+          "data": "$dir/b/data"},
+ "peers": [{"name": "a", "api": "tcp://127.0.0.1:$porta", "publish": "tcp://127.0.0.1:$((porta + 1))"}],
+ "contexts": [{"name": "accounts", "peer": "a"},
+              {"name": "transfers", "plugin": "$(pwd)/plugins/transfers/transfers.so"}]}
+JSON
+./bin/bctx-host "$dir/a/host.json" 2>"$dir/a/host.log" &
+hosta=$!
+sleep 0.5
+t0=$(date +%s.%N)
+./bin/bctx-host "$dir/b/host.json" 2>"$dir/b/host.log" &
+hostb=$!
+host="$hosta $hostb"
+ea="tcp://127.0.0.1:$porta"; eb="tcp://127.0.0.1:$portb"
+for i in $(seq 1200); do
+    c=$(./bin/bctx -e "$eb" --timeout 1 stats 2>/dev/null | sed -n 's/.*"bridges":{"accounts":{[^}]*"checkpoint":\([0-9]*\).*/\1/p')
+    [ "$c" = "$CATCHUP_EVENTS" ] && break
+    sleep 0.05
+done
+t1=$(date +%s.%N)
+echo "   B's bridge caught up ${c:-0} events from A in $(awk "BEGIN {printf \"%.2f\", $t1 - $t0}") s" \
+     "($(awk "BEGIN {printf \"%.0f\", ${c:-0} / ($t1 - $t0)}") events/s, including B's start)"
+for c in 1 16; do
+    r=$(./bin/bctx-bench -e "$eb" --clients $c --accounts 1000 --seconds "$SECONDS_EACH")
+    echo "   Deposits sent to B, forwarded to A, $c client(s): $(get "$r" per_second) commands/s," \
+         "p50 $(get "$r" p50_us) us, p99 $(get "$r" p99_us) us"
+done
+r=$(./bin/bctx-bench -e "$ea" --clients 16 --accounts 1000 --seconds "$SECONDS_EACH")
+sleep 1
+s=$(./bin/bctx -e "$eb" stats)
+echo "   16 clients of Deposits on A: $(get "$r" per_second) commands/s; B's bridge after it:" \
+     "lag $(echo "$s" | sed -n 's/.*"bridges":{"accounts":{[^}]*"lag":\([0-9]*\).*/\1/p') events," \
+     "$(echo "$s" | sed -n 's/.*"bridges":{"accounts":{[^}]*"live":\([0-9]*\).*/\1/p') taken live"
+kill -INT $hosta $hostb; wait $hosta $hostb 2>/dev/null || true
+host=""
 
 echo
 echo "Ceilings on this machine (../shared/DESIGN.md):"

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <zmq.h>
 
-#define S_PAGE      1000      /* events per fetch */
+#define S_PAGE      10000     /* events per fetch (the most an "events" request returns) */
 #define S_SILENCE   1.0       /* seconds without a live event before asking */
 
 struct bctx_bridge {
@@ -146,21 +146,27 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
     if (bctx_store_commit (self->store) != 0)
         return -1;
     atomic_store (&self->head, head + added);
-    /* Wake this host's projections and reactors, as a local commit does. */
-    int64_t woken = 0;
+    /* Wake this host's projections and reactors, as a local commit does:
+     * once per event type in the batch (they read the events from the
+     * replica; the bus only wakes them). */
+    json_t *last_of_type = json_object ();
     json_array_foreach (events, i, ev) {
         json_int_t pos = json_integer_value (json_object_get (ev, "position"));
-        if (pos <= head || woken == added)
-            continue;
+        const char *type = json_string_value (json_object_get (ev, "type"));
+        if (type && pos > head && pos <= head + added)
+            json_object_set (last_of_type, type, ev);
+    }
+    const char *type;
+    json_t *last;
+    json_object_foreach (last_of_type, type, last) {
         char topic[256];
-        snprintf (topic, sizeof topic, "%s.%s", self->context,
-                  json_string_value (json_object_get (ev, "type")));
-        char *text = json_dumps (ev, JSON_COMPACT);
+        snprintf (topic, sizeof topic, "%s.%s", self->context, type);
+        char *text = json_dumps (last, JSON_COMPACT);
         if (text)
             bctx_bus_publish (self->wake, topic, text, strlen (text));
         free (text);
-        woken++;
     }
+    json_decref (last_of_type);
     return added;
 }
 

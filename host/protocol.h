@@ -24,6 +24,21 @@ char *bctx_reply_error (const char *code, const char *fmt, ...)
 /* Serialises a reply compactly.  reply: stolen.  Return: new string. */
 char *bctx_reply_dump_new (json_t *reply);
 
+/* A growing text buffer, for JSON built from parts that are JSON already
+ * (cheaper than parsing them only to print them again). */
+typedef struct bctx_buf {
+    char *text;                   /* NUL-terminated; the caller frees it */
+    size_t len;                   /* bytes used */
+    size_t cap;                   /* bytes allocated */
+} bctx_buf_t;
+
+/* Appends n bytes of text / a C string / an integer / a C string as a
+ * quoted, escaped JSON string. */
+void bctx_buf_add (bctx_buf_t *b, const char *text, size_t n);
+void bctx_buf_add_str (bctx_buf_t *b, const char *text);
+void bctx_buf_add_int (bctx_buf_t *b, long long v);
+void bctx_buf_add_json_string (bctx_buf_t *b, const char *text);
+
 /* The current UTC time as "2026-11-27T12:00:00.123456Z" into buf (>= 32). */
 void bctx_time_iso (char *buf, size_t size);
 

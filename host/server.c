@@ -504,28 +504,33 @@ s_send (bctx_server_t *self, const void *envelope, size_t envelope_len,
 }
 
 typedef struct {
-    json_t *events;          /* array being filled */
-    const char *context;     /* whose */
-    int failed;              /* stored JSON unreadable */
+    bctx_buf_t out;          /* the reply being written */
+    const char *context;     /* whose events */
+    int64_t n;               /* events written */
 } s_collect_t;
 
+/* Writes one event into the reply: the stored data and metadata are JSON
+ * text already, so they go in as they are. */
 static int
 s_collect (const bctx_row_t *e, void *arg)
 {
     s_collect_t *c = arg;
-    json_t *data = json_loads (e->data, 0, NULL);
-    json_t *meta = json_loads (e->metadata, 0, NULL);
-    if (!data || !meta) {
-        json_decref (data);
-        json_decref (meta);
-        c->failed = 1;
-        return 1;
-    }
-    json_array_append_new (c->events, json_pack (
-        "{s:s, s:s, s:s, s:I, s:I, s:o, s:o}", "context", c->context,
-        "type", e->type, "aggregate", e->aggregate,
-        "version", (json_int_t) e->version,
-        "position", (json_int_t) e->position, "data", data, "metadata", meta));
+    bctx_buf_t *b = &c->out;
+    bctx_buf_add_str (b, c->n++ ? ",{\"context\":" : "{\"context\":");
+    bctx_buf_add_json_string (b, c->context);
+    bctx_buf_add_str (b, ",\"type\":");
+    bctx_buf_add_json_string (b, e->type);
+    bctx_buf_add_str (b, ",\"aggregate\":");
+    bctx_buf_add_json_string (b, e->aggregate);
+    bctx_buf_add_str (b, ",\"version\":");
+    bctx_buf_add_int (b, e->version);
+    bctx_buf_add_str (b, ",\"position\":");
+    bctx_buf_add_int (b, e->position);
+    bctx_buf_add_str (b, ",\"data\":");
+    bctx_buf_add_str (b, e->data);
+    bctx_buf_add_str (b, ",\"metadata\":");
+    bctx_buf_add_str (b, e->metadata);
+    bctx_buf_add_str (b, "}");
     return 0;
 }
 
@@ -546,15 +551,16 @@ s_op_events (bctx_server_t *self, json_t *req)
     if (!c)
         return bctx_reply_error (BCTX_E_UNKNOWN_CONTEXT,
                                  "no context \"%s\" on this host", name);
-    s_collect_t col = { .events = json_array (), .context = name };
+    s_collect_t col = { .context = name };
+    bctx_buf_add_str (&col.out, "{\"ok\":true,\"events\":[");
     int64_t n = bctx_store_read (c->reader, from, aggregate, limit, s_collect, &col);
-    if (n < 0 || col.failed) {
-        json_decref (col.events);
+    if (n < 0) {
+        free (col.out.text);
         return bctx_reply_error (BCTX_E_INTERNAL, "events: %s",
                                  bctx_store_error (c->reader));
     }
-    return bctx_reply_dump_new (json_pack ("{s:b, s:o}", "ok", 1, "events",
-                                           col.events));
+    bctx_buf_add_str (&col.out, "]}");
+    return col.out.text;
 }
 
 static s_projection_t *

@@ -100,60 +100,6 @@ s_note_recent (const bctx_row_t *e, void *arg)
     return 0;
 }
 
-/* A growing text buffer for the replies and events built on the command
- * path (cheaper than stdio's memory streams, which lock per call). */
-typedef struct {
-    char *text;                   /* NUL-terminated */
-    size_t len;                   /* bytes used */
-    size_t cap;                   /* bytes allocated */
-} s_buf_t;
-
-static void
-s_add (s_buf_t *b, const char *text, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        b->cap = (b->len + n + 1) * 2 < 256 ? 256 : (b->len + n + 1) * 2;
-        b->text = realloc (b->text, b->cap);
-    }
-    memcpy (b->text + b->len, text, n);
-    b->len += n;
-    b->text[b->len] = '\0';
-}
-
-static void
-s_add_str (s_buf_t *b, const char *text)
-{
-    s_add (b, text, strlen (text));
-}
-
-static void
-s_add_int (s_buf_t *b, long long v)
-{
-    char num[24];
-    int n = snprintf (num, sizeof num, "%lld", v);
-    s_add (b, num, (size_t) n);
-}
-
-/* Adds `text` as a JSON string, quoted and escaped. */
-static void
-s_add_json_string (s_buf_t *b, const char *text)
-{
-    s_add (b, "\"", 1);
-    const unsigned char *p = (const unsigned char *) text, *run = p;
-    for (; *p; p++) {
-        if (*p != '"' && *p != '\\' && *p >= 0x20)
-            continue;
-        s_add (b, (const char *) run, (size_t) (p - run));
-        char esc[8];
-        int n = *p < 0x20 ? snprintf (esc, sizeof esc, "\\u%04x", *p)
-                          : snprintf (esc, sizeof esc, "\\%c", *p);
-        s_add (b, esc, (size_t) n);
-        run = p + 1;
-    }
-    s_add (b, (const char *) run, (size_t) (p - run));
-    s_add (b, "\"", 1);
-}
-
 /* One aggregate as the worker knows it.  Held in self->cache as a JSON
  * array [version, state, ids] so that jansson's hash table finds it:
  *   version  the last version folded;
@@ -243,22 +189,22 @@ static char *
 s_accepted_reply (const char *id, const char *aggregate,
                   const bctx_row_t *events, size_t n)
 {
-    s_buf_t b = { 0 };
-    s_add_str (&b, "{\"ok\":true,\"id\":");
-    s_add_json_string (&b, id);
-    s_add_str (&b, ",\"events\":[");
+    bctx_buf_t b = { 0 };
+    bctx_buf_add_str (&b, "{\"ok\":true,\"id\":");
+    bctx_buf_add_json_string (&b, id);
+    bctx_buf_add_str (&b, ",\"events\":[");
     for (size_t i = 0; i < n; i++) {
-        s_add_str (&b, i ? ",{\"type\":\"" : "{\"type\":\"");
-        s_add_str (&b, events[i].type);
-        s_add_str (&b, "\",\"aggregate\":");
-        s_add_json_string (&b, aggregate);
-        s_add_str (&b, ",\"version\":");
-        s_add_int (&b, events[i].version);
-        s_add_str (&b, ",\"position\":");
-        s_add_int (&b, events[i].position);
-        s_add_str (&b, "}");
+        bctx_buf_add_str (&b, i ? ",{\"type\":\"" : "{\"type\":\"");
+        bctx_buf_add_str (&b, events[i].type);
+        bctx_buf_add_str (&b, "\",\"aggregate\":");
+        bctx_buf_add_json_string (&b, aggregate);
+        bctx_buf_add_str (&b, ",\"version\":");
+        bctx_buf_add_int (&b, events[i].version);
+        bctx_buf_add_str (&b, ",\"position\":");
+        bctx_buf_add_int (&b, events[i].position);
+        bctx_buf_add_str (&b, "}");
     }
-    s_add_str (&b, "]}");
+    bctx_buf_add_str (&b, "]}");
     return b.text;
 }
 
@@ -327,18 +273,18 @@ s_metadata (json_t *req, const char *id, const char *version)
     const char *cause = json_string_value (json_object_get (req, "causation_id"));
     char when[40];
     bctx_time_iso (when, sizeof when);
-    s_buf_t b = { 0 };
-    s_add_str (&b, "{\"command_id\":");
-    s_add_json_string (&b, id);
-    s_add_str (&b, ",\"correlation_id\":");
-    s_add_json_string (&b, corr ? corr : id);
-    s_add_str (&b, ",\"causation_id\":");
-    s_add_json_string (&b, cause ? cause : id);
-    s_add_str (&b, ",\"time\":\"");
-    s_add_str (&b, when);
-    s_add_str (&b, "\",\"context_version\":");
-    s_add_json_string (&b, version ? version : "");
-    s_add_str (&b, "}");
+    bctx_buf_t b = { 0 };
+    bctx_buf_add_str (&b, "{\"command_id\":");
+    bctx_buf_add_json_string (&b, id);
+    bctx_buf_add_str (&b, ",\"correlation_id\":");
+    bctx_buf_add_json_string (&b, corr ? corr : id);
+    bctx_buf_add_str (&b, ",\"causation_id\":");
+    bctx_buf_add_json_string (&b, cause ? cause : id);
+    bctx_buf_add_str (&b, ",\"time\":\"");
+    bctx_buf_add_str (&b, when);
+    bctx_buf_add_str (&b, "\",\"context_version\":");
+    bctx_buf_add_json_string (&b, version ? version : "");
+    bctx_buf_add_str (&b, "}");
     return b.text;
 }
 
@@ -346,22 +292,22 @@ s_metadata (json_t *req, const char *id, const char *version)
 static char *
 s_full_event (const char *context, const bctx_row_t *e)
 {
-    s_buf_t b = { 0 };
-    s_add_str (&b, "{\"context\":\"");
-    s_add_str (&b, context);
-    s_add_str (&b, "\",\"type\":\"");
-    s_add_str (&b, e->type);
-    s_add_str (&b, "\",\"aggregate\":");
-    s_add_json_string (&b, e->aggregate);
-    s_add_str (&b, ",\"version\":");
-    s_add_int (&b, e->version);
-    s_add_str (&b, ",\"position\":");
-    s_add_int (&b, e->position);
-    s_add_str (&b, ",\"data\":");
-    s_add_str (&b, e->data);
-    s_add_str (&b, ",\"metadata\":");
-    s_add_str (&b, e->metadata);
-    s_add_str (&b, "}");
+    bctx_buf_t b = { 0 };
+    bctx_buf_add_str (&b, "{\"context\":\"");
+    bctx_buf_add_str (&b, context);
+    bctx_buf_add_str (&b, "\",\"type\":\"");
+    bctx_buf_add_str (&b, e->type);
+    bctx_buf_add_str (&b, "\",\"aggregate\":");
+    bctx_buf_add_json_string (&b, e->aggregate);
+    bctx_buf_add_str (&b, ",\"version\":");
+    bctx_buf_add_int (&b, e->version);
+    bctx_buf_add_str (&b, ",\"position\":");
+    bctx_buf_add_int (&b, e->position);
+    bctx_buf_add_str (&b, ",\"data\":");
+    bctx_buf_add_str (&b, e->data);
+    bctx_buf_add_str (&b, ",\"metadata\":");
+    bctx_buf_add_str (&b, e->metadata);
+    bctx_buf_add_str (&b, "}");
     return b.text;
 }
 
