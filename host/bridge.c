@@ -170,19 +170,30 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
     return added;
 }
 
-/* Fetches from the peer what follows the replica's head, page by page.
- * Return 0 when up to date, -1 when the peer did not answer. */
+/* Asks the peer for a page of events from position `from`. */
+static int
+s_ask (bctx_bridge_t *self, int64_t from)
+{
+    char body[256];
+    int n = snprintf (body, sizeof body,
+                      "{\"op\":\"events\",\"context\":\"%s\",\"from\":%lld,\"limit\":%d}",
+                      self->context, (long long) from, S_PAGE);
+    if (zmq_send (self->req, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+        || zmq_send (self->req, body, (size_t) n, 0) < 0)
+        return -1;
+    return 0;
+}
+
+/* Fetches from the peer what follows the replica's head, page by page,
+ * asking for the next page before storing the one in hand so both hosts
+ * work at once.  Return 0 when up to date, -1 when the peer did not
+ * answer. */
 static int
 s_fetch (bctx_bridge_t *self)
 {
+    if (s_ask (self, atomic_load (&self->head) + 1) < 0)
+        goto down;
     for (int pages = 0; pages < 100; pages++) {
-        char body[256];
-        int n = snprintf (body, sizeof body,
-                          "{\"op\":\"events\",\"context\":\"%s\",\"from\":%lld,\"limit\":%d}",
-                          self->context, (long long) atomic_load (&self->head) + 1, S_PAGE);
-        if (zmq_send (self->req, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
-            || zmq_send (self->req, body, (size_t) n, 0) < 0)
-            goto down;
         zmq_pollitem_t item = { self->req, 0, ZMQ_POLLIN, 0 };
         if (zmq_poll (&item, 1, (long) self->timeout_ms) != 1)
             goto down;
@@ -202,11 +213,16 @@ s_fetch (bctx_bridge_t *self)
             json_decref (reply);
             goto down;
         }
-        int gap = 0;
         size_t got = json_array_size (events);
-        int64_t added = s_append (self, events, &gap);
         json_int_t last = got ? json_integer_value (json_object_get (
                                     json_array_get (events, got - 1), "position")) : 0;
+        int more = got == S_PAGE && pages + 1 < 100;
+        if (more && s_ask (self, last + 1) < 0) {
+            json_decref (reply);
+            goto down;
+        }
+        int gap = 0;
+        int64_t added = s_append (self, events, &gap);
         json_decref (reply);
         pthread_mutex_lock (&self->lock);
         self->last_contact = s_now ();
@@ -215,18 +231,23 @@ s_fetch (bctx_bridge_t *self)
         if (added > 0)
             self->fetched += added;
         pthread_mutex_unlock (&self->lock);
-        if (added < 0)
-            return -1;
-        if (got < S_PAGE)
+        if (added < 0 || gap) {
+            /* The page in flight may not follow: start afresh next time. */
+            if (more)
+                goto reset;
+            return added < 0 ? -1 : 0;
+        }
+        if (!more)
             return 0;
         s_set_state (self, "catching up");
     }
     return 0;
 down:
+    s_set_state (self, "down");
+reset:
     /* A new socket, so a late answer cannot be taken for the next one. */
     zmq_close (self->req);
     self->req = s_socket (self, ZMQ_DEALER, self->api);
-    s_set_state (self, "down");
     return -1;
 }
 
