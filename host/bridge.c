@@ -4,6 +4,7 @@
  */
 #include "bridge.h"
 #include "bus.h"
+#include "feed.h"
 #include "log.h"
 #include "security.h"
 #include "store.h"
@@ -376,13 +377,8 @@ bctx_bridge_new (void *zctx, const char *data, const char *context,
     atomic_store (&self->head, bctx_store_position (self->store));
     snprintf (self->control_endpoint, sizeof self->control_endpoint,
               "inproc://bctx-bridge-%s", context);
-    self->control = zmq_socket (zctx, ZMQ_PULL);
-    self->control_push = zmq_socket (zctx, ZMQ_PUSH);
-    int linger = 0;
-    zmq_setsockopt (self->control, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (self->control_push, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind (self->control, self->control_endpoint) != 0
-        || zmq_connect (self->control_push, self->control_endpoint) != 0) {
+    if (bctx_control_open (zctx, self->control_endpoint, &self->control,
+                           &self->control_push) != 0) {
         snprintf (err, errlen, "bridge %s: cannot bind its control socket", context);
         goto fail;
     }

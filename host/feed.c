@@ -4,6 +4,8 @@
  */
 #include "feed.h"
 #include "bus.h"
+#include "loader.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,4 +233,61 @@ bctx_feed_drain (void *sub)
         n++;
     zmq_msg_close (&msg);
     return n;
+}
+
+void
+bctx_handover_put (bctx_handover_t *slot, pthread_mutex_t *lock, void *zctx,
+                   const char *who, bctx_plugin_t *plugin, const void *def,
+                   const char *const *consumes, const bctx_source_t *sources, size_t n)
+{
+    char err[512];
+    bctx_handover_t h = { .plugin = bctx_plugin_ref (plugin), .def = def };
+    h.feed = bctx_feed_new (who, consumes, sources, n, err, sizeof err);
+    h.sub = h.feed ? bctx_feed_subscribe (h.feed, zctx) : NULL;
+    if (!h.sub) {
+        /* Checked before the switch, so not expected: keep the old feed. */
+        bctx_log (BCTX_LOG_ERROR, "%s: keeps its old feed: %s", who, h.feed ? "no bus" : err);
+        bctx_feed_destroy (&h.feed);
+    }
+    pthread_mutex_lock (lock);
+    bctx_handover_t stale = *slot;
+    *slot = h;
+    pthread_mutex_unlock (lock);
+    bctx_handover_clear (&stale);
+}
+
+bctx_handover_t
+bctx_handover_take (bctx_handover_t *slot, pthread_mutex_t *lock)
+{
+    pthread_mutex_lock (lock);
+    bctx_handover_t h = *slot;
+    memset (slot, 0, sizeof *slot);
+    pthread_mutex_unlock (lock);
+    return h;
+}
+
+void
+bctx_handover_clear (bctx_handover_t *h)
+{
+    bctx_plugin_unref (&h->plugin);
+    bctx_feed_destroy (&h->feed);
+    if (h->sub)
+        zmq_close (h->sub);
+    memset (h, 0, sizeof *h);
+}
+
+int
+bctx_control_open (void *zctx, const char *endpoint, void **pull, void **push)
+{
+    int linger = 0;
+    *pull = zmq_socket (zctx, ZMQ_PULL);
+    *push = zmq_socket (zctx, ZMQ_PUSH);
+    zmq_setsockopt (*pull, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (*push, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind (*pull, endpoint) == 0 && zmq_connect (*push, endpoint) == 0)
+        return 0;
+    zmq_close (*pull);
+    zmq_close (*push);
+    *pull = *push = NULL;
+    return -1;
 }

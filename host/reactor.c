@@ -56,10 +56,7 @@ struct bctx_reactor_runner {
     json_t *parked;               /* "source\x1faggregate" -> count */
     /* Shared with the API thread, under lock: */
     pthread_mutex_t lock;         /* guards what follows */
-    bctx_plugin_t *next_plugin;   /* a version to switch to (a reference), or NULL */
-    const bctx_reactor_t *next_def; /* its declaration of this reactor */
-    bctx_feed_t *next_feed;       /* its feed (what it consumes), or NULL */
-    void *next_sub;               /* its bus subscription, or NULL */
+    bctx_handover_t next;         /* a version to switch to, after a reload */
     int64_t *shown;               /* per source: checkpoint */
     int64_t n_parked;             /* parked events */
     int64_t handled;              /* events handled */
@@ -226,14 +223,12 @@ s_set_error (bctx_reactor_runner_t *self, const char *text)
 static void
 s_take_switch (bctx_reactor_runner_t *self)
 {
+    bctx_handover_t h = bctx_handover_take (&self->next, &self->lock);
+    bctx_plugin_t *next = h.plugin;
+    const bctx_reactor_t *def = h.def;
+    bctx_feed_t *feed = h.feed;
+    void *sub = h.sub;
     pthread_mutex_lock (&self->lock);
-    bctx_plugin_t *next = self->next_plugin;
-    const bctx_reactor_t *def = self->next_def;
-    bctx_feed_t *feed = self->next_feed;
-    void *sub = self->next_sub;
-    self->next_plugin = NULL;
-    self->next_feed = NULL;
-    self->next_sub = NULL;
     if (feed) {
         /* What the new version consumes, from its checkpoints on (a source
          * it did not consume before starts at position 1). */
@@ -585,13 +580,8 @@ bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
     s_load_parked (self);
     snprintf (self->control_endpoint, sizeof self->control_endpoint,
               "inproc://bctx-reactor-%s", def->name);
-    self->control = zmq_socket (zctx, ZMQ_PULL);
-    self->control_push = zmq_socket (zctx, ZMQ_PUSH);
-    int linger = 0;
-    zmq_setsockopt (self->control, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (self->control_push, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind (self->control, self->control_endpoint) != 0
-        || zmq_connect (self->control_push, self->control_endpoint) != 0) {
+    if (bctx_control_open (zctx, self->control_endpoint, &self->control,
+                           &self->control_push) != 0) {
         snprintf (err, errlen, "%s: cannot bind its control socket", who);
         goto fail;
     }
@@ -619,27 +609,10 @@ void
 bctx_reactor_switch (bctx_reactor_runner_t *self, bctx_plugin_t *plugin,
                      const bctx_reactor_t *def, const bctx_source_t *sources, size_t n)
 {
-    char who[160], err[512];
+    char who[160];
     snprintf (who, sizeof who, "context %s: reactor %s", plugin->name, def->name);
-    bctx_feed_t *feed = bctx_feed_new (who, def->consumes, sources, n, err, sizeof err);
-    void *sub = feed ? bctx_feed_subscribe (feed, self->zctx) : NULL;
-    if (!sub) {
-        bctx_log (BCTX_LOG_ERROR, "%s: keeps its old feed: %s", who, feed ? "no bus" : err);
-        bctx_feed_destroy (&feed);
-    }
-    pthread_mutex_lock (&self->lock);
-    bctx_plugin_t *stale = self->next_plugin;
-    bctx_feed_t *stale_feed = self->next_feed;
-    void *stale_sub = self->next_sub;
-    self->next_plugin = bctx_plugin_ref (plugin);
-    self->next_def = def;
-    self->next_feed = feed;
-    self->next_sub = sub;
-    pthread_mutex_unlock (&self->lock);
-    bctx_plugin_unref (&stale);
-    bctx_feed_destroy (&stale_feed);
-    if (stale_sub)
-        zmq_close (stale_sub);
+    bctx_handover_put (&self->next, &self->lock, self->zctx, who, plugin, def,
+                       def->consumes, sources, n);
     zmq_send (self->control_push, "p", 1, ZMQ_DONTWAIT);
 }
 
@@ -726,10 +699,7 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     json_decref (self->parked);
     free (self->checkpoints);
     free (self->shown);
-    bctx_plugin_unref (&self->next_plugin);
-    bctx_feed_destroy (&self->next_feed);
-    if (self->next_sub)
-        zmq_close (self->next_sub);
+    bctx_handover_clear (&self->next);
     bctx_plugin_unref (&self->plugin);
     free (self->context);
     free (self->name);
