@@ -88,6 +88,33 @@ s_socket (bctx_bridge_t *self, int type, const char *endpoint)
     return s;
 }
 
+typedef struct {
+    const char *aggregate;        /* expected */
+    int64_t version;              /* expected */
+    const char *command;          /* expected, or NULL */
+    int same;                     /* the row matched */
+} s_match_t;
+
+static int
+s_match_row (const bctx_row_t *row, void *arg)
+{
+    s_match_t *m = arg;
+    m->same = strcmp (row->aggregate, m->aggregate) == 0 && row->version == m->version
+              && (!m->command || (row->command && strcmp (row->command, m->command) == 0));
+    return 1;
+}
+
+/* Is the replica's event at pos the one the peer describes? */
+static int
+s_same_event (bctx_bridge_t *self, int64_t pos, const char *aggregate, int64_t version,
+              json_t *command)
+{
+    s_match_t m = { aggregate, version, json_string_value (command), 0 };
+    if (!aggregate || bctx_store_read (self->store, pos, NULL, 1, s_match_row, &m) < 0)
+        return 0;
+    return m.same;
+}
+
 /* Appends events (a JSON array, borrowed) that continue the replica, in
  * one transaction.  Stops at the first one that does not: a duplicate is
  * skipped, a gap ends the run.  Return how many were appended, or -1. */
@@ -107,6 +134,18 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
         json_t *data = json_object_get (ev, "data");
         json_t *meta = json_object_get (ev, "metadata");
         if (pos <= head + added) {
+            /* A duplicate must be the same event: else the peer's log is
+             * not the one this replica copies (it was replaced). */
+            if (pos <= head && !s_same_event (self, pos, aggregate, version,
+                                              json_object_get (meta, "command_id"))) {
+                bctx_store_rollback (self->store);
+                s_set_state (self, "diverged");
+                bctx_log (BCTX_LOG_ERROR, "bridge %s from peer %s: the peer's event at "
+                          "position %lld differs from the replica's: its log is not the one "
+                          "this host copied; the bridge stops (remove %s to copy it afresh)",
+                          self->context, self->peer, (long long) pos, self->path);
+                return -1;
+            }
             pthread_mutex_lock (&self->lock);
             self->duplicates++;
             pthread_mutex_unlock (&self->lock);
@@ -137,9 +176,11 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
         if (rc != 0 || row.position != pos) {
             bctx_log (BCTX_LOG_ERROR, "bridge %s from peer %s: cannot append position %lld "
                       "(%s); the replica does not match the peer's log", self->context,
-                      self->peer, (long long) pos, rc ? bctx_store_error (self->store)
-                                                      : "position differs");
+                      self->peer, (long long) pos,
+                      rc == BCTX_STORE_CONFLICT ? "its aggregate version is taken"
+                      : rc ? bctx_store_error (self->store) : "position differs");
             bctx_store_rollback (self->store);
+            s_set_state (self, "diverged");
             return -1;
         }
         added++;
@@ -195,9 +236,15 @@ s_fetch (bctx_bridge_t *self)
     if (s_ask (self, atomic_load (&self->head) + 1) < 0)
         goto down;
     for (int pages = 0; pages < 100; pages++) {
-        zmq_pollitem_t item = { self->req, 0, ZMQ_POLLIN, 0 };
-        if (zmq_poll (&item, 1, (long) self->timeout_ms) != 1)
+        zmq_pollitem_t items[] = {
+            { self->req, 0, ZMQ_POLLIN, 0 },
+            { self->control, 0, ZMQ_POLLIN, 0 },
+        };
+        if (zmq_poll (items, 2, (long) self->timeout_ms) < 1 || (items[1].revents & ZMQ_POLLIN)) {
+            if (items[1].revents & ZMQ_POLLIN)
+                return -1;         /* a stop: the main loop reads it */
             goto down;
+        }
         zmq_msg_t empty, msg;
         zmq_msg_init (&empty);
         zmq_msg_init (&msg);
@@ -319,13 +366,21 @@ s_run (void *arg)
         char cmd;
         if (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1 && cmd == 's')
             break;
-        if (need_fetch || s_now () - last_heard > S_SILENCE) {
+        int diverged;
+        pthread_mutex_lock (&self->lock);
+        diverged = strcmp (self->state, "diverged") == 0;
+        pthread_mutex_unlock (&self->lock);
+        if (!diverged && (need_fetch || s_now () - last_heard > S_SILENCE)) {
             /* Subscribe first, then fetch: what arrives meanwhile on the
              * bus is either fetched too (dropped as a duplicate) or next. */
             if (s_fetch (self) == 0) {
                 need_fetch = 0;
                 failures = 0;
-                s_set_state (self, "live");
+                pthread_mutex_lock (&self->lock);
+                int bad = strcmp (self->state, "diverged") == 0;
+                pthread_mutex_unlock (&self->lock);
+                if (!bad)
+                    s_set_state (self, "live");
             } else {
                 failures++;
             }
@@ -339,9 +394,11 @@ s_run (void *arg)
         };
         if (zmq_poll (items, 2, wait) < 0 && zmq_errno () == ETERM)
             break;
-        if (items[0].revents & ZMQ_POLLIN) {
+        if ((items[0].revents & ZMQ_POLLIN) && !diverged) {
             need_fetch |= s_take_live (self);
             last_heard = s_now ();
+        } else if (items[0].revents & ZMQ_POLLIN) {
+            bctx_feed_drain (self->sub);
         }
     }
     zmq_close (self->sub);

@@ -368,11 +368,18 @@ bctx_config_parse (const char *text, const char *path, char *err,
             goto fail;
     size_t n = json_array_size (contexts);
     self->contexts = calloc (n ? n : 1, sizeof *self->contexts);
+    self->contexts_cap = n ? n : 1;
     self->remotes = calloc (n ? n : 1, sizeof *self->remotes);
     for (size_t i = 0; i < n; i++)
         if (s_read_context (self, i, json_array_get (contexts, i), err,
                             errlen) < 0)
             goto fail;
+    for (size_t i = 0; i < self->n_peers; i++)
+        if (strcmp (self->peers[i].api, self->api) == 0) {
+            s_fail (err, errlen, path, "peers[%zu].api: %s is this host's own API",
+                    i, self->peers[i].api);
+            goto fail;
+        }
     for (size_t i = 0; i < self->n_peers; i++)
         if (self->peers[i].public_key && !self->curve_public) {
             s_fail (err, errlen, path, "peers[%zu].public_key: a peer with a key needs "
@@ -445,7 +452,8 @@ bctx_config_destroy (bctx_config_t **self_p)
     if (!self_p || !*self_p)
         return;
     bctx_config_t *self = *self_p;
-    for (size_t i = 0; i < self->n_contexts; i++) {
+    /* Past n_contexts too: an entry read halfway before an error. */
+    for (size_t i = 0; i < self->contexts_cap; i++) {
         free (self->contexts[i].name);
         free (self->contexts[i].plugin);
         json_decref (self->contexts[i].settings);

@@ -54,6 +54,7 @@ typedef struct bctx_config {
                                  context to reach a switch point */
     bctx_context_config_t *contexts; /* contexts[] that run here */
     size_t n_contexts;       /* how many */
+    size_t contexts_cap;     /* entries allocated in contexts (zeroed past n_contexts) */
     bctx_remote_config_t *remotes; /* contexts[] that live on peers */
     size_t n_remotes;        /* how many */
     bctx_peer_config_t *peers; /* peers[] */

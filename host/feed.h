@@ -28,6 +28,7 @@ typedef struct bctx_source {
     int remote;                   /* it lives on a peer: store_path is its replica,
                                      or NULL when nothing here consumes it */
     const char *server_key;       /* the peer's CURVE key, or NULL */
+    size_t timeout_ms;            /* a remote one: how long to wait for its peer */
 } bctx_source_t;
 
 typedef struct bctx_feed bctx_feed_t;

@@ -26,6 +26,7 @@ struct bctx_reaction {
     bctx_reactor_runner_t *owner; /* whose */
     const bctx_event_t *event;    /* the event being handled */
     int sends;                    /* commands sent so far for it */
+    int unreachable;              /* a peer did not answer (not the handler's fault) */
 };
 
 struct bctx_reactor_runner {
@@ -47,6 +48,7 @@ struct bctx_reactor_runner {
                                      a REQ to the peer's API for a remote one */
     int *target_remote;           /* the target lives on a peer */
     char **target_keys;           /* its peer's CURVE key, or NULL */
+    size_t *target_timeouts;      /* how long to wait for its peer, in ms */
     size_t n_targets;             /* how many */
     pthread_t thread;             /* runs s_run */
     int started;                  /* thread was created */
@@ -93,7 +95,8 @@ s_target (bctx_reactor_runner_t *self, const char *context)
 /* Sends a command to a peer's API and waits (bounded) for the outcome.
  * A peer that does not answer is a BCTX_ERROR: the event is retried. */
 static int
-s_send_remote (bctx_reactor_runner_t *self, int t, json_t *request, bctx_reason_t *why)
+s_send_remote (bctx_reactor_runner_t *self, bctx_reaction_t *r, int t, json_t *request,
+               bctx_reason_t *why)
 {
     char *body = request ? json_dumps (request, JSON_COMPACT) : NULL;
     void *req = self->target_push[t];
@@ -104,12 +107,30 @@ s_send_remote (bctx_reactor_runner_t *self, int t, json_t *request, bctx_reason_
         return BCTX_ERROR;
     }
     free (body);
-    zmq_pollitem_t item = { req, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll (&item, 1, 5000) != 1) {
+    zmq_pollitem_t items[] = {
+        { req, 0, ZMQ_POLLIN, 0 },
+        { self->control, 0, ZMQ_POLLIN, 0 },
+    };
+    size_t timeout = self->target_timeouts[t] ? self->target_timeouts[t] : 5000;
+    int n = zmq_poll (items, 2, (long) timeout);
+    if (n < 1 || !(items[0].revents & ZMQ_POLLIN)) {
         /* A REQ that got no answer cannot send again: start afresh. */
         zmq_close (req);
         self->target_push[t] = NULL;
-        bctx_reason (why, "send: the peer of context %s did not answer", self->target_names[t]);
+        if (items[1].revents & ZMQ_POLLIN) {
+            char cmd;
+            while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
+                if (cmd == 's')
+                    self->stopping = 1;
+                else if (cmd == 'y')
+                    self->retry_asked = 1;
+            }
+            bctx_reason (why, "send: interrupted");
+        } else {
+            r->unreachable = 1;
+            bctx_reason (why, "send: the peer of context %s did not answer",
+                         self->target_names[t]);
+        }
         return BCTX_ERROR;
     }
     zmq_msg_t msg;
@@ -171,7 +192,7 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
     int rc = BCTX_ERROR;
     if (self->target_remote[t]) {
         /* A context on a peer: the same request over its API. */
-        rc = s_send_remote (self, t, job->request, why);
+        rc = s_send_remote (self, r, t, job->request, why);
         bctx_job_destroy (&job);
         goto done;
     }
@@ -286,15 +307,24 @@ s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
         int rc = self->def->react (p->user, &p->host, &r, ev);
         if (rc == BCTX_OK)
             return 0;
+        if (self->stopping)
+            return -1;
         snprintf (why, whylen, "react failed (%d) on %s.%s at position %lld, try %d of %d",
                   rc, ev->context, ev->type, (long long) ev->position, attempt, S_ATTEMPTS);
+        if (r.unreachable) {
+            /* A peer that does not answer is no fault of the event: wait
+             * for it (a stop still ends the wait), do not park. */
+            snprintf (why, whylen, "a peer does not answer; %s.%s at position %lld waits",
+                      ev->context, ev->type, (long long) ev->position);
+            attempt--;
+        }
         bctx_log (BCTX_LOG_WARN, "reactor %s: %s", self->name, why);
         pthread_mutex_lock (&self->lock);
         self->retries++;
         pthread_mutex_unlock (&self->lock);
         if (attempt < S_ATTEMPTS && s_pause (self, delay))
             return -1;
-        delay *= 2;
+        delay = delay * 2 > 5000 ? 5000 : delay * 2;
     }
     return 1;
 }
@@ -560,11 +590,13 @@ bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
     self->target_push = calloc (n ? n : 1, sizeof *self->target_push);
     self->target_remote = calloc (n ? n : 1, sizeof *self->target_remote);
     self->target_keys = calloc (n ? n : 1, sizeof *self->target_keys);
+    self->target_timeouts = calloc (n ? n : 1, sizeof *self->target_timeouts);
     for (size_t i = 0; i < n; i++) {
         self->target_names[i] = strdup (targets[i].name);
         self->target_endpoints[i] = strdup (targets[i].endpoint);
         self->target_remote[i] = targets[i].remote;
         self->target_keys[i] = targets[i].server_key ? strdup (targets[i].server_key) : NULL;
+        self->target_timeouts[i] = targets[i].timeout_ms;
     }
     size_t k = bctx_feed_size (self->feed);
     self->checkpoints = calloc (k, sizeof *self->checkpoints);
@@ -690,6 +722,7 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
             free (self->target_keys[i]);
     }
     free (self->target_keys);
+    free (self->target_timeouts);
     free (self->target_names);
     free (self->target_endpoints);
     free (self->target_push);

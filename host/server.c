@@ -283,6 +283,7 @@ s_build_sources (bctx_server_t *self)
         *src = (bctx_source_t) {
             .name = rc->name, .endpoint = self->config->peers[rc->peer].api, .remote = 1,
             .server_key = self->config->peers[rc->peer].public_key,
+            .timeout_ms = self->config->forward_timeout_ms,
         };
         for (size_t b = 0; b < self->n_bridges; b++)
             if (strcmp (bctx_bridge_context (self->bridges[b]), rc->name) == 0) {
@@ -1382,7 +1383,7 @@ s_op_send (bctx_server_t *self, json_t *req, const void *identity,
 {
     static const char *const keys[] = {
         "op", "context", "command", "id", "data", "correlation_id",
-        "causation_id", NULL
+        "causation_id", "forwarded_by", NULL
     };
     const char *key;
     json_t *value;
@@ -1415,10 +1416,19 @@ s_op_send (bctx_server_t *self, json_t *req, const void *identity,
     }
     s_context_t *c = s_find (self, json_string_value (context));
     if (!c) {
-        for (size_t i = 0; i < self->config->n_remotes; i++)
-            if (strcmp (self->config->remotes[i].name, json_string_value (context)) == 0)
-                return s_forward (self, self->config->remotes[i].peer, req, identity,
-                                  identity_len, delimiter);
+        const char *by = json_string_value (json_object_get (req, "forwarded_by"));
+        for (size_t i = 0; i < self->config->n_remotes; i++) {
+            if (strcmp (self->config->remotes[i].name, json_string_value (context)) != 0)
+                continue;
+            if (by)    /* forwarded once already: never twice, or two hosts loop */
+                return bctx_reply_error (BCTX_E_UNKNOWN_CONTEXT,
+                                         "context \"%s\" is not on host %s, which host %s "
+                                         "forwarded it to: their configs point at each other",
+                                         json_string_value (context), self->config->name, by);
+            json_object_set_new (req, "forwarded_by", json_string (self->config->name));
+            return s_forward (self, self->config->remotes[i].peer, req, identity,
+                              identity_len, delimiter);
+        }
         return bctx_reply_error (BCTX_E_UNKNOWN_CONTEXT,
                                  "no context \"%s\" on this host",
                                  json_string_value (context));
