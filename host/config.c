@@ -5,10 +5,13 @@
  */
 #include "config.h"
 
+#include <stdint.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 static void
 s_fail (char *err, size_t errlen, const char *file, const char *fmt, ...)
@@ -91,11 +94,12 @@ s_valid_name (const char *name)
     return 1;
 }
 
-/* Is text a CURVE key in Z85 (40 characters)? */
+/* Is text a CURVE key in Z85 (40 characters that decode to 32 bytes)? */
 static int
 s_z85_key (const char *text)
 {
-    return text && strlen (text) == 40;
+    uint8_t key[32];
+    return text && strlen (text) == 40 && zmq_z85_decode (key, text) != NULL;
 }
 
 /* Does an endpoint stay on this machine? */
@@ -374,6 +378,11 @@ bctx_config_parse (const char *text, const char *path, char *err,
         if (s_read_context (self, i, json_array_get (contexts, i), err,
                             errlen) < 0)
             goto fail;
+    if (self->n_clients && !self->curve_public) {
+        s_fail (err, errlen, path, "host.clients: client keys need host.curve, this host's "
+                "own keys");
+        goto fail;
+    }
     for (size_t i = 0; i < self->n_peers; i++)
         if (strcmp (self->peers[i].api, self->api) == 0) {
             s_fail (err, errlen, path, "peers[%zu].api: %s is this host's own API",

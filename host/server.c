@@ -1578,6 +1578,17 @@ s_same (const char *a, const char *b)
 }
 
 static int
+s_same_keys (const bctx_config_t *a, const bctx_config_t *b)
+{
+    if (a->n_clients != b->n_clients)
+        return 0;
+    for (size_t i = 0; i < a->n_clients; i++)
+        if (strcmp (a->clients[i], b->clients[i]) != 0)
+            return 0;
+    return 1;
+}
+
+static int
 s_config_index (const bctx_config_t *c, const char *name)
 {
     for (size_t i = 0; i < c->n_contexts; i++)
@@ -1648,7 +1659,12 @@ s_reconfigure (bctx_server_t *self)
     } else if (!s_same (cur->name, next->name) || !s_same (cur->api, next->api)
                || !s_same (cur->publish, next->publish) || !s_same (cur->data, next->data)
                || cur->max_message != next->max_message || cur->max_batch != next->max_batch
-               || cur->reload_timeout_ms != next->reload_timeout_ms) {
+               || cur->reload_timeout_ms != next->reload_timeout_ms
+               || cur->forward_timeout_ms != next->forward_timeout_ms
+               || cur->allow_remote != next->allow_remote
+               || !s_same (cur->curve_public, next->curve_public)
+               || !s_same (cur->curve_secret, next->curve_secret)
+               || !s_same_keys (cur, next)) {
         why = "the host section changed: restart the host to apply it";
     } else if (cur->n_peers || next->n_peers || cur->n_remotes || next->n_remotes) {
         why = "this host has peers: SIGHUP does not apply configs with peers yet; restart it";
