@@ -299,7 +299,15 @@ static int
 s_batch (bctx_projector_t *self, size_t i)
 {
     int64_t from = self->checkpoints[i] + 1;
-    if (from > bctx_feed_head (self->feed, i))
+    int64_t head = bctx_feed_head (self->feed, i);
+    if (from > head + 1 && !self->error[0])
+        /* Say it, once: the log is shorter than what was already read. */
+        s_set_error (self, "checkpoint %lld for %s is past its log's last position %lld: "
+                     "was the log replaced (a moved context without its file)? "
+                     "`bctx replay %s` rebuilds from what the log holds",
+                     (long long) self->checkpoints[i], bctx_feed_name (self->feed, i),
+                     (long long) head, self->name);
+    if (from > head)
         return 0;
     if (bctx_readside_begin (self->db) != 0) {
         s_set_error (self, "cannot begin: %s", bctx_readside_error (self->db));

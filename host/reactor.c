@@ -305,8 +305,11 @@ s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
     for (int attempt = 1; attempt <= S_ATTEMPTS; attempt++) {
         bctx_reaction_t r = { .owner = self, .event = ev };
         int rc = self->def->react (p->user, &p->host, &r, ev);
-        if (rc == BCTX_OK)
+        if (rc == BCTX_OK) {
+            if ((attempt > 1 || r.unreachable) && !self->n_parked)
+                s_set_error (self, "");    /* the wait or the failures are over */
             return 0;
+        }
         if (self->stopping)
             return -1;
         snprintf (why, whylen, "react failed (%d) on %s.%s at position %lld, try %d of %d",
@@ -316,6 +319,7 @@ s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
              * for it (a stop still ends the wait), do not park. */
             snprintf (why, whylen, "a peer does not answer; %s.%s at position %lld waits",
                       ev->context, ev->type, (long long) ev->position);
+            s_set_error (self, why);
             attempt--;
         }
         bctx_log (BCTX_LOG_WARN, "reactor %s: %s", self->name, why);
@@ -689,7 +693,9 @@ bctx_reactor_stats (bctx_reactor_runner_t *self)
     }
     json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
                                "context", self->context, "name", self->name,
-                               "state", self->n_parked ? "parked" : "live",
+                               "state", self->n_parked ? "parked"
+                                        : strstr (self->error, "does not answer") ? "waiting"
+                                        : "live",
                                "checkpoints", checkpoints, "lag", lag,
                                "parked", (json_int_t) self->n_parked,
                                "handled", (json_int_t) self->handled,
