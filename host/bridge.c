@@ -133,6 +133,15 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
         const char *aggregate = json_string_value (json_object_get (ev, "aggregate"));
         json_t *data = json_object_get (ev, "data");
         json_t *meta = json_object_get (ev, "metadata");
+        if (!json_is_integer (json_object_get (ev, "position")) || !aggregate) {
+            pthread_mutex_lock (&self->lock);
+            self->dropped++;
+            pthread_mutex_unlock (&self->lock);
+            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping an event without a "
+                      "position or an aggregate", self->context, self->peer);
+            *gap = 1;
+            break;
+        }
         if (pos <= head + added) {
             /* A duplicate must be the same event: else the peer's log is
              * not the one this replica copies (it was replaced). */

@@ -396,10 +396,14 @@ main (int argc, char **argv)
     c.req = zmq_socket (c.zctx, ZMQ_REQ);
     int linger = 0;
     zmq_setsockopt (c.req, ZMQ_LINGER, &linger, sizeof linger);
-    if (server_key && *server_key) {
-        zmq_setsockopt (c.req, ZMQ_CURVE_SERVERKEY, server_key, 40);
-        zmq_setsockopt (c.req, ZMQ_CURVE_PUBLICKEY, public_key, 40);
-        zmq_setsockopt (c.req, ZMQ_CURVE_SECRETKEY, secret_key, 40);
+    if (server_key && *server_key
+        && (zmq_setsockopt (c.req, ZMQ_CURVE_SERVERKEY, server_key, 40) != 0
+            || zmq_setsockopt (c.req, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0
+            || zmq_setsockopt (c.req, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0)) {
+        fprintf (stderr, "bctx: a key is not a valid Z85 CURVE key\n");
+        zmq_close (c.req);
+        zmq_ctx_term (c.zctx);
+        return EXIT_USAGE;
     }
     int code;
     if (zmq_connect (c.req, c.endpoint) != 0) {

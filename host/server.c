@@ -32,7 +32,8 @@
 
 #define S_REPLIES      "inproc://bctx-replies"
 #define S_EVENTS_MAX   10000   /* most events one "events" request returns */
-#define S_ID_MAX       128     /* longest command id a client may give */
+#define S_ID_MAX       256     /* longest command id a client may give (a reactor's
+                                  ids, names and a position, fit) */
 
 typedef struct {
     bctx_worker_t *worker;        /* the context's worker */
@@ -1332,7 +1333,8 @@ s_on_peer_reply (bctx_server_t *self, size_t peer)
         if (n == 3 && zmq_msg_size (&frames[0]) == sizeof tag && zmq_msg_size (&frames[1]) == 0)
             memcpy (&tag, zmq_msg_data (&frames[0]), sizeof tag);
         size_t i = 0;
-        while (tag && i < self->n_forwards && self->forwards[i].tag != tag)
+        while (tag && i < self->n_forwards
+               && (self->forwards[i].tag != tag || self->forwards[i].peer != peer))
             i++;
         if (tag && i < self->n_forwards) {
             s_forward_t *f = &self->forwards[i];
@@ -1536,11 +1538,11 @@ s_on_request (bctx_server_t *self)
         /* Nothing to answer to (a lone frame, or an envelope too big). */
         self->bad++;
     } else {
-        if (n != body_at + 1) {
+        if (body_at >= kept || n != body_at + 1) {
             self->bad++;
             reply = bctx_reply_error (BCTX_E_BAD_REQUEST,
-                                      "a request is one frame of JSON, got %d",
-                                      n - body_at);
+                                      "a request is one frame of JSON after at most %d "
+                                      "envelope frames, got %d frames", S_FRAMES - 2, n);
         } else {
             reply = s_request (self, zmq_msg_data (&frames[body_at]),
                                zmq_msg_size (&frames[body_at]), env, env_len, delimiter);
@@ -1888,6 +1890,23 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
         if (zmq_poll (&item, 1, 1000) < 0 && zmq_errno () != EINTR)
             break;
         s_on_reply (self);
+    }
+    /* Commands at peers: their answers, until their deadlines; then
+     * "unavailable" for the rest, so no client is left without a reply. */
+    while (self->n_forwards > 0) {
+        size_t n_items = self->config->n_peers;
+        zmq_pollitem_t items[n_items ? n_items : 1];
+        for (size_t i = 0; i < n_items; i++)
+            items[i] = (zmq_pollitem_t) { self->peers[i].dealer, 0, ZMQ_POLLIN, 0 };
+        double wait = s_forward_tick (self);
+        if (wait < 0)
+            break;
+        if (zmq_poll (items, (int) n_items, (long) (wait * 1000) + 1) < 0
+            && zmq_errno () != EINTR)
+            break;
+        for (size_t i = 0; i < n_items; i++)
+            if (items[i].revents & ZMQ_POLLIN)
+                s_on_peer_reply (self, i);
     }
     return 0;
 }

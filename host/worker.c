@@ -19,7 +19,6 @@
 #include <zmq.h>
 
 #define S_CACHE_MAX   200000   /* aggregates cached before the cache is reset */
-#define S_ID_MAX      128      /* longest command id, in bytes */
 #define S_AGG_MAX     256      /* longest aggregate id, in bytes */
 
 struct bctx_worker {

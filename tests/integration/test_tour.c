@@ -320,6 +320,37 @@ test_multi_frame_request (void **state)
     assert_true (n > 0);
     buf[n] = '\0';
     assert_non_null (strstr (buf, "\"ok\":true"));
+    /* A deep envelope: six frames before the delimiter, then the body, so
+     * the body lies past what the host keeps: refused, not a crash. */
+    const char *hops[] = { "a", "b", "c", "d", "e", "f" };
+    for (int i = 0; i < 6; i++)
+        zmq_send (dealer, hops[i], 1, ZMQ_SNDMORE);
+    zmq_send (dealer, "", 0, ZMQ_SNDMORE);
+    zmq_send (dealer, "{\"op\":\"contexts\"}", 17, 0);
+    assert_int_equal (zmq_poll (&item, 1, 5000), 1);
+    int more = 1;
+    while (more) {
+        n = zmq_recv (dealer, buf, sizeof buf - 1, 0);
+        assert_true (n >= 0);
+        buf[n < (int) sizeof buf - 1 ? n : (int) sizeof buf - 1] = '\0';
+        size_t more_size = sizeof more;
+        zmq_getsockopt (dealer, ZMQ_RCVMORE, &more, &more_size);
+    }
+    assert_non_null (strstr (buf, "bad_request"));
+    /* A shallower one (a client behind a broker) is served. */
+    zmq_send (dealer, "hop", 3, ZMQ_SNDMORE);
+    zmq_send (dealer, "", 0, ZMQ_SNDMORE);
+    zmq_send (dealer, "{\"op\":\"contexts\"}", 17, 0);
+    assert_int_equal (zmq_poll (&item, 1, 5000), 1);
+    more = 1;
+    while (more) {
+        n = zmq_recv (dealer, buf, sizeof buf - 1, 0);
+        assert_true (n >= 0);
+        buf[n < (int) sizeof buf - 1 ? n : (int) sizeof buf - 1] = '\0';
+        size_t more_size = sizeof more;
+        zmq_getsockopt (dealer, ZMQ_RCVMORE, &more, &more_size);
+    }
+    assert_non_null (strstr (buf, "\"ok\":true"));
     zmq_close (dealer);
     zmq_ctx_term (zctx);
     s_assert_serving ();
