@@ -2,6 +2,7 @@
  * protocol - reply builders.
  */
 #include "protocol.h"
+#include "store.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,4 +89,24 @@ bctx_buf_add_json_string (bctx_buf_t *b, const char *text)
     }
     bctx_buf_add (b, (const char *) run, (size_t) (p - run));
     bctx_buf_add (b, "\"", 1);
+}
+
+void
+bctx_buf_add_event (bctx_buf_t *b, const char *context, const bctx_row_t *e)
+{
+    bctx_buf_add_str (b, "{\"context\":");
+    bctx_buf_add_json_string (b, context);
+    bctx_buf_add_str (b, ",\"type\":");
+    bctx_buf_add_json_string (b, e->type);
+    bctx_buf_add_str (b, ",\"aggregate\":");
+    bctx_buf_add_json_string (b, e->aggregate);
+    bctx_buf_add_str (b, ",\"version\":");
+    bctx_buf_add_int (b, e->version);
+    bctx_buf_add_str (b, ",\"position\":");
+    bctx_buf_add_int (b, e->position);
+    bctx_buf_add_str (b, ",\"data\":");
+    bctx_buf_add_str (b, e->data);
+    bctx_buf_add_str (b, ",\"metadata\":");
+    bctx_buf_add_str (b, e->metadata);
+    bctx_buf_add_str (b, "}");
 }

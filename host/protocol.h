@@ -39,6 +39,13 @@ void bctx_buf_add_str (bctx_buf_t *b, const char *text);
 void bctx_buf_add_int (bctx_buf_t *b, long long v);
 void bctx_buf_add_json_string (bctx_buf_t *b, const char *text);
 
+/* Appends an event as the wire carries it (the bus, the "events" reply):
+ * {context, type, aggregate, version, position, data, metadata}, with the
+ * stored data and metadata, JSON text already, as they are.  context,
+ * event: borrowed. */
+struct bctx_row;
+void bctx_buf_add_event (bctx_buf_t *b, const char *context, const struct bctx_row *event);
+
 /* The current UTC time as "2026-11-27T12:00:00.123456Z" into buf (>= 32). */
 void bctx_time_iso (char *buf, size_t size);
 

@@ -92,6 +92,21 @@ s_target (bctx_reactor_runner_t *self, const char *context)
     return -1;
 }
 
+/* What a command's reply (borrowed, NULL when none) means to a reactor:
+ * BCTX_OK, BCTX_REJECT (a business outcome: why says why) or BCTX_ERROR
+ * (anything else: the event is retried). */
+static int
+s_outcome (json_t *reply, bctx_reason_t *why)
+{
+    if (json_is_true (json_object_get (reply, "ok")))
+        return BCTX_OK;
+    json_t *error = json_object_get (reply, "error");
+    const char *code = json_string_value (json_object_get (error, "code"));
+    const char *message = json_string_value (json_object_get (error, "message"));
+    bctx_reason (why, "%s", message ? message : "no reply");
+    return code && strcmp (code, BCTX_E_REJECTED) == 0 ? BCTX_REJECT : BCTX_ERROR;
+}
+
 /* Sends a command to a peer's API and waits (bounded) for the outcome.
  * A peer that does not answer is a BCTX_ERROR: the event is retried. */
 static int
@@ -139,15 +154,7 @@ s_send_remote (bctx_reactor_runner_t *self, bctx_reaction_t *r, int t, json_t *r
     if (zmq_msg_recv (&msg, req, 0) >= 0)
         reply = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL);
     zmq_msg_close (&msg);
-    if (json_is_true (json_object_get (reply, "ok"))) {
-        rc = BCTX_OK;
-    } else {
-        json_t *error = json_object_get (reply, "error");
-        const char *code = json_string_value (json_object_get (error, "code"));
-        const char *message = json_string_value (json_object_get (error, "message"));
-        bctx_reason (why, "%s", message ? message : "no reply");
-        rc = code && strcmp (code, BCTX_E_REJECTED) == 0 ? BCTX_REJECT : BCTX_ERROR;
-    }
+    rc = s_outcome (reply, why);
     json_decref (reply);
     return rc;
 }
@@ -206,16 +213,7 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
         pthread_cond_wait (&waiter.cond, &waiter.lock);
     pthread_mutex_unlock (&waiter.lock);
     json_t *reply = job->reply ? json_loads (job->reply, 0, NULL) : NULL;
-    if (json_is_true (json_object_get (reply, "ok"))) {
-        rc = BCTX_OK;
-    } else {
-        json_t *error = json_object_get (reply, "error");
-        const char *code = json_string_value (json_object_get (error, "code"));
-        const char *message = json_string_value (json_object_get (error, "message"));
-        bctx_reason (why, "%s", message ? message : "no reply");
-        /* A rejection is a business outcome; anything else is retried. */
-        rc = code && strcmp (code, BCTX_E_REJECTED) == 0 ? BCTX_REJECT : BCTX_ERROR;
-    }
+    rc = s_outcome (reply, why);
     json_decref (reply);
     bctx_job_destroy (&job);
 done:

@@ -295,6 +295,27 @@ s_build_sources (bctx_server_t *self)
     self->n_sources = n;
 }
 
+/* The first projection or reactor of a version that consumes events of
+ * `context`, named in who ("projection balances").  Return who, or NULL. */
+static const char *
+s_consumer (const bctx_plugin_t *p, const char *context, char *who, size_t size)
+{
+    size_t len = strlen (context);
+    for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
+        for (const char *const *c = d->consumes; c && *c; c++)
+            if (strncmp (*c, context, len) == 0 && (*c)[len] == '.') {
+                snprintf (who, size, "projection %s", d->name);
+                return who;
+            }
+    for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
+        for (const char *const *c = d->consumes; c && *c; c++)
+            if (strncmp (*c, context, len) == 0 && (*c)[len] == '.') {
+                snprintf (who, size, "reactor %s", d->name);
+                return who;
+            }
+    return NULL;
+}
+
 /* Opens a bridge for every remote context a local projection or reactor
  * consumes. */
 static int
@@ -302,16 +323,11 @@ s_open_bridges (bctx_server_t *self, char *err, size_t errlen)
 {
     for (size_t r = 0; r < self->config->n_remotes; r++) {
         const bctx_remote_config_t *rc = &self->config->remotes[r];
-        size_t len = strlen (rc->name);
         int needed = 0;
         for (size_t i = 0; i < self->n_contexts && !needed; i++) {
+            char who[200];
             bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
-            for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
-                for (const char *const *c = d->consumes; c && *c; c++)
-                    needed |= strncmp (*c, rc->name, len) == 0 && (*c)[len] == '.';
-            for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
-                for (const char *const *c = d->consumes; c && *c; c++)
-                    needed |= strncmp (*c, rc->name, len) == 0 && (*c)[len] == '.';
+            needed = s_consumer (p, rc->name, who, sizeof who) != NULL;
             bctx_plugin_unref (&p);
         }
         if (!needed)
@@ -511,28 +527,14 @@ typedef struct {
     int64_t n;               /* events written */
 } s_collect_t;
 
-/* Writes one event into the reply: the stored data and metadata are JSON
- * text already, so they go in as they are. */
+/* Writes one event into the reply. */
 static int
 s_collect (const bctx_row_t *e, void *arg)
 {
     s_collect_t *c = arg;
-    bctx_buf_t *b = &c->out;
-    bctx_buf_add_str (b, c->n++ ? ",{\"context\":" : "{\"context\":");
-    bctx_buf_add_json_string (b, c->context);
-    bctx_buf_add_str (b, ",\"type\":");
-    bctx_buf_add_json_string (b, e->type);
-    bctx_buf_add_str (b, ",\"aggregate\":");
-    bctx_buf_add_json_string (b, e->aggregate);
-    bctx_buf_add_str (b, ",\"version\":");
-    bctx_buf_add_int (b, e->version);
-    bctx_buf_add_str (b, ",\"position\":");
-    bctx_buf_add_int (b, e->position);
-    bctx_buf_add_str (b, ",\"data\":");
-    bctx_buf_add_str (b, e->data);
-    bctx_buf_add_str (b, ",\"metadata\":");
-    bctx_buf_add_str (b, e->metadata);
-    bctx_buf_add_str (b, "}");
+    if (c->n++)
+        bctx_buf_add (&c->out, ",", 1);
+    bctx_buf_add_event (&c->out, c->context, e);
     return 0;
 }
 
@@ -1608,15 +1610,7 @@ s_consumer_of (bctx_server_t *self, const bctx_config_t *next, const char *gone)
         if (s_config_index (next, self->config->contexts[i].name) < 0)
             continue;
         bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
-        const char *hit = NULL;
-        for (const bctx_projection_t *d = p->desc->projections; d && d->name && !hit; d++)
-            for (const char *const *c = d->consumes; c && *c && !hit; c++)
-                if (strncmp (*c, gone, strlen (gone)) == 0 && (*c)[strlen (gone)] == '.')
-                    snprintf (who, sizeof who, "projection %s", d->name), hit = who;
-        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name && !hit; d++)
-            for (const char *const *c = d->consumes; c && *c && !hit; c++)
-                if (strncmp (*c, gone, strlen (gone)) == 0 && (*c)[strlen (gone)] == '.')
-                    snprintf (who, sizeof who, "reactor %s", d->name), hit = who;
+        const char *hit = s_consumer (p, gone, who, sizeof who);
         bctx_plugin_unref (&p);
         if (hit)
             return hit;

@@ -292,21 +292,7 @@ static char *
 s_full_event (const char *context, const bctx_row_t *e)
 {
     bctx_buf_t b = { 0 };
-    bctx_buf_add_str (&b, "{\"context\":\"");
-    bctx_buf_add_str (&b, context);
-    bctx_buf_add_str (&b, "\",\"type\":\"");
-    bctx_buf_add_str (&b, e->type);
-    bctx_buf_add_str (&b, "\",\"aggregate\":");
-    bctx_buf_add_json_string (&b, e->aggregate);
-    bctx_buf_add_str (&b, ",\"version\":");
-    bctx_buf_add_int (&b, e->version);
-    bctx_buf_add_str (&b, ",\"position\":");
-    bctx_buf_add_int (&b, e->position);
-    bctx_buf_add_str (&b, ",\"data\":");
-    bctx_buf_add_str (&b, e->data);
-    bctx_buf_add_str (&b, ",\"metadata\":");
-    bctx_buf_add_str (&b, e->metadata);
-    bctx_buf_add_str (&b, "}");
+    bctx_buf_add_event (&b, context, e);
     return b.text;
 }
 

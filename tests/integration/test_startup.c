@@ -88,6 +88,32 @@ test_bad_json_and_keys (void **state)
 }
 
 static void
+test_bad_peers_and_keys (void **state)
+{
+    (void) state;
+    const char *peer = "{\"name\": \"a\", \"api\": \"tcp://127.0.0.1:7790\","
+                       " \"publish\": \"tcp://127.0.0.1:7791\"}";
+    char text[1200];
+    snprintf (text, sizeof text, "{\"peers\": [%s], \"contexts\": [{\"name\": \"accounts\","
+              " \"peer\": \"nobody\"}]}", peer);
+    s_refused (text, "contexts[0].peer", NULL);
+    snprintf (text, sizeof text, "{\"peers\": [%s, %s], \"contexts\": []}", peer, peer);
+    s_refused (text, "peers[1].name", "duplicate peer", NULL);
+    s_refused ("{\"host\": {\"api\": \"tcp://127.0.0.1:7790\"}, \"peers\": [{\"name\": \"a\","
+               " \"api\": \"tcp://127.0.0.1:7790\", \"publish\": \"tcp://127.0.0.1:7791\"}],"
+               " \"contexts\": []}", "peers[0].api", "own API", NULL);
+    s_refused ("{\"host\": {\"clients\": [\"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"]},"
+               " \"contexts\": []}", "host.clients", "host.curve", NULL);
+    s_refused ("{\"host\": {\"curve\": {\"public\": \"not a Z85 key, though forty chars long..\","
+               " \"secret\": \"not a Z85 key, though forty chars long..\"}}, \"contexts\": []}",
+               "host.curve", "Z85", NULL);
+    s_refused ("{\"peers\": [{\"name\": \"a\", \"api\": \"tcp://127.0.0.1:7790\","
+               " \"publish\": \"tcp://127.0.0.1:7791\","
+               " \"public_key\": \"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7\"}], \"contexts\": []}",
+               "peers[0].public_key", "host.curve", NULL);
+}
+
+static void
 test_duplicate_context_name (void **state)
 {
     (void) state;
@@ -173,6 +199,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_missing_config_file),
         cmocka_unit_test (test_bad_json_and_keys),
+        cmocka_unit_test (test_bad_peers_and_keys),
         cmocka_unit_test (test_duplicate_context_name),
         cmocka_unit_test (test_broken_plugins),
         cmocka_unit_test (test_never_half_configured),
