@@ -12,8 +12,9 @@
  * is acknowledged the projection has handled it (lag_p50_us, lag_p99_us).
  * --transfers N requests N transfers (amount 1 between random accounts)
  * and waits until the transfer-process reactor has handled them all.
- * --reloads N --reload-plugins A.so,B.so reloads the accounts context N
- * times while the clients run, alternating A and B, and reports the
+ * --reloads N --reload-plugins A.so,B.so --admin ENDPOINT reloads the
+ * accounts context N times through the host's admin endpoint while the
+ * clients run, alternating A and B, and reports the
  * longest command in flight at each switch or sent within 10 ms after it
  * (pause p50/p99/max), beside the same measure between reloads (calm).
  * --setup opens the accounts first (acc-0 … acc-N-1, idempotent ids).
@@ -330,6 +331,7 @@ main (int argc, char **argv)
         .clients = 1, .accounts = 1000, .seconds = 5, .max = 10000000, .prefix = NULL,
     };
     int setup = 0;
+    const char *admin = NULL;   /* --admin: where reloads go */
     const char *probe_name = NULL;
     long transfers = 0;
     int reloads = 0;
@@ -347,12 +349,14 @@ main (int argc, char **argv)
         { "transfers", required_argument, NULL, 'T' },
         { "reloads", required_argument, NULL, 'R' },
         { "reload-plugins", required_argument, NULL, 'L' },
+        { "admin", required_argument, NULL, 'A' },
         { NULL, 0, NULL, 0 }
     };
     int opt;
     while ((opt = getopt_long (argc, argv, "e:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'e': o.endpoint = optarg; break;
+        case 'A': admin = optarg; break;
         case 'c': o.clients = atoi (optarg); break;
         case 'a': o.accounts = atoi (optarg); break;
         case 's': o.seconds = atof (optarg); break;
@@ -416,7 +420,7 @@ main (int argc, char **argv)
         char *second = strchr (copy, ',');
         if (second)
             *second++ = '\0';
-        void *req = s_new_req (o.zctx, o.endpoint);
+        void *req = s_new_req (o.zctx, admin ? admin : o.endpoint);
         for (int k = 0; k < reloads; k++) {
             double at = t0 + o.seconds * (k + 1) / (reloads + 1);
             while (s_now () < at) {

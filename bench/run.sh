@@ -88,7 +88,8 @@ start_host reload "$ACCOUNTS"
 ./bin/bctx-bench -e "$endpoint" --setup --accounts 1000 --max 1 --seconds 0.1 >/dev/null
 ./bin/bctx-bench -e "$endpoint" --clients 16 --accounts 1000 --seconds 2 >/dev/null
 r=$(./bin/bctx-bench -e "$endpoint" --clients 16 --accounts 1000 --seconds 10 --reloads 20 \
-      --reload-plugins "$(pwd)/plugins/accounts/accounts_v2.so,$(pwd)/plugins/accounts/accounts.so")
+      --reload-plugins "$(pwd)/plugins/accounts/accounts_v2.so,$(pwd)/plugins/accounts/accounts.so" \
+      --admin "ipc://$dir/reload/data/run/admin.sock")
 echo "   longest command in flight at each switch (or sent within 10 ms after it): p50 $(get "$r" pause_p50_us) us," \
      "p99 $(get "$r" pause_p99_us) us, max $(get "$r" pause_max_us) us" \
      "($(get "$r" reloads) reloads, $(get "$r" reload_errors) failed, $(get "$r" errors) client errors)"

@@ -6,12 +6,15 @@
  * 3 no host answered in time.
  */
 
+#include "protocol.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define S_DEFAULT_ENDPOINT "tcp://127.0.0.1:7700"
@@ -24,7 +27,10 @@ typedef struct {
     void *req;            /* REQ socket to the host */
     const char *endpoint; /* where the host is */
     int timeout_ms;       /* how long to wait for each reply */
+    char *admin;          /* the admin endpoint in use (new), or NULL */
 } s_client_t;
+
+static json_t *s_call (s_client_t *c, json_t *req, int *code);
 
 static void
 s_usage (void)
@@ -41,10 +47,58 @@ s_usage (void)
         "  contexts\n"
         "  stats\n"
         "ENDPOINT defaults to $BCTX_ENDPOINT, else %s; the timeout to 5.\n"
+        "replay, retry and reload are admin ops: they go to the admin endpoint the\n"
+        "host names (an ipc:// socket under its host.data, for the host's own OS\n"
+        "user), or to --admin ENDPOINT / $BCTX_ADMIN when given.\n"
         "A host with CURVE keys needs --server-key KEY (its public key) and this\n"
         "client's --public-key KEY --secret-key KEY (or $BCTX_SERVER_KEY,\n"
         "$BCTX_PUBLIC_KEY, $BCTX_SECRET_KEY); the host must list the public key.\n",
         S_DEFAULT_ENDPOINT);
+}
+
+/* Points the client at the admin endpoint (borrowed): a new REQ socket,
+ * without CURVE (the endpoint is an ipc:// socket that file permissions
+ * guard).  Return 0, or -1 after printing why. */
+static int
+s_use_admin (s_client_t *c, const char *endpoint)
+{
+    if (strncmp (endpoint, "ipc://", 6) == 0 && access (endpoint + 6, R_OK | W_OK) != 0) {
+        fprintf (stderr, "bctx: cannot use the admin endpoint %s: %s; admin ops are for "
+                 "the OS user that runs bctx-host (or a CURVE key whose role is admin)\n",
+                 endpoint, strerror (errno));
+        return -1;
+    }
+    void *req = zmq_socket (c->zctx, ZMQ_REQ);
+    int linger = 0;
+    zmq_setsockopt (req, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect (req, endpoint) != 0) {
+        fprintf (stderr, "bctx: bad admin endpoint \"%s\": %s\n", endpoint,
+                 zmq_strerror (zmq_errno ()));
+        zmq_close (req);
+        return -1;
+    }
+    zmq_close (c->req);
+    c->req = req;
+    free (c->admin);
+    c->admin = strdup (endpoint);
+    c->endpoint = c->admin;
+    return 0;
+}
+
+/* An answer "forbidden" that names the admin endpoint: the op is an admin
+ * op, so send it again there (once).  Return: the reply to keep (new). */
+static json_t *
+s_follow_admin (s_client_t *c, json_t *req, json_t *reply, int *code)
+{
+    json_t *error = json_object_get (reply, "error");
+    const char *admin = json_string_value (json_object_get (error, "admin"));
+    const char *what = json_string_value (json_object_get (error, "code"));
+    if (c->admin || !admin || !what || strcmp (what, BCTX_E_FORBIDDEN) != 0)
+        return reply;
+    if (s_use_admin (c, admin) < 0)
+        return reply;
+    json_decref (reply);
+    return s_call (c, req, code);
 }
 
 /* Sends `req` (borrowed) and waits for the reply.  Return: new reply, or
@@ -85,7 +139,7 @@ s_call (s_client_t *c, json_t *req, int *code)
         *code = EXIT_ERROR;
         return NULL;
     }
-    return reply;
+    return s_follow_admin (c, req, reply, code);
 }
 
 static int
@@ -320,19 +374,23 @@ main (int argc, char **argv)
     const char *server_key = getenv ("BCTX_SERVER_KEY");
     const char *public_key = getenv ("BCTX_PUBLIC_KEY");
     const char *secret_key = getenv ("BCTX_SECRET_KEY");
+    const char *admin = getenv ("BCTX_ADMIN");
     static const struct option longopts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "timeout", required_argument, NULL, 't' },
         { "server-key", required_argument, NULL, 'S' },
         { "public-key", required_argument, NULL, 'P' },
         { "secret-key", required_argument, NULL, 'K' },
+        { "admin", required_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int opt;
     /* "+": stop at the subcommand; its own options are parsed below. */
     while ((opt = getopt_long (argc, argv, "+e:t:h", longopts, NULL)) != -1) {
-        if (opt == 'S') {
+        if (opt == 'A') {
+            admin = optarg;
+        } else if (opt == 'S') {
             server_key = optarg;
         } else if (opt == 'P') {
             public_key = optarg;
@@ -379,11 +437,8 @@ main (int argc, char **argv)
                          "each a 40-character Z85 key\n");
         return EXIT_USAGE;
     }
-    int known = strcmp (sub, "send") == 0 || strcmp (sub, "events") == 0
-                || strcmp (sub, "contexts") == 0 || strcmp (sub, "stats") == 0
-                || strcmp (sub, "query") == 0 || strcmp (sub, "replay") == 0
-                || strcmp (sub, "retry") == 0 || strcmp (sub, "reload") == 0;
-    if (!known) {
+    const bctx_op_t *op = bctx_op_find (sub);
+    if (!op) {
         fprintf (stderr, "bctx: unknown subcommand \"%s\"\n", sub);
         s_usage ();
         return EXIT_USAGE;
@@ -410,6 +465,8 @@ main (int argc, char **argv)
         fprintf (stderr, "bctx: bad endpoint \"%s\": %s\n", c.endpoint,
                  zmq_strerror (zmq_errno ()));
         code = EXIT_USAGE;
+    } else if (bctx_op_is_admin (op) && admin && *admin && s_use_admin (&c, admin) < 0) {
+        code = EXIT_USAGE;
     } else if (strcmp (sub, "send") == 0) {
         code = s_send (&c, sargc, sargv);
     } else if (strcmp (sub, "events") == 0) {
@@ -427,6 +484,7 @@ main (int argc, char **argv)
     }
     zmq_close (c.req);
     zmq_ctx_term (c.zctx);
+    free (c.admin);
     fflush (stdout);
     return code;
 }

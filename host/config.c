@@ -4,6 +4,8 @@
  * fault.
  */
 #include "config.h"
+#include "endpoint.h"
+#include "protocol.h"
 
 #include <stdint.h>
 
@@ -102,19 +104,6 @@ s_z85_key (const char *text)
     return text && strlen (text) == 40 && zmq_z85_decode (key, text) != NULL;
 }
 
-/* Does an endpoint stay on this machine? */
-static int
-s_loopback (const char *ep)
-{
-    static const char *const ok[] = {
-        "tcp://127.", "tcp://localhost:", "tcp://[::1]:", "ipc://", "inproc://", NULL
-    };
-    for (const char *const *p = ok; *p; p++)
-        if (strncmp (ep, *p, strlen (*p)) == 0)
-            return 1;
-    return 0;
-}
-
 static int
 s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
@@ -171,14 +160,31 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
             return -1;
         }
         self->clients = calloc (json_array_size (clients) + 1, sizeof *self->clients);
+        self->client_roles = calloc (json_array_size (clients) + 1, sizeof *self->client_roles);
         size_t i;
         json_t *k;
         json_array_foreach (clients, i, k) {
-            if (!s_z85_key (json_string_value (k))) {
-                s_fail (err, errlen, file, "host.clients[%zu]: expected a 40-character Z85 key", i);
+            /* A key alone is a client; {"key": K, "role": R} names the role. */
+            static const char *const kkeys[] = { "key", "role", NULL };
+            char where[48];
+            snprintf (where, sizeof where, "host.clients[%zu]", i);
+            json_t *key = json_is_object (k) ? json_object_get (k, "key") : k;
+            const char *role = json_is_object (k)
+                               ? json_string_value (json_object_get (k, "role")) : "client";
+            unsigned r = bctx_role_parse (role);
+            if (json_is_object (k) && s_only_keys (k, kkeys, where, file, err, errlen) < 0)
+                return -1;
+            if (!s_z85_key (json_string_value (key))) {
+                s_fail (err, errlen, file, "%s: expected a 40-character Z85 key, or "
+                        "{\"key\": KEY, \"role\": \"client\" or \"admin\"}", where);
                 return -1;
             }
-            self->clients[self->n_clients++] = strdup (json_string_value (k));
+            if (r != BCTX_ROLE_CLIENT && r != BCTX_ROLE_ADMIN) {
+                s_fail (err, errlen, file, "%s.role: expected \"client\" or \"admin\"", where);
+                return -1;
+            }
+            self->client_roles[self->n_clients] = r;
+            self->clients[self->n_clients++] = strdup (json_string_value (key));
         }
     }
     return 0;
@@ -400,7 +406,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
         const char *eps[2] = { self->api, self->publish };
         const char *names[2] = { "host.api", "host.publish" };
         for (int k = 0; k < 2; k++)
-            if (eps[k] && !s_loopback (eps[k])) {
+            if (eps[k] && !bctx_endpoint_is_loopback (eps[k])) {
                 s_fail (err, errlen, path, "%s: %s is not a loopback address; without "
                         "host.curve keys nothing authenticates clients, so set "
                         "host.allow_remote to true to bind it anyway", names[k], eps[k]);
@@ -480,6 +486,7 @@ bctx_config_destroy (bctx_config_t **self_p)
     for (size_t i = 0; i < self->n_clients; i++)
         free (self->clients[i]);
     free (self->clients);
+    free (self->client_roles);
     free (self->curve_public);
     free (self->curve_secret);
     free (self->peers);

@@ -64,6 +64,7 @@ typedef struct bctx_config {
     char *curve_public;      /* host.curve.public: this host's CURVE key (Z85), or NULL */
     char *curve_secret;      /* host.curve.secret: its secret half */
     char **clients;          /* host.clients: client keys the API accepts (Z85) */
+    unsigned *client_roles;  /* the role of each (BCTX_ROLE_CLIENT or _ADMIN) */
     size_t n_clients;        /* how many */
 } bctx_config_t;
 

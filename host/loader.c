@@ -295,8 +295,10 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
     }
     if (desc->init) {
         json_t *null = json_null ();
+        const char *was = bctx_log_set_context (self->name);
         int rc = desc->init (&self->host, settings ? settings : null,
                              &self->user);
+        bctx_log_set_context (was);
         json_decref (null);
         if (rc != BCTX_OK) {
             snprintf (err, errlen, "%s: %s: init of context \"%s\" failed (%d)",
@@ -342,8 +344,11 @@ bctx_plugin_destroy (bctx_plugin_t **self_p)
     if (!self_p || !*self_p)
         return;
     bctx_plugin_t *self = *self_p;
-    if (self->initialised && self->desc->fini)
+    if (self->initialised && self->desc->fini) {
+        const char *was = bctx_log_set_context (self->name);
         self->desc->fini (self->user);
+        bctx_log_set_context (was);
+    }
     if (self->handle)
         dlclose (self->handle);
     if (self->loaded)

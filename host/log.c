@@ -11,6 +11,29 @@
 
 int bctx_log_level = BCTX_LOG_INFO;
 
+/* The context whose plugin code this thread runs, or NULL. */
+static _Thread_local const char *s_context;
+
+const char *
+bctx_log_set_context (const char *name)
+{
+    const char *was = s_context;
+    s_context = name;
+    return was;
+}
+
+void
+bctx_log_unexpected_exit (void)
+{
+    if (s_context)
+        bctx_log (BCTX_LOG_ERROR, "context %s: its plugin code called exit(): the host "
+                  "process ends with it (every context stops; restart the host, and fix or "
+                  "remove that plugin)", s_context);
+    else
+        bctx_log (BCTX_LOG_ERROR, "the host process is ending through exit() outside any "
+                  "context's code, without a drain");
+}
+
 void
 bctx_log (int level, const char *fmt, ...)
 {

@@ -9,6 +9,16 @@
 /* Least important level printed; BCTX_LOG_INFO unless BCTX_LOG=debug. */
 extern int bctx_log_level;
 
+/* Names the context whose plugin code the calling thread runs (borrowed,
+ * must outlive the thread's use; NULL: none), so that a plugin that ends
+ * the process with exit() is named in the log.  Return the previous one. */
+const char *bctx_log_set_context (const char *name);
+
+/* Logs, from an atexit handler, that the process is ending through exit()
+ * in the middle of serving, naming the context whose code the exiting
+ * thread was running. */
+void bctx_log_unexpected_exit (void);
+
 /* Writes one line: "2026-11-27T00:00:00.000Z INFO message". */
 void bctx_log (int level, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));

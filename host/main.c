@@ -16,6 +16,18 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+/* Set once main returns by itself: any other exit is unexpected. */
+static int s_returning;
+
+/* Runs at exit(): a plugin (or anything else) that calls exit() while the
+ * host serves leaves a line saying so. */
+static void
+s_at_exit (void)
+{
+    if (!s_returning)
+        bctx_log_unexpected_exit ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -52,16 +64,19 @@ main (int argc, char **argv)
     }
     signal (SIGPIPE, SIG_IGN);
 
+    atexit (s_at_exit);
     char name[128];
     snprintf (name, sizeof name, "%s", config->name);
     bctx_server_t *server = bctx_server_new (config, err, sizeof err);
     if (!server) {
         bctx_log (BCTX_LOG_ERROR, "cannot start: %s", err);
+        s_returning = 1;
         return 1;
     }
     bctx_server_run (server, stop_fd);
     close (stop_fd);
     bctx_server_destroy (&server);
     bctx_log (BCTX_LOG_INFO, "host %s stopped", name);
+    s_returning = 1;
     return 0;
 }

@@ -435,6 +435,7 @@ static void *
 s_run (void *arg)
 {
     bctx_projector_t *self = arg;
+    bctx_log_set_context (self->context);
     for (;;) {
         char cmd = 0;
         int stop = 0, replay = 0;

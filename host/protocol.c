@@ -1,5 +1,5 @@
 /*
- * protocol - reply builders.
+ * protocol - the op table, the roles, and the reply builders.
  */
 #include "protocol.h"
 #include "store.h"
@@ -9,6 +9,77 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define S_ALL (BCTX_ROLE_PEER | BCTX_ROLE_CLIENT | BCTX_ROLE_ADMIN)
+#define S_USERS (BCTX_ROLE_CLIENT | BCTX_ROLE_ADMIN)
+
+/* Every op; peers may forward commands and read logs, nothing more. */
+static const bctx_op_t s_ops[] = {
+    { BCTX_OP_SEND,     "send",     S_ALL },
+    { BCTX_OP_EVENTS,   "events",   S_ALL },
+    { BCTX_OP_QUERY,    "query",    S_USERS },
+    { BCTX_OP_CONTEXTS, "contexts", S_USERS },
+    { BCTX_OP_STATS,    "stats",    S_USERS },
+    { BCTX_OP_REPLAY,   "replay",   BCTX_ROLE_ADMIN },
+    { BCTX_OP_RETRY,    "retry",    BCTX_ROLE_ADMIN },
+    { BCTX_OP_RELOAD,   "reload",   BCTX_ROLE_ADMIN },
+    { 0, NULL, 0 }
+};
+_Static_assert (sizeof s_ops / sizeof s_ops[0] == BCTX_OP_COUNT + 1,
+                "one row per BCTX_OP_*");
+
+const bctx_op_t *
+bctx_op_find (const char *name)
+{
+    for (const bctx_op_t *op = s_ops; name && op->name; op++)
+        if (strcmp (op->name, name) == 0)
+            return op;
+    return NULL;
+}
+
+int
+bctx_op_is_admin (const bctx_op_t *op)
+{
+    return op && op->roles == BCTX_ROLE_ADMIN;
+}
+
+static const char *const s_roles[] = { "peer", "client", "admin" };
+
+unsigned
+bctx_role_parse (const char *name)
+{
+    for (unsigned i = 0; name && i < 3; i++)
+        if (strcmp (s_roles[i], name) == 0)
+            return 1u << i;
+    return 0;
+}
+
+const char *
+bctx_role_name (unsigned role)
+{
+    for (unsigned i = 0; i < 3; i++)
+        if (role == 1u << i)
+            return s_roles[i];
+    return "?";
+}
+
+char *
+bctx_reply_forbidden (const char *op, unsigned role, const char *admin)
+{
+    char message[600];
+    if (admin)
+        snprintf (message, sizeof message, "%s is an admin op, and this connection's role is "
+                  "%s: admin ops are served on the admin endpoint %s (to the host's own OS "
+                  "user), or to a CURVE key whose role is admin", op, bctx_role_name (role),
+                  admin);
+    else
+        snprintf (message, sizeof message, "%s is not open to this connection's role (%s)",
+                  op, bctx_role_name (role));
+    json_t *error = json_pack ("{s:s, s:s}", "code", BCTX_E_FORBIDDEN, "message", message);
+    if (admin)
+        json_object_set_new (error, "admin", json_string (admin));
+    return bctx_reply_dump_new (json_pack ("{s:b, s:o}", "ok", 0, "error", error));
+}
 
 char *
 bctx_reply_error (const char *code, const char *fmt, ...)

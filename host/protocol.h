@@ -11,11 +11,56 @@
 #define BCTX_E_BAD_REQUEST      "bad_request"
 #define BCTX_E_UNKNOWN_CONTEXT  "unknown_context"
 #define BCTX_E_UNKNOWN_COMMAND  "unknown_command"
+#define BCTX_E_UNKNOWN_PROJECTION "unknown_projection"
 #define BCTX_E_REJECTED         "rejected"
 #define BCTX_E_CONFLICT         "conflict"
 #define BCTX_E_UNAVAILABLE      "unavailable"
 #define BCTX_E_TOO_LARGE        "too_large"
+#define BCTX_E_FORBIDDEN        "forbidden"
 #define BCTX_E_INTERNAL         "internal"
+
+/*
+ * Who may do what.  A request arrives with one role, from where it came:
+ * the admin endpoint (admin), a CURVE key listed in host.clients (its
+ * role), a peer's key (peer), or, without CURVE, any local client
+ * (client).  Each op names the roles that may use it.
+ */
+enum {
+    BCTX_ROLE_PEER   = 1,         /* another host: forward, read logs */
+    BCTX_ROLE_CLIENT = 2,         /* an application: commands and reads */
+    BCTX_ROLE_ADMIN  = 4          /* the operator: anything */
+};
+
+/* The ops, in the order of the op table (a server indexes its handlers
+ * by these). */
+enum {
+    BCTX_OP_SEND, BCTX_OP_EVENTS, BCTX_OP_QUERY, BCTX_OP_CONTEXTS, BCTX_OP_STATS,
+    BCTX_OP_REPLAY, BCTX_OP_RETRY, BCTX_OP_RELOAD, BCTX_OP_COUNT
+};
+
+/* One op of the wire protocol, as the host and the CLI know it. */
+typedef struct bctx_op {
+    int id;                       /* BCTX_OP_* */
+    const char *name;             /* the request's "op" */
+    unsigned roles;               /* BCTX_ROLE_* that may use it */
+} bctx_op_t;
+
+/* The op named `name` (borrowed), or NULL when there is none. */
+const bctx_op_t *bctx_op_find (const char *name);
+
+/* Is the op for admins only (it loads code or changes the host's shape)? */
+int bctx_op_is_admin (const bctx_op_t *op);
+
+/* The role named "client", "admin" or "peer", or 0. */
+unsigned bctx_role_parse (const char *name);
+
+/* The name of a role (static). */
+const char *bctx_role_name (unsigned role);
+
+/* The reply to an op the caller's role may not use: "forbidden", with a
+ * message saying where it is served and, when there is one, the admin
+ * endpoint in error.admin (so a client can go there).  Return: new. */
+char *bctx_reply_forbidden (const char *op, unsigned role, const char *admin);
 
 /* An error reply as JSON text.  code, fmt: borrowed.  Return: new string. */
 char *bctx_reply_error (const char *code, const char *fmt, ...)

@@ -191,6 +191,7 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
     pthread_cond_init (&waiter.cond, NULL);
     bctx_job_t *job = calloc (1, sizeof *job);
     job->waiter = &waiter;
+    job->origin = BCTX_ORIGIN_REACTOR;
     job->request = json_pack ("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "op", "send",
                               "context", context, "command", command, "id", id,
                               "data", data, "correlation_id", corr ? corr : id,
@@ -198,7 +199,12 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
     json_decref (meta);
     int rc = BCTX_ERROR;
     if (self->target_remote[t]) {
-        /* A context on a peer: the same request over its API. */
+        /* A context on a peer: the same request over its API.  With CURVE
+         * the peer knows this host's key, so it takes the command as a
+         * reactor's; without keys it cannot tell this host from a local
+         * client there, and keeps the id with its clients' ids. */
+        if (self->target_keys[t])
+            json_object_set_new (job->request, "origin", json_string ("reactor"));
         rc = s_send_remote (self, r, t, job->request, why);
         bctx_job_destroy (&job);
         goto done;
@@ -520,6 +526,7 @@ static void *
 s_run (void *arg)
 {
     bctx_reactor_runner_t *self = arg;
+    bctx_log_set_context (self->context);
     while (!self->stopping) {
         char cmd = 0;
         int retry = self->retry_asked;

@@ -3,7 +3,8 @@
  * gives this host keys (host.curve), its API and bus sockets are CURVE
  * servers, and a ZAP handler (ZeroMQ's authentication protocol, RFC 27)
  * admits only the client keys the config names: host.clients and every
- * peer's public_key.  Sockets this host opens to a peer are CURVE clients
+ * peer's public_key, and names each connection's role (client, admin or
+ * peer) as its ZAP user id.  Sockets this host opens to a peer are CURVE clients
  * with this host's keys and the peer's public key.  Without keys nothing
  * changes (and config refuses non-loopback endpoints).
  */
@@ -27,6 +28,12 @@ void bctx_security_server (const bctx_security_t *self, void *socket);
 /* Makes socket (not yet connected) a CURVE client of a peer whose public
  * key is peer_key (NULL: no CURVE), when there are keys. */
 void bctx_security_client (const bctx_security_t *self, void *socket, const char *peer_key);
+
+/* The role of a message that came through a socket made a server by
+ * bctx_security_server, from its "User-Id" property (borrowed, may be
+ * NULL).  Without keys every client has the client role.  Return
+ * BCTX_ROLE_*, or 0 (unknown: refuse). */
+unsigned bctx_security_role (const bctx_security_t *self, const char *user_id);
 
 /* Joins the ZAP handler; call after zmq_ctx_shutdown.  Idempotent. */
 void bctx_security_destroy (bctx_security_t **self_p);

@@ -7,6 +7,7 @@
 #include "server.h"
 #include "bus.h"
 #include "bridge.h"
+#include "endpoint.h"
 #include "feed.h"
 #include "log.h"
 #include "projection.h"
@@ -87,6 +88,8 @@ struct bctx_server {
     bctx_config_t *config;        /* owned; replaced on SIGHUP */
     void *zctx;                   /* the ZeroMQ context */
     void *router;                 /* the API socket */
+    void *admin;                  /* the admin endpoint's ROUTER (ipc, 0700 folder) */
+    char *admin_endpoint;         /* its address: ipc://<host.data, absolute>/run/admin.sock */
     void *replies;                /* PULL: jobs back from workers */
     bctx_bus_t *bus;              /* the internal bus */
     bctx_security_t *security;    /* CURVE keys and the ZAP handler */
@@ -115,6 +118,7 @@ struct bctx_server {
     int64_t requests;             /* requests taken */
     int64_t too_large;            /* requests refused as too_large */
     int64_t bad;                  /* requests refused as bad_request */
+    int64_t forbidden;            /* requests refused as forbidden */
 };
 
 static double
@@ -365,6 +369,57 @@ s_open_read_side (bctx_server_t *self, char *err, size_t errlen)
     return 0;
 }
 
+/* The admin endpoint: a ROUTER on ipc://<host.data>/run/admin.sock, the
+ * folder made 0700 and owned by this user, so that only the host's own OS
+ * user (and root) can connect: file permissions are its authentication,
+ * as for docker.sock.  Return 0, or -1 with the reason. */
+static int
+s_open_admin (bctx_server_t *self, char *err, size_t errlen)
+{
+    char *data = realpath (self->config->data, NULL);
+    char run[4096];
+    if (!data || snprintf (run, sizeof run, "%s/run", data) >= (int) sizeof run) {
+        snprintf (err, errlen, "host.data: %s: %s", self->config->data,
+                  data ? "path too long" : strerror (errno));
+        free (data);
+        return -1;
+    }
+    free (data);
+    struct stat st;
+    if (mkdir (run, 0700) < 0 && errno != EEXIST) {
+        snprintf (err, errlen, "host.data: cannot create %s: %s", run, strerror (errno));
+        return -1;
+    }
+    if (lstat (run, &st) < 0 || !S_ISDIR (st.st_mode) || st.st_uid != geteuid ()
+        || chmod (run, 0700) < 0) {
+        snprintf (err, errlen, "host.data: %s must be a folder owned by this user (uid %u), "
+                  "for the admin endpoint; remove it or fix its owner", run,
+                  (unsigned) geteuid ());
+        return -1;
+    }
+    /* A Unix socket's path has room for 107 bytes. */
+    char endpoint[4200];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/admin.sock", run);
+    if (strlen (endpoint) - 6 > 107) {
+        snprintf (err, errlen, "host.data: the admin socket %s is %zu bytes long, over the "
+                  "107 a Unix socket allows: give host.data a shorter path", endpoint + 6,
+                  strlen (endpoint) - 6);
+        return -1;
+    }
+    self->admin = zmq_socket (self->zctx, ZMQ_ROUTER);
+    int one = 1, hwm = 0;
+    zmq_setsockopt (self->admin, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt (self->admin, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (self->admin, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind (self->admin, endpoint) != 0) {
+        snprintf (err, errlen, "admin endpoint: cannot bind %s: %s", endpoint,
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    self->admin_endpoint = strdup (endpoint);
+    return 0;
+}
+
 bctx_server_t *
 bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
 {
@@ -427,6 +482,17 @@ bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
                   zmq_strerror (zmq_errno ()));
         goto fail;
     }
+    if (s_open_admin (self, err, errlen) < 0)
+        goto fail;
+    const char *binds[2] = { config->api, config->publish };
+    for (int k = 0; k < 2; k++)
+        if (binds[k] && bctx_endpoint_is_wildcard (binds[k]))
+            bctx_log (BCTX_LOG_WARN, "%s %s listens on every address of this machine%s",
+                      k ? "host.publish" : "host.api", binds[k], config->curve_public
+                      ? "; CURVE keys authenticate its clients"
+                      : " and nothing authenticates its clients (host.allow_remote without "
+                        "host.curve): anyone who can reach it can send commands and read "
+                        "every log");
     for (size_t i = 0; i < self->n_contexts; i++)
         if (bctx_worker_start (self->contexts[i].worker, S_REPLIES) != 0) {
             snprintf (err, errlen, "contexts[%zu]: cannot start its worker", i);
@@ -451,8 +517,9 @@ bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
             goto fail;
         }
     bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s), %zu projection(s), "
-              "%zu reactor(s) on %s, data in %s", config->name, self->n_contexts,
-              self->n_projections, self->n_reactors, config->api, config->data);
+              "%zu reactor(s) on %s, data in %s; admin ops on %s", config->name,
+              self->n_contexts, self->n_projections, self->n_reactors, config->api,
+              config->data, self->admin_endpoint);
     return self;
 fail:
     bctx_server_destroy (&self);
@@ -470,16 +537,20 @@ s_find (bctx_server_t *self, const char *name)
 
 /* A client's return address is its routing envelope: every frame before
  * the empty delimiter (one for a direct client, more behind a broker or a
- * forwarding host).  It is kept as one byte string: each frame as one
- * length byte and its bytes. */
+ * forwarding host).  It is kept as one byte string: first the socket it
+ * came in on (S_PUBLIC or S_ADMIN), then each frame as one length byte and
+ * its bytes. */
 #define S_ENVELOPE_MAX 512
+enum { S_PUBLIC = 0, S_ADMIN = 1 };
 
-/* Encodes frames[0..n-1] into out.  Return the length, or 0 when a frame
- * is empty or longer than 255 bytes or the whole does not fit. */
+/* Encodes the socket and frames[0..n-1] into out.  Return the length, or
+ * 0 when a frame is empty or longer than 255 bytes or the whole does not
+ * fit. */
 static size_t
-s_envelope_encode (zmq_msg_t *frames, int n, unsigned char *out, size_t cap)
+s_envelope_encode (int socket, zmq_msg_t *frames, int n, unsigned char *out, size_t cap)
 {
     size_t len = 0;
+    out[len++] = (unsigned char) socket;
     for (int i = 0; i < n; i++) {
         size_t f = zmq_msg_size (&frames[i]);
         if (f == 0 || f > 255 || len + 1 + f > cap)
@@ -509,7 +580,11 @@ static void
 s_send (bctx_server_t *self, const void *envelope, size_t envelope_len,
         int delimiter, const char *reply)
 {
-    if (s_envelope_send (self->router, envelope, envelope_len) < 0) {
+    const unsigned char *env = envelope;
+    if (envelope_len < 1)
+        return;
+    void *socket = env[0] == S_ADMIN ? self->admin : self->router;
+    if (s_envelope_send (socket, env + 1, envelope_len - 1) < 0) {
         if (zmq_errno () == EHOSTUNREACH)
             bctx_log (BCTX_LOG_INFO, "client left before its reply");
         else
@@ -517,8 +592,8 @@ s_send (bctx_server_t *self, const void *envelope, size_t envelope_len,
         return;
     }
     if (delimiter)
-        zmq_send (self->router, "", 0, ZMQ_SNDMORE);
-    zmq_send (self->router, reply, strlen (reply), 0);
+        zmq_send (socket, "", 0, ZMQ_SNDMORE);
+    zmq_send (socket, reply, strlen (reply), 0);
 }
 
 typedef struct {
@@ -1235,11 +1310,12 @@ s_op_stats (bctx_server_t *self)
             "forwarded", (json_int_t) self->peers[i].forwarded,
             "unanswered", (json_int_t) self->peers[i].unanswered));
     return bctx_reply_dump_new (json_pack (
-        "{s:b, s:s, s:{s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "host",
+        "{s:b, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "host",
         self->config->name, "api", "requests", (json_int_t) self->requests,
         "in_flight", (json_int_t) self->in_flight,
         "bad_request", (json_int_t) self->bad,
-        "too_large", (json_int_t) self->too_large, "contexts", contexts,
+        "too_large", (json_int_t) self->too_large,
+        "forbidden", (json_int_t) self->forbidden, "contexts", contexts,
         "projections", projections, "reactors", reactors, "bridges", bridges,
         "peers", peers));
 }
@@ -1253,6 +1329,12 @@ s_open_peers (bctx_server_t *self, char *err, size_t errlen)
                           sizeof *self->peers);
     for (size_t i = 0; i < self->config->n_peers; i++) {
         const bctx_peer_config_t *pc = &self->config->peers[i];
+        /* The config compares the strings; names may still hide this host. */
+        if (bctx_endpoint_same_socket (self->config->api, pc->api)) {
+            snprintf (err, errlen, "peers[%zu].api: %s resolves to this host's own API (%s): "
+                      "a peer is another host", i, pc->api, self->config->api);
+            return -1;
+        }
         void *d = zmq_socket (self->zctx, ZMQ_DEALER);
         int linger = 0, immediate = 1, hwm = 100000;
         int ivl = 1000, ttl = 3000, reconnect_max = 2000;
@@ -1379,15 +1461,25 @@ s_forward_tick (bctx_server_t *self)
     return next;
 }
 
+/* Is text[0..len-1] free of NUL and other control characters? */
+static int
+s_printable (const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
 /* Checks a "send" and hands it to its worker.  Return NULL when handed on
  * (the worker replies), or an error reply. */
 static char *
-s_op_send (bctx_server_t *self, json_t *req, const void *identity,
+s_op_send (bctx_server_t *self, json_t *req, unsigned role, const void *identity,
            size_t identity_len, int delimiter)
 {
     static const char *const keys[] = {
         "op", "context", "command", "id", "data", "correlation_id",
-        "causation_id", "forwarded_by", NULL
+        "causation_id", "forwarded_by", "origin", NULL
     };
     const char *key;
     json_t *value;
@@ -1413,10 +1505,26 @@ s_op_send (bctx_server_t *self, json_t *req, const void *identity,
         json_t *v = json_object_get (req, ids[i]);
         if (v && (!json_is_string (v) || json_string_length (v) == 0
                   || json_string_length (v) > S_ID_MAX
-                  || strlen (json_string_value (v)) != json_string_length (v)))
+                  || !s_printable (json_string_value (v), json_string_length (v))))
             return bctx_reply_error (BCTX_E_BAD_REQUEST,
-                                     "send: \"%s\" must be a string of 1 to %d bytes",
-                                     ids[i], S_ID_MAX);
+                                     "send: \"%s\" must be a string of 1 to %d bytes, "
+                                     "without control characters", ids[i], S_ID_MAX);
+    }
+    /* A reactor's command: only a peer host (whose reactor sent it) or an
+     * admin may say so.  Its id then lives apart from the clients' ids. */
+    json_t *origin = json_object_get (req, "origin");
+    int from_reactor = 0;
+    if (origin) {
+        if (!json_is_string (origin) || strcmp (json_string_value (origin), "reactor") != 0)
+            return bctx_reply_error (BCTX_E_BAD_REQUEST,
+                                     "send: \"origin\" can only be \"reactor\"");
+        if (!(role & (BCTX_ROLE_PEER | BCTX_ROLE_ADMIN))) {
+            self->forbidden++;
+            return bctx_reply_error (BCTX_E_FORBIDDEN, "send: only a peer host's reactor "
+                                     "sends commands with \"origin\": \"reactor\"; this "
+                                     "connection's role is %s", bctx_role_name (role));
+        }
+        from_reactor = 1;
     }
     s_context_t *c = s_find (self, json_string_value (context));
     if (!c) {
@@ -1443,6 +1551,7 @@ s_op_send (bctx_server_t *self, json_t *req, const void *identity,
     memcpy (job->identity, identity, identity_len);
     job->identity_len = identity_len;
     job->delimiter = delimiter;
+    job->origin = from_reactor ? BCTX_ORIGIN_REACTOR : BCTX_ORIGIN_CLIENT;
     job->request = json_incref (req);
     if (zmq_send (c->push, &job, sizeof job, 0) < 0) {
         bctx_job_destroy (&job);
@@ -1453,10 +1562,10 @@ s_op_send (bctx_server_t *self, json_t *req, const void *identity,
     return NULL;
 }
 
-/* Parses and answers one request body.  Return: reply (new), or NULL when
- * a worker will answer. */
+/* Parses and answers one request body from a connection with `role`
+ * (BCTX_ROLE_*).  Return: reply (new), or NULL when a worker will answer. */
 static char *
-s_request (bctx_server_t *self, const char *body, size_t len,
+s_request (bctx_server_t *self, const char *body, size_t len, unsigned role,
            const void *identity, size_t identity_len, int delimiter)
 {
     if (len > self->config->max_message) {
@@ -1474,46 +1583,69 @@ s_request (bctx_server_t *self, const char *body, size_t len,
                                  jerr.line, jerr.column, jerr.text);
     }
     char *reply = NULL;
-    const char *op = json_string_value (json_object_get (req, "op"));
-    if (!json_is_object (req))
+    const char *name = json_string_value (json_object_get (req, "op"));
+    const bctx_op_t *op = bctx_op_find (name);
+    if (!json_is_object (req)) {
         reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "a request is a JSON object");
-    else if (!op)
+    } else if (!name) {
         reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "\"op\" must be a string");
-    else if (strcmp (op, "send") == 0)
-        reply = s_op_send (self, req, identity, identity_len, delimiter);
-    else if (strcmp (op, "events") == 0)
-        reply = s_op_events (self, req);
-    else if (strcmp (op, "contexts") == 0)
-        reply = s_op_contexts (self);
-    else if (strcmp (op, "stats") == 0)
-        reply = s_op_stats (self);
-    else if (strcmp (op, "query") == 0)
-        reply = s_op_query (self, req);
-    else if (strcmp (op, "replay") == 0)
-        reply = s_op_replay (self, req);
-    else if (strcmp (op, "retry") == 0)
-        reply = s_op_retry (self, req);
-    else if (strcmp (op, "reload") == 0)
-        reply = s_op_reload (self, req, identity, identity_len, delimiter);
-    else
-        reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "unknown op \"%s\"", op);
+    } else if (!op) {
+        reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "unknown op \"%s\"", name);
+    } else if (!(op->roles & role)) {
+        self->forbidden++;
+        reply = bctx_reply_forbidden (op->name, role, bctx_op_is_admin (op)
+                                                      ? self->admin_endpoint : NULL);
+        bctx_log (BCTX_LOG_INFO, "refused %s from a %s connection: forbidden", op->name,
+                  bctx_role_name (role));
+    } else {
+        switch (op->id) {
+        case BCTX_OP_SEND:
+            reply = s_op_send (self, req, role, identity, identity_len, delimiter);
+            break;
+        case BCTX_OP_EVENTS:
+            reply = s_op_events (self, req);
+            break;
+        case BCTX_OP_QUERY:
+            reply = s_op_query (self, req);
+            break;
+        case BCTX_OP_CONTEXTS:
+            reply = s_op_contexts (self);
+            break;
+        case BCTX_OP_STATS:
+            reply = s_op_stats (self);
+            break;
+        case BCTX_OP_REPLAY:
+            reply = s_op_replay (self, req);
+            break;
+        case BCTX_OP_RETRY:
+            reply = s_op_retry (self, req);
+            break;
+        case BCTX_OP_RELOAD:
+            reply = s_op_reload (self, req, identity, identity_len, delimiter);
+            break;
+        default:
+            reply = bctx_reply_error (BCTX_E_INTERNAL, "op \"%s\" has no handler", op->name);
+        }
+    }
     if (reply && strstr (reply, "\"code\":\"bad_request\""))
         self->bad++;
     json_decref (req);
     return reply;
 }
 
-/* Takes one message from the ROUTER and answers it or hands it on. */
+/* Takes one message from a ROUTER (S_PUBLIC or S_ADMIN) and answers it or
+ * hands it on. */
 static void
-s_on_request (bctx_server_t *self)
+s_on_request (bctx_server_t *self, int which)
 {
     enum { S_FRAMES = 8 };
+    void *socket = which == S_ADMIN ? self->admin : self->router;
     zmq_msg_t frames[S_FRAMES];
     int n = 0, more = 1;
     while (more) {
         zmq_msg_t scratch, *m = n < S_FRAMES ? &frames[n] : &scratch;
         zmq_msg_init (m);
-        if (zmq_msg_recv (m, self->router, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv (m, socket, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (m);
             break;
         }
@@ -1535,7 +1667,8 @@ s_on_request (bctx_server_t *self)
     int envelope_n = delimiter ? empty : 1;
     int body_at = delimiter ? empty + 1 : 1;
     unsigned char env[S_ENVELOPE_MAX];
-    size_t env_len = n >= 2 ? s_envelope_encode (frames, envelope_n, env, sizeof env) : 0;
+    size_t env_len = n >= 2 ? s_envelope_encode (which, frames, envelope_n, env, sizeof env)
+                            : 0;
     if (env_len == 0) {
         /* Nothing to answer to (a lone frame, or an envelope too big). */
         self->bad++;
@@ -1546,8 +1679,20 @@ s_on_request (bctx_server_t *self)
                                       "a request is one frame of JSON after at most %d "
                                       "envelope frames, got %d frames", S_FRAMES - 2, n);
         } else {
-            reply = s_request (self, zmq_msg_data (&frames[body_at]),
-                               zmq_msg_size (&frames[body_at]), env, env_len, delimiter);
+            /* The admin endpoint is admin; the public API's role comes
+             * from the connection's CURVE key (client without keys). */
+            unsigned role = which == S_ADMIN
+                            ? BCTX_ROLE_ADMIN
+                            : bctx_security_role (self->security,
+                                                  zmq_msg_gets (&frames[body_at], "User-Id"));
+            if (!role) {
+                self->bad++;
+                reply = bctx_reply_error (BCTX_E_FORBIDDEN, "this connection has no role");
+            } else {
+                reply = s_request (self, zmq_msg_data (&frames[body_at]),
+                                   zmq_msg_size (&frames[body_at]), role, env, env_len,
+                                   delimiter);
+            }
         }
         if (reply)
             s_send (self, env, env_len, delimiter, reply);
@@ -1587,7 +1732,8 @@ s_same_keys (const bctx_config_t *a, const bctx_config_t *b)
     if (a->n_clients != b->n_clients)
         return 0;
     for (size_t i = 0; i < a->n_clients; i++)
-        if (strcmp (a->clients[i], b->clients[i]) != 0)
+        if (strcmp (a->clients[i], b->clients[i]) != 0
+            || a->client_roles[i] != b->client_roles[i])
             return 0;
     return 1;
 }
@@ -1812,15 +1958,16 @@ int
 bctx_server_run (bctx_server_t *self, int stop_fd)
 {
     for (;;) {
-        size_t n_items = 4 + self->config->n_peers;
+        size_t n_items = 5 + self->config->n_peers;
         zmq_pollitem_t items[n_items];
         items[0] = (zmq_pollitem_t) { self->replies, 0, ZMQ_POLLIN, 0 };
         items[1] = (zmq_pollitem_t) { self->router, 0, ZMQ_POLLIN, 0 };
         items[2] = (zmq_pollitem_t) { NULL, stop_fd, ZMQ_POLLIN, 0 };
         /* poll(2) skips a negative descriptor: no watch, no item. */
         items[3] = (zmq_pollitem_t) { NULL, self->inotify, ZMQ_POLLIN, 0 };
+        items[4] = (zmq_pollitem_t) { self->admin, 0, ZMQ_POLLIN, 0 };
         for (size_t i = 0; i < self->config->n_peers; i++)
-            items[4 + i] = (zmq_pollitem_t) { self->peers[i].dealer, 0, ZMQ_POLLIN, 0 };
+            items[5 + i] = (zmq_pollitem_t) { self->peers[i].dealer, 0, ZMQ_POLLIN, 0 };
         double a = s_reload_tick (self), b = s_watch_tick (self), c = s_forward_tick (self);
         double wait = a < 0 ? b : b < 0 ? a : a < b ? a : b;
         if (c >= 0 && (wait < 0 || c < wait))
@@ -1850,16 +1997,20 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
         if (self->inotify >= 0 && (items[3].revents & ZMQ_POLLIN))
             s_watch_read (self);
         for (size_t i = 0; i < self->config->n_peers; i++)
-            if (items[4 + i].revents & ZMQ_POLLIN)
+            if (items[5 + i].revents & ZMQ_POLLIN)
                 s_on_peer_reply (self, i);
         /* A bounded number per turn, so replies are never starved. */
-        for (int i = 0; i < 256 && (items[1].revents & ZMQ_POLLIN); i++) {
-            int events = 0;
-            size_t size = sizeof events;
-            zmq_getsockopt (self->router, ZMQ_EVENTS, &events, &size);
-            if (!(events & ZMQ_POLLIN))
-                break;
-            s_on_request (self);
+        for (int which = S_PUBLIC; which <= S_ADMIN; which++) {
+            void *socket = which == S_ADMIN ? self->admin : self->router;
+            for (int i = 0; i < 256 && (items[which == S_ADMIN ? 4 : 1].revents & ZMQ_POLLIN);
+                 i++) {
+                int events = 0;
+                size_t size = sizeof events;
+                zmq_getsockopt (socket, ZMQ_EVENTS, &events, &size);
+                if (!(events & ZMQ_POLLIN))
+                    break;
+                s_on_request (self, which);
+            }
         }
     }
     self->stopping = 1;
@@ -1986,6 +2137,11 @@ bctx_server_destroy (bctx_server_t **self_p)
         zmq_setsockopt (self->router, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close (self->router);
     }
+    if (self->admin) {
+        zmq_setsockopt (self->admin, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (self->admin);
+    }
+    free (self->admin_endpoint);
     if (self->replies) {
         /* Free any job a worker handed back after the drain. */
         bctx_job_t *job;

@@ -20,6 +20,8 @@
 
 #define S_CACHE_MAX   200000   /* aggregates cached before the cache is reset */
 #define S_AGG_MAX     256      /* longest aggregate id, in bytes */
+#define S_KEY_MAX     320      /* longest stored command key (an id of at most
+                                  256 bytes and its origin's mark) */
 
 struct bctx_worker {
     char *name;                   /* the context's name */
@@ -116,6 +118,19 @@ typedef struct {
     int failed;                   /* evolve or JSON failed */
 } s_fold_t;
 
+/* The key a command's id is remembered under: the id itself for a
+ * client's command; for a reactor's, the id behind a record separator
+ * (0x1e), which the API refuses in a client's id.  So the two origins
+ * never share an id, whatever a client chooses.  Return: id or buf. */
+static const char *
+s_command_key (int origin, const char *id, char *buf, size_t size)
+{
+    if (origin != BCTX_ORIGIN_REACTOR)
+        return id;
+    snprintf (buf, size, "\x1e%s", id);
+    return buf;
+}
+
 /* Notes that the event at `position` was decided by command `id`. */
 static void
 s_note_command (json_t *ids, const char *id, int64_t position)
@@ -208,7 +223,7 @@ s_accepted_reply (const char *id, const char *aggregate,
 }
 
 typedef struct {
-    const char *id;               /* the command whose events are collected */
+    const char *id;               /* the stored key of the command whose events are collected */
     bctx_row_t *events;         /* copies of what was read */
     size_t n;                     /* how many */
     char *types;                  /* their types, NUL-separated */
@@ -231,13 +246,15 @@ s_collect_summary (const bctx_row_t *e, void *arg)
 }
 
 /* The first reply of a command whose events are in the stream: rebuilt
- * from those events.  seen: its first position.  Return: new, or NULL. */
+ * from those events.  key: the command's stored key (see s_command_key);
+ * id: its id as the client knows it; seen: its first position.  Return:
+ * new, or NULL. */
 static char *
-s_replay_reply (bctx_worker_t *self, const char *id, const char *aggregate,
+s_replay_reply (bctx_worker_t *self, const char *key, const char *id, const char *aggregate,
                 json_t *seen)
 {
     int64_t from = json_integer_value (seen);
-    s_replayed_t r = { .id = id, .events = calloc (256, sizeof *r.events) };
+    s_replayed_t r = { .id = key, .events = calloc (256, sizeof *r.events) };
     int64_t got = bctx_store_read (self->store, from, aggregate, 257, s_collect_summary, &r);
     char *reply = NULL;
     if (got >= 0 && r.n > 0) {
@@ -252,21 +269,22 @@ s_replay_reply (bctx_worker_t *self, const char *id, const char *aggregate,
 }
 
 /* Remembers the reply of a command that appended nothing (for retries) and
- * sets it on the job.  Only ids a client chose are remembered: nobody can
- * retry an id the host made up.  reply: stolen. */
+ * sets it on the job.  Only ids a client or reactor chose are remembered:
+ * nobody can retry an id the host made up.  key: the command's stored key.
+ * reply: stolen. */
 static int
-s_settle (bctx_worker_t *self, bctx_job_t *job, const char *id, char *reply)
+s_settle (bctx_worker_t *self, bctx_job_t *job, const char *key, char *reply)
 {
     job->reply = reply;
     if (!json_object_get (job->request, "id"))
         return 0;
-    int rc = bctx_store_remember (self->store, id, reply);
+    int rc = bctx_store_remember (self->store, key, reply);
     return rc == BCTX_STORE_ERROR ? -1 : 0;
 }
 
 /* Builds the metadata of a command's events.  Return: new text. */
 static char *
-s_metadata (json_t *req, const char *id, const char *version)
+s_metadata (json_t *req, const char *id, int origin, const char *version)
 {
     const char *corr = json_string_value (json_object_get (req, "correlation_id"));
     const char *cause = json_string_value (json_object_get (req, "causation_id"));
@@ -283,6 +301,8 @@ s_metadata (json_t *req, const char *id, const char *version)
     bctx_buf_add_str (&b, when);
     bctx_buf_add_str (&b, "\",\"context_version\":");
     bctx_buf_add_json_string (&b, version ? version : "");
+    if (origin == BCTX_ORIGIN_REACTOR)
+        bctx_buf_add_str (&b, ",\"origin\":\"reactor\"");
     bctx_buf_add_str (&b, "}");
     return b.text;
 }
@@ -333,12 +353,13 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
     const char *command = json_string_value (json_object_get (req, "command"));
     json_t *data = json_object_get (req, "data");
     json_t *jid = json_object_get (req, "id");
-    char idbuf[33];
-    const char *id;
+    char idbuf[33], keybuf[S_KEY_MAX];
+    const char *id, *key;
     if (jid) {
         id = json_string_value (jid);
+        key = s_command_key (job->origin, id, keybuf, sizeof keybuf);
         /* A retry of a command that appended nothing (a rejection). */
-        char *first = bctx_store_recall (self->store, id);
+        char *first = bctx_store_recall (self->store, key);
         if (first) {
             atomic_fetch_add (&self->stats.duplicates, 1);
             job->reply = first;
@@ -346,7 +367,7 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
         }
     } else {
         s_new_id (idbuf);
-        id = idbuf;
+        id = key = idbuf;
     }
     const bctx_command_t *cmd = bctx_plugin_command (self->plugin, command);
     if (!cmd) {
@@ -375,10 +396,10 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
         return 0;
     }
     json_t *ids = json_array_get (entry, S_IDS);
-    json_t *seen = jid ? json_object_get (ids, id) : NULL;
+    json_t *seen = jid ? json_object_get (ids, key) : NULL;
     if (seen) {
         /* A retry of a command whose events are in this stream. */
-        job->reply = s_replay_reply (self, id, aggregate, seen);
+        job->reply = s_replay_reply (self, key, id, aggregate, seen);
         if (!job->reply) {
             job->reply = bctx_reply_error (BCTX_E_INTERNAL, "cannot read back command %s", id);
             return -1;
@@ -396,7 +417,7 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
     if (rc == BCTX_REJECT) {
         json_decref (events);
         atomic_fetch_add (&self->stats.rejected, 1);
-        return s_settle (self, job, id,
+        return s_settle (self, job, key,
                          bctx_reply_error (BCTX_E_REJECTED, "%s",
                                            reason.text[0] ? reason.text
                                                           : "rejected"));
@@ -446,10 +467,10 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
         json_decref (next);
         json_decref (events);
         atomic_fetch_add (&self->stats.accepted, 1);
-        return s_settle (self, job, id, s_accepted_reply (id, aggregate, NULL, 0));
+        return s_settle (self, job, key, s_accepted_reply (id, aggregate, NULL, 0));
     }
 
-    char *metadata = s_metadata (req, id, p->desc->version);
+    char *metadata = s_metadata (req, id, job->origin, p->desc->version);
     bctx_row_t *rows = calloc (n, sizeof *rows);
     char **texts = calloc (n, sizeof *texts);
     for (size_t i = 0; i < n; i++) {
@@ -460,7 +481,7 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
             .type = json_string_value (json_object_get (ev, "type")),
             .data = texts[i],
             .metadata = metadata,
-            .command = id,
+            .command = key,
         };
     }
     int arc = bctx_store_append (self->store, aggregate, version, rows, n);
@@ -489,7 +510,7 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
         }
         json_array_set_new (entry, S_VERSION, json_integer (version + (json_int_t) n));
         json_array_set_new (entry, S_STATE, next ? next : json_null ());
-        s_note_command (ids, id, rows[0].position);
+        s_note_command (ids, key, rows[0].position);
         atomic_fetch_add (&self->stats.accepted, 1);
         job->reply = s_accepted_reply (id, aggregate, rows, n);
     }
@@ -732,6 +753,7 @@ static void *
 s_run (void *arg)
 {
     bctx_worker_t *self = arg;
+    bctx_log_set_context (self->name);
     s_pending_t *batch = calloc (self->max_batch, sizeof *batch);
     int stopping = 0;
     while (!stopping) {

@@ -40,6 +40,8 @@ typedef struct bctx_job {
     char *reply;                  /* owned: reply JSON text, set by the worker */
     bctx_waiter_t *waiter;        /* borrowed: who waits, or NULL for the API */
     int kind;                     /* BCTX_JOB_SEND or BCTX_JOB_RELOAD */
+    int origin;                   /* a send: BCTX_ORIGIN_CLIENT or _REACTOR, set by
+                                     whoever made the job, never by the request */
     /* A reload: the new version going in (a reference), and once the
      * worker has switched, the old version coming out (the worker's former
      * reference, handed to whoever takes the job back). */
@@ -58,6 +60,9 @@ typedef struct bctx_job {
 } bctx_job_t;
 
 enum { BCTX_JOB_SEND = 0, BCTX_JOB_RELOAD = 1 };
+/* Where a command came from.  Command ids are remembered per origin, so an
+ * id a client chooses can never be taken for one a reactor derived. */
+enum { BCTX_ORIGIN_CLIENT = 0, BCTX_ORIGIN_REACTOR = 1 };
 enum { BCTX_JOB_PENDING = 0, BCTX_JOB_TAKEN = 1, BCTX_JOB_CANCELLED = 2 };
 
 /*

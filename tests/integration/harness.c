@@ -51,6 +51,7 @@ h_init (h_host_t *h)
         return -1;
     snprintf (h->config, sizeof h->config, "%s/host.json", h->dir);
     snprintf (h->log, sizeof h->log, "%s/host.log", h->dir);
+    snprintf (h->admin, sizeof h->admin, "ipc://%s/data/run/admin.sock", h->dir);
     snprintf (h->contexts, sizeof h->contexts,
               "[{\"name\": \"accounts\", \"plugin\": \"%s\"}]",
               h_path ("plugins/accounts/accounts.so"));

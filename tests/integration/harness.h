@@ -19,6 +19,7 @@ typedef struct h_host {
     char log[320];          /* the host's stderr */
     char endpoint[64];      /* tcp://127.0.0.1:PORT of the API */
     char publish[64];       /* tcp://127.0.0.1:PORT+1 of the bus */
+    char admin[320];        /* ipc://DIR/data/run/admin.sock: the admin endpoint */
     char contexts[4096];    /* the "contexts" JSON array text */
     char host_extra[1024];  /* extra "host" keys, e.g. "\"max_message\": 1024" */
     pid_t pid;              /* the running bctx-host, or 0 */

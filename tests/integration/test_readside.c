@@ -795,7 +795,7 @@ test_kill_9_during_replay_then_restart (void **state)
         json_int_t rebuilds = s_int (s_proj (stats, "balances"), "rebuilds");
         json_decref (stats);
         const char *replay = "{\"op\":\"replay\",\"projection\":\"balances\"}";
-        json_t *r = h_request (h->endpoint, replay, strlen (replay), REPLY_MS);
+        json_t *r = h_request (h->admin, replay, strlen (replay), REPLY_MS);
         assert_non_null (r);
         assert_true (json_is_true (json_object_get (r, "ok")));
         assert_true (json_is_true (json_object_get (r, "rebuilding")));

@@ -1,0 +1,23 @@
+/*
+ * endpoint - what a ZeroMQ endpoint string says about where it listens:
+ * loopback or not, a wildcard bind or not, and whether two tcp endpoints
+ * name the same socket once their host names are resolved.
+ */
+#ifndef BCTX_ENDPOINT_H
+#define BCTX_ENDPOINT_H
+
+/* Does the endpoint stay on this machine (tcp on 127.x, localhost or ::1,
+ * ipc, inproc)?  A string test: no name is resolved.  Return 1 or 0. */
+int bctx_endpoint_is_loopback (const char *endpoint);
+
+/* Is it a tcp bind on every address (host "*", 0.0.0.0 or [::])?
+ * Return 1 or 0. */
+int bctx_endpoint_is_wildcard (const char *endpoint);
+
+/* Would connecting to `peer` reach a socket bound at `local`?  Both are
+ * tcp endpoints; host names are resolved (getaddrinfo), a wildcard `local`
+ * matches every address of this machine.  Return 1 when they are the same
+ * socket, 0 otherwise (also when either cannot be resolved). */
+int bctx_endpoint_same_socket (const char *local, const char *peer);
+
+#endif
