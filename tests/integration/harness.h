@@ -67,6 +67,11 @@ json_t *h_json (const char *text);
 json_t *h_request (const char *endpoint, const char *body, size_t len,
                    int timeout_ms);
 
+/* As h_request, as a CURVE client with public_key/secret_key of a host
+ * whose key is server_key (all Z85; server_key NULL: no CURVE). */
+json_t *h_request_keys (const char *endpoint, const char *server_key, const char *public_key,
+                        const char *secret_key, const char *body, size_t len, int timeout_ms);
+
 /* Sends the "send" op; returns the reply (new) or NULL on timeout. */
 json_t *h_send (const char *endpoint, const char *context, const char *command,
                 const char *id, json_t *data_new);

@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "protocol.h"
+
+#include <zmq.h>
 
 /* A config with one context and nothing else: the smallest valid one. */
 #define ONE_CONTEXT "\"contexts\": [{\"name\": \"accounts\", \"plugin\": \"a.so\"}]"
@@ -404,6 +407,40 @@ test_load_file (void **state)
     assert_int_equal (rmdir (dir), 0);
 }
 
+/* host.clients: a key alone is a client; {key, role} names the role. */
+static void
+test_client_roles (void **state)
+{
+    (void) state;
+    char pub[41], sec[41], k1[41], s1[41], k2[41], s2[41];
+    assert_int_equal (zmq_curve_keypair (pub, sec), 0);
+    assert_int_equal (zmq_curve_keypair (k1, s1), 0);
+    assert_int_equal (zmq_curve_keypair (k2, s2), 0);
+    char text[1024];
+    snprintf (text, sizeof text, "{\"host\": {\"curve\": {\"public\": \"%s\", \"secret\": "
+              "\"%s\"}, \"clients\": [\"%s\", {\"key\": \"%s\", \"role\": \"admin\"}]}, "
+              ONE_CONTEXT "}", pub, sec, k1, k2);
+    bctx_config_t *c = s_accepted (text);
+    assert_int_equal (c->n_clients, 2);
+    assert_string_equal (c->clients[0], k1);
+    assert_int_equal (c->client_roles[0], BCTX_ROLE_CLIENT);
+    assert_string_equal (c->clients[1], k2);
+    assert_int_equal (c->client_roles[1], BCTX_ROLE_ADMIN);
+    bctx_config_destroy (&c);
+    /* A role that is not client or admin (a peer's is given by peers[]). */
+    snprintf (text, sizeof text, "{\"host\": {\"curve\": {\"public\": \"%s\", \"secret\": "
+              "\"%s\"}, \"clients\": [{\"key\": \"%s\", \"role\": \"peer\"}]}, "
+              ONE_CONTEXT "}", pub, sec, k1);
+    s_refused (text, "host.clients[0].role", "\"client\" or \"admin\"", NULL);
+    snprintf (text, sizeof text, "{\"host\": {\"curve\": {\"public\": \"%s\", \"secret\": "
+              "\"%s\"}, \"clients\": [{\"key\": \"%s\", \"rol\": \"admin\"}]}, "
+              ONE_CONTEXT "}", pub, sec, k1);
+    s_refused (text, "host.clients[0].rol: unknown key", NULL);
+    snprintf (text, sizeof text, "{\"host\": {\"curve\": {\"public\": \"%s\", \"secret\": "
+              "\"%s\"}, \"clients\": [{\"role\": \"admin\"}]}, " ONE_CONTEXT "}", pub, sec);
+    s_refused (text, "host.clients[0]: expected a 40-character Z85 key", NULL);
+}
+
 int
 main (void)
 {
@@ -421,6 +458,7 @@ main (void)
         cmocka_unit_test (test_malformed_json),
         cmocka_unit_test (test_short_error_buffer),
         cmocka_unit_test (test_load_file),
+        cmocka_unit_test (test_client_roles),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
