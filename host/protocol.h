@@ -15,6 +15,7 @@
 #define BCTX_E_CONFLICT         "conflict"
 #define BCTX_E_UNAVAILABLE      "unavailable"
 #define BCTX_E_TOO_LARGE        "too_large"
+#define BCTX_E_FORBIDDEN      "forbidden"
 #define BCTX_E_INTERNAL         "internal"
 
 /* An error reply as JSON text.  code, fmt: borrowed.  Return: new string. */

@@ -71,7 +71,7 @@ static void
 s_refused (const char *name, const char *path, const json_t *settings, ...)
 {
     char err[1024] = "";
-    bctx_plugin_t *p = bctx_plugin_load (name, path, settings, WHERE, err,
+    bctx_plugin_t *p = bctx_plugin_load (name, path, settings, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (p) {
         bctx_plugin_destroy (&p);
@@ -156,7 +156,7 @@ test_accounts_loads (void **state)
     (void) state;
     char *path = s_built ("plugins/accounts/accounts.so");
     char err[1024] = "";
-    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!p)
         fail_msg ("%s", err);
@@ -201,7 +201,7 @@ test_destroy_idempotent (void **state)
     (void) state;
     char *path = s_built ("plugins/accounts/accounts.so");
     char err[1024] = "";
-    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!p)
         fail_msg ("%s", err);
@@ -221,11 +221,11 @@ test_same_path_twice (void **state)
     (void) state;
     char *path = s_built ("plugins/accounts/accounts.so");
     char err[1024] = "";
-    bctx_plugin_t *a = bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    bctx_plugin_t *a = bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!a)
         fail_msg ("%s", err);
-    bctx_plugin_t *b = bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    bctx_plugin_t *b = bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!b)
         fail_msg ("%s", err);
@@ -261,7 +261,7 @@ test_not_a_shared_object (void **state)
     s_refused ("accounts", path, NULL, "not a loadable shared object", NULL);
     /* dlerror names the loader's temporary copy; the message must not. */
     char err[1024] = "";
-    assert_null (bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    assert_null (bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                    sizeof err));
     assert_null (strstr (err, "bctx-plugin-"));
     free (path);
@@ -282,7 +282,7 @@ test_wrong_abi (void **state)
     (void) state;
     char *path = s_test_plugin ("wrong_abi");
     char err[1024] = "";
-    assert_null (bctx_plugin_load ("wrong_abi", path, NULL, WHERE, err,
+    assert_null (bctx_plugin_load ("wrong_abi", path, NULL, NULL, WHERE, NULL, err,
                                    sizeof err));
     s_refused ("wrong_abi", path, NULL, "abi_version", NULL);
     /* Both versions are named: the plugin's and the host's. */
@@ -301,7 +301,7 @@ test_wrong_size (void **state)
     (void) state;
     char *path = s_test_plugin ("wrong_size");
     char err[1024] = "";
-    assert_null (bctx_plugin_load ("wrong_size", path, NULL, WHERE, err,
+    assert_null (bctx_plugin_load ("wrong_size", path, NULL, NULL, WHERE, NULL, err,
                                    sizeof err));
     s_refused ("wrong_size", path, NULL, "context_size", NULL);
     const char *field = strstr (err, "context_size");
@@ -349,7 +349,7 @@ test_reject_all (void **state)
     (void) state;
     char *path = s_test_plugin ("reject_all");
     char err[1024] = "";
-    bctx_plugin_t *p = bctx_plugin_load ("reject_all", path, NULL, WHERE, err,
+    bctx_plugin_t *p = bctx_plugin_load ("reject_all", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!p)
         fail_msg ("%s", err);
@@ -399,8 +399,8 @@ test_settings_reach_init (void **state)
 
     json_t *settings = json_pack ("{s:s, s:s}", "greeting", "hello, world",
                                   "fini_marker", marker);
-    bctx_plugin_t *p = bctx_plugin_load ("needs_setting", path, settings,
-                                         WHERE, err, sizeof err);
+    bctx_plugin_t *p = bctx_plugin_load ("needs_setting", path, settings, NULL,
+                                         WHERE, NULL, err, sizeof err);
     if (!p)
         fail_msg ("%s", err);
     /* The loader borrowed the settings: they are still ours, unchanged. */
@@ -442,11 +442,11 @@ test_settings_per_load (void **state)
     char err[1024] = "";
     json_t *s1 = json_pack ("{s:s}", "greeting", "one");
     json_t *s2 = json_pack ("{s:s}", "greeting", "two");
-    bctx_plugin_t *a = bctx_plugin_load ("needs_setting", path, s1, WHERE, err,
+    bctx_plugin_t *a = bctx_plugin_load ("needs_setting", path, s1, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!a)
         fail_msg ("%s", err);
-    bctx_plugin_t *b = bctx_plugin_load ("needs_setting", path, s2, WHERE, err,
+    bctx_plugin_t *b = bctx_plugin_load ("needs_setting", path, s2, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!b)
         fail_msg ("%s", err);
@@ -480,13 +480,13 @@ test_where_is_the_prefix (void **state)
 {
     (void) state;
     char err[1024] = "";
-    assert_null (bctx_plugin_load ("x", "/nonexistent.so", NULL,
-                                   "contexts[7].plugin", err, sizeof err));
+    assert_null (bctx_plugin_load ("x", "/nonexistent.so", NULL, NULL,
+                                   "contexts[7].plugin", NULL, err, sizeof err));
     assert_int_equal (strncmp (err, "contexts[7].plugin: /nonexistent.so: ",
                                strlen ("contexts[7].plugin: /nonexistent.so: ")),
                       0);
-    assert_null (bctx_plugin_load ("x", "/nonexistent.so", NULL,
-                                   "reload", err, sizeof err));
+    assert_null (bctx_plugin_load ("x", "/nonexistent.so", NULL, NULL,
+                                   "reload", NULL, err, sizeof err));
     assert_int_equal (strncmp (err, "reload: ", 8), 0);
 }
 
