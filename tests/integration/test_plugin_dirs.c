@@ -16,6 +16,7 @@
 
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -392,6 +393,35 @@ test_a_symlink_out_of_plugin_dirs_is_refused (void **state)
     /* A link that stays inside is fine: the watch takes the new version. */
     snprintf (inside, sizeof inside, "%s/accounts_v2.so", plugins);
     s_link_over (inside, link);
+    s_wait_context ("accounts", "2.0.0", NULL);
+    s_assert_serves ("accounts", "Deposit",
+                     json_pack ("{s:s, s:i}", "account", "a1", "amount", 5));
+
+    /* A SIGHUP whose config names a plugin outside: refused whole. */
+    FILE *f = fopen (s_host.config, "w");
+    assert_non_null (f);
+    fprintf (f, "{\"host\": {\"name\": \"test\", \"api\": \"%s\", \"publish\": \"%s\","
+                " \"data\": \"%s/data\", %s},\n \"contexts\": [{\"name\": \"accounts\","
+                " \"plugin\": \"%s\"}]}\n", s_host.endpoint, s_host.publish, s_host.dir,
+             s_host.host_extra, target);
+    fclose (f);
+    kill (s_host.pid, SIGHUP);
+    long long deadline = h_now_us () + WAIT_S * 1000000LL;
+    char *log = NULL;
+    int seen = 0;
+    while (!seen && h_now_us () < deadline) {
+        free (log);
+        log = h_read_log (&s_host);
+        seen = log && strstr (log, "SIGHUP: the new config is refused");
+        if (!seen)
+            usleep (20000);
+    }
+    if (!seen)
+        fail_msg ("no SIGHUP refusal in the log within %d s:\n%s", WAIT_S, log ? log : "");
+    const char *line = strstr (log, "SIGHUP: the new config is refused");
+    s_assert_contains (line, "contexts[0].plugin");
+    s_assert_contains (line, real_target);
+    free (log);
     s_wait_context ("accounts", "2.0.0", NULL);
     s_assert_serves ("accounts", "Deposit",
                      json_pack ("{s:s, s:i}", "account", "a1", "amount", 5));
