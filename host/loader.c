@@ -40,6 +40,7 @@ s_host_context_name (const bctx_host_t *host)
     return self->name;
 }
 
+/* Monotonic seconds, the clock of a bounds' deadline. */
 static double
 s_now (void)
 {
@@ -127,8 +128,11 @@ s_under (const char *dir, const char *file)
     return dir[len - 1] == '/' || file[len] == '/';
 }
 
-const char *
-bctx_plugin_dirs_text (const bctx_plugin_bounds_t *bounds, char *buf, size_t size)
+/* The allowed folders as a message shows them: "host.plugin_dirs (A, B)"
+ * or, for the default, "the folders of contexts[].plugin (A, B), the
+ * default of host.plugin_dirs", into buf.  Return buf. */
+static const char *
+s_dirs_text (const bctx_plugin_bounds_t *bounds, char *buf, size_t size)
 {
     size_t used = (size_t) snprintf (buf, size, "%s (",
                                      bounds->dirs_given ? "host.plugin_dirs"
@@ -164,7 +168,7 @@ bctx_plugin_dirs_check (const bctx_plugin_bounds_t *bounds, const char *path,
               "from there; put it in one of those folders, or add its folder to "
               "host.plugin_dirs and restart the host", where, path,
               *cwd ? " (relative to the working directory " : "", cwd, *cwd ? ")" : "",
-              real, bctx_plugin_dirs_text (bounds, dirs, sizeof dirs));
+              real, s_dirs_text (bounds, dirs, sizeof dirs));
     free (real);
     return BCTX_LOAD_FORBIDDEN;
 }

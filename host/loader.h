@@ -1,10 +1,13 @@
 /*
  * loader - opens a context's plugin and validates its descriptor.
  *
- * The .so is copied to a unique temporary file which is dlopen'ed
- * (RTLD_NOW | RTLD_LOCAL) and unlinked at once, so a later reload of the
- * same path loads the new file rather than glibc's cached handle.  Every
- * refusal names the config path and the reason.
+ * A plugin loads only from the folders it is allowed (host.plugin_dirs,
+ * checked after realpath, before anything opens the file) and only up to
+ * host.max_plugin_bytes.  The .so is copied to a unique temporary file
+ * which is dlopen'ed (RTLD_NOW | RTLD_LOCAL) and unlinked at once, so a
+ * later reload of the same path loads the new file rather than glibc's
+ * cached handle; the copy stops at the load's deadline.  Every refusal
+ * names the config path and the reason.
  */
 #ifndef BCTX_LOADER_H
 #define BCTX_LOADER_H
@@ -61,11 +64,6 @@ enum {
  */
 int bctx_plugin_dirs_check (const bctx_plugin_bounds_t *bounds, const char *path,
                             const char *where, char **resolved, char *err, size_t errlen);
-
-/* The allowed folders as a message shows them: "host.plugin_dirs (A, B)"
- * or, for the default, "the folders of contexts[].plugin (A, B), the
- * default of host.plugin_dirs", into buf.  Return buf. */
-const char *bctx_plugin_dirs_text (const bctx_plugin_bounds_t *bounds, char *buf, size_t size);
 
 /*
  * Loads the plugin at `path` for the context `name` and calls its init with
