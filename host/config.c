@@ -9,10 +9,15 @@
 
 #include <stdint.h>
 
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 static void
@@ -104,12 +109,104 @@ s_z85_key (const char *text)
     return text && strlen (text) == 40 && zmq_z85_decode (key, text) != NULL;
 }
 
+/* Adds a resolved folder to self->plugin_dirs, unless it is there
+ * already.  dir: stolen. */
+static void
+s_add_plugin_dir (bctx_config_t *self, char *dir)
+{
+    for (size_t i = 0; i < self->n_plugin_dirs; i++)
+        if (strcmp (self->plugin_dirs[i], dir) == 0) {
+            free (dir);
+            return;
+        }
+    char **bigger = realloc (self->plugin_dirs,
+                             (self->n_plugin_dirs + 1) * sizeof *self->plugin_dirs);
+    if (!bigger) {
+        free (dir);
+        return;
+    }
+    self->plugin_dirs = bigger;
+    self->plugin_dirs[self->n_plugin_dirs++] = dir;
+}
+
+/* " (relative to the working directory CWD)" for a relative path, else ""
+ * into buf: relative paths in a config resolve against the host's working
+ * directory, not the config file's. */
+static const char *
+s_relative_note (const char *path, char *buf, size_t size)
+{
+    char cwd[PATH_MAX];
+    if (path[0] == '/' || !getcwd (cwd, sizeof cwd))
+        return "";
+    snprintf (buf, size, " (relative to the working directory %s)", cwd);
+    return buf;
+}
+
+/* host.plugin_dirs: folders that must exist; kept resolved. */
+static int
+s_plugin_dirs (bctx_config_t *self, json_t *dirs, char *err, size_t errlen)
+{
+    const char *file = self->path;
+    if (!dirs)
+        return 0;
+    if (!json_is_array (dirs) || json_array_size (dirs) == 0) {
+        s_fail (err, errlen, file, "host.plugin_dirs: expected a non-empty array of folders");
+        return -1;
+    }
+    size_t i;
+    json_t *d;
+    json_array_foreach (dirs, i, d) {
+        const char *text = json_string_value (d);
+        char note[PATH_MAX + 64];
+        if (!text || !*text) {
+            s_fail (err, errlen, file, "host.plugin_dirs[%zu]: expected a folder's path", i);
+            return -1;
+        }
+        char *real = realpath (text, NULL);
+        struct stat st;
+        if (!real || stat (real, &st) < 0 || !S_ISDIR (st.st_mode)) {
+            s_fail (err, errlen, file, "host.plugin_dirs[%zu]: %s%s: %s", i, text,
+                    s_relative_note (text, note, sizeof note),
+                    real ? "not a folder" : strerror (errno));
+            free (real);
+            return -1;
+        }
+        s_add_plugin_dir (self, real);
+    }
+    self->plugin_dirs_given = 1;
+    return 0;
+}
+
+/* Without host.plugin_dirs: the folders of contexts[].plugin, each as
+ * named (its folder resolved) and as its file resolves (a plugin that is a
+ * symlink), so that what the config names loads.  A plugin whose folder
+ * does not resolve adds nothing; loading it says why. */
+static void
+s_default_plugin_dirs (bctx_config_t *self)
+{
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        char *copy = strdup (self->contexts[i].plugin);
+        char *dir = copy ? realpath (dirname (copy), NULL) : NULL;
+        free (copy);
+        if (dir)
+            s_add_plugin_dir (self, dir);
+        char *file = realpath (self->contexts[i].plugin, NULL);
+        if (file) {
+            char *real = strdup (dirname (file));
+            if (real)
+                s_add_plugin_dir (self, real);
+        }
+        free (file);
+    }
+}
+
 static int
 s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
     static const char *const keys[] = {
         "name", "api", "publish", "data", "max_message", "max_batch",
-        "reload_timeout_ms", "forward_timeout_ms", "allow_remote", "curve", "clients", NULL
+        "reload_timeout_ms", "forward_timeout_ms", "allow_remote", "curve", "clients",
+        "plugin_dirs", "max_plugin_bytes", NULL
     };
     const char *file = self->path;
     if (!json_is_object (host)) {
@@ -128,7 +225,10 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
         || s_size (host, "reload_timeout_ms", "host", &self->reload_timeout_ms, 10,
                    600000, file, err, errlen) < 0
         || s_size (host, "forward_timeout_ms", "host", &self->forward_timeout_ms, 10,
-                   600000, file, err, errlen) < 0)
+                   600000, file, err, errlen) < 0
+        || s_size (host, "max_plugin_bytes", "host", &self->max_plugin_bytes, 4096,
+                   (size_t) 1 << 40, file, err, errlen) < 0
+        || s_plugin_dirs (self, json_object_get (host, "plugin_dirs"), err, errlen) < 0)
         return -1;
     json_t *remote = json_object_get (host, "allow_remote");
     if (remote && !json_is_boolean (remote)) {
@@ -347,6 +447,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
     self->max_batch = BCTX_DEFAULT_BATCH;
     self->reload_timeout_ms = BCTX_DEFAULT_RELOAD_MS;
     self->forward_timeout_ms = BCTX_DEFAULT_FORWARD_MS;
+    self->max_plugin_bytes = BCTX_DEFAULT_PLUGIN_BYTES;
 
     if (!json_is_object (root)) {
         s_fail (err, errlen, path, "(root): expected an object");
@@ -384,6 +485,8 @@ bctx_config_parse (const char *text, const char *path, char *err,
         if (s_read_context (self, i, json_array_get (contexts, i), err,
                             errlen) < 0)
             goto fail;
+    if (!self->plugin_dirs_given)
+        s_default_plugin_dirs (self);
     if (self->n_clients && !self->curve_public) {
         s_fail (err, errlen, path, "host.clients: client keys need host.curve, this host's "
                 "own keys");
@@ -487,6 +590,9 @@ bctx_config_destroy (bctx_config_t **self_p)
         free (self->clients[i]);
     free (self->clients);
     free (self->client_roles);
+    for (size_t i = 0; i < self->n_plugin_dirs; i++)
+        free (self->plugin_dirs[i]);
+    free (self->plugin_dirs);
     free (self->curve_public);
     free (self->curve_secret);
     free (self->peers);

@@ -17,6 +17,7 @@
 #define BCTX_DEFAULT_BATCH        1024
 #define BCTX_DEFAULT_RELOAD_MS    5000
 #define BCTX_DEFAULT_FORWARD_MS   5000
+#define BCTX_DEFAULT_PLUGIN_BYTES (256u * 1024 * 1024)
 
 typedef struct bctx_context_config {
     char *name;              /* the context's name, unique in the host */
@@ -66,6 +67,12 @@ typedef struct bctx_config {
     char **clients;          /* host.clients: client keys the API accepts (Z85) */
     unsigned *client_roles;  /* the role of each (BCTX_ROLE_CLIENT or _ADMIN) */
     size_t n_clients;        /* how many */
+    char **plugin_dirs;      /* the folders plugins may load from, each resolved by
+                                realpath: host.plugin_dirs, or when it is absent
+                                the folders of contexts[].plugin */
+    size_t n_plugin_dirs;    /* how many */
+    int plugin_dirs_given;   /* host.plugin_dirs was in the file */
+    size_t max_plugin_bytes; /* host.max_plugin_bytes: largest plugin file */
 } bctx_config_t;
 
 /* Reads and validates the config at `path` (borrowed).  Return: new config,

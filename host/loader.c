@@ -12,11 +12,13 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static void
@@ -38,24 +40,36 @@ s_host_context_name (const bctx_host_t *host)
     return self->name;
 }
 
-/* Copies `path` to a fresh file under $TMPDIR and returns its name (new),
- * or NULL with errno set. */
-static char *
-s_copy_to_temp (const char *path)
+/* Monotonic seconds, the clock of a bounds' deadline. */
+static double
+s_now (void)
 {
-    int in = open (path, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return NULL;
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* Has the deadline (0: none) passed? */
+static int
+s_late (double deadline)
+{
+    return deadline > 0 && s_now () >= deadline;
+}
+
+/* Copies the open file `in` to a fresh file under $TMPDIR and returns its
+ * name (new), or NULL with errno set: ETIMEDOUT when the deadline (0:
+ * none) passed first.  *copied gets the bytes copied. */
+static char *
+s_copy_to_temp (int in, double deadline, long long *copied)
+{
+    *copied = 0;
     const char *dir = getenv ("TMPDIR");
     char *tmp = NULL;
-    if (asprintf (&tmp, "%s/bctx-plugin-XXXXXX.so", dir && *dir ? dir : "/tmp") < 0) {
-        close (in);
+    if (asprintf (&tmp, "%s/bctx-plugin-XXXXXX.so", dir && *dir ? dir : "/tmp") < 0)
         return NULL;
-    }
     int out = mkstemps (tmp, 3);
     if (out < 0) {
         int e = errno;
-        close (in);
         free (tmp);
         errno = e;
         return NULL;
@@ -82,11 +96,18 @@ s_copy_to_temp (const char *path)
         }
         if (!ok)
             break;
+        *copied += n;
+        if (s_late (deadline)) {
+            errno = ETIMEDOUT;
+            ok = 0;
+            break;
+        }
     }
     int e = errno;
-    close (in);
-    if (close (out) < 0)
+    if (close (out) < 0 && ok) {
+        e = errno;
         ok = 0;
+    }
     if (!ok) {
         unlink (tmp);
         free (tmp);
@@ -96,12 +117,69 @@ s_copy_to_temp (const char *path)
     return tmp;
 }
 
+/* Does the resolved path `file` lie under the resolved folder `dir`, by
+ * whole path components? */
+static int
+s_under (const char *dir, const char *file)
+{
+    size_t len = strlen (dir);
+    if (len == 0 || strncmp (file, dir, len) != 0)
+        return 0;
+    return dir[len - 1] == '/' || file[len] == '/';
+}
+
+/* The allowed folders as a message shows them: "host.plugin_dirs (A, B)"
+ * or, for the default, "the folders of contexts[].plugin (A, B), the
+ * default of host.plugin_dirs", into buf.  Return buf. */
+static const char *
+s_dirs_text (const bctx_plugin_bounds_t *bounds, char *buf, size_t size)
+{
+    size_t used = (size_t) snprintf (buf, size, "%s (",
+                                     bounds->dirs_given ? "host.plugin_dirs"
+                                                        : "the folders of contexts[].plugin");
+    for (size_t i = 0; i < bounds->n_dirs && used < size; i++)
+        used += (size_t) snprintf (buf + used, size - used, "%s%s", i ? ", " : "",
+                                   bounds->dirs[i]);
+    if (used < size)
+        snprintf (buf + used, size - used, "%s)%s", bounds->n_dirs ? "" : "none",
+                  bounds->dirs_given ? "" : ", the default of host.plugin_dirs");
+    return buf;
+}
+
+int
+bctx_plugin_dirs_check (const bctx_plugin_bounds_t *bounds, const char *path,
+                        const char *where, char **resolved, char *err, size_t errlen)
+{
+    *resolved = NULL;
+    char *real = realpath (path, NULL);
+    if (!real) {
+        snprintf (err, errlen, "%s: %s: %s", where, path, strerror (errno));
+        return BCTX_LOAD_FAILED;
+    }
+    for (size_t i = 0; i < bounds->n_dirs; i++)
+        if (s_under (bounds->dirs[i], real)) {
+            *resolved = real;
+            return 0;
+        }
+    char cwd[PATH_MAX] = "", dirs[2048];
+    if (path[0] != '/' && !getcwd (cwd, sizeof cwd))
+        snprintf (cwd, sizeof cwd, "?");
+    snprintf (err, errlen, "%s: %s%s%s%s resolves to %s, outside %s: plugins load only "
+              "from there; put it in one of those folders, or add its folder to "
+              "host.plugin_dirs and restart the host", where, path,
+              *cwd ? " (relative to the working directory " : "", cwd, *cwd ? ")" : "",
+              real, s_dirs_text (bounds, dirs, sizeof dirs));
+    free (real);
+    return BCTX_LOAD_FORBIDDEN;
+}
+
 /* Refuses a file that is not a whole 64-bit ELF shared object before
  * dlopen sees it: glibc maps loadable segments by their headers, and a file
  * cut short (a plugin still being written) would fault on first touch
- * instead of failing to load.  Return 0, or -1 with the reason in why. */
+ * instead of failing to load.  Gives up when the deadline (0: none) passes.
+ * Return 0, or -1 with the reason in why. */
 static int
-s_check_elf (const char *path, char *why, size_t whylen)
+s_check_elf (const char *path, double deadline, char *why, size_t whylen)
 {
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -128,6 +206,11 @@ s_check_elf (const char *path, char *why, size_t whylen)
         rc = 0;
         for (int i = 0; i < eh.e_phnum && rc == 0; i++) {
             Elf64_Phdr ph;
+            if (i % 256 == 255 && s_late (deadline)) {
+                snprintf (why, whylen, "the deadline passed while checking its headers");
+                rc = -1;
+                break;
+            }
             if (pread (fd, &ph, sizeof ph, (off_t) (eh.e_phoff + (uint64_t) i * sizeof ph))
                 != (ssize_t) sizeof ph) {
                 snprintf (why, whylen, "cannot read program header %d", i);
@@ -215,30 +298,86 @@ s_check_descriptor (bctx_plugin_t *self, const char *name, const char *where,
     return 0;
 }
 
+/* Sets *failure (if given) to code. */
+static void
+s_failed (int *failure, int code)
+{
+    if (failure)
+        *failure = code;
+}
+
 bctx_plugin_t *
 bctx_plugin_load (const char *name, const char *path, const json_t *settings,
-                  const char *where, char *err, size_t errlen)
+                  const bctx_plugin_bounds_t *bounds, const char *where, int *failure,
+                  char *err, size_t errlen)
 {
+    s_failed (failure, BCTX_LOAD_FAILED);
+    /* Where the file really is, and whether it may load from there, before
+     * anything opens it: opening it by its resolved path (no symlink at the
+     * end either) then reads the file that was checked. */
+    char *real = NULL;
+    if (bounds) {
+        int rc = bctx_plugin_dirs_check (bounds, path, where, &real, err, errlen);
+        if (rc != 0) {
+            s_failed (failure, rc);
+            return NULL;
+        }
+    } else {
+        real = strdup (path);
+    }
+    double deadline = bounds ? bounds->deadline : 0;
+    /* O_NONBLOCK: a FIFO in a plugin folder must not hang the load. */
+    int in = open (real, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (bounds ? O_NOFOLLOW : 0));
     struct stat st;
-    if (stat (path, &st) < 0) {
+    if (in < 0 || fstat (in, &st) < 0) {
         snprintf (err, errlen, "%s: %s: %s", where, path, strerror (errno));
+        if (in >= 0)
+            close (in);
+        free (real);
         return NULL;
     }
+    free (real);
     if (!S_ISREG (st.st_mode)) {
         snprintf (err, errlen, "%s: %s: not a regular file", where, path);
+        close (in);
         return NULL;
     }
-    char *copy = s_copy_to_temp (path);
+    if (bounds && bounds->max_bytes && (unsigned long long) st.st_size > bounds->max_bytes) {
+        snprintf (err, errlen, "%s: %s: %lld bytes, over host.max_plugin_bytes (%zu): "
+                  "refused without copying it (raise host.max_plugin_bytes if a plugin "
+                  "really is that big)", where, path, (long long) st.st_size,
+                  bounds->max_bytes);
+        s_failed (failure, BCTX_LOAD_TOO_BIG);
+        close (in);
+        return NULL;
+    }
+    long long copied;
+    char *copy = s_copy_to_temp (in, deadline, &copied);
+    int e = errno;
+    close (in);
+    if (!copy && e == ETIMEDOUT) {
+        snprintf (err, errlen, "%s: %s: the deadline passed while copying it for loading "
+                  "(%lld of %lld bytes copied)", where, path, copied, (long long) st.st_size);
+        s_failed (failure, BCTX_LOAD_TIMED_OUT);
+        return NULL;
+    }
     if (!copy) {
         snprintf (err, errlen, "%s: %s: cannot copy for loading: %s", where,
-                  path, strerror (errno));
+                  path, strerror (e));
         return NULL;
     }
     char why[256];
-    if (s_check_elf (copy, why, sizeof why) < 0) {
+    if (s_check_elf (copy, deadline, why, sizeof why) < 0 || s_late (deadline)) {
+        int late = s_late (deadline);
         unlink (copy);
         free (copy);
-        snprintf (err, errlen, "%s: %s: not a loadable shared object: %s", where, path, why);
+        if (late) {
+            snprintf (err, errlen, "%s: %s: the deadline passed while checking it for "
+                      "loading", where, path);
+            s_failed (failure, BCTX_LOAD_TIMED_OUT);
+        } else {
+            snprintf (err, errlen, "%s: %s: not a loadable shared object: %s", where, path, why);
+        }
         return NULL;
     }
     dlerror ();

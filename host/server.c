@@ -773,6 +773,18 @@ s_reload_answer (bctx_server_t *self, s_reload_t *r, const char *reply)
         s_send (self, r->identity, r->identity_len, r->delimiter, reply);
 }
 
+/* The bounds of a plugin load under config (borrowed: its dirs stay the
+ * config's), giving up at deadline (monotonic seconds; 0: never). */
+static bctx_plugin_bounds_t
+s_bounds (const bctx_config_t *config, double deadline)
+{
+    return (bctx_plugin_bounds_t) {
+        .dirs = config->plugin_dirs, .n_dirs = config->n_plugin_dirs,
+        .dirs_given = config->plugin_dirs_given, .max_bytes = config->max_plugin_bytes,
+        .deadline = deadline,
+    };
+}
+
 /* What a preparer thread needs; it owns this and frees it. */
 typedef struct {
     void *zctx;                   /* to hand the job back */
@@ -782,7 +794,23 @@ typedef struct {
     char *path;                   /* the plugin file */
     json_t *settings;             /* the context's settings (a reference) */
     char *store_path;             /* the context's log */
+    bctx_plugin_bounds_t bounds;  /* the load's bounds, with the reload's deadline */
+    char **dirs;                  /* bounds.dirs, copied: a SIGHUP may free the config's */
 } s_preparer_t;
+
+/* Frees what a preparer owns, and itself. */
+static void
+s_preparer_free (s_preparer_t *p)
+{
+    free (p->name);
+    free (p->path);
+    json_decref (p->settings);
+    free (p->store_path);
+    for (size_t i = 0; p->dirs && i < p->bounds.n_dirs; i++)
+        free (p->dirs[i]);
+    free (p->dirs);
+    free (p);
+}
 
 /* Loads, checks and warms the new version off the API thread, then hands
  * the job back to the API thread through the replies socket. */
@@ -792,8 +820,8 @@ s_prepare (void *arg)
     s_preparer_t *p = arg;
     bctx_job_t *job = p->job;
     char err[1024];
-    job->plugin = bctx_worker_prepare (job, p->name, p->path, p->settings, p->store_path,
-                                       err, sizeof err);
+    job->plugin = bctx_worker_prepare (job, p->name, p->path, p->settings, &p->bounds,
+                                       p->store_path, err, sizeof err);
     if (!job->plugin)
         job->reply = strdup (err);
     job->prepared = 1;
@@ -807,11 +835,7 @@ s_prepare (void *arg)
     if (push)
         zmq_close (push);
     _Atomic int *running = p->running;
-    free (p->name);
-    free (p->path);
-    json_decref (p->settings);
-    free (p->store_path);
-    free (p);
+    s_preparer_free (p);
     atomic_fetch_sub (running, 1);
     return NULL;
 }
@@ -836,6 +860,12 @@ s_reload_load (bctx_server_t *self, s_reload_t *r)
     p->path = strdup (r->path);
     p->settings = json_incref (cc->settings);
     p->store_path = strdup (bctx_worker_store_path (w));
+    /* The copy of the file and its checks stop at the reload's deadline. */
+    p->bounds = s_bounds (self->config, r->deadline);
+    p->dirs = calloc (p->bounds.n_dirs ? p->bounds.n_dirs : 1, sizeof *p->dirs);
+    for (size_t i = 0; i < p->bounds.n_dirs; i++)
+        p->dirs[i] = strdup (self->config->plugin_dirs[i]);
+    p->bounds.dirs = p->dirs;
     r->job = p->job;
     r->preparing = 1;
     pthread_t thread;
@@ -849,11 +879,7 @@ s_reload_load (bctx_server_t *self, s_reload_t *r)
         r->job = NULL;
         r->preparing = 0;
         bctx_job_destroy (&p->job);
-        free (p->name);
-        free (p->path);
-        json_decref (p->settings);
-        free (p->store_path);
-        free (p);
+        s_preparer_free (p);
         return bctx_reply_error (BCTX_E_INTERNAL, "cannot start a thread to load the plugin");
     }
     return NULL;
@@ -867,7 +893,7 @@ s_reload_send (bctx_server_t *self, s_reload_t *r)
     bctx_job_t *job = r->job;
     bctx_worker_t *w = self->contexts[r->ctx].worker;
     const char *name = self->config->contexts[r->ctx].name;
-    char err[1024];
+    char err[1400];
     r->preparing = 0;
     if (job->plugin) {
         job->plugin->loaded = bctx_worker_loaded (w);
@@ -882,16 +908,28 @@ s_reload_send (bctx_server_t *self, s_reload_t *r)
         snprintf (err, sizeof err, "the host is stopping");
     }
     if (!job->plugin || atomic_load (&job->state) != BCTX_JOB_PENDING) {
-        if (job->plugin)
-            snprintf (err, sizeof err, "timed out while loading");
+        /* The wire code follows why: a timeout is "unavailable" like the
+         * tick's, a refused file by its reason, anything else the request's. */
+        const char *code = BCTX_E_BAD_REQUEST;
+        if (job->plugin || job->load_failure == BCTX_LOAD_TIMED_OUT) {
+            char why[1024];
+            snprintf (why, sizeof why, "%.1000s", job->plugin ? "" : err);
+            snprintf (err, sizeof err, "reload of context %s timed out after %zu ms while "
+                      "loading the plugin%s%s", name, self->config->reload_timeout_ms,
+                      *why ? ": " : "", why);
+            code = BCTX_E_UNAVAILABLE;
+        } else if (job->load_failure == BCTX_LOAD_FORBIDDEN) {
+            code = BCTX_E_FORBIDDEN;
+        } else if (job->load_failure == BCTX_LOAD_TOO_BIG) {
+            code = BCTX_E_TOO_LARGE;
+        }
         bctx_plugin_unref (&job->plugin);
         bctx_worker_reload_failed (w, err);
         bctx_log (BCTX_LOG_ERROR, "context %s: reload failed, the old version keeps serving: %s",
                   name, err);
         r->job = NULL;
         bctx_job_destroy (&job);
-        return bctx_reply_error (BCTX_E_BAD_REQUEST, "reload failed, the old version keeps "
-                                 "serving: %s", err);
+        return bctx_reply_error (code, "reload failed, the old version keeps serving: %s", err);
     }
     free (job->reply);
     job->reply = NULL;
@@ -916,6 +954,21 @@ static char *
 s_reload_start (bctx_server_t *self, size_t ctx, const char *path,
                 const void *identity, size_t identity_len, int delimiter)
 {
+    /* First and cheapest: may code load from there at all?  Nothing opens
+     * the file before this (the loader checks again for every load).  A
+     * path that does not resolve goes on, for the loader to say so. */
+    const char *name = self->config->contexts[ctx].name;
+    bctx_plugin_bounds_t bounds = s_bounds (self->config, 0);
+    char *resolved = NULL, why[2048];
+    if (bctx_plugin_dirs_check (&bounds, path, "reload", &resolved, why, sizeof why)
+        == BCTX_LOAD_FORBIDDEN) {
+        bctx_worker_reload_failed (self->contexts[ctx].worker, why);
+        bctx_log (BCTX_LOG_ERROR, "context %s: reload refused, the old version keeps "
+                  "serving: %s", name, why);
+        return bctx_reply_error (BCTX_E_FORBIDDEN, "reload refused, the old version keeps "
+                                 "serving: %s", why);
+    }
+    free (resolved);
     for (size_t k = 0; k < self->n_reloads; k++)
         if (self->reloads[k].ctx == ctx)
             return bctx_reply_error (BCTX_E_UNAVAILABLE, "a reload of context %s is already "
@@ -1738,6 +1791,23 @@ s_same_keys (const bctx_config_t *a, const bctx_config_t *b)
     return 1;
 }
 
+/* Are host.plugin_dirs the same in both (absent in both counts: their
+ * defaults follow contexts[].plugin)? */
+static int
+s_same_plugin_dirs (const bctx_config_t *a, const bctx_config_t *b)
+{
+    if (a->plugin_dirs_given != b->plugin_dirs_given)
+        return 0;
+    if (!a->plugin_dirs_given)
+        return 1;
+    if (a->n_plugin_dirs != b->n_plugin_dirs)
+        return 0;
+    for (size_t i = 0; i < a->n_plugin_dirs; i++)
+        if (strcmp (a->plugin_dirs[i], b->plugin_dirs[i]) != 0)
+            return 0;
+    return 1;
+}
+
 static int
 s_config_index (const bctx_config_t *c, const char *name)
 {
@@ -1806,13 +1876,26 @@ s_reconfigure (bctx_server_t *self)
                || cur->allow_remote != next->allow_remote
                || !s_same (cur->curve_public, next->curve_public)
                || !s_same (cur->curve_secret, next->curve_secret)
-               || !s_same_keys (cur, next)) {
+               || !s_same_keys (cur, next)
+               || cur->max_plugin_bytes != next->max_plugin_bytes
+               || !s_same_plugin_dirs (cur, next)) {
         why = "the host section changed: restart the host to apply it";
     } else if (cur->n_peers || next->n_peers || cur->n_remotes || next->n_remotes) {
         why = "this host has peers: SIGHUP does not apply configs with peers yet; restart it";
     } else if (self->n_reloads || self->rollbacks) {
         why = "a reload is in progress: send SIGHUP again when it is done";
-    } else {
+    }
+    /* Every plugin the new config names must lie in its plugin folders. */
+    for (size_t j = 0; next && j < next->n_contexts && !why; j++) {
+        bctx_plugin_bounds_t bounds = s_bounds (next, 0);
+        char where[48], *resolved = NULL;
+        snprintf (where, sizeof where, "contexts[%zu].plugin", next->contexts[j].index);
+        if (bctx_plugin_dirs_check (&bounds, next->contexts[j].plugin, where, &resolved,
+                                    whybuf, sizeof whybuf) == BCTX_LOAD_FORBIDDEN)
+            why = whybuf;
+        free (resolved);
+    }
+    if (!why) {
         for (size_t i = 0; i < cur->n_contexts && !why; i++) {
             if (s_config_index (next, cur->contexts[i].name) >= 0)
                 continue;

@@ -641,9 +641,12 @@ s_catch_up_one (const bctx_row_t *e, void *arg)
 
 bctx_plugin_t *
 bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
-                     const json_t *settings, const char *store_path, char *err, size_t errlen)
+                     const json_t *settings, const bctx_plugin_bounds_t *bounds,
+                     const char *store_path, char *err, size_t errlen)
 {
-    bctx_plugin_t *next = bctx_plugin_load (name, path, settings, "reload", err, errlen);
+    job->load_failure = BCTX_LOAD_FAILED;
+    bctx_plugin_t *next = bctx_plugin_load (name, path, settings, bounds, "reload",
+                                            &job->load_failure, err, errlen);
     if (!next)
         return NULL;
     bctx_store_t *reader = bctx_store_open (store_path, BCTX_STORE_READONLY, err, errlen);
@@ -808,8 +811,13 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
         goto fail;
     pthread_mutex_init (&self->info_lock, NULL);
     self->info_lock_ready = 1;
-    self->plugin = bctx_plugin_load (cc->name, cc->plugin, cc->settings,
-                                     where, err, errlen);
+    /* Under the same bounds as a reload, without its deadline. */
+    bctx_plugin_bounds_t bounds = {
+        .dirs = config->plugin_dirs, .n_dirs = config->n_plugin_dirs,
+        .dirs_given = config->plugin_dirs_given, .max_bytes = config->max_plugin_bytes,
+    };
+    self->plugin = bctx_plugin_load (cc->name, cc->plugin, cc->settings, &bounds,
+                                     where, NULL, err, errlen);
     if (!self->plugin)
         goto fail;
     atomic_store (&self->loaded, 1);

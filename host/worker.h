@@ -57,6 +57,8 @@ typedef struct bctx_job {
     long tag;                     /* the API thread's own mark (a rollback's context) */
     int rollback;                 /* a reload undoing one that failed after its
                                      switch: not counted, its error kept */
+    int load_failure;             /* a reload that could not be prepared: why
+                                     (BCTX_LOAD_*, loader.h) */
 } bctx_job_t;
 
 enum { BCTX_JOB_SEND = 0, BCTX_JOB_RELOAD = 1 };
@@ -67,16 +69,18 @@ enum { BCTX_JOB_PENDING = 0, BCTX_JOB_TAKEN = 1, BCTX_JOB_CANCELLED = 2 };
 
 /*
  * Prepares a reload off the command path, in the calling thread: loads the
- * plugin at `path` for context `name` (settings borrowed), checks that its
+ * plugin at `path` for context `name` (settings, bounds borrowed: where it
+ * may come from, how big it may be, when to give up), checks that its
  * evolve folds the aggregates of the log's recent events, and folds them
  * into a warm cache the worker adopts at the switch, so the first commands
  * after it do not all rebuild their aggregate.  store_path: the context's
  * log, opened read-only here.  Return: new plugin (job->warm, job->warm_at
- * set), or NULL with the reason in err.
+ * set), or NULL with the reason in err and job->load_failure set.
  */
 bctx_plugin_t *bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
-                                    const json_t *settings, const char *store_path,
-                                    char *err, size_t errlen);
+                                    const json_t *settings,
+                                    const bctx_plugin_bounds_t *bounds,
+                                    const char *store_path, char *err, size_t errlen);
 
 /* Frees a job; sets *self_p to NULL.  Idempotent. */
 void bctx_job_destroy (bctx_job_t **self_p);

@@ -356,6 +356,8 @@ s_open_gate (void)
 
 /* --- fixtures -------------------------------------------------------- */
 
+/* accounts, with plugin_dirs that also hold the bad versions the tests
+ * try: the test plugins' folder and the test's own directory. */
 static int
 s_setup_accounts (void **state)
 {
@@ -364,6 +366,19 @@ s_setup_accounts (void **state)
     s_n_threads = 0;
     if (h_init (&s_host) < 0)
         return -1;
+    char *accounts = realpath (h_path ("plugins/accounts/accounts.so"), NULL);
+    char *tests = realpath (h_path ("tests/plugins/wrong_abi.so"), NULL);
+    if (!accounts || !tests) {
+        free (accounts);
+        free (tests);
+        return -1;
+    }
+    *strrchr (accounts, '/') = '\0';
+    *strrchr (tests, '/') = '\0';
+    snprintf (s_host.host_extra, sizeof s_host.host_extra,
+              "\"plugin_dirs\": [\"%s\", \"%s\", \"%s\"]", accounts, tests, s_host.dir);
+    free (accounts);
+    free (tests);
     return h_start (&s_host);
 }
 

@@ -441,6 +441,57 @@ test_client_roles (void **state)
     s_refused (text, "host.clients[0]: expected a 40-character Z85 key", NULL);
 }
 
+/* host.plugin_dirs is kept resolved; without it, the folders of
+ * contexts[].plugin are (resolved too: a plugin in the working directory
+ * gives it); host.max_plugin_bytes defaults to 256 MiB. */
+static void
+test_plugin_dirs (void **state)
+{
+    (void) state;
+    char base[] = "/tmp/bctx-test-config-XXXXXX";
+    assert_non_null (mkdtemp (base));
+    char *real = realpath (base, NULL), *cwd = realpath (".", NULL);
+    assert_non_null (real);
+    assert_non_null (cwd);
+    char text[1024];
+    snprintf (text, sizeof text, "{\"host\": {\"plugin_dirs\": [\"%s/\", \"%s\"], "
+              "\"max_plugin_bytes\": 4096}, " ONE_CONTEXT "}", base, real);
+    bctx_config_t *c = s_accepted (text);
+    assert_true (c->plugin_dirs_given);
+    assert_int_equal (c->n_plugin_dirs, 1);       /* the same folder twice */
+    assert_string_equal (c->plugin_dirs[0], real);
+    assert_int_equal (c->max_plugin_bytes, 4096);
+    bctx_config_destroy (&c);
+
+    c = s_accepted ("{" ONE_CONTEXT "}");
+    assert_false (c->plugin_dirs_given);
+    assert_int_equal (c->n_plugin_dirs, 1);
+    assert_string_equal (c->plugin_dirs[0], cwd);
+    assert_int_equal (c->max_plugin_bytes, 256u * 1024 * 1024);
+    bctx_config_destroy (&c);
+
+    /* Folders that are not there, not folders, or not a list. */
+    snprintf (text, sizeof text, "{\"host\": {\"plugin_dirs\": [\"%s/nowhere\"]}, "
+              ONE_CONTEXT "}", base);
+    s_refused (text, "host.plugin_dirs[0]: ", "nowhere: No such file or directory", NULL);
+    s_refused ("{\"host\": {\"plugin_dirs\": [\"no-such-folder\"]}, " ONE_CONTEXT "}",
+               "host.plugin_dirs[0]: no-such-folder (relative to the working directory ",
+               NULL);
+    s_refused ("{\"host\": {\"plugin_dirs\": [\"/dev/null\"]}, " ONE_CONTEXT "}",
+               "host.plugin_dirs[0]: /dev/null: not a folder", NULL);
+    s_refused ("{\"host\": {\"plugin_dirs\": []}, " ONE_CONTEXT "}",
+               "host.plugin_dirs: expected a non-empty array", NULL);
+    s_refused ("{\"host\": {\"plugin_dirs\": \"/tmp\"}, " ONE_CONTEXT "}",
+               "host.plugin_dirs: expected a non-empty array", NULL);
+    s_refused ("{\"host\": {\"plugin_dirs\": [3]}, " ONE_CONTEXT "}",
+               "host.plugin_dirs[0]: expected a folder's path", NULL);
+    s_refused ("{\"host\": {\"max_plugin_bytes\": 10}, " ONE_CONTEXT "}",
+               "host.max_plugin_bytes: expected an integer from 4096", NULL);
+    rmdir (base);
+    free (real);
+    free (cwd);
+}
+
 int
 main (void)
 {
@@ -459,6 +510,7 @@ main (void)
         cmocka_unit_test (test_short_error_buffer),
         cmocka_unit_test (test_load_file),
         cmocka_unit_test (test_client_roles),
+        cmocka_unit_test (test_plugin_dirs),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -16,9 +16,11 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "loader.h"
@@ -71,7 +73,7 @@ static void
 s_refused (const char *name, const char *path, const json_t *settings, ...)
 {
     char err[1024] = "";
-    bctx_plugin_t *p = bctx_plugin_load (name, path, settings, WHERE, err,
+    bctx_plugin_t *p = bctx_plugin_load (name, path, settings, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (p) {
         bctx_plugin_destroy (&p);
@@ -156,7 +158,7 @@ test_accounts_loads (void **state)
     (void) state;
     char *path = s_built ("plugins/accounts/accounts.so");
     char err[1024] = "";
-    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!p)
         fail_msg ("%s", err);
@@ -201,7 +203,7 @@ test_destroy_idempotent (void **state)
     (void) state;
     char *path = s_built ("plugins/accounts/accounts.so");
     char err[1024] = "";
-    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!p)
         fail_msg ("%s", err);
@@ -221,11 +223,11 @@ test_same_path_twice (void **state)
     (void) state;
     char *path = s_built ("plugins/accounts/accounts.so");
     char err[1024] = "";
-    bctx_plugin_t *a = bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    bctx_plugin_t *a = bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!a)
         fail_msg ("%s", err);
-    bctx_plugin_t *b = bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    bctx_plugin_t *b = bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!b)
         fail_msg ("%s", err);
@@ -261,7 +263,7 @@ test_not_a_shared_object (void **state)
     s_refused ("accounts", path, NULL, "not a loadable shared object", NULL);
     /* dlerror names the loader's temporary copy; the message must not. */
     char err[1024] = "";
-    assert_null (bctx_plugin_load ("accounts", path, NULL, WHERE, err,
+    assert_null (bctx_plugin_load ("accounts", path, NULL, NULL, WHERE, NULL, err,
                                    sizeof err));
     assert_null (strstr (err, "bctx-plugin-"));
     free (path);
@@ -282,7 +284,7 @@ test_wrong_abi (void **state)
     (void) state;
     char *path = s_test_plugin ("wrong_abi");
     char err[1024] = "";
-    assert_null (bctx_plugin_load ("wrong_abi", path, NULL, WHERE, err,
+    assert_null (bctx_plugin_load ("wrong_abi", path, NULL, NULL, WHERE, NULL, err,
                                    sizeof err));
     s_refused ("wrong_abi", path, NULL, "abi_version", NULL);
     /* Both versions are named: the plugin's and the host's. */
@@ -301,7 +303,7 @@ test_wrong_size (void **state)
     (void) state;
     char *path = s_test_plugin ("wrong_size");
     char err[1024] = "";
-    assert_null (bctx_plugin_load ("wrong_size", path, NULL, WHERE, err,
+    assert_null (bctx_plugin_load ("wrong_size", path, NULL, NULL, WHERE, NULL, err,
                                    sizeof err));
     s_refused ("wrong_size", path, NULL, "context_size", NULL);
     const char *field = strstr (err, "context_size");
@@ -349,7 +351,7 @@ test_reject_all (void **state)
     (void) state;
     char *path = s_test_plugin ("reject_all");
     char err[1024] = "";
-    bctx_plugin_t *p = bctx_plugin_load ("reject_all", path, NULL, WHERE, err,
+    bctx_plugin_t *p = bctx_plugin_load ("reject_all", path, NULL, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!p)
         fail_msg ("%s", err);
@@ -399,8 +401,8 @@ test_settings_reach_init (void **state)
 
     json_t *settings = json_pack ("{s:s, s:s}", "greeting", "hello, world",
                                   "fini_marker", marker);
-    bctx_plugin_t *p = bctx_plugin_load ("needs_setting", path, settings,
-                                         WHERE, err, sizeof err);
+    bctx_plugin_t *p = bctx_plugin_load ("needs_setting", path, settings, NULL,
+                                         WHERE, NULL, err, sizeof err);
     if (!p)
         fail_msg ("%s", err);
     /* The loader borrowed the settings: they are still ours, unchanged. */
@@ -442,11 +444,11 @@ test_settings_per_load (void **state)
     char err[1024] = "";
     json_t *s1 = json_pack ("{s:s}", "greeting", "one");
     json_t *s2 = json_pack ("{s:s}", "greeting", "two");
-    bctx_plugin_t *a = bctx_plugin_load ("needs_setting", path, s1, WHERE, err,
+    bctx_plugin_t *a = bctx_plugin_load ("needs_setting", path, s1, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!a)
         fail_msg ("%s", err);
-    bctx_plugin_t *b = bctx_plugin_load ("needs_setting", path, s2, WHERE, err,
+    bctx_plugin_t *b = bctx_plugin_load ("needs_setting", path, s2, NULL, WHERE, NULL, err,
                                          sizeof err);
     if (!b)
         fail_msg ("%s", err);
@@ -480,14 +482,261 @@ test_where_is_the_prefix (void **state)
 {
     (void) state;
     char err[1024] = "";
-    assert_null (bctx_plugin_load ("x", "/nonexistent.so", NULL,
-                                   "contexts[7].plugin", err, sizeof err));
+    assert_null (bctx_plugin_load ("x", "/nonexistent.so", NULL, NULL,
+                                   "contexts[7].plugin", NULL, err, sizeof err));
     assert_int_equal (strncmp (err, "contexts[7].plugin: /nonexistent.so: ",
                                strlen ("contexts[7].plugin: /nonexistent.so: ")),
                       0);
-    assert_null (bctx_plugin_load ("x", "/nonexistent.so", NULL,
-                                   "reload", err, sizeof err));
+    assert_null (bctx_plugin_load ("x", "/nonexistent.so", NULL, NULL,
+                                   "reload", NULL, err, sizeof err));
     assert_int_equal (strncmp (err, "reload: ", 8), 0);
+}
+
+/* --- where a plugin may come from, and how much of it ---------------- */
+
+/* A folder of the plugin-folder tests: "<base>/<name>" (new), created. */
+static char *
+s_folder (const char *base, const char *name)
+{
+    char *path = NULL;
+    assert_true (asprintf (&path, "%s/%s", base, name) > 0);
+    assert_int_equal (mkdir (path, 0755), 0);
+    return path;
+}
+
+/* Copies the built file `from` to `to`. */
+static void
+s_copy_file (const char *from, const char *to)
+{
+    FILE *in = fopen (from, "rb"), *out = fopen (to, "wb");
+    assert_non_null (in);
+    assert_non_null (out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread (buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal (fwrite (buf, 1, n, out), n);
+    fclose (in);
+    assert_int_equal (fclose (out), 0);
+}
+
+/* Removes a tree the plugin-folder tests made (files, links, folders). */
+static void
+s_remove_tree (const char *path)
+{
+    DIR *d = opendir (path);
+    if (!d) {
+        unlink (path);
+        return;
+    }
+    for (struct dirent *e; (e = readdir (d));) {
+        if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
+            continue;
+        char *child = NULL;
+        if (asprintf (&child, "%s/%s", path, e->d_name) > 0)
+            s_remove_tree (child);
+        free (child);
+    }
+    closedir (d);
+    rmdir (path);
+}
+
+/* A fresh folder for one test, resolved (new). */
+static char *
+s_base (void)
+{
+    char tmpl[] = "/tmp/bctx-test-dirs-XXXXXX";
+    assert_non_null (mkdtemp (tmpl));
+    char *real = realpath (tmpl, NULL);
+    assert_non_null (real);
+    return real;
+}
+
+/* The path check compares whole components after resolving symlinks,
+ * and its refusal names the resolved path and the allowed folders. */
+static void
+test_dirs_check (void **state)
+{
+    (void) state;
+    char *base = s_base ();
+    char *a = s_folder (base, "a"), *ab = s_folder (base, "ab");
+    char inside[600], beside[600], link[600], err[2048] = "", *resolved = NULL;
+    snprintf (inside, sizeof inside, "%s/x.so", a);
+    snprintf (beside, sizeof beside, "%s/x.so", ab);
+    snprintf (link, sizeof link, "%s/link.so", a);
+    char *built = s_built ("plugins/accounts/accounts.so");
+    s_copy_file (built, inside);
+    free (built);
+    s_copy_file (inside, beside);
+    assert_int_equal (symlink (beside, link), 0);
+    char *dirs[] = { a };
+    bctx_plugin_bounds_t bounds = { .dirs = dirs, .n_dirs = 1, .dirs_given = 1 };
+
+    /* Inside: allowed, resolved. */
+    assert_int_equal (bctx_plugin_dirs_check (&bounds, inside, "reload", &resolved, err,
+                                              sizeof err), 0);
+    assert_string_equal (resolved, inside);
+    free (resolved);
+    /* Through a "..": resolved first, so it counts where it lands. */
+    char dotted[700];
+    snprintf (dotted, sizeof dotted, "%s/../ab/x.so", a);
+    assert_int_equal (bctx_plugin_dirs_check (&bounds, dotted, "reload", &resolved, err,
+                                              sizeof err), BCTX_LOAD_FORBIDDEN);
+    assert_null (resolved);
+    /* A folder whose name only starts like an allowed one. */
+    assert_int_equal (bctx_plugin_dirs_check (&bounds, beside, "reload", &resolved, err,
+                                              sizeof err), BCTX_LOAD_FORBIDDEN);
+    assert_non_null (strstr (err, "host.plugin_dirs ("));
+    assert_non_null (strstr (err, a));
+    /* A symlink inside that leads out: refused, naming where it leads. */
+    assert_int_equal (bctx_plugin_dirs_check (&bounds, link, "reload", &resolved, err,
+                                              sizeof err), BCTX_LOAD_FORBIDDEN);
+    if (strncmp (err, "reload: ", 8) != 0 || !strstr (err, link) || !strstr (err, beside))
+        fail_msg ("message \"%s\" should start with \"reload: \" and name %s and %s", err,
+                  link, beside);
+    /* A path that does not resolve is not refused as forbidden: the
+     * loader says it is missing. */
+    char missing[600];
+    snprintf (missing, sizeof missing, "%s/missing.so", a);
+    assert_int_equal (bctx_plugin_dirs_check (&bounds, missing, "reload", &resolved, err,
+                                              sizeof err), BCTX_LOAD_FAILED);
+    assert_non_null (strstr (err, "No such file or directory"));
+    /* The default's message says where the folders come from. */
+    bounds.dirs_given = 0;
+    assert_int_equal (bctx_plugin_dirs_check (&bounds, beside, "reload", &resolved, err,
+                                              sizeof err), BCTX_LOAD_FORBIDDEN);
+    assert_non_null (strstr (err, "the folders of contexts[].plugin"));
+    /* "/" holds everything. */
+    char *root[] = { "/" };
+    bctx_plugin_bounds_t all = { .dirs = root, .n_dirs = 1, .dirs_given = 1 };
+    assert_int_equal (bctx_plugin_dirs_check (&all, beside, "reload", &resolved, err,
+                                              sizeof err), 0);
+    free (resolved);
+    s_remove_tree (base);
+    free (a);
+    free (ab);
+    free (base);
+}
+
+/* A relative path resolves against the working directory, and the
+ * refusal says so. */
+static void
+test_dirs_check_relative (void **state)
+{
+    (void) state;
+    char *base = s_base ();
+    char *a = s_folder (base, "a"), *b = s_folder (base, "b");
+    char file[600], err[2048] = "", *resolved = NULL;
+    snprintf (file, sizeof file, "%s/x.so", b);
+    char *built = s_built ("plugins/accounts/accounts.so");
+    s_copy_file (built, file);
+    free (built);
+    char *dirs[] = { a };
+    bctx_plugin_bounds_t bounds = { .dirs = dirs, .n_dirs = 1, .dirs_given = 1 };
+    int back = open (".", O_RDONLY | O_DIRECTORY);
+    assert_true (back >= 0);
+    assert_int_equal (chdir (base), 0);
+    int rc = bctx_plugin_dirs_check (&bounds, "b/x.so", "reload", &resolved, err, sizeof err);
+    assert_int_equal (fchdir (back), 0);
+    close (back);
+    assert_int_equal (rc, BCTX_LOAD_FORBIDDEN);
+    char want[700];
+    snprintf (want, sizeof want, "reload: b/x.so (relative to the working directory %s) "
+              "resolves to %s, outside host.plugin_dirs (%s)", base, file, a);
+    if (strncmp (err, want, strlen (want)) != 0)
+        fail_msg ("message \"%s\" does not start with \"%s\"", err, want);
+    s_remove_tree (base);
+    free (a);
+    free (b);
+    free (base);
+}
+
+/* The loader itself refuses a plugin from outside its folders before it
+ * opens it: the constructor of the plugin never runs, nothing is copied.
+ * From inside, the same file loads (and its constructor runs: the marker
+ * shows the test would see it). */
+static void
+test_load_outside_dirs_runs_nothing (void **state)
+{
+    (void) state;
+    char *base = s_base ();
+    char *in = s_folder (base, "in"), *out = s_folder (base, "out");
+    char inside[600], outside[600], marker[600], err[2048] = "";
+    snprintf (inside, sizeof inside, "%s/constructor.so", in);
+    snprintf (outside, sizeof outside, "%s/constructor.so", out);
+    snprintf (marker, sizeof marker, "%s/marker", base);
+    char *built = s_test_plugin ("constructor");
+    s_copy_file (built, inside);
+    s_copy_file (built, outside);
+    free (built);
+    assert_int_equal (setenv ("BCTX_TEST_MARKER", marker, 1), 0);
+    char *dirs[] = { in };
+    bctx_plugin_bounds_t bounds = { .dirs = dirs, .n_dirs = 1, .dirs_given = 1,
+                                    .max_bytes = 256u * 1024 * 1024 };
+    int failure = 0;
+    bctx_plugin_t *p = bctx_plugin_load ("ctor", outside, NULL, &bounds, WHERE, &failure,
+                                         err, sizeof err);
+    assert_null (p);
+    assert_int_equal (failure, BCTX_LOAD_FORBIDDEN);
+    assert_non_null (strstr (err, in));
+    assert_int_equal (access (marker, F_OK), -1);
+    assert_int_equal (s_tmp_entries (), 0);
+
+    p = bctx_plugin_load ("ctor", inside, NULL, &bounds, WHERE, &failure, err, sizeof err);
+    if (!p)
+        fail_msg ("%s", err);
+    assert_int_equal (access (marker, F_OK), 0);
+    bctx_plugin_destroy (&p);
+    unsetenv ("BCTX_TEST_MARKER");
+    s_remove_tree (base);
+    free (in);
+    free (out);
+    free (base);
+}
+
+/* A file over max_bytes is refused by its size, naming it and the key;
+ * a deadline already past stops the copy; neither leaves a copy behind. */
+static void
+test_load_bounded (void **state)
+{
+    (void) state;
+    char *path = s_built ("plugins/accounts/accounts.so");
+    char *real = realpath (path, NULL);
+    assert_non_null (real);
+    char *dir = strdup (real);
+    *strrchr (dir, '/') = '\0';
+    char *dirs[] = { dir };
+    struct stat st;
+    assert_int_equal (stat (real, &st), 0);
+    bctx_plugin_bounds_t bounds = { .dirs = dirs, .n_dirs = 1, .dirs_given = 1,
+                                    .max_bytes = (size_t) st.st_size - 1 };
+    char err[2048] = "", size[32];
+    int failure = 0;
+    assert_null (bctx_plugin_load ("accounts", path, NULL, &bounds, WHERE, &failure, err,
+                                   sizeof err));
+    assert_int_equal (failure, BCTX_LOAD_TOO_BIG);
+    snprintf (size, sizeof size, "%lld bytes", (long long) st.st_size);
+    if (!strstr (err, size) || !strstr (err, "host.max_plugin_bytes"))
+        fail_msg ("message \"%s\" should name the size (%s) and host.max_plugin_bytes",
+                  err, size);
+    assert_int_equal (s_tmp_entries (), 0);
+
+    bounds.max_bytes = (size_t) st.st_size;
+    bounds.deadline = 1;          /* long past on CLOCK_MONOTONIC */
+    assert_null (bctx_plugin_load ("accounts", path, NULL, &bounds, WHERE, &failure, err,
+                                   sizeof err));
+    assert_int_equal (failure, BCTX_LOAD_TIMED_OUT);
+    assert_non_null (strstr (err, "deadline"));
+    assert_int_equal (s_tmp_entries (), 0);
+
+    bounds.deadline = 0;
+    bctx_plugin_t *p = bctx_plugin_load ("accounts", path, NULL, &bounds, WHERE, &failure,
+                                         err, sizeof err);
+    if (!p)
+        fail_msg ("%s", err);
+    bctx_plugin_destroy (&p);
+    free (dir);
+    free (real);
+    free (path);
 }
 
 int
@@ -509,6 +758,10 @@ main (void)
         cmocka_unit_test (test_settings_reach_init),
         cmocka_unit_test (test_settings_per_load),
         cmocka_unit_test (test_where_is_the_prefix),
+        cmocka_unit_test (test_dirs_check),
+        cmocka_unit_test (test_dirs_check_relative),
+        cmocka_unit_test (test_load_outside_dirs_runs_nothing),
+        cmocka_unit_test (test_load_bounded),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -222,7 +222,7 @@ s_setup (void **state)
     snprintf (path, sizeof path, "%s/plugins/transfers/transfers.so",
               build && *build ? build : ".");
     json_t *settings = json_null ();
-    f->plugin = bctx_plugin_load ("transfers", path, settings, "test", err, sizeof err);
+    f->plugin = bctx_plugin_load ("transfers", path, settings, NULL, "test", NULL, err, sizeof err);
     json_decref (settings);
     if (!f->plugin) {
         fprintf (stderr, "bctx_plugin_load: %s\n", err);
