@@ -2,7 +2,8 @@
  * test_security - who may do what, on the real host.
  *
  *   - reload, replay and retry are admin ops: the public API answers them
- *     "forbidden", naming the admin endpoint, and nothing changes; the
+ *     "forbidden", naming the admin endpoint, and nothing changes (a
+ *     plugin's constructor never runs); the
  *     admin endpoint (an ipc:// socket in a 0700 folder under host.data)
  *     serves them; the CLI finds it by itself, or takes --admin / BCTX_ADMIN;
  *   - with CURVE, each key's role decides: a client key may send and read
@@ -72,7 +73,18 @@ test_admin_ops_refused_on_the_public_api (void **state)
     (void) state;
     h_host_t h;
     assert_int_equal (h_init (&h), 0);
+    /* A plugin whose constructor leaves a mark, were it ever loaded. */
+    char marker[400], body[1200];
+    snprintf (marker, sizeof marker, "%s/constructor-ran", h.dir);
+    setenv ("BCTX_TEST_MARKER", marker, 1);
     assert_int_equal (h_start (&h), 0);
+    snprintf (body, sizeof body, "{\"op\":\"reload\",\"context\":\"accounts\",\"plugin\":"
+              "\"%s\"}", h_path ("tests/plugins/constructor.so"));
+    json_t *refused = s_raw (h.endpoint, body);
+    assert_non_null (refused);
+    assert_string_equal (s_code (refused), "forbidden");
+    json_decref (refused);
+    assert_int_not_equal (access (marker, F_OK), 0);
     const char *ops[] = {
         "{\"op\":\"reload\",\"context\":\"accounts\"}",
         "{\"op\":\"replay\",\"projection\":\"balances\"}",
@@ -126,6 +138,8 @@ test_admin_ops_refused_on_the_public_api (void **state)
     /* Client ops are not admin ops: the CLI does not go elsewhere. */
     assert_int_equal (h_cli (&h, &out, "contexts", NULL), 0);
     free (out);
+    assert_int_not_equal (access (marker, F_OK), 0);
+    unsetenv ("BCTX_TEST_MARKER");
     assert_int_equal (h_cleanup (&h), 0);
 }
 
