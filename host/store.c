@@ -431,10 +431,14 @@ bctx_store_check (const char *path, int max_ms, char *err, size_t errlen)
     if (rc == SQLITE_OK)
         rc = sqlite3_step (st);
     if (rc == SQLITE_ROW) {
-        /* The first row is "ok", or the first problem found. */
-        const char *first = (const char *) sqlite3_column_text (st, 0);
-        if (!first || strcmp (first, "ok") != 0) {
-            snprintf (err, errlen, "%s: %s", path, first ? first : "quick_check failed");
+        /* "ok", or the problems found, one a line, after a heading line
+         * "*** in database main ***" that names none: keep the first. */
+        const char *text = (const char *) sqlite3_column_text (st, 0);
+        if (!text || strcmp (text, "ok") != 0) {
+            const char *first = text ? text : "quick_check failed";
+            if (strncmp (first, "*** ", 4) == 0 && strchr (first, '\n'))
+                first = strchr (first, '\n') + 1;
+            snprintf (err, errlen, "%s: %.*s", path, (int) strcspn (first, "\n"), first);
             result = BCTX_STORE_ERROR;
         }
     } else if (rc == SQLITE_INTERRUPT) {
