@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_INSERT, S_VERSION, S_REMEMBER, S_RECALL,
@@ -384,12 +385,28 @@ bctx_store_error (bctx_store_t *self)
  * refusal leaves every file as it was (no WAL is folded or removed).
  */
 
-/* Opens path read-only.  Return 0, or BCTX_STORE_ERROR with err. */
+/* Opens path read-only.  Without a -wal beside it the file is opened
+ * immutable, so SQLite creates no empty -wal either.  Return 0, or
+ * BCTX_STORE_ERROR with err. */
 static int
 s_open_readonly (const char *path, sqlite3 **db, char *err, size_t errlen)
 {
-    if (sqlite3_open_v2 (path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                         NULL) != SQLITE_OK) {
+    char wal[4096], uri[12300];
+    snprintf (wal, sizeof wal, "%s-wal", path);
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+    const char *name = path;
+    if (access (wal, F_OK) != 0 && strlen (path) < 4096) {
+        /* A URI: %, ? and # in the path are escaped. */
+        size_t n = (size_t) snprintf (uri, sizeof uri, "file:");
+        for (const char *c = path; *c; c++)
+            n += (size_t) (strchr ("%?#", *c)
+                           ? snprintf (uri + n, sizeof uri - n, "%%%02X", (unsigned char) *c)
+                           : snprintf (uri + n, sizeof uri - n, "%c", *c));
+        snprintf (uri + n, sizeof uri - n, "?immutable=1");
+        name = uri;
+        flags |= SQLITE_OPEN_URI;
+    }
+    if (sqlite3_open_v2 (name, db, flags, NULL) != SQLITE_OK) {
         s_err (err, errlen, path, *db);
         sqlite3_close (*db);
         *db = NULL;
