@@ -1,7 +1,10 @@
 /*
- * bctx-host - runs one host in the foreground: `bctx-host CONFIG.json`.
+ * bctx-host - runs one host in the foreground:
+ * `bctx-host [--accept-truncated-log CONTEXT]... CONFIG.json`.
  * Exits 0 after a clean drain on SIGINT/SIGTERM, 1 with a message naming
- * the problem when the config or a context cannot be loaded.
+ * the problem when the config or a context cannot be loaded, host.data is
+ * another host's, or a log has lost events (see datadir.h);
+ * --accept-truncated-log CONTEXT starts anyway and says what was lost.
  */
 #include "config.h"
 #include "log.h"
@@ -15,6 +18,8 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
+
+#define S_USAGE "usage: bctx-host [--accept-truncated-log CONTEXT]... CONFIG.json\n"
 
 /* Set once main returns by itself: any other exit is unexpected. */
 static int s_returning;
@@ -31,8 +36,24 @@ s_at_exit (void)
 int
 main (int argc, char **argv)
 {
-    if (argc != 2 || argv[1][0] == '-') {
-        fprintf (stderr, "usage: bctx-host CONFIG.json\n");
+    /* The contexts named by --accept-truncated-log, NULL-terminated. */
+    const char *accept[argc > 0 ? argc : 1];
+    size_t n_accept = 0;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp (argv[i], "--accept-truncated-log") == 0 && i + 1 < argc
+            && argv[i + 1][0] && argv[i + 1][0] != '-')
+            accept[n_accept++] = argv[++i];
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
+        else {
+            fprintf (stderr, S_USAGE);
+            return 2;
+        }
+    }
+    accept[n_accept] = NULL;
+    if (!path) {
+        fprintf (stderr, S_USAGE);
         return 2;
     }
     const char *level = getenv ("BCTX_LOG");
@@ -42,7 +63,7 @@ main (int argc, char **argv)
         bctx_log_level = BCTX_LOG_WARN;
 
     char err[1024];
-    bctx_config_t *config = bctx_config_load (argv[1], err, sizeof err);
+    bctx_config_t *config = bctx_config_load (path, err, sizeof err);
     if (!config) {
         bctx_log (BCTX_LOG_ERROR, "bad config: %s", err);
         return 1;
@@ -67,7 +88,7 @@ main (int argc, char **argv)
     atexit (s_at_exit);
     char name[128];
     snprintf (name, sizeof name, "%s", config->name);
-    bctx_server_t *server = bctx_server_new (config, err, sizeof err);
+    bctx_server_t *server = bctx_server_new (config, accept, err, sizeof err);
     if (!server) {
         bctx_log (BCTX_LOG_ERROR, "cannot start: %s", err);
         s_returning = 1;

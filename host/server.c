@@ -8,6 +8,7 @@
 #include "bus.h"
 #include "bridge.h"
 #include "endpoint.h"
+#include "datadir.h"
 #include "feed.h"
 #include "log.h"
 #include "projection.h"
@@ -35,6 +36,7 @@
 #define S_EVENTS_MAX   10000   /* most events one "events" request returns */
 #define S_ID_MAX       256     /* longest command id a client may give (a reactor's
                                   ids, names and a position, fit) */
+#define S_MARK_EVERY   0.1     /* seconds between high-water mark updates */
 
 typedef struct {
     bctx_worker_t *worker;        /* the context's worker */
@@ -119,6 +121,8 @@ struct bctx_server {
     int64_t too_large;            /* requests refused as too_large */
     int64_t bad;                  /* requests refused as bad_request */
     int64_t forbidden;            /* requests refused as forbidden */
+    bctx_datadir_t *datadir;      /* the lock on host.data and the high-water marks */
+    double mark_due;              /* monotonic: when to update the marks next */
 };
 
 static double
@@ -421,7 +425,8 @@ s_open_admin (bctx_server_t *self, char *err, size_t errlen)
 }
 
 bctx_server_t *
-bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
+bctx_server_new (bctx_config_t *config, const char *const *accept_truncated,
+                 char *err, size_t errlen)
 {
     if (s_mkdirs (config->data, err, errlen) < 0) {
         bctx_config_destroy (&config);
@@ -430,6 +435,16 @@ bctx_server_new (bctx_config_t *config, char *err, size_t errlen)
     bctx_server_t *self = calloc (1, sizeof *self);
     self->config = config;
     self->inotify = -1;
+    /* host.data is this host's before any file in it is opened, and what
+     * is in it is checked before anything is served. */
+    self->datadir = bctx_datadir_open (config->data, err, errlen);
+    if (!self->datadir
+        || bctx_datadir_guard (self->datadir, config, accept_truncated, err, errlen) < 0) {
+        bctx_datadir_destroy (&self->datadir);
+        bctx_config_destroy (&self->config);
+        free (self);
+        return NULL;
+    }
     self->zctx = zmq_ctx_new ();
     self->replies = zmq_socket (self->zctx, ZMQ_PULL);
     int hwm = 0;
@@ -2037,6 +2052,24 @@ s_reconfigure (bctx_server_t *self)
               "%zu reactor(s)", self->n_contexts, self->n_projections, self->n_reactors);
 }
 
+/* Raises each context's high-water mark to its worker's last commit
+ * (an atomic the worker stores after each commit), every S_MARK_EVERY.
+ * Return seconds until the next update. */
+static double
+s_mark_tick (bctx_server_t *self)
+{
+    double now = s_now ();
+    if (now >= self->mark_due) {
+        for (size_t i = 0; i < self->n_contexts; i++) {
+            bctx_worker_t *w = self->contexts[i].worker;
+            bctx_datadir_mark (self->datadir, bctx_worker_name (w),
+                               atomic_load (&bctx_worker_stats (w)->position));
+        }
+        self->mark_due = now + S_MARK_EVERY;
+    }
+    return self->mark_due - now;
+}
+
 int
 bctx_server_run (bctx_server_t *self, int stop_fd)
 {
@@ -2055,6 +2088,9 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
         double wait = a < 0 ? b : b < 0 ? a : a < b ? a : b;
         if (c >= 0 && (wait < 0 || c < wait))
             wait = c;
+        double m = s_mark_tick (self);
+        if (wait < 0 || m < wait)
+            wait = m;
         long timeout = wait < 0 ? -1 : (long) (wait * 1000) + 1;
         int rc = zmq_poll (items, (int) n_items, timeout);
         if (rc < 0) {
@@ -2186,6 +2222,9 @@ bctx_server_destroy (bctx_server_t **self_p)
      * worker); then the workers are freed. */
     for (size_t i = 0; i < self->n_contexts; i++)
         bctx_worker_join (self->contexts[i].worker);
+    /* The workers' last commits, in the marks, at a clean stop. */
+    self->mark_due = 0;
+    s_mark_tick (self);
     if (self->replies) {
         bctx_job_t *job;
         while (zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job)
@@ -2239,6 +2278,8 @@ bctx_server_destroy (bctx_server_t **self_p)
     bctx_security_destroy (&self->security);
     zmq_ctx_term (self->zctx);
     bctx_config_destroy (&self->config);
+    /* Last: every file under host.data is closed before the lock goes. */
+    bctx_datadir_destroy (&self->datadir);
     free (self);
     *self_p = NULL;
 }

@@ -14,10 +14,15 @@
 typedef struct bctx_server bctx_server_t;
 
 /* Starts a host for `config` (stolen, even on failure: the server keeps it
- * and replaces it on SIGHUP): creates the data directory, loads every
- * context, opens every store, binds the API and the bus.  All or nothing.
+ * and replaces it on SIGHUP): creates the data directory and locks it,
+ * checks what is in it (see datadir.h; accept_truncated, borrowed and
+ * NULL-terminated or NULL, names the contexts whose lost events are
+ * accepted), loads every context, opens every store, binds the API and
+ * the bus.  All or nothing.
  * Return: new server, or NULL with the reason in err. */
-bctx_server_t *bctx_server_new (bctx_config_t *config, char *err, size_t errlen);
+bctx_server_t *bctx_server_new (bctx_config_t *config,
+                                const char *const *accept_truncated,
+                                char *err, size_t errlen);
 
 /* Serves requests until `stop_fd` (a signalfd for SIGINT, SIGTERM and
  * SIGHUP) delivers SIGINT or SIGTERM, then drains: no new request is

@@ -6,10 +6,13 @@
 #include "store.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_INSERT, S_VERSION, S_REMEMBER, S_RECALL,
@@ -59,6 +62,8 @@ struct bctx_store {
     int64_t position;               /* last position appended or committed */
     int64_t committed;              /* last position known durable */
     int in_tx;                      /* inside begin … commit */
+    char *path;                     /* the file, for messages */
+    char error[512];                /* the first error since begin, or "" */
 };
 
 static void
@@ -83,6 +88,22 @@ s_is_duplicate (int rc)
     return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY;
 }
 
+/* Keeps the first error of a transaction (what a later rollback says
+ * would hide it), naming a full disk as such.  rc: what SQLite returned. */
+static void
+s_fail (bctx_store_t *self, int rc)
+{
+    if (self->error[0])
+        return;
+    if (rc == SQLITE_FULL || ((rc & 0xff) == SQLITE_IOERR
+                              && sqlite3_system_errno (self->db) == ENOSPC))
+        snprintf (self->error, sizeof self->error, "disk full writing %s",
+                  self->path);
+    else
+        snprintf (self->error, sizeof self->error, "%s: %s", self->path,
+                  sqlite3_errmsg (self->db));
+}
+
 static int64_t
 s_last_position (bctx_store_t *self)
 {
@@ -102,6 +123,7 @@ bctx_store_open (const char *path, int flags, char *err, size_t errlen)
                  | (readonly ? SQLITE_OPEN_READONLY
                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     bctx_store_t *self = calloc (1, sizeof *self);
+    self->path = strdup (path);
     if (sqlite3_open_v2 (path, &self->db, oflags, NULL) != SQLITE_OK) {
         s_err (err, errlen, path, self->db);
         goto fail;
@@ -156,6 +178,7 @@ bctx_store_destroy (bctx_store_t **self_p)
     if (self->db && !sqlite3_db_readonly (self->db, "main"))
         sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     sqlite3_close (self->db);
+    free (self->path);
     free (self);
     *self_p = NULL;
 }
@@ -176,12 +199,17 @@ int
 bctx_store_begin (bctx_store_t *self)
 {
     assert (!self->in_tx);
-    if (s_exec (self->stmt[S_BEGIN]) != 0)
+    self->error[0] = '\0';
+    int rc = s_exec (self->stmt[S_BEGIN]);
+    if (rc != 0) {
+        s_fail (self, rc);
         return BCTX_STORE_ERROR;
+    }
     self->in_tx = 1;
     /* Another writer (a second host on the same file) may have appended. */
     int64_t last = s_last_position (self);
     if (last < 0) {
+        s_fail (self, sqlite3_errcode (self->db));
         bctx_store_rollback (self);
         return BCTX_STORE_ERROR;
     }
@@ -193,7 +221,9 @@ int
 bctx_store_commit (bctx_store_t *self)
 {
     assert (self->in_tx);
-    if (s_exec (self->stmt[S_COMMIT]) != 0) {
+    int rc = s_exec (self->stmt[S_COMMIT]);
+    if (rc != 0) {
+        s_fail (self, rc);
         bctx_store_rollback (self);
         return BCTX_STORE_ERROR;
     }
@@ -207,7 +237,10 @@ bctx_store_rollback (bctx_store_t *self)
 {
     if (!self->in_tx)
         return;
-    s_exec (self->stmt[S_ROLLBACK]);
+    /* A full disk or an I/O error may have rolled the transaction back
+     * already: a ROLLBACK then fails and says nothing useful. */
+    if (!sqlite3_get_autocommit (self->db))
+        s_exec (self->stmt[S_ROLLBACK]);
     self->in_tx = 0;
     self->position = self->committed;
 }
@@ -231,8 +264,10 @@ bctx_store_append (bctx_store_t *self, const char *aggregate,
 {
     assert (self->in_tx);
     int64_t current = bctx_store_version (self, aggregate);
-    if (current < 0)
+    if (current < 0) {
+        s_fail (self, sqlite3_errcode (self->db));
         return BCTX_STORE_ERROR;
+    }
     if (current != expected)
         return BCTX_STORE_CONFLICT;
     sqlite3_stmt *st = self->stmt[S_INSERT];
@@ -252,7 +287,10 @@ bctx_store_append (bctx_store_t *self, const char *aggregate,
         sqlite3_clear_bindings (st);
         if (rc != 0) {
             /* Events 0..i-1 are in the transaction; the caller rolls back. */
-            return s_is_duplicate (rc) ? BCTX_STORE_CONFLICT : BCTX_STORE_ERROR;
+            if (s_is_duplicate (rc))
+                return BCTX_STORE_CONFLICT;
+            s_fail (self, rc);
+            return BCTX_STORE_ERROR;
         }
         self->position = e->position;
     }
@@ -270,7 +308,10 @@ bctx_store_remember (bctx_store_t *self, const char *id, const char *reply)
     sqlite3_clear_bindings (st);
     if (rc == 0)
         return 0;
-    return s_is_duplicate (rc) ? BCTX_STORE_CONFLICT : BCTX_STORE_ERROR;
+    if (s_is_duplicate (rc))
+        return BCTX_STORE_CONFLICT;
+    s_fail (self, rc);
+    return BCTX_STORE_ERROR;
 }
 
 char *
@@ -336,7 +377,140 @@ bctx_store_read_aggregate (bctx_store_t *self, const char *aggregate,
 const char *
 bctx_store_error (bctx_store_t *self)
 {
-    return sqlite3_errmsg (self->db);
+    return self->error[0] ? self->error : sqlite3_errmsg (self->db);
+}
+
+/* ---------------------------------------------------------------------
+ * Checks at start, on files no connection has open yet: read-only, so a
+ * refusal leaves every file as it was (no WAL is folded or removed).
+ */
+
+/* Opens path read-only.  Without a -wal beside it the file is opened
+ * immutable, so SQLite creates no empty -wal either.  Return 0, or
+ * BCTX_STORE_ERROR with err. */
+static int
+s_open_readonly (const char *path, sqlite3 **db, char *err, size_t errlen)
+{
+    char wal[4096], uri[12300];
+    snprintf (wal, sizeof wal, "%s-wal", path);
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+    const char *name = path;
+    if (access (wal, F_OK) != 0 && strlen (path) < 4096) {
+        /* A URI: %, ? and # in the path are escaped. */
+        size_t n = (size_t) snprintf (uri, sizeof uri, "file:");
+        for (const char *c = path; *c; c++)
+            n += (size_t) (strchr ("%?#", *c)
+                           ? snprintf (uri + n, sizeof uri - n, "%%%02X", (unsigned char) *c)
+                           : snprintf (uri + n, sizeof uri - n, "%c", *c));
+        snprintf (uri + n, sizeof uri - n, "?immutable=1");
+        name = uri;
+        flags |= SQLITE_OPEN_URI;
+    }
+    if (sqlite3_open_v2 (name, db, flags, NULL) != SQLITE_OK) {
+        s_err (err, errlen, path, *db);
+        sqlite3_close (*db);
+        *db = NULL;
+        return BCTX_STORE_ERROR;
+    }
+    sqlite3_busy_timeout (*db, 5000);
+    return 0;
+}
+
+/* Progress handler: non-zero (interrupt) once the deadline has passed. */
+static int
+s_past_deadline (void *arg)
+{
+    const struct timespec *deadline = arg;
+    struct timespec now;
+    clock_gettime (CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec
+           || (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+int
+bctx_store_check (const char *path, int max_ms, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    if (s_open_readonly (path, &db, err, errlen) != 0)
+        return BCTX_STORE_ERROR;
+    struct timespec deadline;
+    clock_gettime (CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += max_ms / 1000;
+    deadline.tv_nsec += (long) (max_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    sqlite3_progress_handler (db, 1000, s_past_deadline, &deadline);
+    sqlite3_stmt *st = NULL;
+    int result = 0;
+    int rc = sqlite3_prepare_v2 (db, "PRAGMA quick_check", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step (st);
+    if (rc == SQLITE_ROW) {
+        /* "ok", or the problems found, one a line, after a heading line
+         * "*** in database main ***" that names none: keep the first. */
+        const char *text = (const char *) sqlite3_column_text (st, 0);
+        if (!text || strcmp (text, "ok") != 0) {
+            const char *first = text ? text : "quick_check failed";
+            if (strncmp (first, "*** ", 4) == 0 && strchr (first, '\n'))
+                first = strchr (first, '\n') + 1;
+            snprintf (err, errlen, "%s: %.*s", path, (int) strcspn (first, "\n"), first);
+            result = BCTX_STORE_ERROR;
+        }
+    } else if (rc == SQLITE_INTERRUPT) {
+        snprintf (err, errlen, "%s: the check was cut short after %d ms", path, max_ms);
+        result = BCTX_STORE_CUT_SHORT;
+    } else {
+        s_err (err, errlen, path, db);
+        result = BCTX_STORE_ERROR;
+    }
+    sqlite3_finalize (st);
+    sqlite3_close (db);
+    return result;
+}
+
+/* Whether db has a table of that name.  Return 1, 0, or -1. */
+static int
+s_has_table (sqlite3 *db, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int found = -1;
+    if (sqlite3_prepare_v2 (db, "SELECT count(*) FROM sqlite_master"
+                                " WHERE type = 'table' AND name = ?1",
+                            -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text (st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step (st) == SQLITE_ROW)
+            found = sqlite3_column_int (st, 0) > 0;
+    }
+    sqlite3_finalize (st);
+    return found;
+}
+
+int
+bctx_store_peek_position (const char *path, int64_t *position, char *err,
+                          size_t errlen)
+{
+    sqlite3 *db = NULL;
+    if (s_open_readonly (path, &db, err, errlen) != 0)
+        return BCTX_STORE_ERROR;
+    *position = 0;
+    int has = s_has_table (db, "events");
+    sqlite3_stmt *st = NULL;
+    int rc = has < 0 ? SQLITE_ERROR : SQLITE_OK;
+    if (has > 0) {
+        rc = sqlite3_prepare_v2 (db, "SELECT coalesce(max(position), 0) FROM events",
+                                 -1, &st, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step (st)) == SQLITE_ROW) {
+            *position = sqlite3_column_int64 (st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK)
+        s_err (err, errlen, path, db);
+    sqlite3_finalize (st);
+    sqlite3_close (db);
+    return rc == SQLITE_OK ? 0 : BCTX_STORE_ERROR;
 }
 
 /* ---------------------------------------------------------------------
@@ -683,4 +857,33 @@ const char *
 bctx_readside_error (bctx_readside_t *self)
 {
     return sqlite3_errmsg (self->db);
+}
+
+int
+bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
+                                void *arg, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    if (s_open_readonly (path, &db, err, errlen) != 0)
+        return BCTX_STORE_ERROR;
+    int has = s_has_table (db, "checkpoints");
+    sqlite3_stmt *st = NULL;
+    int rc = has < 0 ? SQLITE_ERROR : SQLITE_DONE;
+    if (has > 0) {
+        rc = sqlite3_prepare_v2 (db, "SELECT source, max(position) FROM checkpoints"
+                                     " GROUP BY source ORDER BY source",
+                                 -1, &st, NULL);
+        if (rc == SQLITE_OK)
+            while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+                if (fn ((const char *) sqlite3_column_text (st, 0),
+                        sqlite3_column_int64 (st, 1), arg) != 0) {
+                    rc = SQLITE_DONE;
+                    break;
+                }
+    }
+    if (rc != SQLITE_DONE)
+        s_err (err, errlen, path, db);
+    sqlite3_finalize (st);
+    sqlite3_close (db);
+    return rc == SQLITE_DONE ? 0 : BCTX_STORE_ERROR;
 }

@@ -22,6 +22,7 @@ typedef struct bctx_store bctx_store_t;
 /* Return codes besides 0. */
 #define BCTX_STORE_ERROR     -1  /* I/O or SQLite failure; see the message */
 #define BCTX_STORE_CONFLICT  -2  /* expected version is not the current one */
+#define BCTX_STORE_CUT_SHORT -3  /* bctx_store_check ran out of time */
 
 /* Open flags. */
 #define BCTX_STORE_READONLY  1   /* a reader beside the writer (WAL allows it) */
@@ -107,8 +108,26 @@ int64_t bctx_store_read (bctx_store_t *self, int64_t from,
 int64_t bctx_store_read_aggregate (bctx_store_t *self, const char *aggregate,
                                    bctx_row_fn fn, void *arg);
 
-/* The last SQLite error message of this store.  Return: borrowed. */
+/* The first error since the last begin (a full disk is "disk full writing
+ * PATH"; a later rollback's complaint never hides it), else the last
+ * SQLite error message of this store.  Return: borrowed. */
 const char *bctx_store_error (bctx_store_t *self);
+
+/*
+ * Checks at start, on files no connection has open yet.  They open the
+ * file read-only and leave it (and its -wal) as it was.
+ */
+
+/* Runs SQLite's quick_check on the file at path (a log or a read-side
+ * file) for at most max_ms.  Return 0 when sound; BCTX_STORE_CUT_SHORT
+ * when the time ran out first; BCTX_STORE_ERROR with "PATH: first
+ * problem" in err when the file is damaged or cannot be read. */
+int bctx_store_check (const char *path, int max_ms, char *err, size_t errlen);
+
+/* The last position in the log file at path (0 when it has no log yet),
+ * in *position.  Return 0, or BCTX_STORE_ERROR with err. */
+int bctx_store_peek_position (const char *path, int64_t *position, char *err,
+                              size_t errlen);
 
 
 
@@ -188,4 +207,14 @@ int bctx_readside_unpark (bctx_readside_t *self, const char *source,
 
 /* The last SQLite error message.  Return: borrowed. */
 const char *bctx_readside_error (bctx_readside_t *self);
+
+/* Called once per source context with its largest checkpoint over every
+ * generation.  source: borrowed until the call returns.  Return 0 to go on. */
+typedef int (*bctx_checkpoint_fn) (const char *source, int64_t position,
+                                   void *arg);
+
+/* Lists the checkpoints of the read-side file at path, read-only (as the
+ * checks at start above).  Return 0, or BCTX_STORE_ERROR with err. */
+int bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
+                                    void *arg, char *err, size_t errlen);
 #endif

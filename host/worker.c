@@ -563,8 +563,9 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
         char *msg = bctx_reply_error (BCTX_E_INTERNAL,
                                       "store: %s; the command was not applied",
                                       bctx_store_error (self->store));
-        bctx_log (BCTX_LOG_ERROR, "context %s: batch of %zu failed: %s",
-                  self->name, n, bctx_store_error (self->store));
+        bctx_log (BCTX_LOG_ERROR, "context %s: batch of %zu failed: store: %s; "
+                  "the command was not applied", self->name, n,
+                  bctx_store_error (self->store));
         bctx_store_rollback (self->store);
         json_object_clear (self->cache);
         for (size_t i = 0; i < n; i++) {
