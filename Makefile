@@ -4,7 +4,8 @@
 #   make run      install what is missing, build, run the host on configs/bank.json
 #   make test     install what is missing, build, run the whole suite, then
 #                 run it again built with AddressSanitizer + UBSan
-#   make bench    durable end-to-end throughput and latency
+#   make bench    durable end-to-end throughput and latency, beside the disk's
+#                 and SQLite's ceilings measured in the same run
 #   make deps     install the Debian packages we need, only when missing
 #
 # O=DIR puts every built file under DIR (default: the source tree);
@@ -48,7 +49,8 @@ HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
 .SECONDARY:
 .DEFAULT_GOAL := all
 
-all: $(O)/bin/bctx-host $(O)/bin/bctx $(O)/bin/bctx-bench $(O)/bin/bctx-fill $(PLUGINS)
+all: $(O)/bin/bctx-host $(O)/bin/bctx $(O)/bin/bctx-bench $(O)/bin/bctx-fill $(O)/bin/bctx-ceiling \
+     $(PLUGINS)
 
 $(O)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -69,6 +71,11 @@ $(O)/bin/bctx-bench: $(O)/obj/bench/bench.o
 $(O)/bin/bctx-fill: $(O)/obj/bench/fill.o $(HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The disk's and SQLite's ceilings, measured by make bench beside the host.
+$(O)/bin/bctx-ceiling: $(O)/obj/bench/ceiling.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs sqlite3 2>/dev/null)
 
 $(O)/plugins/%.so: plugins/%.c plugin-api/bctx/plugin.h
 	@mkdir -p $(dir $@)

@@ -9,7 +9,9 @@
 #   4. the pause a client sees while a context is reloaded, 20 times;
 #   5. two bridged hosts: a bridge catching up a 1 000 000-event log, the
 #      round trip of commands forwarded to a peer, and live bridging.
-# Printed beside the ceilings measured on this machine (../shared/DESIGN.md).
+# First bin/bctx-ceiling measures, on the same disk (a folder of the same
+# temporary directory), fdatasync and SQLite's write and read ceilings, so
+# that the figures are read against ceilings of this run, not of another day.
 # Not a test: nothing here passes or fails on time.
 set -e
 SECONDS_EACH=${BENCH_SECONDS:-5}
@@ -44,13 +46,35 @@ BANK="[{\"name\": \"accounts\", \"plugin\": \"$(pwd)/plugins/accounts/accounts.s
 echo "bctx $(git describe --always --dirty 2>/dev/null || echo '?') on $(nproc) cores," \
      "$(date -u +%Y-%m-%d); ${SECONDS_EACH}s per load row"
 echo
+mkdir -p "$dir/ceiling"
+ceil=$(./bin/bctx-ceiling "$dir/ceiling") || { echo "bench: bin/bctx-ceiling failed"; exit 1; }
+sync_p50=$(get "$ceil" fdatasync_p50_us)
+sql1=$(get "$ceil" sqlite_1_per_tx_per_second)
+sql100=$(get "$ceil" sqlite_100_per_tx_per_second)
+echo "Ceilings measured now on this disk ($(df -P "$dir" | awk 'NR == 2 {print $1}'), each for 3 s or a fixed count)"
+echo "   fdatasync of a 200-byte append: p50 $sync_p50 us, p99 $(get "$ceil" fdatasync_p99_us) us" \
+     "($(get "$ceil" fdatasync_per_second) syncs/s)"
+echo "   raw append + fdatasync, 1000 200-byte records per sync: $(get "$ceil" batch_records_per_second) records/s"
+echo "   SQLite WAL, synchronous=FULL, 1 event per transaction:    $sql1 events/s"
+echo "   SQLite WAL, synchronous=FULL, 100 events per transaction: $sql100 events/s"
+echo "   SQLite sequential read of that log ($(get "$ceil" read_events) events):" \
+     "$(get "$ceil" sqlite_read_per_second) events/s"
+
+echo
 echo "1. Durable Deposits over 1000 accounts (each acknowledged only once fsynced)"
+echo "   /1-tx, /100-tx: commands/s over the SQLite ceilings above (1 and 100 events per transaction)"
 start_host commands "$ACCOUNTS"
 ./bin/bctx-bench -e "$endpoint" --setup --accounts 1000 --max 1 --seconds 0.1 >/dev/null
-printf '   %-8s %12s %10s %10s\n' clients commands/s p50_us p99_us
+printf '   %-8s %12s %10s %10s %8s %8s  %s\n' clients commands/s p50_us p99_us "/1-tx" "/100-tx" "p50 against fdatasync"
 for c in 1 16 64; do
     r=$(./bin/bctx-bench -e "$endpoint" --clients $c --accounts 1000 --seconds "$SECONDS_EACH")
-    printf '   %-8s %12s %10s %10s\n' "$c" "$(get "$r" per_second)" "$(get "$r" p50_us)" "$(get "$r" p99_us)"
+    awk -v c="$c" -v n="$(get "$r" per_second)" -v p50="$(get "$r" p50_us)" -v p99="$(get "$r" p99_us)" \
+        -v s1="$sql1" -v s100="$sql100" -v f="$sync_p50" 'BEGIN {
+        r1 = s1 > 0 ? n / s1 : 0; r100 = s100 > 0 ? n / s100 : 0
+        d = p50 - f; sign = d < 0 ? "-" : "+"; d = d < 0 ? -d : d
+        printf "   %-8s %12s %10s %10s %7.2fx %7.2fx  p50 %s us = fdatasync p50 %s %d us\n",
+               c, n, p50, p99, r1, r100, p50, sign, d
+    }'
 done
 stats=$(./bin/bctx -e "$endpoint" stats)
 echo "   commands per commit (group commit), whole run: $(get "$stats" commands_per_commit)"
@@ -145,12 +169,5 @@ kill -INT $hosta $hostb; wait $hosta $hostb 2>/dev/null || true
 host=""
 
 echo
-echo "Ceilings on this machine (../shared/DESIGN.md):"
-echo "   fdatasync of a small write                               ~195 us"
-echo "   SQLite WAL, synchronous=FULL, 1 event per transaction    ~5.7 k events/s"
-echo "   SQLite WAL, synchronous=FULL, 100 events per transaction ~106 k events/s"
-echo "   SQLite sequential read of the log                        ~7 M events/s"
-echo "Peers, same Deposit workload (1 client / 16 clients):"
-echo "   PostgreSQL 15                  5.9 k/s p50 161 us  /  21.5 k/s p50 691 us"
-echo "   Redis 7 (appendfsync always)   4.8 k/s p50 205 us  /  31.3 k/s p50 439 us"
-echo "   NATS JetStream (not durable)   8.3 k/s p50 114 us  /  34.2 k/s p50 369 us"
+echo "Peers (PostgreSQL, Redis, NATS JetStream on the same Deposit workload) are measured side by side" \
+     "by make bench-peers (not yet in the repo: issue 10)."
