@@ -645,7 +645,8 @@ s_list_one (const char *key, const char *value, void *arg)
         bctx_buf_add_str (&l->out, ",\"value\":");
         bctx_buf_add_str (&l->out, value);
         bctx_buf_add_str (&l->out, "}");
-        if (l->out.len <= l->budget) {
+        /* Room for the key once more, escaped at worst, as "next". */
+        if (l->out.len + 6 * strlen (key) <= l->budget) {
             l->n++;
             free (l->last);
             l->last = strdup (key);
