@@ -244,7 +244,9 @@ s_fetch (bctx_bridge_t *self)
 {
     if (s_ask (self, atomic_load (&self->head) + 1) < 0)
         goto down;
-    for (int pages = 0; pages < 100; pages++) {
+    /* At most 100 full pages' worth of events per call, however the
+     * peer's budget cuts them. */
+    for (int64_t taken = 0;;) {
         zmq_pollitem_t items[] = {
             { self->req, 0, ZMQ_POLLIN, 0 },
             { self->control, 0, ZMQ_POLLIN, 0 },
@@ -273,8 +275,14 @@ s_fetch (bctx_bridge_t *self)
         size_t got = json_array_size (events);
         json_int_t last = got ? json_integer_value (json_object_get (
                                     json_array_get (events, got - 1), "position")) : 0;
-        int more = got == S_PAGE && pages + 1 < 100;
-        if (more && s_ask (self, last + 1) < 0) {
+        /* "next" is where the rest starts (a page may be cut short by the
+         * peer's byte budget); a peer without it ends with a short page. */
+        json_t *next = json_object_get (reply, "next");
+        json_int_t from = json_is_integer (next) ? json_integer_value (next) : last + 1;
+        taken += (int64_t) got;
+        int more = (next ? json_is_integer (next) && got && from > last : got == S_PAGE)
+                   && taken < 100 * S_PAGE;
+        if (more && s_ask (self, from) < 0) {
             json_decref (reply);
             goto down;
         }
@@ -298,7 +306,6 @@ s_fetch (bctx_bridge_t *self)
             return 0;
         s_set_state (self, "catching up");
     }
-    return 0;
 down:
     s_set_state (self, "down");
 reset:

@@ -216,7 +216,9 @@ s_parse_int (const char *s, long long min, long long *out)
     return 0;
 }
 
-/* Prints the events of one context, a line each, paging through. */
+/* Prints the events of one context, a line each, paging through: each
+ * page's "next" says where the following one starts (a page may be cut
+ * short by the host's byte budget), null when none follows. */
 static int
 s_events_of (s_client_t *c, const char *context, const char *aggregate,
              long long from, long long limit)
@@ -254,8 +256,15 @@ s_events_of (s_client_t *c, const char *context, const char *aggregate,
         }
         size_t got = json_array_size (events);
         printed += (long long) got;
+        /* A host without "next" ends its events with a short page. */
+        json_t *next = json_object_get (reply, "next");
+        int more = next ? json_is_integer (next) : (long long) got == page;
+        if (json_is_integer (next) && json_integer_value (next) >= from)
+            from = json_integer_value (next);
+        else if (json_is_integer (next))
+            more = 0;             /* no progress: never ask the same page twice */
         json_decref (reply);
-        if ((long long) got < page)
+        if (!more || got == 0)
             return EXIT_DONE;
     }
 }

@@ -204,7 +204,7 @@ static int
 s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
     static const char *const keys[] = {
-        "name", "api", "publish", "data", "max_message", "max_batch",
+        "name", "api", "publish", "data", "max_message", "max_reply", "max_batch",
         "reload_timeout_ms", "forward_timeout_ms", "allow_remote", "curve", "clients",
         "plugin_dirs", "max_plugin_bytes", NULL
     };
@@ -220,6 +220,8 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
         || s_string (host, "data", "host", &self->data, file, err, errlen) < 0
         || s_size (host, "max_message", "host", &self->max_message, 64,
                    256u * 1024 * 1024, file, err, errlen) < 0
+        || s_size (host, "max_reply", "host", &self->max_reply, 64 + BCTX_REPLY_SLACK,
+                   1024u * 1024 * 1024, file, err, errlen) < 0
         || s_size (host, "max_batch", "host", &self->max_batch, 1, 65536,
                    file, err, errlen) < 0
         || s_size (host, "reload_timeout_ms", "host", &self->reload_timeout_ms, 10,
@@ -230,6 +232,19 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
                    (size_t) 1 << 40, file, err, errlen) < 0
         || s_plugin_dirs (self, json_object_get (host, "plugin_dirs"), err, errlen) < 0)
         return -1;
+    /* A reply holds at least one event, and an event may be as big as a
+     * request: the budget must leave room for one.  Unset, it grows with
+     * max_message. */
+    if (self->max_reply < self->max_message + BCTX_REPLY_SLACK) {
+        if (json_object_get (host, "max_reply")) {
+            s_fail (err, errlen, file, "host.max_reply: %zu bytes is too small for "
+                    "host.max_message of %zu: make it at least %zu (max_message + %d for "
+                    "the reply around one event)", self->max_reply, self->max_message,
+                    self->max_message + BCTX_REPLY_SLACK, BCTX_REPLY_SLACK);
+            return -1;
+        }
+        self->max_reply = self->max_message + BCTX_REPLY_SLACK;
+    }
     json_t *remote = json_object_get (host, "allow_remote");
     if (remote && !json_is_boolean (remote)) {
         s_fail (err, errlen, file, "host.allow_remote: expected true or false");
@@ -444,6 +459,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
     self->api = strdup (BCTX_DEFAULT_API);
     self->data = strdup (BCTX_DEFAULT_DATA);
     self->max_message = BCTX_DEFAULT_MAX_MESSAGE;
+    self->max_reply = BCTX_DEFAULT_MAX_REPLY;
     self->max_batch = BCTX_DEFAULT_BATCH;
     self->reload_timeout_ms = BCTX_DEFAULT_RELOAD_MS;
     self->forward_timeout_ms = BCTX_DEFAULT_FORWARD_MS;

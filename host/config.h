@@ -14,6 +14,9 @@
 #define BCTX_DEFAULT_API          "tcp://127.0.0.1:7700"
 #define BCTX_DEFAULT_DATA         "data"
 #define BCTX_DEFAULT_MAX_MESSAGE  (1024 * 1024)
+#define BCTX_DEFAULT_MAX_REPLY    (8 * 1024 * 1024)
+#define BCTX_REPLY_SLACK          (64 * 1024)  /* room in a reply beside one event
+                                                  of host.max_message bytes */
 #define BCTX_DEFAULT_BATCH        1024
 #define BCTX_DEFAULT_RELOAD_MS    5000
 #define BCTX_DEFAULT_FORWARD_MS   5000
@@ -50,6 +53,8 @@ typedef struct bctx_config {
     char *publish;           /* host.publish: tcp endpoint of the bus, or NULL */
     char *data;              /* host.data: directory of the SQLite files */
     size_t max_message;      /* host.max_message: largest request, in bytes */
+    size_t max_reply;        /* host.max_reply: budget of an "events" or "query"
+                                reply, in bytes (at least max_message + slack) */
     size_t max_batch;        /* host.max_batch: most commands per commit */
     size_t reload_timeout_ms; /* host.reload_timeout_ms: longest wait for a
                                  context to reach a switch point */

@@ -611,23 +611,45 @@ s_send (bctx_server_t *self, const void *envelope, size_t envelope_len,
     zmq_send (socket, reply, strlen (reply), 0);
 }
 
+/* Room kept in a reply's budget for what closes it (`],"next":N}`). */
+#define S_REPLY_TAIL 64
+
 typedef struct {
     bctx_buf_t out;          /* the reply being written */
     const char *context;     /* whose events */
     int64_t n;               /* events written */
+    int64_t limit;           /* most events to write */
+    size_t budget;           /* most bytes out may hold (the first event aside) */
+    int64_t next;            /* position of the first event left out, or 0 */
 } s_collect_t;
 
-/* Writes one event into the reply. */
+/* Writes one event into the reply, unless the reply has its limit of
+ * events or the event would take it past its budget: then notes the
+ * event's position as where the next page starts, and stops.  The first
+ * event is always written, so every page moves on. */
 static int
 s_collect (const bctx_row_t *e, void *arg)
 {
     s_collect_t *c = arg;
-    if (c->n++)
-        bctx_buf_add (&c->out, ",", 1);
-    bctx_buf_add_event (&c->out, c->context, e);
-    return 0;
+    if (c->n < c->limit) {
+        size_t before = c->out.len;
+        if (c->n)
+            bctx_buf_add (&c->out, ",", 1);
+        bctx_buf_add_event (&c->out, c->context, e);
+        if (c->n == 0 || c->out.len <= c->budget) {
+            c->n++;
+            return 0;
+        }
+        c->out.len = before;
+        c->out.text[before] = '\0';
+    }
+    c->next = e->position;
+    return 1;
 }
 
+/* {"op":"events","context":C,"from":P,"limit":N,"aggregate":A}: up to N
+ * events from position P on, within host.max_reply bytes, and "next": the
+ * position to ask from for the rest, or null when there is none. */
 static char *
 s_op_events (bctx_server_t *self, json_t *req)
 {
@@ -645,15 +667,22 @@ s_op_events (bctx_server_t *self, json_t *req)
     if (!c)
         return bctx_reply_error (BCTX_E_UNKNOWN_CONTEXT,
                                  "no context \"%s\" on this host", name);
-    s_collect_t col = { .context = name };
+    s_collect_t col = { .context = name, .limit = limit,
+                        .budget = self->config->max_reply - S_REPLY_TAIL };
     bctx_buf_add_str (&col.out, "{\"ok\":true,\"events\":[");
-    int64_t n = bctx_store_read (c->reader, from, aggregate, limit, s_collect, &col);
+    /* One row past the limit tells whether more follow. */
+    int64_t n = bctx_store_read (c->reader, from, aggregate, limit + 1, s_collect, &col);
     if (n < 0) {
         free (col.out.text);
         return bctx_reply_error (BCTX_E_INTERNAL, "events: %s",
                                  bctx_store_error (c->reader));
     }
-    bctx_buf_add_str (&col.out, "]}");
+    bctx_buf_add_str (&col.out, "],\"next\":");
+    if (col.next)
+        bctx_buf_add_int (&col.out, col.next);
+    else
+        bctx_buf_add_str (&col.out, "null");
+    bctx_buf_add_str (&col.out, "}");
     return col.out.text;
 }
 
@@ -680,25 +709,54 @@ s_find_reactor (bctx_server_t *self, const char *name)
 }
 
 typedef struct {
-    json_t *items;                /* [{key, value}] being filled */
-    int failed;                   /* a stored value was unreadable */
+    bctx_buf_t out;               /* the reply being written */
+    int64_t n;                    /* read models written */
+    int64_t limit;                /* most read models to write */
+    size_t budget;                /* most bytes out may hold */
+    char *last;                   /* key of the last one written (new), or NULL */
+    char *refused;                /* key of a first one past the budget (new), or NULL */
+    size_t refused_size;          /* its value's size */
+    int more;                     /* read models follow the page */
 } s_listing_t;
 
+/* Writes one read model, its stored JSON text as it is, into the page,
+ * unless the page has its limit or the model would take it past its
+ * budget: then the page ends there, with more to follow. */
 static int
 s_list_one (const char *key, const char *value, void *arg)
 {
     s_listing_t *l = arg;
-    json_t *v = json_loads (value, JSON_DECODE_ANY, NULL);
-    if (!v) {
-        l->failed = 1;
-        return 1;
+    if (l->n < l->limit) {
+        size_t before = l->out.len;
+        if (l->n)
+            bctx_buf_add (&l->out, ",", 1);
+        bctx_buf_add_str (&l->out, "{\"key\":");
+        bctx_buf_add_json_string (&l->out, key);
+        bctx_buf_add_str (&l->out, ",\"value\":");
+        bctx_buf_add_str (&l->out, value);
+        bctx_buf_add_str (&l->out, "}");
+        /* Room for the key once more, escaped at worst, as "next". */
+        if (l->out.len + 6 * strlen (key) <= l->budget) {
+            l->n++;
+            free (l->last);
+            l->last = strdup (key);
+            return 0;
+        }
+        l->out.len = before;
+        l->out.text[before] = '\0';
+        if (l->n == 0) {
+            l->refused = strdup (key);
+            l->refused_size = strlen (value);
+            return 1;
+        }
     }
-    json_array_append_new (l->items, json_pack ("{s:s, s:o}", "key", key, "value", v));
-    return 0;
+    l->more = 1;
+    return 1;
 }
 
 /* {"op":"query","projection":P,"key":K} or a page of them with
- * "after"/"limit". */
+ * "after"/"limit", within host.max_reply bytes; a page's "next" is the
+ * "after" of the next page, or null when none follows. */
 static char *
 s_op_query (bctx_server_t *self, json_t *req)
 {
@@ -717,28 +775,55 @@ s_op_query (bctx_server_t *self, json_t *req)
     s_projection_t *p = s_find_projection (self, name);
     if (!p)
         return bctx_reply_error (BCTX_E_BAD_REQUEST, "no projection \"%s\" on this host", name);
+    size_t max = self->config->max_reply;
+    bctx_buf_t out = { 0 };
+    bctx_buf_add_str (&out, "{\"ok\":true,\"projection\":");
+    bctx_buf_add_json_string (&out, name);
     if (key) {
+        /* The stored text is compact JSON, as the projection wrote it. */
         char *text = bctx_readside_get_live (p->reader, key);
-        json_t *value = text ? json_loads (text, JSON_DECODE_ANY, NULL) : json_null ();
+        size_t size = text ? strlen (text) : 0;
+        if (size + out.len + strlen (key) * 6 + S_REPLY_TAIL > max) {
+            free (text);
+            free (out.text);
+            return bctx_reply_error (BCTX_E_TOO_LARGE, "query: read model \"%s\" of %s is "
+                                     "%zu bytes, over the reply limit of %zu (host.max_reply)",
+                                     key, name, size, max);
+        }
+        bctx_buf_add_str (&out, ",\"key\":");
+        bctx_buf_add_json_string (&out, key);
+        bctx_buf_add_str (&out, ",\"value\":");
+        bctx_buf_add_str (&out, text ? text : "null");
+        bctx_buf_add_str (&out, "}");
         free (text);
-        if (!value)
-            return bctx_reply_error (BCTX_E_INTERNAL, "query: stored read model unreadable");
-        return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:s, s:o}", "ok", 1,
-                                               "projection", name, "key", key,
-                                               "value", value));
+        return out.text;
     }
-    s_listing_t l = { .items = json_array () };
-    int64_t n = bctx_readside_list_live (p->reader, after, limit, s_list_one, &l);
-    if (n < 0 || l.failed) {
-        json_decref (l.items);
-        return bctx_reply_error (BCTX_E_INTERNAL, "query: %s", bctx_readside_error (p->reader));
+    bctx_buf_add_str (&out, ",\"items\":[");
+    s_listing_t l = { .out = out, .limit = limit, .budget = max - S_REPLY_TAIL };
+    /* One row past the limit tells whether more follow. */
+    int64_t n = bctx_readside_list_live (p->reader, after, limit + 1, s_list_one, &l);
+    char *reply = NULL;
+    if (n < 0)
+        reply = bctx_reply_error (BCTX_E_INTERNAL, "query: %s", bctx_readside_error (p->reader));
+    else if (l.refused)
+        reply = bctx_reply_error (BCTX_E_TOO_LARGE, "query: read model \"%s\" of %s is %zu "
+                                  "bytes, over the reply limit of %zu (host.max_reply); list "
+                                  "past it with \"after\":\"%s\"", l.refused, name,
+                                  l.refused_size, max, l.refused);
+    if (!reply) {
+        bctx_buf_add_str (&l.out, "],\"next\":");
+        if (l.more && l.last)
+            bctx_buf_add_json_string (&l.out, l.last);
+        else
+            bctx_buf_add_str (&l.out, "null");
+        bctx_buf_add_str (&l.out, "}");
+        reply = l.out.text;
+    } else {
+        free (l.out.text);
     }
-    json_t *next = json_null ();
-    if (n == limit)
-        next = json_incref (json_object_get (json_array_get (l.items, json_array_size (l.items) - 1),
-                                             "key"));
-    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "projection",
-                                           name, "items", l.items, "next", next));
+    free (l.last);
+    free (l.refused);
+    return reply;
 }
 
 static char *

@@ -16,7 +16,7 @@
 
 enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_INSERT, S_VERSION, S_REMEMBER, S_RECALL,
-    S_READ, S_READ_AGG_FROM, S_READ_AGG, S_LAST, S_COUNT
+    S_READ, S_READ_AGG_FROM, S_READ_AGG, S_LAST, S_POSITION_AT, S_COUNT
 };
 
 static const char *const s_sql[S_COUNT] = {
@@ -30,12 +30,16 @@ static const char *const s_sql[S_COUNT] = {
     [S_RECALL] = "SELECT reply FROM commands WHERE id = ?1",
     [S_READ] = "SELECT position, aggregate, version, type, data, metadata, command"
                " FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
+    /* By version, which grows with position in an aggregate: the index on
+     * (aggregate, version) serves it with no sort. */
     [S_READ_AGG_FROM] = "SELECT position, aggregate, version, type, data, metadata, command"
-                        " FROM events WHERE aggregate = ?3 AND position >= ?1"
-                        " ORDER BY position LIMIT ?2",
+                        " FROM events WHERE aggregate = ?3 AND version >= ?4"
+                        " AND position >= ?1 ORDER BY version LIMIT ?2",
     [S_READ_AGG] = "SELECT position, aggregate, version, type, data, metadata, command"
                    " FROM events WHERE aggregate = ?1 ORDER BY version",
     [S_LAST] = "SELECT coalesce(max(position), 0) FROM events",
+    [S_POSITION_AT] = "SELECT position FROM events WHERE aggregate = ?1 AND version >= ?2"
+                      " ORDER BY version LIMIT 1",
 };
 
 static const char s_schema[] =
@@ -353,15 +357,53 @@ s_read_rows (sqlite3_stmt *st, bctx_row_fn fn, void *arg)
     return rc == SQLITE_DONE ? count : BCTX_STORE_ERROR;
 }
 
+/* The position of aggregate's first event from version on, or INT64_MAX
+ * when there is none. */
+static int64_t
+s_position_at (bctx_store_t *self, const char *aggregate, int64_t version)
+{
+    sqlite3_stmt *st = self->stmt[S_POSITION_AT];
+    sqlite3_bind_text (st, 1, aggregate, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 2, version);
+    int64_t pos = INT64_MAX;
+    if (sqlite3_step (st) == SQLITE_ROW)
+        pos = sqlite3_column_int64 (st, 0);
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    return pos;
+}
+
+/* The first version of aggregate's stream at position `from` or after,
+ * found by bisection over its versions (a few index lookups, where
+ * filtering by position would walk the whole stream). */
+static int64_t
+s_version_from (bctx_store_t *self, const char *aggregate, int64_t from)
+{
+    if (from <= 1)
+        return 1;
+    int64_t lo = 1, hi = bctx_store_version (self, aggregate) + 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (s_position_at (self, aggregate, mid) >= from)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 int64_t
 bctx_store_read (bctx_store_t *self, int64_t from, const char *aggregate,
                  int64_t limit, bctx_row_fn fn, void *arg)
 {
+    int64_t version = aggregate ? s_version_from (self, aggregate, from) : 0;
     sqlite3_stmt *st = self->stmt[aggregate ? S_READ_AGG_FROM : S_READ];
     sqlite3_bind_int64 (st, 1, from);
     sqlite3_bind_int64 (st, 2, limit);
-    if (aggregate)
+    if (aggregate) {
         sqlite3_bind_text (st, 3, aggregate, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (st, 4, version);
+    }
     return s_read_rows (st, fn, arg);
 }
 

@@ -17,6 +17,8 @@
  *   4. A fake peer whose bus publishes junk: each malformed frame is
  *      dropped with a log line, the host keeps serving, and a valid event
  *      still lands in the replica.
+ *   5. A peer whose host.max_reply cuts its pages far short of their
+ *      limit: the bridge follows each page's "next" and copies it all.
  *
  * The two hosts name each other in their configs, so their ports are fixed
  * before either starts (23000-24999, picked from the pid, checked free).
@@ -37,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -47,6 +50,9 @@
 #define NOBODY         (-1)       /* plan index of the unknown account "nobody" */
 #define SETTLE_S       60         /* longest wait for the two hosts to settle */
 #define BULK_DEPOSITS  12000      /* deposits B's bridge catches up on */
+#define FILLED         5000       /* events of a's log in test 5 */
+#define SMALL_REPLY    (4096 + 65536) /* test 5: a's host.max_reply, the least for its
+                                     max_message of 4096 */
 
 static void *s_zctx;              /* this test's own ZeroMQ context */
 
@@ -241,6 +247,15 @@ static int
 s_setup_1s (void **state)
 {
     return s_pair_setup (state, "\"forward_timeout_ms\": 1000", "\"forward_timeout_ms\": 1000");
+}
+
+static int
+s_setup_small_pages (void **state)
+{
+    char a_extra[160];
+    snprintf (a_extra, sizeof a_extra, "\"forward_timeout_ms\": 1500, \"max_message\": 4096, "
+              "\"max_reply\": %d", SMALL_REPLY);
+    return s_pair_setup (state, a_extra, "\"forward_timeout_ms\": 1500");
 }
 
 static int
@@ -1322,6 +1337,68 @@ test_malformed_frames_from_a_fake_peer (void **state)
      * goes. */
 }
 
+/* --- 5. pages cut short by the peer's byte budget ------------------- */
+
+static void
+test_catch_up_through_cut_pages (void **state)
+{
+    s_pair_t *p = *state;
+    /* a's log, written before a starts: thousands of events, a few hundred
+     * to a page of SMALL_REPLY bytes. */
+    char data[300], store[320], events[16];
+    snprintf (data, sizeof data, "%s/data", p->a.dir);
+    snprintf (store, sizeof store, "%s/accounts.db", data);
+    snprintf (events, sizeof events, "%d", FILLED);
+    assert_int_equal (mkdir (data, 0700), 0);
+    char *const fill[] = { "bctx-fill", store, events, "8", NULL };
+    assert_int_equal (h_wait (h_spawn ("bctx-fill", fill, NULL), 60000), 0);
+    assert_int_equal (s_start (&p->a), 0);
+    static const char page[] = "{\"op\":\"events\",\"context\":\"accounts\",\"limit\":10000}";
+    json_t *r = h_request (p->a.endpoint, page, sizeof page - 1, 5000);
+    assert_non_null (r);
+    size_t cut = json_array_size (json_object_get (r, "events"));
+    assert_true (cut > 0 && cut < FILLED / 4);
+    assert_int_equal (json_integer_value (json_object_get (r, "next")), (json_int_t) cut + 1);
+    json_decref (r);
+
+    /* b starts with nothing: its bridge fetches the whole log. */
+    assert_int_equal (s_start (&p->b), 0);
+    s_wait_settled (p, 0);
+    assert_int_equal (s_replica (&p->b, "max(position)"), FILLED);
+    assert_int_equal (s_replica (&p->b, "count(*)"), FILLED);
+    json_t *sb = s_stats (&p->b);
+    assert_int_equal (s_int_at (sb, "bridges.accounts.fetched"), FILLED);
+    assert_int_equal (s_int_at (sb, "bridges.accounts.dropped"), 0);
+    json_decref (sb);
+
+    /* The CLI reads a's whole log across the cut pages, and b's balances
+     * are its fold. */
+    json_t *log = h_events (&p->a, "accounts");
+    assert_non_null (log);
+    assert_int_equal (json_array_size (log), FILLED);
+    json_t *folded = json_object ();
+    size_t i;
+    json_t *e;
+    json_array_foreach (log, i, e) {
+        assert_int_equal (s_int (e, "position"), (json_int_t) i + 1);
+        const char *account = s_str (e, "aggregate");
+        json_int_t amount = s_int (json_object_get (e, "data"), "amount");
+        json_object_set_new (folded, account, json_integer (s_int (folded, account) + amount));
+    }
+    json_t *balances = s_query_all (&p->b, "balances");
+    assert_int_equal (json_object_size (balances), 8);
+    const char *key;
+    json_t *v;
+    json_object_foreach (folded, key, v)
+        assert_int_equal (s_int (json_object_get (balances, key), "balance"),
+                          json_integer_value (v));
+    printf ("  %d events fetched in pages of %zu events (%d bytes)\n", FILLED, cut,
+            SMALL_REPLY);
+    json_decref (balances);
+    json_decref (folded);
+    json_decref (log);
+}
+
 int
 main (void)
 {
@@ -1332,6 +1409,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_peer_down_gives_unavailable, s_setup_1s,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_malformed_frames_from_a_fake_peer, s_setup_fake,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_catch_up_through_cut_pages, s_setup_small_pages,
                                          s_teardown),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);

@@ -225,6 +225,35 @@ test_wrong_types (void **state)
                "contexts[0].name: expected a non-empty string", NULL);
 }
 
+/* host.max_reply: 8 MiB by default, growing with a larger max_message
+ * when unset; set, it must leave room for one event of max_message. */
+static void
+test_max_reply (void **state)
+{
+    (void) state;
+    bctx_config_t *c = s_accepted ("{" ONE_CONTEXT "}");
+    assert_int_equal (c->max_reply, BCTX_DEFAULT_MAX_REPLY);
+    bctx_config_destroy (&c);
+    c = s_accepted ("{\"host\": {\"max_message\": 16777216}, " ONE_CONTEXT "}");
+    assert_int_equal (c->max_reply, 16777216 + BCTX_REPLY_SLACK);
+    bctx_config_destroy (&c);
+    c = s_accepted ("{\"host\": {\"max_message\": 2097152, \"max_reply\": 3145728}, "
+                    ONE_CONTEXT "}");
+    assert_int_equal (c->max_reply, 3145728);
+    bctx_config_destroy (&c);
+    c = s_accepted ("{\"host\": {\"max_message\": 1024, \"max_reply\": 66560}, "
+                    ONE_CONTEXT "}");
+    assert_int_equal (c->max_reply, 1024 + BCTX_REPLY_SLACK);
+    bctx_config_destroy (&c);
+    s_refused ("{\"host\": {\"max_reply\": 1048576}, " ONE_CONTEXT "}",
+               "host.max_reply: 1048576 bytes is too small for host.max_message of 1048576",
+               "at least 1114112", NULL);
+    s_refused ("{\"host\": {\"max_message\": 1024, \"max_reply\": 66559}, " ONE_CONTEXT "}",
+               "host.max_reply:", "at least 66560", NULL);
+    s_refused ("{\"host\": {\"max_reply\": \"8MB\"}, " ONE_CONTEXT "}",
+               "host.max_reply: expected an integer", NULL);
+}
+
 static void
 test_numbers_out_of_range (void **state)
 {
@@ -503,6 +532,7 @@ main (void)
         cmocka_unit_test (test_unknown_keys),
         cmocka_unit_test (test_wrong_types),
         cmocka_unit_test (test_numbers_out_of_range),
+        cmocka_unit_test (test_max_reply),
         cmocka_unit_test (test_missing_keys),
         cmocka_unit_test (test_invalid_context_name),
         cmocka_unit_test (test_duplicate_context_name),

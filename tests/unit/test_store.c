@@ -504,6 +504,42 @@ test_read_filters (void **state)
     assert_int_equal (bctx_store_read (f->store, 1, NULL, 100, s_collect, &seen), 7);
 }
 
+/* An aggregate's events from any position: exactly those of the whole log
+ * with that aggregate and a position at least as big, in order, however
+ * its events are spread among others'. */
+static void
+test_read_aggregate_from_any_position (void **state)
+{
+    fixture_t *f = *state;
+    int64_t version[3] = { 0, 0, 0 };
+    const char *names[3] = { "a1", "b2", "c3" };
+    for (int k = 0; k < 40; k++) {
+        int a = k % 7 < 3 ? 0 : k % 7 < 6 ? 1 : 2;
+        s_append (f->store, names[a], version[a]++, "T", 1);
+    }
+    seen_t all;
+    assert_int_equal (s_read_all (f->store, &all), 40);
+    for (int a = 0; a < 3; a++) {
+        for (int64_t from = 1; from <= 41; from++) {
+            for (int64_t limit = 1; limit <= 100; limit += 99) {
+                seen_t seen = { 0 };
+                int64_t n = bctx_store_read (f->store, from, names[a], limit, s_collect, &seen);
+                size_t k = 0;
+                for (size_t i = 0; i < all.n && (int64_t) k < limit; i++) {
+                    if (all.e[i].position < from || strcmp (all.e[i].aggregate, names[a]))
+                        continue;
+                    assert_true (k < seen.n);
+                    assert_int_equal (seen.e[k].position, all.e[i].position);
+                    assert_int_equal (seen.e[k].version, all.e[i].version);
+                    k++;
+                }
+                assert_int_equal (n, (int64_t) k);
+                assert_int_equal (seen.n, k);
+            }
+        }
+    }
+}
+
 static void
 test_read_aggregate (void **state)
 {
@@ -712,6 +748,7 @@ main (void)
         T (test_positions_survive_reopen),
         T (test_read_filters),
         T (test_read_aggregate),
+        T (test_read_aggregate_from_any_position),
         T (test_readonly_reader),
         T (test_readonly_after_writer_closed),
         T (test_open_failures),
