@@ -35,11 +35,13 @@
  * tests/integration/test_soak with a short fixed plan.
  *
  *   bctx-soak [--seconds N] [--seed N] [--clients N] [--plan T:ACTION,…]
- *             [--report FILE] [--keep]
+ *             [--report FILE] [--keep] [--quiet]
  *
- * ACTION is kill, reload, hup or hup-swap; T is seconds from the start of
- * the load.  Built files are found under $BCTX_BUILD (default: the folder
- * above this binary's).
+ * ACTION is kill, reload, hup, hup-swap, reload-kill (kill -9 a few ms
+ * into a reload) or hup-kill (kill -9 a few ms after a SIGHUP that
+ * switches the plugin); T is seconds from the start of the load.  Built
+ * files are found under $BCTX_BUILD (default: the folder above this
+ * binary's).
  */
 #include "../integration/harness.h"
 #include "store.h"
@@ -105,11 +107,13 @@ typedef enum {
     S_RELOAD,                        /* bctx reload accounts with the other version */
     S_HUP,                           /* SIGHUP, config unchanged */
     S_HUP_SWAP,                      /* SIGHUP, accounts' plugin path switched */
+    S_RELOAD_KILL,                   /* kill -9 while a reload runs, restart */
+    S_HUP_KILL,                      /* kill -9 right after a switching SIGHUP, restart */
     S_N_ACTIONS
 } s_action_t;
 
 static const char *const s_action_names[S_N_ACTIONS] = {
-    "kill", "reload", "hup", "hup-swap"
+    "kill", "reload", "hup", "hup-swap", "reload-kill", "hup-kill"
 };
 
 /* One planned action. */
@@ -137,6 +141,8 @@ typedef struct {
     long hups;                       /* SIGHUPs with the config unchanged, applied */
     long hup_swaps;                  /* SIGHUPs switching the plugin, applied and reloaded */
     long hups_failed;                /* SIGHUPs refused, or whose reload did not show */
+    long reload_kills;               /* kill -9 while a reload ran */
+    long hup_kills;                  /* kill -9 right after a SIGHUP */
     long clean_stops;                /* SIGTERMs that exited 0 */
 } s_counts_t;
 
@@ -179,6 +185,7 @@ static atomic_bool s_stop_retrier;   /* the retrier stops */
 static char s_plugin[2][400];        /* the copies of accounts 1.0.0 and 2.0.0 */
 static int s_config_v;               /* which of them the config names (0, 1) */
 static int s_quiet;                  /* print less (for the test) */
+static unsigned s_chaos_seed;        /* the chaos loop's random sequence */
 
 /* Records an offence against invariant c, printf-style. */
 static void
@@ -675,6 +682,46 @@ s_hup (int swap)
     }
 }
 
+/* kill -9 while `bctx reload` of accounts runs (a few ms after it
+ * started), then a restart.  Return 0, or -1 when the host does not come
+ * back. */
+static int
+s_reload_kill (void)
+{
+    char now[32];
+    s_running_version (now, sizeof now);
+    int v = strcmp (now, "2.0.0") == 0 ? 0 : 1;
+    char endpoint[64];
+    s_get_endpoint (endpoint, sizeof endpoint);
+    char *argv[] = { "bctx", "-e", endpoint, "--timeout", "2", "reload", "accounts",
+                     s_plugin[v], NULL };
+    pid_t cli = h_spawn ("bctx", argv, NULL);
+    usleep ((useconds_t) (rand_r (&s_chaos_seed) % 40000));
+    s_say ("kill -9 (pid %d) during a reload to %s", (int) s_host.pid, v ? "2.0.0" : "1.0.0");
+    int rc = s_kill_and_restart ();
+    s_counts.reload_kills++;
+    h_wait (cli, 30000);
+    return rc;
+}
+
+/* A SIGHUP switching accounts' plugin path, kill -9 a few ms later, then
+ * a restart (on the new config).  Return 0, or -1 when the host does not
+ * come back. */
+static int
+s_hup_kill (void)
+{
+    s_set_contexts (!s_config_v);
+    if (s_rewrite_config () != 0)
+        s_say ("hup-kill: cannot rewrite %s", s_host.config);
+    kill (s_host.pid, SIGHUP);
+    usleep ((useconds_t) (rand_r (&s_chaos_seed) % 40000));
+    s_say ("kill -9 (pid %d) after a SIGHUP naming accounts %s", (int) s_host.pid,
+           s_config_v ? "2.0.0" : "1.0.0");
+    int rc = s_kill_and_restart ();
+    s_counts.hup_kills++;
+    return rc;
+}
+
 /* One chaos action.  Return 0, or -1 when the host is gone for good. */
 static int
 s_act (s_action_t action)
@@ -692,9 +739,13 @@ s_act (s_action_t action)
     case S_HUP:
         s_hup (0);
         return 0;
-    default:
+    case S_HUP_SWAP:
         s_hup (1);
         return 0;
+    case S_RELOAD_KILL:
+        return s_reload_kill ();
+    default:
+        return s_hup_kill ();
     }
 }
 
@@ -739,8 +790,8 @@ s_random_plan (unsigned seed, double seconds, s_step_t *steps, int max)
     double at = 1 + rand_r (&seed) % 3000 / 1000.0;
     while (at < seconds - 1 && n < max) {
         int dice = rand_r (&seed) % 100;
-        s_action_t a = dice < 30 ? S_KILL : dice < 60 ? S_RELOAD : dice < 75 ? S_HUP
-                                                                             : S_HUP_SWAP;
+        s_action_t a = dice < 25 ? S_KILL : dice < 50 ? S_RELOAD : dice < 60 ? S_HUP
+                       : dice < 80 ? S_HUP_SWAP : dice < 90 ? S_RELOAD_KILL : S_HUP_KILL;
         steps[n++] = (s_step_t) { .at = at, .action = a };
         at += 1 + rand_r (&seed) % 4000 / 1000.0;
     }
@@ -956,7 +1007,7 @@ s_check_transfer (s_fold_t *f, const char *t, json_t *tr)
         else
             other++;
     }
-    char *list = json_dumps (moved ? moved : json_array (), JSON_COMPACT);
+    char *list = moved ? json_dumps (moved, JSON_COMPACT) : strdup ("nothing");
     int bad;
     if (!end) {
         f->pending++;
@@ -1146,14 +1197,15 @@ s_report (const s_fold_t *f, unsigned seed, double seconds, double took, const c
     }
     long done = atomic_load (&s_counts.resends);
     json_t *r = json_pack (
-        "{s:I, s:f, s:f, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i},"
+        "{s:I, s:f, s:f, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i},"
         " s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i},"
         " s:{s:i, s:i, s:i, s:i}, s:{s:I, s:I}, s:o, s:b}",
         "seed", (json_int_t) seed, "seconds", seconds, "took", took,
         "chaos", "kills", (int) s_counts.kills, "restarts", (int) s_counts.restarts,
         "reloads_ok", (int) s_counts.reloads_ok, "reloads_failed", (int) s_counts.reloads_failed,
         "hups", (int) s_counts.hups, "hup_swaps", (int) s_counts.hup_swaps,
-        "hups_failed", (int) s_counts.hups_failed, "clean_stops", (int) s_counts.clean_stops,
+        "hups_failed", (int) s_counts.hups_failed, "reload_kills", (int) s_counts.reload_kills,
+        "hup_kills", (int) s_counts.hup_kills, "clean_stops", (int) s_counts.clean_stops,
         "commands", "sent", (int) s_counts.sent, "ok", (int) s_counts.ok,
         "rejected", (int) s_counts.rejected, "unknown", (int) s_counts.unknown,
         "timeouts", (int) s_counts.timeouts, "errors", (int) s_counts.errors,
@@ -1164,10 +1216,12 @@ s_report (const s_fold_t *f, unsigned seed, double seconds, double took, const c
         "positions", "accounts", (json_int_t) f->head[0], "transfers", (json_int_t) f->head[1],
         "checks", checks, "ok", failed == 0);
     printf ("bctx-soak: seed %u, %.0f s of load, %.1f s in all\n", seed, seconds, took);
-    printf ("  chaos: %ld kill -9 (%ld restarts), %ld reloads ok, %ld failed, %ld SIGHUPs "
-            "unchanged, %ld switching the plugin, %ld not applied; %ld clean stops\n",
-            s_counts.kills, s_counts.restarts, s_counts.reloads_ok, s_counts.reloads_failed,
-            s_counts.hups, s_counts.hup_swaps, s_counts.hups_failed, s_counts.clean_stops);
+    printf ("  chaos: %ld kill -9 (%ld restarts; %ld during a reload, %ld after a SIGHUP), "
+            "%ld reloads ok, %ld failed, %ld SIGHUPs unchanged, %ld switching the plugin, "
+            "%ld not applied; %ld clean stops\n", s_counts.kills, s_counts.restarts,
+            s_counts.reload_kills, s_counts.hup_kills, s_counts.reloads_ok,
+            s_counts.reloads_failed, s_counts.hups, s_counts.hup_swaps, s_counts.hups_failed,
+            s_counts.clean_stops);
     printf ("  commands: %ld sent, %ld ok, %ld rejected, %ld unknown; %ld timeouts, %ld "
             "errors, %ld retries with the same id; %ld answered commands resent\n",
             (long) s_counts.sent, (long) s_counts.ok, (long) s_counts.rejected,
@@ -1192,6 +1246,7 @@ s_report (const s_fold_t *f, unsigned seed, double seconds, double took, const c
         }
     }
     json_decref (r);
+    fflush (stdout);
     return failed;
 }
 
@@ -1216,7 +1271,8 @@ s_usage (void)
 {
     fprintf (stderr, "usage: bctx-soak [--seconds N] [--seed N] [--clients N] "
                      "[--plan T:ACTION,...] [--report FILE] [--keep] [--quiet]\n"
-                     "  ACTION: kill, reload, hup, hup-swap; T: seconds into the load\n");
+                     "  ACTION: kill, reload, hup, hup-swap, reload-kill, hup-kill; "
+                     "T: seconds into the load\n");
 }
 
 int
@@ -1256,10 +1312,11 @@ main (int argc, char **argv)
                        : s_random_plan (seed, seconds, steps, S_MAX_ACTIONS);
     if (n_steps < 0) {
         fprintf (stderr, "bctx-soak: --plan: expected T:ACTION,… with ACTION one of kill, "
-                         "reload, hup, hup-swap\n");
+                         "reload, hup, hup-swap, reload-kill, hup-kill\n");
         return 2;
     }
     signal (SIGPIPE, SIG_IGN);
+    s_chaos_seed = seed ^ 0xc4a05;
     s_find_build ();
     long long started = h_now_us ();
     s_say ("seed %u, %.0f s, %d clients, %d chaos actions; build %s", seed, seconds, clients,
