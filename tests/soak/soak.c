@@ -9,7 +9,8 @@
  *     and RequestTransfers (some to or from the unknown account "nobody",
  *     some beyond any balance), each with its own command id, resending
  *     the very same request (same id) after a timeout or an error until
- *     some answer comes;
+ *     some answer comes; --impatient of them (default 1) give up on their
+ *     first tries after a few ms, so copies of a command meet in the host;
  *   - a retrier resending commands already answered, with their ids, and
  *     checking the answer is the first one;
  *   - a chaos loop, on a seeded random schedule or a fixed --plan: kill -9
@@ -34,8 +35,8 @@
  * offending ids and positions.  `make soak` runs it; so does
  * tests/integration/test_soak with a short fixed plan.
  *
- *   bctx-soak [--seconds N] [--seed N] [--clients N] [--plan T:ACTION,…]
- *             [--report FILE] [--keep] [--quiet]
+ *   bctx-soak [--seconds N] [--seed N] [--clients N] [--impatient N]
+ *             [--plan T:ACTION,…] [--report FILE] [--keep] [--quiet]
  *
  * ACTION is kill, reload, hup, hup-swap, reload-kill (kill -9 a few ms
  * into a reload) or hup-kill (kill -9 a few ms after a SIGHUP that
@@ -66,6 +67,8 @@
 #define S_MAX_CLIENTS    64
 #define S_MAX_ACTIONS    1024        /* chaos actions in one run, at most */
 #define S_REPLY_MS       2000        /* a request without a reply by then is resent */
+#define S_IMPATIENT_MS   20          /* an impatient client's first waits, at most */
+#define S_IMPATIENT_TRIES 3          /* and how many of them */
 #define S_GIVE_UP_US     (120 * 1000000LL) /* a command unanswered this long stays unknown */
 #define S_SETTLE_US      (180 * 1000000LL) /* longest wait for the read side to settle */
 #define S_WAIT_US        (60 * 1000000LL)  /* longest wait for a SIGHUP or a reload to show */
@@ -317,11 +320,15 @@ s_reply_code (json_t *reply)
 /*
  * Sends command c until an answer comes: ok (with its position) or
  * rejected.  A timeout or any other error resends the very same request
- * after a short wait, for at most S_GIVE_UP_US.  *position gets the ok
- * answer's position.  Return the outcome (S_OK, S_REJECTED or S_UNKNOWN).
+ * after a short wait, for at most S_GIVE_UP_US.  With `impatient` (a
+ * seed), the first S_IMPATIENT_TRIES waits last a few ms, so copies of the
+ * command reach the host while the first is still queued or deciding.
+ * *position gets the ok answer's position.  Return the outcome (S_OK,
+ * S_REJECTED or S_UNKNOWN).
  */
 static int
-s_send_until_answered (const s_command_t *c, int *attempts, int64_t *position)
+s_send_until_answered (const s_command_t *c, unsigned *impatient, int *attempts,
+                       int64_t *position)
 {
     char *body = s_body (c);
     int outcome = S_UNKNOWN;
@@ -329,9 +336,11 @@ s_send_until_answered (const s_command_t *c, int *attempts, int64_t *position)
     while (outcome == S_UNKNOWN && h_now_us () < give_up) {
         char endpoint[64];
         s_get_endpoint (endpoint, sizeof endpoint);
+        int hurry = impatient && *attempts < S_IMPATIENT_TRIES;
+        int wait_ms = hurry ? 1 + rand_r (impatient) % S_IMPATIENT_MS : S_REPLY_MS;
         if ((*attempts)++ > 0)
             atomic_fetch_add (&s_counts.retries, 1);
-        json_t *reply = h_request (endpoint, body, strlen (body), S_REPLY_MS);
+        json_t *reply = h_request (endpoint, body, strlen (body), wait_ms);
         const char *code = s_reply_code (reply);
         if (!reply) {
             atomic_fetch_add (&s_counts.timeouts, 1);
@@ -349,17 +358,18 @@ s_send_until_answered (const s_command_t *c, int *attempts, int64_t *position)
             }
         }
         json_decref (reply);
-        if (outcome == S_UNKNOWN)
+        if (outcome == S_UNKNOWN && !hurry)
             usleep (50000);
     }
     free (body);
     return outcome;
 }
 
-/* Sends a new command, records it and what came of it.  Return the
- * outcome, or -1 when out of memory. */
+/* Sends a new command, records it and what came of it (impatient: as in
+ * s_send_until_answered).  Return the outcome, or -1 when out of memory. */
 static int
-s_run_command (s_kind_t kind, const char *id, int account, int to, int64_t amount)
+s_run_command (s_kind_t kind, const char *id, int account, int to, int64_t amount,
+               unsigned *impatient)
 {
     s_command_t *c = calloc (1, sizeof *c);
     if (!c)
@@ -375,7 +385,7 @@ s_run_command (s_kind_t kind, const char *id, int account, int to, int64_t amoun
     atomic_fetch_add (&s_counts.sent, 1);
     int attempts = 0;
     int64_t position = 0;
-    int outcome = s_send_until_answered (c, &attempts, &position);
+    int outcome = s_send_until_answered (c, impatient, &attempts, &position);
     c->attempts = attempts;
     c->position = position;
     atomic_store (&c->outcome, outcome);  /* after position: the retrier reads it */
@@ -403,6 +413,7 @@ s_pick_account (unsigned *seed, int nobody_in)
 typedef struct {
     int index;                       /* the client's number, in its ids */
     unsigned seed;                   /* its random sequence */
+    int impatient;                   /* it resends after a few ms at first */
 } s_client_arg_t;
 
 /* A client: commands one after the other until told to stop. */
@@ -410,7 +421,8 @@ static void *
 s_client (void *arg)
 {
     s_client_arg_t *a = arg;
-    unsigned seed = a->seed;
+    unsigned seed = a->seed, hurry = a->seed ^ 0x1234;
+    unsigned *impatient = a->impatient ? &hurry : NULL;
     for (long n = 0; !atomic_load (&s_stop_new); n++) {
         char id[40];
         snprintf (id, sizeof id, "c%d-%ld", a->index, n);
@@ -418,17 +430,17 @@ s_client (void *arg)
         int rc;
         if (dice < 40) {
             rc = s_run_command (S_DEPOSIT, id, s_pick_account (&seed, 40), S_NOBODY,
-                                1 + rand_r (&seed) % 100);
+                                1 + rand_r (&seed) % 100, impatient);
         } else if (dice < 65) {
             rc = s_run_command (S_WITHDRAW, id, s_pick_account (&seed, 0), S_NOBODY,
-                                1 + rand_r (&seed) % 300);
+                                1 + rand_r (&seed) % 300, impatient);
         } else {
             int from = s_pick_account (&seed, 30), to;
             do
                 to = s_pick_account (&seed, 25);
             while (to == from);
             int64_t amount = rand_r (&seed) % 10 == 0 ? 1000000 : 1 + rand_r (&seed) % 200;
-            rc = s_run_command (S_TRANSFER, id, from, to, amount);
+            rc = s_run_command (S_TRANSFER, id, from, to, amount, impatient);
         }
         if (rc < 0) {
             s_say ("client %d: out of memory; it stops", a->index);
@@ -464,7 +476,7 @@ s_retrier (void *arg)
             continue;
         int attempts = 0;
         int64_t position = 0;
-        int again = s_send_until_answered (&copy, &attempts, &position);
+        int again = s_send_until_answered (&copy, NULL, &attempts, &position);
         atomic_fetch_add (&s_counts.resends, 1);
         if (again == S_UNKNOWN)
             continue;              /* no answer at all: nothing to compare */
@@ -1269,7 +1281,7 @@ s_find_build (void)
 static void
 s_usage (void)
 {
-    fprintf (stderr, "usage: bctx-soak [--seconds N] [--seed N] [--clients N] "
+    fprintf (stderr, "usage: bctx-soak [--seconds N] [--seed N] [--clients N] [--impatient N] "
                      "[--plan T:ACTION,...] [--report FILE] [--keep] [--quiet]\n"
                      "  ACTION: kill, reload, hup, hup-swap, reload-kill, hup-kill; "
                      "T: seconds into the load\n");
@@ -1280,7 +1292,7 @@ main (int argc, char **argv)
 {
     double seconds = 300;
     unsigned seed = (unsigned) (h_now_us () ^ getpid ());
-    int clients = 4, keep = 0;
+    int clients = 4, impatient = 1, keep = 0;
     const char *plan = NULL, *report = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1297,6 +1309,8 @@ main (int argc, char **argv)
             seed = (unsigned) strtoul (v, NULL, 10), i++;
         else if (strcmp (a, "--clients") == 0 && (clients = atoi (v)) >= 1
                  && clients <= S_MAX_CLIENTS)
+            i++;
+        else if (strcmp (a, "--impatient") == 0 && (impatient = atoi (v)) >= 0)
             i++;
         else if (strcmp (a, "--plan") == 0)
             plan = v, i++;
@@ -1319,8 +1333,8 @@ main (int argc, char **argv)
     s_chaos_seed = seed ^ 0xc4a05;
     s_find_build ();
     long long started = h_now_us ();
-    s_say ("seed %u, %.0f s, %d clients, %d chaos actions; build %s", seed, seconds, clients,
-           n_steps, h_build ());
+    s_say ("seed %u, %.0f s, %d clients (%d impatient), %d chaos actions; build %s", seed,
+           seconds, clients, impatient < clients ? impatient : clients, n_steps, h_build ());
 
     /* The host: accounts from a copy of version 1.0.0 or 2.0.0 in its
      * directory, so a SIGHUP can switch between two paths. */
@@ -1354,10 +1368,10 @@ main (int argc, char **argv)
     for (int a = 0; a < S_ACCOUNTS; a++) {
         char id[40];
         snprintf (id, sizeof id, "open-%d", a);
-        if (s_run_command (S_OPEN, id, a, S_NOBODY, 0) != S_OK)
+        if (s_run_command (S_OPEN, id, a, S_NOBODY, 0, NULL) != S_OK)
             s_offend (C_ACKED, "account acc-%d could not be opened", a);
         snprintf (id, sizeof id, "fund-%d", a);
-        if (s_run_command (S_DEPOSIT, id, a, S_NOBODY, S_FUNDING) != S_OK)
+        if (s_run_command (S_DEPOSIT, id, a, S_NOBODY, S_FUNDING, NULL) != S_OK)
             s_offend (C_ACKED, "account acc-%d could not be funded", a);
     }
 
@@ -1365,7 +1379,8 @@ main (int argc, char **argv)
     pthread_t threads[S_MAX_CLIENTS], retrier;
     s_client_arg_t args[S_MAX_CLIENTS];
     for (int j = 0; j < clients; j++) {
-        args[j] = (s_client_arg_t) { .index = j, .seed = seed * 31 + (unsigned) j };
+        args[j] = (s_client_arg_t) { .index = j, .seed = seed * 31 + (unsigned) j,
+                                     .impatient = j < impatient };
         pthread_create (&threads[j], NULL, s_client, &args[j]);
     }
     unsigned retrier_seed = seed ^ 0x5eed;
