@@ -88,6 +88,7 @@ test_soak_keeps_the_bank_invariants (void **state)
     s_assert_check (report, "transfers_once");
     s_assert_check (report, "projections");
     s_assert_check (report, "host");
+    s_assert_check (report, "host_log");
     assert_true (json_is_true (json_object_get (report, "ok")));
     assert_int_equal (status, 0);
 

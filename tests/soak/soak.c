@@ -28,7 +28,8 @@
  * to the clients' deposits minus their withdrawals, each event's balance
  * is the fold's, none negative, and the balances projection equals the
  * fold); every transfer ended, moving money at most once (one withdrawal,
- * one deposit, as its outcome says); clean stops exit 0.
+ * one deposit, as its outcome says); clean stops exit 0; the host logged
+ * no ERROR line.
  *
  * It prints what it did and what it found, optionally writes the same as
  * JSON (--report FILE), and exits 1 when an invariant fails, naming the
@@ -159,7 +160,7 @@ typedef struct {
 
 enum {
     C_POSITIONS, C_UNIQUE, C_ACKED, C_RETRIES, C_MONEY, C_TRANSFERS,
-    C_PROJECTIONS, C_HOST, C_N
+    C_PROJECTIONS, C_HOST, C_LOG, C_N
 };
 
 static s_check_t s_checks[C_N] = {
@@ -175,6 +176,7 @@ static s_check_t s_checks[C_N] = {
     [C_PROJECTIONS] = { "projections", "the balances and transfers projections, caught up, "
                                        "equal the logs" },
     [C_HOST] = { "host", "the host restarts after kill -9 and exits 0 on SIGTERM" },
+    [C_LOG] = { "host_log", "the host logged no ERROR line" },
 };
 
 static h_host_t s_host;              /* the host under test */
@@ -1154,6 +1156,17 @@ s_clean_stop (const char *when)
                   s_host.log);
 }
 
+/* Every ERROR line of the host's log is an offence. */
+static void
+s_check_log (void)
+{
+    char *log = h_read_log (&s_host);
+    for (char *line = log ? strtok (log, "\n") : NULL; line; line = strtok (NULL, "\n"))
+        if (strstr (line, " ERROR "))
+            s_offend (C_LOG, "%.190s", line);
+    free (log);
+}
+
 /* The whole end: settle, stop, read, restart, compare, stop. */
 static void
 s_check_all (s_fold_t *f)
@@ -1188,6 +1201,7 @@ s_check_all (s_fold_t *f)
     else
         s_check_projections (f);
     s_clean_stop ("at the end");
+    s_check_log ();
 }
 
 /* Prints the summary and, with `path`, writes it as JSON.  Return the
