@@ -221,6 +221,7 @@ s_say (const char *fmt, ...)
     fputc ('\n', stderr);
 }
 
+/* The id of account `index` ("acc-3", or "nobody"), in out. */
 static void
 s_account_name (char *out, size_t size, int index)
 {
@@ -230,6 +231,7 @@ s_account_name (char *out, size_t size, int index)
         snprintf (out, size, "acc-%d", index);
 }
 
+/* The API endpoint of the host now running, in out (safe from any thread). */
 static void
 s_get_endpoint (char *out, size_t size)
 {
@@ -238,6 +240,7 @@ s_get_endpoint (char *out, size_t size)
     pthread_mutex_unlock (&s_lock);
 }
 
+/* Points every thread at a (re)started host's API. */
 static void
 s_set_endpoint (const char *endpoint)
 {
@@ -814,6 +817,7 @@ s_random_plan (unsigned seed, double seconds, s_step_t *steps, int max)
 
 /* --- the end: settle, read, check ------------------------------------- */
 
+/* The integer at j.a.b.c(.d) of a stats reply, or 0. */
 static json_int_t
 s_path_int (json_t *j, const char *a, const char *b, const char *c, const char *d)
 {
@@ -1292,6 +1296,7 @@ s_find_build (void)
     setenv ("BCTX_BUILD", dirname (bin), 1);
 }
 
+/* Prints how to call bctx-soak. */
 static void
 s_usage (void)
 {
