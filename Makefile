@@ -6,6 +6,8 @@
 #                 run it again built with AddressSanitizer + UBSan
 #   make bench    durable end-to-end throughput and latency, beside the disk's
 #                 and SQLite's ceilings measured in the same run
+#   make soak     the bank under load and chaos for SOAK_SECONDS (default 300),
+#                 then its invariants checked (SOAK_SEED=N repeats a run)
 #   make deps     install the Debian packages we need, only when missing
 #
 # O=DIR puts every built file under DIR (default: the source tree);
@@ -44,7 +46,7 @@ UNIT_TESTS   := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(wildcard tests/uni
 INTEG_TESTS  := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
 
-.PHONY: all run test check bench deps clean
+.PHONY: all run test check bench soak deps clean
 # Keep every intermediate file (objects of the test harness among them).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -76,6 +78,11 @@ $(O)/bin/bctx-fill: $(O)/obj/bench/fill.o $(HOST_OBJS)
 $(O)/bin/bctx-ceiling: $(O)/obj/bench/ceiling.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs sqlite3 2>/dev/null)
+
+# The soak and chaos runner (make soak, tests/integration/test_soak).
+$(O)/bin/bctx-soak: $(O)/obj/tests/soak/soak.o $(HARNESS_OBJ) $(HOST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(O)/plugins/%.so: plugins/%.c plugin-api/bctx/plugin.h
 	@mkdir -p $(dir $@)
@@ -113,7 +120,7 @@ $(O)/tests/integration/%: tests/integration/%.c $(HARNESS_OBJ) tests/integration
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HARNESS_OBJ) $(LIBS) -lcmocka
 
-check: all $(TEST_PLUGINS) $(O)/tests/plugins/not_a_plugin.so $(UNIT_TESTS) $(INTEG_TESTS)
+check: all $(O)/bin/bctx-soak $(TEST_PLUGINS) $(O)/tests/plugins/not_a_plugin.so $(UNIT_TESTS) $(INTEG_TESTS)
 	@O=$(O) SAN=$(SAN) sh tests/run.sh
 
 deps:
@@ -130,6 +137,11 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@sh bench/run.sh
+
+SOAK_SECONDS ?= 300
+soak: all $(O)/bin/bctx-soak
+	BCTX_BUILD="$(abspath $(O))" $(O)/bin/bctx-soak --seconds $(SOAK_SECONDS) \
+	    $(if $(SOAK_SEED),--seed $(SOAK_SEED))
 
 clean:
 	rm -rf bin obj build plugins/*/*.so tests/plugins/*.so data

@@ -315,7 +315,12 @@ s_batch (bctx_projector_t *self, size_t i)
     }
     int64_t last = self->checkpoints[i];
     self->models.failed = 0;
-    int64_t n = bctx_feed_read (self->feed, i, from, S_BATCH, s_handle, self, &last);
+    /* No further than the head: the worker commits before it moves the
+     * head, so the log may already hold more, and a checkpoint past the
+     * head would look like a replaced log at the next batch.  Its
+     * wake-up comes after the head has moved. */
+    int64_t limit = head - from + 1 < S_BATCH ? head - from + 1 : S_BATCH;
+    int64_t n = bctx_feed_read (self->feed, i, from, limit, s_handle, self, &last);
     const char *source = bctx_feed_name (self->feed, i);
     if (n < 0 || s_flush (self) != 0
         || (last > self->checkpoints[i]
