@@ -15,6 +15,7 @@
 #define BCTX_DEFAULT_DATA         "data"
 #define BCTX_DEFAULT_MAX_MESSAGE  (1024 * 1024)
 #define BCTX_DEFAULT_BATCH        1024
+#define BCTX_DEFAULT_MAX_EVENTS   1000
 #define BCTX_DEFAULT_RELOAD_MS    5000
 #define BCTX_DEFAULT_FORWARD_MS   5000
 
@@ -50,6 +51,9 @@ typedef struct bctx_config {
     char *data;              /* host.data: directory of the SQLite files */
     size_t max_message;      /* host.max_message: largest request, in bytes */
     size_t max_batch;        /* host.max_batch: most commands per commit */
+    size_t max_events_per_command; /* host.max_events_per_command: most events
+                                 one command's decide may emit (1 to 100000);
+                                 each event's data is also held to max_message */
     size_t reload_timeout_ms; /* host.reload_timeout_ms: longest wait for a
                                  context to reach a switch point */
     bctx_context_config_t *contexts; /* contexts[] that run here */
