@@ -19,6 +19,8 @@
 
 #define S_PAGE      10000     /* events per fetch (the most an "events" request returns) */
 #define S_SILENCE   1.0       /* seconds without a live event before asking */
+#define S_AGG_MAX   256       /* longest aggregate id a host takes, in bytes */
+#define S_TYPE_MAX  128       /* longest event type */
 
 struct bctx_bridge {
     char *context;                /* the remote context */
@@ -107,12 +109,80 @@ s_match_row (const bctx_row_t *row, void *arg)
 /* Is the replica's event at pos the one the peer describes? */
 static int
 s_same_event (bctx_bridge_t *self, int64_t pos, const char *aggregate, int64_t version,
-              json_t *command)
+              const char *command)
 {
-    s_match_t m = { aggregate, version, json_string_value (command), 0 };
+    s_match_t m = { aggregate, version, command, 0 };
     if (!aggregate || bctx_store_read (self->store, pos, NULL, 1, s_match_row, &m) < 0)
         return 0;
     return m.same;
+}
+
+/* Is `type` 1 to S_TYPE_MAX letters, digits or '_' (len bytes, no NUL)? */
+static int
+s_valid_type (const char *type, size_t len)
+{
+    if (len == 0 || len > S_TYPE_MAX || strlen (type) != len)
+        return 0;
+    for (const char *p = type; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '_'))
+            return 0;
+    return 1;
+}
+
+int
+bctx_bridge_event_read (json_t *ev, bctx_bridge_event_t *out, char *why, size_t whylen)
+{
+    json_t *jpos = json_object_get (ev, "position");
+    json_t *jagg = json_object_get (ev, "aggregate");
+    json_t *jtype = json_object_get (ev, "type");
+    json_t *jversion = json_object_get (ev, "version");
+    *out = (bctx_bridge_event_t) {
+        .position = json_integer_value (jpos),
+        .version = json_integer_value (jversion),
+        .aggregate = json_string_value (jagg),
+        .type = json_string_value (jtype),
+        .data = json_object_get (ev, "data"),
+        .metadata = json_object_get (ev, "metadata"),
+    };
+    out->command = json_string_value (json_object_get (out->metadata, "command_id"));
+    if (!json_is_integer (jpos) || out->position < 1 || !out->aggregate) {
+        snprintf (why, whylen, "an event without a position or an aggregate");
+        return BCTX_BRIDGE_UNPLACED;
+    }
+    const char *bad = NULL;
+    if (json_string_length (jagg) == 0 || json_string_length (jagg) > S_AGG_MAX
+        || strlen (out->aggregate) != json_string_length (jagg))
+        bad = "its aggregate is not a string of 1 to 256 bytes";
+    else if (!out->type || !s_valid_type (out->type, json_string_length (jtype)))
+        bad = "its type is not 1 to 128 letters, digits or _";
+    else if (!json_is_integer (jversion) || out->version < 1)
+        bad = "its version is not an integer >= 1";
+    else if (!json_is_object (out->data) || !json_is_object (out->metadata))
+        bad = "its data or metadata is not an object";
+    if (bad) {
+        snprintf (why, whylen, "malformed event at position %lld: %s",
+                  (long long) out->position, bad);
+        return BCTX_BRIDGE_MALFORMED;
+    }
+    return 0;
+}
+
+json_t *
+bctx_bridge_live_parse (const void *frame, size_t size, char *why, size_t whylen)
+{
+    json_error_t jerr;
+    json_t *ev = json_loadb (frame, size, 0, &jerr);
+    if (!ev) {
+        snprintf (why, whylen, "a frame that is not JSON (%s)", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object (ev) || !json_is_integer (json_object_get (ev, "position"))) {
+        json_decref (ev);
+        snprintf (why, whylen, "a frame that is not an event with a position");
+        return NULL;
+    }
+    return ev;
 }
 
 /* Appends events (a JSON array, borrowed) that continue the replica, in
@@ -127,26 +197,23 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
     if (bctx_store_begin (self->store) != 0)
         return -1;
     json_array_foreach (events, i, ev) {
-        json_int_t pos = json_integer_value (json_object_get (ev, "position"));
-        json_int_t version = json_integer_value (json_object_get (ev, "version"));
-        const char *type = json_string_value (json_object_get (ev, "type"));
-        const char *aggregate = json_string_value (json_object_get (ev, "aggregate"));
-        json_t *data = json_object_get (ev, "data");
-        json_t *meta = json_object_get (ev, "metadata");
-        if (!json_is_integer (json_object_get (ev, "position")) || !aggregate) {
+        bctx_bridge_event_t e;
+        char why[160];
+        int valid = bctx_bridge_event_read (ev, &e, why, sizeof why);
+        int64_t pos = e.position;
+        if (valid == BCTX_BRIDGE_UNPLACED) {
             pthread_mutex_lock (&self->lock);
             self->dropped++;
             pthread_mutex_unlock (&self->lock);
-            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping an event without a "
-                      "position or an aggregate", self->context, self->peer);
+            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping %s",
+                      self->context, self->peer, why);
             *gap = 1;
             break;
         }
         if (pos <= head + added) {
             /* A duplicate must be the same event: else the peer's log is
              * not the one this replica copies (it was replaced). */
-            if (pos <= head && !s_same_event (self, pos, aggregate, version,
-                                              json_object_get (meta, "command_id"))) {
+            if (pos <= head && !s_same_event (self, pos, e.aggregate, e.version, e.command)) {
                 bctx_store_rollback (self->store);
                 s_set_state (self, "diverged");
                 bctx_log (BCTX_LOG_ERROR, "bridge %s from peer %s: the peer's event at "
@@ -164,22 +231,22 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
             *gap = 1;
             break;
         }
-        if (!type || !aggregate || version < 1 || !json_is_object (data) || !json_is_object (meta)) {
+        if (valid != 0) {
             pthread_mutex_lock (&self->lock);
             self->dropped++;
             pthread_mutex_unlock (&self->lock);
-            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping malformed event at "
-                      "position %lld", self->context, self->peer, (long long) pos);
+            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping %s",
+                      self->context, self->peer, why);
             *gap = 1;
             break;
         }
-        char *dtext = json_dumps (data, JSON_COMPACT);
-        char *mtext = json_dumps (meta, JSON_COMPACT);
+        char *dtext = json_dumps (e.data, JSON_COMPACT);
+        char *mtext = json_dumps (e.metadata, JSON_COMPACT);
         bctx_row_t row = {
-            .aggregate = aggregate, .type = type, .data = dtext, .metadata = mtext,
-            .command = json_string_value (json_object_get (meta, "command_id")),
+            .aggregate = e.aggregate, .type = e.type, .data = dtext, .metadata = mtext,
+            .command = e.command,
         };
-        int rc = bctx_store_append (self->store, aggregate, version - 1, &row, 1);
+        int rc = bctx_store_append (self->store, e.aggregate, e.version - 1, &row, 1);
         free (dtext);
         free (mtext);
         if (rc != 0 || row.position != pos) {
@@ -332,15 +399,16 @@ s_take_live (bctx_bridge_t *self)
             break;
         }
         json_t *ev = NULL;
+        char why[160];
         if (zmq_msg_more (&topic) && zmq_msg_recv (&msg, self->sub, 0) >= 0 && !zmq_msg_more (&msg))
-            ev = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL);
+            ev = bctx_bridge_live_parse (zmq_msg_data (&msg), zmq_msg_size (&msg),
+                                         why, sizeof why);
         else
             while (zmq_msg_more (&msg) && zmq_msg_recv (&msg, self->sub, 0) >= 0)
                 ;
         zmq_msg_close (&topic);
         zmq_msg_close (&msg);
-        if (!json_is_object (ev) || !json_is_integer (json_object_get (ev, "position"))) {
-            json_decref (ev);
+        if (!ev) {
             pthread_mutex_lock (&self->lock);
             self->dropped++;
             pthread_mutex_unlock (&self->lock);

@@ -205,8 +205,8 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
     static const char *const keys[] = {
         "name", "api", "publish", "data", "max_message", "max_reply", "max_batch",
-        "reload_timeout_ms", "forward_timeout_ms", "allow_remote", "curve", "clients",
-        "plugin_dirs", "max_plugin_bytes", NULL
+        "max_events_per_command", "reload_timeout_ms", "forward_timeout_ms", "allow_remote",
+        "curve", "clients", "plugin_dirs", "max_plugin_bytes", NULL
     };
     const char *file = self->path;
     if (!json_is_object (host)) {
@@ -224,6 +224,8 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
                    1024u * 1024 * 1024, file, err, errlen) < 0
         || s_size (host, "max_batch", "host", &self->max_batch, 1, 65536,
                    file, err, errlen) < 0
+        || s_size (host, "max_events_per_command", "host", &self->max_events_per_command,
+                   1, 100000, file, err, errlen) < 0
         || s_size (host, "reload_timeout_ms", "host", &self->reload_timeout_ms, 10,
                    600000, file, err, errlen) < 0
         || s_size (host, "forward_timeout_ms", "host", &self->forward_timeout_ms, 10,
@@ -461,6 +463,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
     self->max_message = BCTX_DEFAULT_MAX_MESSAGE;
     self->max_reply = BCTX_DEFAULT_MAX_REPLY;
     self->max_batch = BCTX_DEFAULT_BATCH;
+    self->max_events_per_command = BCTX_DEFAULT_MAX_EVENTS;
     self->reload_timeout_ms = BCTX_DEFAULT_RELOAD_MS;
     self->forward_timeout_ms = BCTX_DEFAULT_FORWARD_MS;
     self->max_plugin_bytes = BCTX_DEFAULT_PLUGIN_BYTES;

@@ -18,6 +18,7 @@
 #define BCTX_REPLY_SLACK          (64 * 1024)  /* room in a reply beside one event
                                                   of host.max_message bytes */
 #define BCTX_DEFAULT_BATCH        1024
+#define BCTX_DEFAULT_MAX_EVENTS   1000
 #define BCTX_DEFAULT_RELOAD_MS    5000
 #define BCTX_DEFAULT_FORWARD_MS   5000
 #define BCTX_DEFAULT_PLUGIN_BYTES (256u * 1024 * 1024)
@@ -56,6 +57,9 @@ typedef struct bctx_config {
     size_t max_reply;        /* host.max_reply: budget of an "events" or "query"
                                 reply, in bytes (at least max_message + slack) */
     size_t max_batch;        /* host.max_batch: most commands per commit */
+    size_t max_events_per_command; /* host.max_events_per_command: most events
+                                 one command's decide may emit (1 to 100000);
+                                 each event's data is also held to max_message */
     size_t reload_timeout_ms; /* host.reload_timeout_ms: longest wait for a
                                  context to reach a switch point */
     bctx_context_config_t *contexts; /* contexts[] that run here */

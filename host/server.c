@@ -1971,6 +1971,7 @@ s_reconfigure (bctx_server_t *self)
     } else if (!s_same (cur->name, next->name) || !s_same (cur->api, next->api)
                || !s_same (cur->publish, next->publish) || !s_same (cur->data, next->data)
                || cur->max_message != next->max_message || cur->max_batch != next->max_batch
+               || cur->max_events_per_command != next->max_events_per_command
                || cur->reload_timeout_ms != next->reload_timeout_ms
                || cur->forward_timeout_ms != next->forward_timeout_ms
                || cur->allow_remote != next->allow_remote

@@ -41,6 +41,8 @@ struct bctx_worker {
     bctx_store_t *store;          /* the context's log (read-write) */
     json_t *cache;                /* aggregate id -> [version, state] */
     size_t max_batch;             /* most commands per commit */
+    size_t max_events;            /* most events per command (host.max_events_per_command) */
+    size_t max_data;              /* largest event data, in bytes (host.max_message) */
     pthread_t thread;             /* the worker thread */
     int started;                  /* thread was created */
     bctx_worker_stats_t stats;    /* counters */
@@ -92,6 +94,67 @@ s_valid_type (const char *type)
               || (*p >= '0' && *p <= '9') || *p == '_'))
             return 0;
     return n > 0 && n <= 128;
+}
+
+/* Frees the first n texts and sets them to NULL. */
+static void
+s_texts_free (char **texts, size_t n)
+{
+    for (size_t i = 0; texts && i < n; i++) {
+        free (texts[i]);
+        texts[i] = NULL;
+    }
+}
+
+int
+bctx_decided_check (const json_t *events, size_t max_events, size_t max_data,
+                    char **texts, char *why, size_t whylen)
+{
+    if (!json_is_array (events)) {
+        snprintf (why, whylen, "a value that is not an array of events");
+        return BCTX_DECIDED_MALFORMED;
+    }
+    size_t n = json_array_size (events);
+    if (n > max_events) {
+        snprintf (why, whylen, "%zu events, over the limit of %zu "
+                  "(host.max_events_per_command)", n, max_events);
+        return BCTX_DECIDED_TOO_LARGE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_array_get (events, i);
+        json_t *jtype = json_object_get (ev, "type");
+        const char *type = json_string_value (jtype);
+        json_t *data = json_object_get (ev, "data");
+        int rc = BCTX_DECIDED_MALFORMED;
+        char *text = NULL;
+        if (!json_is_object (ev))
+            snprintf (why, whylen, "event %zu, which is not an object", i);
+        else if (!type || strlen (type) != json_string_length (jtype) || !s_valid_type (type))
+            snprintf (why, whylen, "event %zu without a valid type "
+                      "(1 to 128 letters, digits or _)", i);
+        else if (!json_is_object (data))
+            snprintf (why, whylen, "event %zu (%s) whose data is not an object", i, type);
+        else if (!(text = json_dumps (data, JSON_COMPACT)))
+            snprintf (why, whylen, "event %zu (%s) whose data cannot be written as JSON",
+                      i, type);
+        else if (strlen (text) > max_data) {
+            snprintf (why, whylen, "event %zu (%s) with data of %zu bytes, over the "
+                      "limit of %zu (host.max_message)", i, type, strlen (text), max_data);
+            rc = BCTX_DECIDED_TOO_LARGE;
+        } else {
+            rc = 0;
+        }
+        if (rc == 0 && texts) {
+            texts[i] = text;
+            continue;
+        }
+        free (text);
+        if (rc != 0) {
+            s_texts_free (texts, i);
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static int
@@ -226,19 +289,26 @@ typedef struct {
     const char *id;               /* the stored key of the command whose events are collected */
     bctx_row_t *events;         /* copies of what was read */
     size_t n;                     /* how many */
+    size_t cap;                   /* room in events: the most one command emits */
     char *types;                  /* their types, NUL-separated */
     size_t types_len;             /* bytes used in types */
+    int failed;                   /* out of memory */
 } s_replayed_t;
 
 static int
 s_collect_summary (const bctx_row_t *e, void *arg)
 {
     s_replayed_t *r = arg;
-    if (!e->command || strcmp (e->command, r->id) != 0 || r->n == 256)
+    if (!e->command || strcmp (e->command, r->id) != 0 || r->n == r->cap)
         return 1;                  /* past the command's events */
     r->events[r->n] = *e;
     size_t tl = strlen (e->type) + 1;
-    r->types = realloc (r->types, r->types_len + tl);
+    char *types = realloc (r->types, r->types_len + tl);
+    if (!types) {
+        r->failed = 1;
+        return 1;
+    }
+    r->types = types;
     memcpy (r->types + r->types_len, e->type, tl);
     r->types_len += tl;
     r->n++;
@@ -246,18 +316,22 @@ s_collect_summary (const bctx_row_t *e, void *arg)
 }
 
 /* The first reply of a command whose events are in the stream: rebuilt
- * from those events.  key: the command's stored key (see s_command_key);
- * id: its id as the client knows it; seen: its first position.  Return:
- * new, or NULL. */
+ * from those events (at most host.max_events_per_command, the most one
+ * command can have emitted).  key: the command's stored key (see
+ * s_command_key); id: its id as the client knows it; seen: its first
+ * position.  Return: new, or NULL. */
 static char *
 s_replay_reply (bctx_worker_t *self, const char *key, const char *id, const char *aggregate,
                 json_t *seen)
 {
     int64_t from = json_integer_value (seen);
-    s_replayed_t r = { .id = key, .events = calloc (256, sizeof *r.events) };
-    int64_t got = bctx_store_read (self->store, from, aggregate, 257, s_collect_summary, &r);
+    s_replayed_t r = { .id = key, .cap = self->max_events,
+                       .events = calloc (self->max_events, sizeof *r.events) };
+    int64_t got = r.events ? bctx_store_read (self->store, from, aggregate,
+                                              (int64_t) r.cap + 1, s_collect_summary, &r)
+                           : -1;
     char *reply = NULL;
-    if (got >= 0 && r.n > 0) {
+    if (got >= 0 && r.n > 0 && !r.failed) {
         const char *t = r.types;
         for (size_t i = 0; i < r.n; i++, t += strlen (t) + 1)
             r.events[i].type = t;
@@ -439,31 +513,48 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
         return 0;
     }
 
-    /* Check what decide returned and fold it, before anything is stored. */
+    /* Check what decide returned, then fold it, before anything is stored:
+     * nothing is folded (so the cache is untouched) when the check fails. */
     size_t n = json_array_size (events);
-    json_t *next = json_is_null (state) ? NULL : json_incref (state);
-    const char *bad = NULL;
-    for (size_t i = 0; i < n && !bad; i++) {
-        json_t *ev = json_array_get (events, i);
-        const char *type = json_string_value (json_object_get (ev, "type"));
-        json_t *edata = json_object_get (ev, "data");
-        if (!type || !s_valid_type (type) || !json_is_object (edata))
-            bad = "an event without a valid type or an object data";
-        else if (!(next = p->desc->evolve (p->user, next, type, edata)))
-            bad = "evolve failed on a new event";
+    char **texts = n <= self->max_events ? calloc (n ? n : 1, sizeof *texts) : NULL;
+    char bad[256];
+    int crc = bctx_decided_check (events, self->max_events, self->max_data, texts,
+                                  bad, sizeof bad);
+    if (crc == 0 && !texts) {
+        snprintf (bad, sizeof bad, "%zu events, more than memory allows", n);
+        crc = BCTX_DECIDED_TOO_LARGE;
     }
-    if (bad) {
-        /* evolve may have changed the cached state in place: forget it. */
-        json_object_del (self->cache, aggregate);
-        json_decref (next);
+    if (crc != 0) {
+        free (texts);
         json_decref (events);
         atomic_fetch_add (&self->stats.failed, 1);
-        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "%s.%s: decide returned %s",
-                                       self->name, command, bad);
+        job->reply = bctx_reply_error (crc == BCTX_DECIDED_TOO_LARGE ? BCTX_E_TOO_LARGE
+                                                                     : BCTX_E_INTERNAL,
+                                       "%s.%s: decide returned %s", self->name, command, bad);
+        return 0;
+    }
+    json_t *next = json_is_null (state) ? NULL : json_incref (state);
+    int folded = 1;
+    for (size_t i = 0; i < n && folded; i++) {
+        json_t *ev = json_array_get (events, i);
+        next = p->desc->evolve (p->user, next, json_string_value (json_object_get (ev, "type")),
+                                json_object_get (ev, "data"));
+        folded = next != NULL;
+    }
+    if (!folded) {
+        /* evolve may have changed the cached state in place: forget it. */
+        json_object_del (self->cache, aggregate);
+        s_texts_free (texts, n);
+        free (texts);
+        json_decref (events);
+        atomic_fetch_add (&self->stats.failed, 1);
+        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "%s.%s: evolve failed on a new event",
+                                       self->name, command);
         return 0;
     }
     if (n == 0) {
         /* Accepted, nothing to record: remember the reply by id. */
+        free (texts);
         json_decref (next);
         json_decref (events);
         atomic_fetch_add (&self->stats.accepted, 1);
@@ -472,10 +563,8 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
 
     char *metadata = s_metadata (req, id, job->origin, p->desc->version);
     bctx_row_t *rows = calloc (n, sizeof *rows);
-    char **texts = calloc (n, sizeof *texts);
     for (size_t i = 0; i < n; i++) {
         json_t *ev = json_array_get (events, i);
-        texts[i] = json_dumps (json_object_get (ev, "data"), JSON_COMPACT);
         rows[i] = (bctx_row_t) {
             .aggregate = aggregate,
             .type = json_string_value (json_object_get (ev, "type")),
@@ -806,6 +895,8 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
     self->name = strdup (cc->name);
     self->zctx = zctx;
     self->max_batch = config->max_batch;
+    self->max_events = config->max_events_per_command;
+    self->max_data = config->max_message;
     self->cache = json_object ();
     if (asprintf (&self->endpoint, "inproc://bctx-worker-%s", cc->name) < 0
         || asprintf (&self->store_path, "%s/%s.db", config->data, cc->name) < 0)

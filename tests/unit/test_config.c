@@ -72,6 +72,7 @@ test_defaults (void **state)
     assert_string_equal (c->data, BCTX_DEFAULT_DATA);
     assert_int_equal (c->max_message, BCTX_DEFAULT_MAX_MESSAGE);
     assert_int_equal (c->max_batch, BCTX_DEFAULT_BATCH);
+    assert_int_equal (c->max_events_per_command, BCTX_DEFAULT_MAX_EVENTS);
     assert_int_equal (c->n_contexts, 1);
     assert_string_equal (c->contexts[0].name, "accounts");
     assert_string_equal (c->contexts[0].plugin, "a.so");
@@ -103,7 +104,8 @@ test_every_key (void **state)
         "    \"publish\": \"tcp://127.0.0.1:7801\",\n"
         "    \"data\": \"/var/lib/bctx\",\n"
         "    \"max_message\": 4096,\n"
-        "    \"max_batch\": 7\n"
+        "    \"max_batch\": 7,\n"
+        "    \"max_events_per_command\": 12\n"
         "  },\n"
         "  \"contexts\": [\n"
         "    { \"name\": \"accounts\", \"plugin\": \"plugins/accounts.so\",\n"
@@ -117,6 +119,7 @@ test_every_key (void **state)
     assert_string_equal (c->data, "/var/lib/bctx");
     assert_int_equal (c->max_message, 4096);
     assert_int_equal (c->max_batch, 7);
+    assert_int_equal (c->max_events_per_command, 12);
     assert_int_equal (c->n_contexts, 2);
     assert_string_equal (c->contexts[0].name, "accounts");
     assert_string_equal (c->contexts[0].plugin, "plugins/accounts.so");
@@ -126,20 +129,24 @@ test_every_key (void **state)
     bctx_config_destroy (&c);
 }
 
-/* The limits of host.max_message and host.max_batch are inclusive. */
+/* The limits of host.max_message, host.max_batch and
+ * host.max_events_per_command are inclusive. */
 static void
 test_limits_inclusive (void **state)
 {
     (void) state;
     bctx_config_t *c = s_accepted (
-        "{\"host\": {\"max_message\": 64, \"max_batch\": 1}, " ONE_CONTEXT "}");
+        "{\"host\": {\"max_message\": 64, \"max_batch\": 1, \"max_events_per_command\": 1}, "
+        ONE_CONTEXT "}");
     assert_int_equal (c->max_message, 64);
     assert_int_equal (c->max_batch, 1);
+    assert_int_equal (c->max_events_per_command, 1);
     bctx_config_destroy (&c);
-    c = s_accepted ("{\"host\": {\"max_message\": 268435456, \"max_batch\": 65536}, "
-                    ONE_CONTEXT "}");
+    c = s_accepted ("{\"host\": {\"max_message\": 268435456, \"max_batch\": 65536, "
+                    "\"max_events_per_command\": 100000}, " ONE_CONTEXT "}");
     assert_int_equal (c->max_message, 256u * 1024 * 1024);
     assert_int_equal (c->max_batch, 65536);
+    assert_int_equal (c->max_events_per_command, 100000);
     bctx_config_destroy (&c);
 }
 
@@ -277,6 +284,10 @@ test_numbers_out_of_range (void **state)
                "host.max_batch:", NULL);
     s_refused ("{\"host\": {\"max_batch\": true}, " ONE_CONTEXT "}",
                "host.max_batch:", NULL);
+    s_refused ("{\"host\": {\"max_events_per_command\": 0}, " ONE_CONTEXT "}",
+               "host.max_events_per_command: expected an integer from 1 to 100000", NULL);
+    s_refused ("{\"host\": {\"max_events_per_command\": 100001}, " ONE_CONTEXT "}",
+               "host.max_events_per_command:", NULL);
 }
 
 static void

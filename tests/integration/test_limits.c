@@ -1,0 +1,192 @@
+/*
+ * test_limits - what one command's decide may return is bounded: at most
+ * host.max_events_per_command events (default 1000), each with data of at
+ * most host.max_message bytes.  A command over either limit is answered
+ * too_large, naming the command, the figure and the config key; nothing
+ * of it is stored, the aggregate's cached state is as before, the stats
+ * count it as failed, and the next command is served as usual.
+ *
+ * The "emitter" test context emits as many events, as big, as a command
+ * asks (tests/plugins/emitter.c).  The host runs with host.max_message 4096.
+ */
+#include "harness.h"
+
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static h_host_t s_host;
+
+/* Sends Emit {id, n, bytes} with command id `id` (or none).  Return: new reply. */
+static json_t *
+s_emit (const char *id, const char *aggregate, int n, int bytes)
+{
+    json_t *r = h_send (s_host.endpoint, "emitter", "Emit", id,
+                        json_pack ("{s:s, s:i, s:i}", "id", aggregate, "n", n, "bytes", bytes));
+    assert_non_null (r);
+    return r;
+}
+
+/* The error code of a reply, or "" when it is ok. */
+static const char *
+s_code (json_t *reply)
+{
+    const char *code = json_string_value (json_object_get (json_object_get (reply, "error"),
+                                                           "code"));
+    return code ? code : "";
+}
+
+/* How many events the emitter context's log holds. */
+static size_t
+s_logged (void)
+{
+    json_t *all = h_events (&s_host, "emitter");
+    assert_non_null (all);
+    size_t n = json_array_size (all);
+    json_decref (all);
+    return n;
+}
+
+/* stats: contexts.emitter.<field>. */
+static json_int_t
+s_stat (const char *field)
+{
+    json_t *st = h_request (s_host.endpoint, "{\"op\":\"stats\"}", 14, 5000);
+    assert_non_null (st);
+    json_int_t v = json_integer_value (json_object_get (
+        json_object_get (json_object_get (st, "contexts"), "emitter"), field));
+    json_decref (st);
+    return v;
+}
+
+/* Sends a command whose decide emits 1001 events, then one that emits
+ * 1000, then one event too big, then a normal one. */
+static void
+test_decide_output_is_bounded (void **state)
+{
+    (void) state;
+    /* One over the event limit: refused, nothing stored. */
+    json_t *r = s_emit ("over", "a1", 1001, 0);
+    assert_string_equal (s_code (r), "too_large");
+    const char *msg = json_string_value (json_object_get (json_object_get (r, "error"),
+                                                          "message"));
+    assert_non_null (strstr (msg, "emitter.Emit"));
+    assert_non_null (strstr (msg, "1001 events"));
+    assert_non_null (strstr (msg, "1000"));
+    assert_non_null (strstr (msg, "host.max_events_per_command"));
+    json_decref (r);
+    assert_int_equal (s_logged (), 0);
+    assert_int_equal (s_stat ("failed"), 1);
+
+    /* At the limit: stored, all of it. */
+    r = s_emit ("full", "a1", 1000, 0);
+    assert_true (json_is_true (json_object_get (r, "ok")));
+    json_t *events = json_object_get (r, "events");
+    assert_int_equal (json_array_size (events), 1000);
+    assert_int_equal (json_integer_value (json_object_get (json_array_get (events, 999),
+                                                           "version")), 1000);
+    char *first = json_dumps (r, JSON_COMPACT);
+    json_decref (r);
+    assert_int_equal (s_logged (), 1000);
+    /* A retry of it is answered from the log with the same 1000 events. */
+    r = s_emit ("full", "a1", 1000, 0);
+    char *again = json_dumps (r, JSON_COMPACT);
+    assert_string_equal (again, first);
+    free (again);
+    free (first);
+    json_decref (r);
+    assert_int_equal (s_logged (), 1000);
+    assert_int_equal (s_stat ("duplicates"), 1);
+
+    /* One event whose data is over host.max_message (4096). */
+    r = s_emit ("big", "a1", 1, 5000);
+    assert_string_equal (s_code (r), "too_large");
+    msg = json_string_value (json_object_get (json_object_get (r, "error"), "message"));
+    assert_non_null (strstr (msg, "emitter.Emit"));
+    assert_non_null (strstr (msg, "event 0 (Emitted)"));
+    assert_non_null (strstr (msg, "4096"));
+    assert_non_null (strstr (msg, "host.max_message"));
+    json_decref (r);
+    /* The same with the event behind others that fit: none is stored. */
+    r = s_emit (NULL, "a1", 3, 4090);
+    assert_string_equal (s_code (r), "too_large");
+    json_decref (r);
+    assert_int_equal (s_logged (), 1000);
+    assert_int_equal (s_stat ("failed"), 3);
+
+    /* A normal command still succeeds, decided on the state of the 1000
+     * stored events (the refused ones left the cached state as it was). */
+    r = s_emit ("after", "a1", 1, 10);
+    assert_true (json_is_true (json_object_get (r, "ok")));
+    events = json_object_get (r, "events");
+    assert_int_equal (json_array_size (events), 1);
+    assert_int_equal (json_integer_value (json_object_get (json_array_get (events, 0),
+                                                           "version")), 1001);
+    json_decref (r);
+    json_t *all = h_events (&s_host, "emitter");
+    assert_int_equal (json_array_size (all), 1001);
+    json_t *data = json_object_get (json_array_get (all, 1000), "data");
+    assert_int_equal (json_integer_value (json_object_get (data, "seen")), 1000);
+    assert_int_equal (strlen (json_string_value (json_object_get (data, "s"))), 10);
+    json_decref (all);
+    assert_int_equal (s_stat ("accepted"), 2);
+    assert_int_equal (s_stat ("failed"), 3);
+}
+
+/* A lower host.max_events_per_command holds too, after a restart. */
+static void
+test_a_lower_event_limit (void **state)
+{
+    (void) state;
+    assert_int_equal (h_stop (&s_host, SIGTERM), 0);
+    snprintf (s_host.host_extra, sizeof s_host.host_extra,
+              "\"max_message\": 4096, \"max_events_per_command\": 2");
+    assert_int_equal (h_start (&s_host), 0);
+    json_t *r = s_emit (NULL, "b1", 3, 1);
+    assert_string_equal (s_code (r), "too_large");
+    assert_non_null (strstr (json_string_value (json_object_get (json_object_get (r, "error"),
+                                                                 "message")),
+                             "3 events, over the limit of 2 (host.max_events_per_command)"));
+    json_decref (r);
+    r = s_emit (NULL, "b1", 2, 1);
+    assert_true (json_is_true (json_object_get (r, "ok")));
+    json_decref (r);
+    assert_int_equal (s_logged (), 1003);
+}
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    if (h_init (&s_host) < 0)
+        return -1;
+    snprintf (s_host.contexts, sizeof s_host.contexts,
+              "[{\"name\": \"emitter\", \"plugin\": \"%s\"}]", h_path ("tests/plugins/emitter.so"));
+    snprintf (s_host.host_extra, sizeof s_host.host_extra, "\"max_message\": 4096");
+    return h_start (&s_host);
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    /* cmocka does not count a failed group teardown: fail the run here. */
+    if (h_cleanup (&s_host) != 0)
+        exit (1);
+    return 0;
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_decide_output_is_bounded),
+        cmocka_unit_test (test_a_lower_event_limit),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}
