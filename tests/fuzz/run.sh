@@ -24,7 +24,7 @@ for bin in "$O"/tests/fuzz/fuzz_*; do
             -artifact_prefix="$work/$name/artifacts/" "$work/$name/corpus" \
             > "$work/$name/log" 2>&1; then
         # The progress lines are many: show the last few and the stats.
-        grep -E '^#[0-9]+ +(INITED|DONE)|^Done|^stat::' "$work/$name/log"
+        grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^Done|^stat::' "$work/$name/log"
         passed=$((passed + 1))
     else
         tail -n 60 "$work/$name/log"
