@@ -9,20 +9,31 @@
 #   make soak     the bank under load and chaos for SOAK_SECONDS (default 300),
 #                 then its invariants checked (SOAK_SEED=N repeats a run)
 #   make deps     install the Debian packages we need, only when missing
+#   make fuzz     build the libFuzzer targets (clang) under build/fuzz and run
+#                 each for FUZZ_SECONDS (default 60) over a copy of its corpus
 #
 # O=DIR puts every built file under DIR (default: the source tree);
-# SAN=1 builds with -fsanitize=address,undefined.
+# SAN=1 builds with -fsanitize=address,undefined; FUZZ=1 (what `make fuzz`
+# uses, with CC=clang) adds libFuzzer's coverage instrumentation.
 
 O       ?= .
 SAN     ?=
 CC      ?= cc
 PKGS    := libzmq jansson sqlite3
 DEBS    := libzmq3-dev libjansson-dev libcmocka-dev libsqlite3-dev pkg-config
+FUZZ_DEBS := clang libclang-rt-14-dev
+FUZZ    ?=
+FUZZ_O  := build/fuzz
+FUZZ_SECONDS ?= 60
 
 OPT     := -O2
 SANFLAGS :=
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+OPT     := -O1 -fno-omit-frame-pointer $(SANFLAGS)
+endif
+ifeq ($(FUZZ),1)
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 OPT     := -O1 -fno-omit-frame-pointer $(SANFLAGS)
 endif
 CFLAGS  := -std=c11 -Wall -Wextra -Werror -g $(OPT) -D_GNU_SOURCE -pthread \
@@ -31,6 +42,13 @@ LDFLAGS := $(SANFLAGS) -pthread
 LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl
 PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS := $(LDFLAGS) -shared $(shell pkg-config --libs jansson 2>/dev/null)
+ifeq ($(FUZZ),1)
+# Plugins get no coverage counters: libFuzzer cannot forget the counters
+# of a library that is dlclose'd, and a reload unloads the old version.
+comma := ,
+PLUGIN_CFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_CFLAGS))
+PLUGIN_LDFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_LDFLAGS))
+endif
 
 HOST_MODULES := config endpoint log loader store datadir bus protocol security worker feed projection reactor bridge server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
@@ -45,8 +63,9 @@ TEST_PLUGINS += $(patsubst %,$(O)/tests/plugins/%_v2.so,$(basename $(notdir $(sh
 UNIT_TESTS   := $(patsubst tests/unit/%.c,$(O)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 INTEG_TESTS  := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,$(wildcard tests/integration/test_*.c))
 HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(O)/tests/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all run test check bench soak deps clean
+.PHONY: all run test check bench soak deps clean fuzz fuzz-deps fuzz-build
 # Keep every intermediate file (objects of the test harness among them).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -120,11 +139,30 @@ $(O)/tests/integration/%: tests/integration/%.c $(HARNESS_OBJ) tests/integration
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(HARNESS_OBJ) $(LIBS) -lcmocka
 
+# A libFuzzer target: the host's objects built with FUZZ=1, linked with
+# libFuzzer's main.  fuzz_request runs the host, whose loader's dlopen it
+# wraps so that only the configured plugins can be loaded.
+$(O)/tests/fuzz/fuzz_request: FUZZ_LINK := -Wl,--wrap=dlopen
+$(O)/tests/fuzz/%: tests/fuzz/%.c $(HOST_OBJS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -rdynamic $(FUZZ_LINK) -o $@ $< \
+	    $(HOST_OBJS) $(LIBS)
+
 check: all $(O)/bin/bctx-soak $(TEST_PLUGINS) $(O)/tests/plugins/not_a_plugin.so $(UNIT_TESTS) $(INTEG_TESTS)
 	@O=$(O) SAN=$(SAN) sh tests/run.sh
 
 deps:
 	@sh scripts/deps.sh $(DEBS)
+
+fuzz-deps:
+	@sh scripts/deps.sh $(DEBS)
+
+# What `make fuzz` builds, under O=build/fuzz with FUZZ=1 CC=clang.
+fuzz-build: $(FUZZ_TARGETS) $(O)/plugins/accounts/accounts.so $(O)/plugins/transfers/transfers.so
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory O=$(FUZZ_O) FUZZ=1 CC=clang fuzz-build
+	@O=$(FUZZ_O) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
