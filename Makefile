@@ -33,7 +33,7 @@ PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS := $(LDFLAGS) -shared $(shell pkg-config --libs jansson 2>/dev/null)
 
 HOST_MODULES := config endpoint log loader store datadir bus protocol security worker feed projection reactor bridge \
-                loop registry api peers commands reload watch reconfig server
+                loop registry api peers commands reload watch reconfig ops server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
 
