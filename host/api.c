@@ -10,7 +10,6 @@
  */
 
 #include "api.h"
-#include "endpoint.h"
 #include "log.h"
 
 #include <errno.h>
