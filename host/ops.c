@@ -21,6 +21,7 @@ struct bctx_ops {
     bctx_peers_t *peers;          /* forwards, for stats (borrowed) */
 };
 
+/* An "events" page being written. */
 typedef struct {
     bctx_buf_t out;          /* the reply being written */
     const char *context;     /* whose events */
@@ -94,6 +95,7 @@ s_op_events (void *arg, bctx_request_t *req)
     return col.out.text;
 }
 
+/* A "query" page of read models being written. */
 typedef struct {
     bctx_buf_t out;               /* the reply being written */
     int64_t n;                    /* read models written */

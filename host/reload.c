@@ -315,6 +315,7 @@ bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
     return reply;
 }
 
+/* A thread that frees one JSON value (arg, stolen). */
 static void *
 s_free_json (void *arg)
 {
