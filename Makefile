@@ -50,7 +50,8 @@ PLUGIN_CFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_CFLAGS))
 PLUGIN_LDFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_LDFLAGS))
 endif
 
-HOST_MODULES := config endpoint log loader store datadir bus protocol security worker feed projection reactor bridge server
+HOST_MODULES := config endpoint log loader store datadir bus protocol security worker feed projection reactor bridge \
+                loop registry api peers commands reload watch reconfig ops server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
 

@@ -834,6 +834,7 @@ s_reload (bctx_worker_t *self, bctx_job_t *job)
     }
     job->plugin = old;
     job->pause_us = (long long) ((s_now () - t0) * 1e6);
+    job->ok = 1;
     job->reply = bctx_reply_dump_new (json_pack (
         "{s:b, s:s, s:s, s:s, s:s, s:I}", "ok", 1, "context", self->name,
         "version", next->desc->version ? next->desc->version : "",

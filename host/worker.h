@@ -59,6 +59,8 @@ typedef struct bctx_job {
                                      switch: not counted, its error kept */
     int load_failure;             /* a reload that could not be prepared: why
                                      (BCTX_LOAD_*, loader.h) */
+    int ok;                       /* set with reply by the worker: the reload
+                                     switched (reply is its success) */
 } bctx_job_t;
 
 enum { BCTX_JOB_SEND = 0, BCTX_JOB_RELOAD = 1 };

@@ -1,0 +1,255 @@
+/*
+ * commands - admission, routing and replies of "send".  A command that
+ * passes the checks goes to its context's worker as a job pointer on the
+ * context's PUSH, or to the peer that owns the context; the worker hands
+ * the job back on the replies PULL, and the reply goes to the client.
+ */
+
+#include "commands.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define S_ID_MAX  256             /* longest command id a client may give (a reactor's
+                                     ids, names and a position, fit) */
+#define S_NO_REPLY "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"no reply\"}}"
+
+struct bctx_commands {
+    bctx_registry_t *registry;    /* the contexts (borrowed) */
+    bctx_api_t *api;              /* to answer clients (borrowed) */
+    bctx_peers_t *peers;          /* where remote contexts live (borrowed), or NULL */
+    bctx_reload_done_fn *reload_done; /* takes reload jobs back, or NULL */
+    void *reload_arg;             /* its argument (borrowed) */
+    void *replies;                /* PULL: jobs back from workers */
+    int64_t in_flight;            /* jobs handed to workers, not yet back */
+};
+
+static char *s_op_send (void *arg, bctx_request_t *r);
+
+bctx_commands_t *
+bctx_commands_new (bctx_registry_t *registry, bctx_api_t *api, char *err, size_t errlen)
+{
+    bctx_commands_t *self = calloc (1, sizeof *self);
+    self->registry = registry;
+    self->api = api;
+    self->replies = zmq_socket (registry->zctx, ZMQ_PULL);
+    int hwm = 0;
+    zmq_setsockopt (self->replies, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind (self->replies, BCTX_COMMANDS_REPLIES) != 0) {
+        snprintf (err, errlen, "cannot bind %s", BCTX_COMMANDS_REPLIES);
+        bctx_commands_destroy (&self);
+        return NULL;
+    }
+    bctx_api_handle (api, BCTX_OP_SEND, s_op_send, self);
+    return self;
+}
+
+void
+bctx_commands_route (bctx_commands_t *self, bctx_peers_t *peers,
+                     bctx_reload_done_fn *fn, void *arg)
+{
+    self->peers = peers;
+    self->reload_done = fn;
+    self->reload_arg = arg;
+}
+
+/* Is text[0..len-1] free of NUL and other control characters? */
+static int
+s_printable (const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Checks a "send"'s fields: known names, types, ids.  Return NULL, or an
+ * error reply (new). */
+static char *
+s_check_fields (bctx_request_t *r)
+{
+    static const char *const keys[] = {
+        "op", "context", "command", "id", "data", "correlation_id",
+        "causation_id", "forwarded_by", "origin", NULL
+    };
+    const char *key;
+    json_t *value;
+    json_object_foreach (r->body, key, value) {
+        int known = 0;
+        for (const char *const *k = keys; *k; k++)
+            known |= strcmp (*k, key) == 0;
+        if (!known)
+            return bctx_request_error (r, BCTX_E_BAD_REQUEST, "send: unknown field \"%s\"", key);
+    }
+    json_t *command = json_object_get (r->body, "command");
+    if (!json_is_string (json_object_get (r->body, "context")))
+        return bctx_request_error (r, BCTX_E_BAD_REQUEST, "send: \"context\" must be a string");
+    if (!json_is_string (command) || json_string_length (command) == 0)
+        return bctx_request_error (r, BCTX_E_BAD_REQUEST,
+                                   "send: \"command\" must be a non-empty string");
+    if (!json_is_object (json_object_get (r->body, "data")))
+        return bctx_request_error (r, BCTX_E_BAD_REQUEST, "send: \"data\" must be an object");
+    static const char *const ids[] = { "id", "correlation_id", "causation_id" };
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get (r->body, ids[i]);
+        if (v && (!json_is_string (v) || json_string_length (v) == 0
+                  || json_string_length (v) > S_ID_MAX
+                  || !s_printable (json_string_value (v), json_string_length (v))))
+            return bctx_request_error (r, BCTX_E_BAD_REQUEST,
+                                       "send: \"%s\" must be a string of 1 to %d bytes, "
+                                       "without control characters", ids[i], S_ID_MAX);
+    }
+    return NULL;
+}
+
+/* A reactor's command: only a peer host (whose reactor sent it) or an
+ * admin may say so.  Its id then lives apart from the clients' ids.
+ * Return NULL (*from_reactor set), or an error reply (new). */
+static char *
+s_check_origin (bctx_request_t *r, int *from_reactor)
+{
+    json_t *origin = json_object_get (r->body, "origin");
+    *from_reactor = 0;
+    if (!origin)
+        return NULL;
+    if (!json_is_string (origin) || strcmp (json_string_value (origin), "reactor") != 0)
+        return bctx_request_error (r, BCTX_E_BAD_REQUEST,
+                                   "send: \"origin\" can only be \"reactor\"");
+    if (!(r->role & (BCTX_ROLE_PEER | BCTX_ROLE_ADMIN)))
+        return bctx_request_error (r, BCTX_E_FORBIDDEN, "send: only a peer host's reactor "
+                                   "sends commands with \"origin\": \"reactor\"; this "
+                                   "connection's role is %s", bctx_role_name (r->role));
+    *from_reactor = 1;
+    return NULL;
+}
+
+/* A command for a context not on this host: to the peer that owns it, or
+ * unknown_context.  Return NULL when forwarded, or an error reply (new). */
+static char *
+s_to_peer (bctx_commands_t *self, bctx_request_t *r, const char *name)
+{
+    const bctx_config_t *config = self->registry->config;
+    const char *by = json_string_value (json_object_get (r->body, "forwarded_by"));
+    for (size_t i = 0; self->peers && i < config->n_remotes; i++) {
+        if (strcmp (config->remotes[i].name, name) != 0)
+            continue;
+        if (by)    /* forwarded once already: never twice, or two hosts loop */
+            return bctx_request_error (r, BCTX_E_UNKNOWN_CONTEXT,
+                                       "context \"%s\" is not on host %s, which host %s "
+                                       "forwarded it to: their configs point at each other",
+                                       name, config->name, by);
+        json_object_set_new (r->body, "forwarded_by", json_string (config->name));
+        return bctx_peers_forward (self->peers, config->remotes[i].peer, r->body, r->envelope,
+                                   r->envelope_len, r->delimiter, &r->code);
+    }
+    return bctx_request_error (r, BCTX_E_UNKNOWN_CONTEXT, "no context \"%s\" on this host", name);
+}
+
+/* Checks a "send" and hands it to its worker or its peer.  Return NULL
+ * when handed on (the worker or the peer replies), or an error reply. */
+static char *
+s_op_send (void *arg, bctx_request_t *r)
+{
+    bctx_commands_t *self = arg;
+    int from_reactor = 0;
+    char *reply = s_check_fields (r);
+    if (!reply)
+        reply = s_check_origin (r, &from_reactor);
+    if (reply)
+        return reply;
+    const char *name = json_string_value (json_object_get (r->body, "context"));
+    bctx_local_t *c = bctx_registry_find (self->registry, name);
+    if (!c)
+        return s_to_peer (self, r, name);
+    if (r->envelope_len > sizeof ((bctx_job_t *) 0)->identity)
+        return bctx_request_error (r, BCTX_E_BAD_REQUEST, "routing id too long");
+    bctx_job_t *job = calloc (1, sizeof *job);
+    memcpy (job->identity, r->envelope, r->envelope_len);
+    job->identity_len = r->envelope_len;
+    job->delimiter = r->delimiter;
+    job->origin = from_reactor ? BCTX_ORIGIN_REACTOR : BCTX_ORIGIN_CLIENT;
+    job->request = json_incref (r->body);
+    if (zmq_send (c->push, &job, sizeof job, 0) < 0) {
+        bctx_job_destroy (&job);
+        return bctx_request_error (r, BCTX_E_UNAVAILABLE,
+                                   "context \"%s\" is not taking commands", name);
+    }
+    self->in_flight++;
+    return NULL;
+}
+
+/* Jobs back from workers: replies to their clients, reloads to their
+ * taker. */
+static int
+s_on_reply (void *arg)
+{
+    bctx_commands_t *self = arg;
+    bctx_job_t *job;
+    while (zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job) {
+        if (job->kind == BCTX_JOB_RELOAD) {
+            if (self->reload_done)
+                self->reload_done (self->reload_arg, job);
+            else
+                bctx_job_destroy (&job);
+            continue;
+        }
+        self->in_flight--;
+        bctx_api_send (self->api, job->identity, job->identity_len, job->delimiter,
+                       job->reply ? job->reply : S_NO_REPLY);
+        bctx_job_destroy (&job);
+    }
+    return BCTX_LOOP_GO_ON;
+}
+
+void
+bctx_commands_attach (bctx_commands_t *self, bctx_loop_t *loop)
+{
+    bctx_loop_reader (loop, self->replies, 0, s_on_reply, self);
+}
+
+int64_t
+bctx_commands_in_flight (const bctx_commands_t *self)
+{
+    return self->in_flight;
+}
+
+void
+bctx_commands_drain (bctx_commands_t *self)
+{
+    while (self->in_flight > 0) {
+        zmq_pollitem_t item = { self->replies, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, 1, 1000) < 0 && zmq_errno () != EINTR)
+            break;
+        s_on_reply (self);
+    }
+}
+
+void
+bctx_commands_discard (bctx_commands_t *self)
+{
+    bctx_job_t *job;
+    while (self->replies
+           && zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job)
+        bctx_job_destroy (&job);
+}
+
+void
+bctx_commands_destroy (bctx_commands_t **self_p)
+{
+    bctx_commands_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    if (self->replies) {
+        /* Free any job a worker handed back after the drain. */
+        bctx_commands_discard (self);
+        int linger = 0;
+        zmq_setsockopt (self->replies, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (self->replies);
+    }
+    free (self);
+    *self_p = NULL;
+}

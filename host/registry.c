@@ -1,0 +1,528 @@
+/*
+ * registry - the contexts, sources, bridges, projections and reactors of
+ * this host by name, with the checks that a version's read side can run
+ * beside the others, and their start and stop in order.
+ */
+
+#include "registry.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+bctx_registry_t *
+bctx_registry_new (void *zctx, bctx_config_t *config)
+{
+    bctx_registry_t *self = calloc (1, sizeof *self);
+    self->zctx = zctx;
+    self->config = config;
+    return self;
+}
+
+int
+bctx_local_open (void *zctx, const bctx_config_t *config, size_t i,
+                   bctx_local_t *c, char *err, size_t errlen)
+{
+    c->worker = bctx_worker_new (zctx, config, i, err, errlen);
+    if (!c->worker)
+        return -1;
+    c->reader = bctx_store_open (bctx_worker_store_path (c->worker),
+                                 BCTX_STORE_READONLY, err, errlen);
+    if (!c->reader)
+        return -1;
+    int hwm = 0;
+    c->push = zmq_socket (zctx, ZMQ_PUSH);
+    zmq_setsockopt (c->push, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (zmq_connect (c->push, bctx_worker_endpoint (c->worker)) != 0) {
+        snprintf (err, errlen, "contexts[%zu]: cannot connect its queue", i);
+        return -1;
+    }
+    return 0;
+}
+
+void
+bctx_local_close (bctx_local_t *c)
+{
+    if (c->push) {
+        bctx_job_t *none = NULL;
+        zmq_send (c->push, &none, sizeof none, 0);
+    }
+    bctx_store_destroy (&c->reader);
+    bctx_worker_destroy (&c->worker);
+    if (c->push) {
+        int linger = 0;
+        zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (c->push);
+        c->push = NULL;
+    }
+}
+
+int
+bctx_registry_open_contexts (bctx_registry_t *self, char *err, size_t errlen)
+{
+    const bctx_config_t *config = self->config;
+    self->contexts = calloc (config->n_contexts ? config->n_contexts : 1,
+                             sizeof *self->contexts);
+    for (size_t i = 0; i < config->n_contexts; i++) {
+        int rc = bctx_local_open (self->zctx, config, i, &self->contexts[i], err, errlen);
+        if (self->contexts[i].worker)
+            self->n_contexts = i + 1;    /* to be closed */
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+bctx_local_t *
+bctx_registry_find (bctx_registry_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_contexts; i++)
+        if (strcmp (bctx_worker_name (self->contexts[i].worker), name) == 0)
+            return &self->contexts[i];
+    return NULL;
+}
+
+int
+bctx_registry_index (const bctx_config_t *config, const char *name)
+{
+    for (size_t i = 0; i < config->n_contexts; i++)
+        if (strcmp (config->contexts[i].name, name) == 0)
+            return (int) i;
+    return -1;
+}
+
+bctx_read_model_t *
+bctx_registry_find_projection (bctx_registry_t *self, const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < self->n_projections; i++)
+        if (strcmp (bctx_projector_name (self->projections[i].projector), name) == 0)
+            return &self->projections[i];
+    return NULL;
+}
+
+bctx_reactor_runner_t *
+bctx_registry_find_reactor (bctx_registry_t *self, const char *name)
+{
+    if (!name)
+        return NULL;
+    for (size_t i = 0; i < self->n_reactors; i++)
+        if (strcmp (bctx_reactor_name (self->reactors[i]), name) == 0)
+            return self->reactors[i];
+    return NULL;
+}
+
+/* Does any runner of a context other than `ctx` use this name? */
+static int
+s_name_taken (bctx_registry_t *self, const char *kind, const char *name, const char *ctx)
+{
+    if (strcmp (kind, "projection") == 0) {
+        for (size_t i = 0; i < self->n_projections; i++)
+            if (strcmp (bctx_projector_name (self->projections[i].projector), name) == 0
+                && strcmp (bctx_projector_context (self->projections[i].projector), ctx) != 0)
+                return 1;
+    } else {
+        for (size_t i = 0; i < self->n_reactors; i++)
+            if (strcmp (bctx_reactor_name (self->reactors[i]), name) == 0
+                && strcmp (bctx_reactor_context (self->reactors[i]), ctx) != 0)
+                return 1;
+    }
+    return 0;
+}
+
+int
+bctx_registry_check_read_side (bctx_registry_t *self, const bctx_plugin_t *p,
+                               char *err, size_t errlen)
+{
+    json_t *seen = json_object ();
+    int rc = -1;
+    const char *kinds[2] = { "projection", "reactor" };
+    for (int k = 0; k < 2; k++) {
+        size_t n = 0;
+        const char *const *consumes[64];
+        const char *names[64];
+        if (k == 0)
+            for (const bctx_projection_t *d = p->desc->projections; d && d->name && n < 64; d++)
+                names[n] = d->name, consumes[n++] = d->consumes;
+        else
+            for (const bctx_reactor_t *d = p->desc->reactors; d && d->name && n < 64; d++)
+                names[n] = d->name, consumes[n++] = d->consumes;
+        for (size_t i = 0; i < n; i++) {
+            char key[160];
+            snprintf (key, sizeof key, "%s %s", kinds[k], names[i]);
+            /* The name becomes a file name and a socket name. */
+            size_t len = strlen (names[i]);
+            if (len == 0 || len > 64 || strspn (names[i], "abcdefghijklmnopqrstuvwxyz"
+                                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len) {
+                snprintf (err, errlen, "context %s: %s \"%s\": a name is 1 to 64 of "
+                          "A-Z a-z 0-9 _ -", p->name, kinds[k], names[i]);
+                goto done;
+            }
+            if (json_object_get (seen, key) || s_name_taken (self, kinds[k], names[i], p->name)) {
+                snprintf (err, errlen, "context %s: %s is declared twice in this host",
+                          p->name, key);
+                goto done;
+            }
+            json_object_set_new (seen, key, json_true ());
+            char who[200];
+            snprintf (who, sizeof who, "context %s: %s", p->name, key);
+            /* A feed opened and closed: the consumed contexts exist. */
+            bctx_feed_t *feed = bctx_feed_new (who, consumes[i], self->sources,
+                                               self->n_sources, err, errlen);
+            if (!feed)
+                goto done;
+            bctx_feed_destroy (&feed);
+        }
+    }
+    rc = 0;
+done:
+    json_decref (seen);
+    return rc;
+}
+
+int
+bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
+                           char *err, size_t errlen)
+{
+    const char *data = self->config->data;
+    for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++) {
+        if (bctx_registry_find_projection (self, d->name))
+            continue;
+        bctx_projector_t *pr = bctx_projector_new (self->zctx, data, p, d,
+                                                   self->sources, self->n_sources, err, errlen);
+        if (!pr)
+            return -1;
+        bctx_readside_t *reader = bctx_readside_open (bctx_projector_path (pr),
+                                                      BCTX_STORE_READONLY, err, errlen);
+        if (!reader || (start && bctx_projector_start (pr) != 0)) {
+            bctx_readside_destroy (&reader);
+            bctx_projector_destroy (&pr);
+            return -1;
+        }
+        self->projections = realloc (self->projections,
+                                     (self->n_projections + 1) * sizeof *self->projections);
+        self->projections[self->n_projections++] = (bctx_read_model_t) { pr, reader };
+    }
+    for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++) {
+        if (bctx_registry_find_reactor (self, d->name))
+            continue;
+        bctx_reactor_runner_t *r = bctx_reactor_new (self->zctx, data, p, d,
+                                                     self->sources, self->n_sources, err, errlen);
+        if (!r)
+            return -1;
+        if (start && bctx_reactor_start (r) != 0) {
+            bctx_reactor_destroy (&r);
+            return -1;
+        }
+        self->reactors = realloc (self->reactors, (self->n_reactors + 1) * sizeof *self->reactors);
+        self->reactors[self->n_reactors++] = r;
+    }
+    return 0;
+}
+
+void
+bctx_registry_build_sources (bctx_registry_t *self)
+{
+    const bctx_config_t *config = self->config;
+    free (self->sources);
+    size_t n = self->n_contexts + config->n_remotes;
+    self->sources = calloc (n ? n : 1, sizeof *self->sources);
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_worker_t *w = self->contexts[i].worker;
+        self->sources[i] = (bctx_source_t) {
+            .name = bctx_worker_name (w),
+            .store_path = bctx_worker_store_path (w),
+            .head = &bctx_worker_stats (w)->position,
+            .endpoint = bctx_worker_endpoint (w),
+        };
+    }
+    for (size_t r = 0; r < config->n_remotes; r++) {
+        const bctx_remote_config_t *rc = &config->remotes[r];
+        bctx_source_t *src = &self->sources[self->n_contexts + r];
+        *src = (bctx_source_t) {
+            .name = rc->name, .endpoint = config->peers[rc->peer].api, .remote = 1,
+            .server_key = config->peers[rc->peer].public_key,
+            .timeout_ms = config->forward_timeout_ms,
+        };
+        for (size_t b = 0; b < self->n_bridges; b++)
+            if (strcmp (bctx_bridge_context (self->bridges[b]), rc->name) == 0) {
+                src->store_path = bctx_bridge_store_path (self->bridges[b]);
+                src->head = bctx_bridge_head (self->bridges[b]);
+            }
+    }
+    self->n_sources = n;
+}
+
+const char *
+bctx_registry_consumer (const bctx_plugin_t *p, const char *context, char *who, size_t size)
+{
+    size_t len = strlen (context);
+    for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
+        for (const char *const *c = d->consumes; c && *c; c++)
+            if (strncmp (*c, context, len) == 0 && (*c)[len] == '.') {
+                snprintf (who, size, "projection %s", d->name);
+                return who;
+            }
+    for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
+        for (const char *const *c = d->consumes; c && *c; c++)
+            if (strncmp (*c, context, len) == 0 && (*c)[len] == '.') {
+                snprintf (who, size, "reactor %s", d->name);
+                return who;
+            }
+    return NULL;
+}
+
+/* Opens a bridge for every remote context a local projection or reactor
+ * consumes. */
+static int
+s_open_bridges (bctx_registry_t *self, char *err, size_t errlen)
+{
+    const bctx_config_t *config = self->config;
+    for (size_t r = 0; r < config->n_remotes; r++) {
+        const bctx_remote_config_t *rc = &config->remotes[r];
+        int needed = 0;
+        for (size_t i = 0; i < self->n_contexts && !needed; i++) {
+            char who[200];
+            bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
+            needed = bctx_registry_consumer (p, rc->name, who, sizeof who) != NULL;
+            bctx_plugin_unref (&p);
+        }
+        if (!needed)
+            continue;
+        bctx_bridge_t *b = bctx_bridge_new (self->zctx, config->data, rc->name,
+                                            &config->peers[rc->peer],
+                                            config->forward_timeout_ms, err, errlen);
+        if (!b)
+            return -1;
+        self->bridges = realloc (self->bridges, (self->n_bridges + 1) * sizeof *self->bridges);
+        self->bridges[self->n_bridges++] = b;
+    }
+    return 0;
+}
+
+int
+bctx_registry_open_read_side (bctx_registry_t *self, char *err, size_t errlen)
+{
+    if (s_open_bridges (self, err, errlen) < 0)
+        return -1;
+    bctx_registry_build_sources (self);
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
+        char why[512];
+        int rc = bctx_registry_check_read_side (self, p, why, sizeof why) == 0
+                 && bctx_registry_add_runners (self, p, 0, why, sizeof why) == 0 ? 0 : -1;
+        bctx_plugin_unref (&p);
+        if (rc < 0) {
+            snprintf (err, errlen, "contexts[%zu]: %s", self->config->contexts[i].index, why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+bctx_registry_start (bctx_registry_t *self, const char *replies, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < self->n_contexts; i++)
+        if (bctx_worker_start (self->contexts[i].worker, replies) != 0) {
+            snprintf (err, errlen, "contexts[%zu]: cannot start its worker", i);
+            return -1;
+        }
+    for (size_t i = 0; i < self->n_bridges; i++)
+        if (bctx_bridge_start (self->bridges[i]) != 0) {
+            snprintf (err, errlen, "bridge %s: cannot start its thread",
+                      bctx_bridge_context (self->bridges[i]));
+            return -1;
+        }
+    for (size_t i = 0; i < self->n_projections; i++)
+        if (bctx_projector_start (self->projections[i].projector) != 0) {
+            snprintf (err, errlen, "projection %s: cannot start its thread",
+                      bctx_projector_name (self->projections[i].projector));
+            return -1;
+        }
+    for (size_t i = 0; i < self->n_reactors; i++)
+        if (bctx_reactor_start (self->reactors[i]) != 0) {
+            snprintf (err, errlen, "reactor %s: cannot start its thread",
+                      bctx_reactor_name (self->reactors[i]));
+            return -1;
+        }
+    return 0;
+}
+
+/* Moves the projections of version p's context to p, or stops the ones
+ * it no longer declares. */
+static void
+s_switch_projections (bctx_registry_t *self, bctx_plugin_t *p)
+{
+    for (size_t i = 0; i < self->n_projections;) {
+        bctx_projector_t *pr = self->projections[i].projector;
+        if (strcmp (bctx_projector_context (pr), p->name) != 0) {
+            i++;
+            continue;
+        }
+        const bctx_projection_t *def = NULL;
+        for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
+            if (strcmp (d->name, bctx_projector_name (pr)) == 0)
+                def = d;
+        if (def) {
+            bctx_projector_switch (pr, p, def, self->sources, self->n_sources);
+            i++;
+        } else {
+            bctx_log (BCTX_LOG_INFO, "projection %s: no longer declared; stopped",
+                      bctx_projector_name (pr));
+            bctx_projector_destroy (&self->projections[i].projector);
+            bctx_readside_destroy (&self->projections[i].reader);
+            self->projections[i] = self->projections[--self->n_projections];
+        }
+    }
+}
+
+/* Moves the reactors of version p's context to p, or stops the ones it
+ * no longer declares. */
+static void
+s_switch_reactors (bctx_registry_t *self, bctx_plugin_t *p)
+{
+    for (size_t i = 0; i < self->n_reactors;) {
+        bctx_reactor_runner_t *r = self->reactors[i];
+        if (strcmp (bctx_reactor_context (r), p->name) != 0) {
+            i++;
+            continue;
+        }
+        const bctx_reactor_t *def = NULL;
+        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
+            if (strcmp (d->name, bctx_reactor_name (r)) == 0)
+                def = d;
+        if (def) {
+            bctx_reactor_switch (r, p, def, self->sources, self->n_sources);
+            i++;
+        } else {
+            bctx_log (BCTX_LOG_INFO, "reactor %s: no longer declared; stopped",
+                      bctx_reactor_name (r));
+            bctx_reactor_destroy (&self->reactors[i]);
+            self->reactors[i] = self->reactors[--self->n_reactors];
+        }
+    }
+}
+
+int
+bctx_registry_switch_runners (bctx_registry_t *self, size_t ctx, char *err, size_t errlen)
+{
+    bctx_plugin_t *p = bctx_worker_plugin (self->contexts[ctx].worker);
+    s_switch_projections (self, p);
+    s_switch_reactors (self, p);
+    int rc = bctx_registry_add_runners (self, p, 1, err, errlen);
+    bctx_plugin_unref (&p);
+    return rc;
+}
+
+void
+bctx_registry_drop_projections (bctx_registry_t *self, const char *name)
+{
+    for (size_t k = 0; k < self->n_projections;) {
+        if (strcmp (bctx_projector_context (self->projections[k].projector), name) == 0) {
+            bctx_projector_destroy (&self->projections[k].projector);
+            bctx_readside_destroy (&self->projections[k].reader);
+            self->projections[k] = self->projections[--self->n_projections];
+        } else {
+            k++;
+        }
+    }
+}
+
+void
+bctx_registry_end_reactors (bctx_registry_t *self)
+{
+    for (size_t i = 0; i < self->n_reactors; i++)
+        bctx_reactor_destroy (&self->reactors[i]);
+    self->n_reactors = 0;
+}
+
+void
+bctx_registry_end_runners (bctx_registry_t *self)
+{
+    bctx_registry_end_reactors (self);
+    for (size_t i = 0; i < self->n_projections; i++) {
+        /* Readers close before the writer, so the writer's close, the
+         * file's last, folds the WAL back into the one database file. */
+        bctx_readside_destroy (&self->projections[i].reader);
+        bctx_projector_destroy (&self->projections[i].projector);
+    }
+    self->n_projections = 0;
+}
+
+void
+bctx_registry_end_bridges (bctx_registry_t *self)
+{
+    for (size_t i = 0; i < self->n_bridges; i++)
+        bctx_bridge_destroy (&self->bridges[i]);
+    self->n_bridges = 0;
+    free (self->sources);
+    self->sources = NULL;
+    self->n_sources = 0;
+}
+
+void
+bctx_registry_stop_workers (bctx_registry_t *self, int flags)
+{
+    for (size_t i = 0; i < self->n_contexts; i++)
+        if (self->contexts[i].push) {
+            bctx_job_t *none = NULL;
+            zmq_send (self->contexts[i].push, &none, sizeof none, flags);
+        }
+}
+
+void
+bctx_registry_join_workers (bctx_registry_t *self)
+{
+    for (size_t i = 0; i < self->n_contexts; i++)
+        bctx_worker_join (self->contexts[i].worker);
+}
+
+void
+bctx_registry_mark (bctx_registry_t *self, bctx_datadir_t *datadir)
+{
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_worker_t *w = self->contexts[i].worker;
+        bctx_datadir_mark (datadir, bctx_worker_name (w),
+                           atomic_load (&bctx_worker_stats (w)->position));
+    }
+}
+
+void
+bctx_registry_close_contexts (bctx_registry_t *self)
+{
+    int linger = 0;
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_local_t *c = &self->contexts[i];
+        bctx_store_destroy (&c->reader);     /* before the writer: see above */
+        bctx_worker_destroy (&c->worker);
+        if (c->push) {
+            zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
+            zmq_close (c->push);
+            c->push = NULL;
+        }
+    }
+    free (self->contexts);
+    self->contexts = NULL;
+    self->n_contexts = 0;
+}
+
+void
+bctx_registry_destroy (bctx_registry_t **self_p)
+{
+    bctx_registry_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    bctx_registry_end_runners (self);
+    bctx_registry_end_bridges (self);
+    bctx_registry_close_contexts (self);
+    free (self->projections);
+    free (self->reactors);
+    free (self->bridges);
+    bctx_config_destroy (&self->config);
+    free (self);
+    *self_p = NULL;
+}
