@@ -32,7 +32,7 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl
 PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS := $(LDFLAGS) -shared $(shell pkg-config --libs jansson 2>/dev/null)
 
-HOST_MODULES := config endpoint log loader store datadir bus protocol security worker feed projection reactor bridge server
+HOST_MODULES := util config endpoint log loader store datadir bus protocol security worker feed projection reactor bridge server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
 
@@ -62,7 +62,7 @@ $(O)/bin/bctx-host: $(O)/obj/host/main.o $(HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
 
-$(O)/bin/bctx: $(O)/obj/host/cli.o $(O)/obj/host/protocol.o
+$(O)/bin/bctx: $(O)/obj/host/cli.o $(O)/obj/host/protocol.o $(O)/obj/host/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "security.h"
 #include "store.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -50,14 +51,6 @@ struct bctx_bridge {
     int64_t duplicates;           /* bus events already in the replica */
     int64_t dropped;              /* malformed frames dropped */
 };
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static void
 s_set_state (bctx_bridge_t *self, const char *state)
@@ -357,7 +350,7 @@ s_fetch (bctx_bridge_t *self)
         int64_t added = s_append (self, events, &gap);
         json_decref (reply);
         pthread_mutex_lock (&self->lock);
-        self->last_contact = s_now ();
+        self->last_contact = bctx_now ();
         if (last > self->peer_head)
             self->peer_head = last;
         if (added > 0)
@@ -425,7 +418,7 @@ s_take_live (bctx_bridge_t *self)
         json_int_t last = json_integer_value (json_object_get (
             json_array_get (batch, json_array_size (batch) - 1), "position"));
         pthread_mutex_lock (&self->lock);
-        self->last_contact = s_now ();
+        self->last_contact = bctx_now ();
         if (last > self->peer_head)
             self->peer_head = last;
         if (added > 0)
@@ -454,7 +447,7 @@ s_run (void *arg)
         pthread_mutex_lock (&self->lock);
         diverged = strcmp (self->state, "diverged") == 0;
         pthread_mutex_unlock (&self->lock);
-        if (!diverged && (need_fetch || s_now () - last_heard > S_SILENCE)) {
+        if (!diverged && (need_fetch || bctx_now () - last_heard > S_SILENCE)) {
             /* Subscribe first, then fetch: what arrives meanwhile on the
              * bus is either fetched too (dropped as a duplicate) or next. */
             if (s_fetch (self) == 0) {
@@ -468,7 +461,7 @@ s_run (void *arg)
             } else {
                 failures++;
             }
-            last_heard = s_now ();
+            last_heard = bctx_now ();
         }
         /* Back off while the peer is down: 0.2 s, doubling to 3.2 s. */
         long wait = failures ? 200L << (failures < 5 ? failures - 1 : 4) : 1000;
@@ -480,7 +473,7 @@ s_run (void *arg)
             break;
         if ((items[0].revents & ZMQ_POLLIN) && !diverged) {
             need_fetch |= s_take_live (self);
-            last_heard = s_now ();
+            last_heard = bctx_now ();
         } else if (items[0].revents & ZMQ_POLLIN) {
             bctx_feed_drain (self->sub);
         }
@@ -567,7 +560,7 @@ bctx_bridge_stats (bctx_bridge_t *self)
         "context", self->context, "peer", self->peer, "state", self->state,
         "checkpoint", (json_int_t) head, "peer_head", (json_int_t) self->peer_head,
         "lag", (json_int_t) lag,
-        "seconds_since_contact", self->last_contact ? s_now () - self->last_contact : -1.0,
+        "seconds_since_contact", self->last_contact ? bctx_now () - self->last_contact : -1.0,
         "fetched", (json_int_t) self->fetched, "live", (json_int_t) self->live,
         "duplicates", (json_int_t) self->duplicates, "dropped", (json_int_t) self->dropped);
     pthread_mutex_unlock (&self->lock);

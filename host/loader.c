@@ -7,6 +7,7 @@
 #include "log.h"
 #include "projection.h"
 #include "reactor.h"
+#include "util.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -40,20 +41,11 @@ s_host_context_name (const bctx_host_t *host)
     return self->name;
 }
 
-/* Monotonic seconds, the clock of a bounds' deadline. */
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 /* Has the deadline (0: none) passed? */
 static int
 s_late (double deadline)
 {
-    return deadline > 0 && s_now () >= deadline;
+    return deadline > 0 && bctx_now () >= deadline;
 }
 
 /* Copies the open file `in` to a fresh file under $TMPDIR and returns its

@@ -5,6 +5,7 @@
 #include "projection.h"
 #include "log.h"
 #include "store.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -60,14 +61,6 @@ struct bctx_projector {
     int64_t rebuilds;             /* rebuilds completed since start */
     char error[256];              /* last failure, or "" */
 };
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 /* --- host services --------------------------------------------------- */
 
@@ -360,7 +353,7 @@ s_catch_up (bctx_projector_t *self)
             return -1;
         more |= rc;
     }
-    if (self->building && s_now () - self->last_progress_log > 2.0) {
+    if (self->building && bctx_now () - self->last_progress_log > 2.0) {
         int64_t done = 0, total = 0;
         for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
             done += self->checkpoints[i];
@@ -369,7 +362,7 @@ s_catch_up (bctx_projector_t *self)
         bctx_log (BCTX_LOG_INFO, "projection %s: rebuilding, %lld of %lld events read (%.0f%%)",
                   self->name, (long long) done, (long long) total,
                   total ? 100.0 * (double) done / (double) total : 100.0);
-        self->last_progress_log = s_now ();
+        self->last_progress_log = bctx_now ();
     }
     return more;
 }
@@ -457,14 +450,14 @@ s_run (void *arg)
         if (replay && s_start_rebuild (self, "asked by replay") != 0)
             s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
         if (!self->streak_start) {
-            self->streak_start = s_now ();
+            self->streak_start = bctx_now ();
             self->streak_from = self->handled;
         }
         int rc = s_catch_up (self);
         if (rc == 0) {
             /* Caught up: say how fast, when it was a catch-up worth naming. */
             int64_t n = self->handled - self->streak_from;
-            double took = s_now () - self->streak_start;
+            double took = bctx_now () - self->streak_start;
             if (n >= 10000)
                 bctx_log (BCTX_LOG_INFO, "projection %s: caught up %lld events in %.3f s "
                           "(%.0f events/s)", self->name, (long long) n, took,

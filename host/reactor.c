@@ -7,6 +7,7 @@
 #include "protocol.h"
 #include "security.h"
 #include "store.h"
+#include "util.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -437,7 +438,7 @@ s_collect_parked (const char *source, int64_t position, const char *aggregate,
 {
     (void) reason;
     s_parked_list_t *l = arg;
-    l->items = realloc (l->items, (l->n + 1) * sizeof *l->items);
+    l->items = bctx_realloc (l->items, (l->n + 1) * sizeof *l->items);
     l->items[l->n++] = (s_parked_t) { strdup (source), position, strdup (aggregate) };
     return 0;
 }
