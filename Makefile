@@ -32,7 +32,7 @@ LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldl
 PLUGIN_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden
 PLUGIN_LDFLAGS := $(LDFLAGS) -shared $(shell pkg-config --libs jansson 2>/dev/null)
 
-HOST_MODULES := util runner config endpoint log loader store datadir bus protocol security worker feed projection reactor bridge server
+HOST_MODULES := util runner config endpoint log host_api loader store datadir bus protocol security worker feed projection reactor bridge server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
 
