@@ -50,7 +50,8 @@ PLUGIN_CFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_CFLAGS))
 PLUGIN_LDFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_LDFLAGS))
 endif
 
-HOST_MODULES := config endpoint log loader store datadir bus protocol security worker feed projection reactor bridge \
+HOST_MODULES := util runner config endpoint log host_api loader store datadir bus protocol security \
+                worker feed projection reactor bridge \
                 loop registry api peers commands reload watch reconfig ops server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
@@ -82,7 +83,7 @@ $(O)/bin/bctx-host: $(O)/obj/host/main.o $(HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
 
-$(O)/bin/bctx: $(O)/obj/host/cli.o $(O)/obj/host/protocol.o
+$(O)/bin/bctx: $(O)/obj/host/cli.o $(O)/obj/host/protocol.o $(O)/obj/host/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -6,8 +6,10 @@
 #include "bus.h"
 #include "feed.h"
 #include "log.h"
+#include "runner.h"
 #include "security.h"
 #include "store.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,12 +36,9 @@ struct bctx_bridge {
     void *zctx;                   /* ZeroMQ context (borrowed) */
     void *sub;                    /* SUB on the peer's bus (the thread's) */
     void *req;                    /* DEALER to the peer's API (the thread's) */
-    void *control;                /* PULL: 's' stop (the thread's) */
     void *wake;                   /* PUB into this host's bus (the thread's) */
-    void *control_push;           /* PUSH to control (the owner's) */
-    char control_endpoint[128];   /* its inproc endpoint */
-    pthread_t thread;             /* runs s_run */
-    int started;                  /* thread was created */
+    bctx_runner_t *runner;        /* its thread (s_run) and control pipe (no
+                                     command but the stop) */
     _Atomic int64_t head;         /* last position in the replica */
     pthread_mutex_t lock;         /* guards what follows */
     const char *state;            /* "connecting", "live", "catching up", "down" */
@@ -50,14 +49,6 @@ struct bctx_bridge {
     int64_t duplicates;           /* bus events already in the replica */
     int64_t dropped;              /* malformed frames dropped */
 };
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 static void
 s_set_state (bctx_bridge_t *self, const char *state)
@@ -314,12 +305,9 @@ s_fetch (bctx_bridge_t *self)
     /* At most 100 full pages' worth of events per call, however the
      * peer's budget cuts them. */
     for (int64_t taken = 0;;) {
-        zmq_pollitem_t items[] = {
-            { self->req, 0, ZMQ_POLLIN, 0 },
-            { self->control, 0, ZMQ_POLLIN, 0 },
-        };
-        if (zmq_poll (items, 2, (long) self->timeout_ms) < 1 || (items[1].revents & ZMQ_POLLIN)) {
-            if (items[1].revents & ZMQ_POLLIN)
+        int ready = bctx_runner_wait (self->runner, self->req, (long) self->timeout_ms);
+        if (ready <= 0 || (ready & BCTX_RUNNER_COMMAND)) {
+            if (ready != 0)
                 return -1;         /* a stop: the main loop reads it */
             goto down;
         }
@@ -357,7 +345,7 @@ s_fetch (bctx_bridge_t *self)
         int64_t added = s_append (self, events, &gap);
         json_decref (reply);
         pthread_mutex_lock (&self->lock);
-        self->last_contact = s_now ();
+        self->last_contact = bctx_now ();
         if (last > self->peer_head)
             self->peer_head = last;
         if (added > 0)
@@ -425,7 +413,7 @@ s_take_live (bctx_bridge_t *self)
         json_int_t last = json_integer_value (json_object_get (
             json_array_get (batch, json_array_size (batch) - 1), "position"));
         pthread_mutex_lock (&self->lock);
-        self->last_contact = s_now ();
+        self->last_contact = bctx_now ();
         if (last > self->peer_head)
             self->peer_head = last;
         if (added > 0)
@@ -437,8 +425,10 @@ s_take_live (bctx_bridge_t *self)
     return need_fetch;
 }
 
-static void *
-s_run (void *arg)
+/* The bridge's thread: fetch when needed, then wait for the peer's bus or
+ * the stop, with back-off while the peer is down. */
+static void
+s_run (bctx_runner_t *runner, void *arg)
 {
     bctx_bridge_t *self = arg;
     self->sub = s_socket (self, ZMQ_SUB, self->publish);
@@ -447,14 +437,13 @@ s_run (void *arg)
     int need_fetch = 1, failures = 0;
     double last_heard = 0;
     for (;;) {
-        char cmd;
-        if (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1 && cmd == 's')
+        if (bctx_runner_recv (runner) == BCTX_RUNNER_TERM)
             break;
         int diverged;
         pthread_mutex_lock (&self->lock);
         diverged = strcmp (self->state, "diverged") == 0;
         pthread_mutex_unlock (&self->lock);
-        if (!diverged && (need_fetch || s_now () - last_heard > S_SILENCE)) {
+        if (!diverged && (need_fetch || bctx_now () - last_heard > S_SILENCE)) {
             /* Subscribe first, then fetch: what arrives meanwhile on the
              * bus is either fetched too (dropped as a duplicate) or next. */
             if (s_fetch (self) == 0) {
@@ -468,20 +457,17 @@ s_run (void *arg)
             } else {
                 failures++;
             }
-            last_heard = s_now ();
+            last_heard = bctx_now ();
         }
         /* Back off while the peer is down: 0.2 s, doubling to 3.2 s. */
         long wait = failures ? 200L << (failures < 5 ? failures - 1 : 4) : 1000;
-        zmq_pollitem_t items[] = {
-            { self->sub, 0, ZMQ_POLLIN, 0 },
-            { self->control, 0, ZMQ_POLLIN, 0 },
-        };
-        if (zmq_poll (items, 2, wait) < 0 && zmq_errno () == ETERM)
+        int ready = bctx_runner_wait (runner, self->sub, wait);
+        if (ready < 0)
             break;
-        if ((items[0].revents & ZMQ_POLLIN) && !diverged) {
+        if ((ready & BCTX_RUNNER_READY) && !diverged) {
             need_fetch |= s_take_live (self);
-            last_heard = s_now ();
-        } else if (items[0].revents & ZMQ_POLLIN) {
+            last_heard = bctx_now ();
+        } else if (ready & BCTX_RUNNER_READY) {
             bctx_feed_drain (self->sub);
         }
     }
@@ -493,7 +479,6 @@ s_run (void *arg)
         zmq_close (self->wake);
     }
     self->sub = self->req = self->wake = NULL;
-    return NULL;
 }
 
 bctx_bridge_t *
@@ -516,13 +501,11 @@ bctx_bridge_new (void *zctx, const char *data, const char *context,
     if (!self->store)
         goto fail;
     atomic_store (&self->head, bctx_store_position (self->store));
-    snprintf (self->control_endpoint, sizeof self->control_endpoint,
-              "inproc://bctx-bridge-%s", context);
-    if (bctx_control_open (zctx, self->control_endpoint, &self->control,
-                           &self->control_push) != 0) {
-        snprintf (err, errlen, "bridge %s: cannot bind its control socket", context);
+    char runner[160];
+    snprintf (runner, sizeof runner, "bridge-%s", context);
+    self->runner = bctx_runner_new (zctx, runner, NULL, 0, err, errlen);
+    if (!self->runner)
         goto fail;
-    }
     return self;
 fail:
     bctx_bridge_destroy (&self);
@@ -532,10 +515,7 @@ fail:
 int
 bctx_bridge_start (bctx_bridge_t *self)
 {
-    if (pthread_create (&self->thread, NULL, s_run, self) != 0)
-        return -1;
-    self->started = 1;
-    return 0;
+    return bctx_runner_start (self->runner, s_run, self);
 }
 
 const char *
@@ -567,7 +547,7 @@ bctx_bridge_stats (bctx_bridge_t *self)
         "context", self->context, "peer", self->peer, "state", self->state,
         "checkpoint", (json_int_t) head, "peer_head", (json_int_t) self->peer_head,
         "lag", (json_int_t) lag,
-        "seconds_since_contact", self->last_contact ? s_now () - self->last_contact : -1.0,
+        "seconds_since_contact", self->last_contact ? bctx_now () - self->last_contact : -1.0,
         "fetched", (json_int_t) self->fetched, "live", (json_int_t) self->live,
         "duplicates", (json_int_t) self->duplicates, "dropped", (json_int_t) self->dropped);
     pthread_mutex_unlock (&self->lock);
@@ -580,14 +560,7 @@ bctx_bridge_destroy (bctx_bridge_t **self_p)
     if (!self_p || !*self_p)
         return;
     bctx_bridge_t *self = *self_p;
-    if (self->started) {
-        zmq_send (self->control_push, "s", 1, 0);
-        pthread_join (self->thread, NULL);
-    }
-    if (self->control)
-        zmq_close (self->control);
-    if (self->control_push)
-        zmq_close (self->control_push);
+    bctx_runner_destroy (&self->runner);
     bctx_store_destroy (&self->store);
     free (self->context);
     free (self->peer);

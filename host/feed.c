@@ -275,25 +275,3 @@ bctx_handover_clear (bctx_handover_t *h)
         zmq_close (h->sub);
     memset (h, 0, sizeof *h);
 }
-
-int
-bctx_control_open (void *zctx, const char *endpoint, void **pull, void **push)
-{
-    int linger = 0;
-    *pull = zmq_socket (zctx, ZMQ_PULL);
-    *push = zmq_socket (zctx, ZMQ_PUSH);
-    zmq_setsockopt (*pull, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (*push, ZMQ_LINGER, &linger, sizeof linger);
-    /* The name is made unique by the socket's address: a closed inproc
-     * endpoint is released asynchronously, so a runner made again at once
-     * under the same name (a SIGHUP restarts every reactor) could find its
-     * old name still taken. */
-    char unique[256];
-    snprintf (unique, sizeof unique, "%s-%p", endpoint, *pull);
-    if (zmq_bind (*pull, unique) == 0 && zmq_connect (*push, unique) == 0)
-        return 0;
-    zmq_close (*pull);
-    zmq_close (*push);
-    *pull = *push = NULL;
-    return -1;
-}

@@ -101,9 +101,4 @@ bctx_handover_t bctx_handover_take (bctx_handover_t *slot, pthread_mutex_t *lock
 /* Frees what a handover holds.  Idempotent. */
 void bctx_handover_clear (bctx_handover_t *h);
 
-/* Binds a PULL at an inproc endpoint named after `endpoint` (made unique
- * per call) and connects a PUSH to it, for commands to a
- * runner's thread.  Return 0, or -1 (both closed). */
-int bctx_control_open (void *zctx, const char *endpoint, void **pull, void **push);
-
 #endif

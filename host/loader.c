@@ -4,16 +4,15 @@
  */
 
 #include "loader.h"
+#include "host_api.h"
 #include "log.h"
-#include "projection.h"
-#include "reactor.h"
+#include "util.h"
 
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,39 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static void
-s_host_log (const bctx_host_t *host, int level, const char *fmt, ...)
-{
-    const bctx_plugin_t *self = host->priv;
-    char line[1024];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (line, sizeof line, fmt, ap);
-    va_end (ap);
-    bctx_log (level, "context %s: %s", self->name, line);
-}
-
-static const char *
-s_host_context_name (const bctx_host_t *host)
-{
-    const bctx_plugin_t *self = host->priv;
-    return self->name;
-}
-
-/* Monotonic seconds, the clock of a bounds' deadline. */
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 /* Has the deadline (0: none) passed? */
 static int
 s_late (double deadline)
 {
-    return deadline > 0 && s_now () >= deadline;
+    return deadline > 0 && bctx_now () >= deadline;
 }
 
 /* Copies the open file `in` to a fresh file under $TMPDIR and returns its
@@ -420,14 +391,7 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
     self->desc = desc;
     self->name = strdup (name);
     self->path = strdup (path);
-    self->host.size = sizeof self->host;
-    self->host.priv = self;
-    self->host.log = s_host_log;
-    self->host.context_name = s_host_context_name;
-    self->host.model_get = bctx_models_get;
-    self->host.model_put = bctx_models_put;
-    self->host.model_delete = bctx_models_delete;
-    self->host.send = bctx_reaction_send;
+    bctx_host_api_fill (&self->host, self);
     if (s_check_descriptor (self, name, where, path, err, errlen) < 0) {
         bctx_plugin_destroy (&self);
         return NULL;

@@ -6,6 +6,7 @@
 
 #include "loop.h"
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -124,14 +125,6 @@ bctx_loop_run (bctx_loop_t *self)
         if (rc == BCTX_LOOP_STOP)
             return 0;
     }
-}
-
-double
-bctx_loop_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 void

@@ -45,8 +45,6 @@ void bctx_loop_timer (bctx_loop_t *self, bctx_tick_fn *tick, void *arg);
  * when polling failed (logged). */
 int bctx_loop_run (bctx_loop_t *self);
 
-/* Monotonic seconds: the one clock of every deadline in the host. */
-double bctx_loop_now (void);
 
 /* Frees the loop (not what it polls); sets *self_p to NULL.  Idempotent. */
 void bctx_loop_destroy (bctx_loop_t **self_p);

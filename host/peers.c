@@ -7,6 +7,7 @@
 #include "peers.h"
 #include "endpoint.h"
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -119,11 +120,11 @@ bctx_peers_forward (bctx_peers_t *self, size_t peer, json_t *req,
         return bctx_reply_error (BCTX_E_UNAVAILABLE, "peer %s (%s) is not connected",
                                  pc->name, pc->api);
     }
-    self->forwards = realloc (self->forwards, (self->n_forwards + 1) * sizeof *self->forwards);
+    self->forwards = bctx_realloc (self->forwards, (self->n_forwards + 1) * sizeof *self->forwards);
     s_forward_t *f = &self->forwards[self->n_forwards++];
     f->tag = tag;
     f->peer = peer;
-    f->deadline = bctx_loop_now () + (double) config->forward_timeout_ms / 1000.0;
+    f->deadline = bctx_now () + (double) config->forward_timeout_ms / 1000.0;
     memcpy (f->env, envelope, envelope_len);
     f->env_len = envelope_len;
     f->delimiter = delimiter;
@@ -186,7 +187,7 @@ double
 bctx_peers_tick (bctx_peers_t *self)
 {
     const bctx_config_t *config = self->registry->config;
-    double now = bctx_loop_now (), next = -1;
+    double now = bctx_now (), next = -1;
     for (size_t i = 0; i < self->n_forwards;) {
         s_forward_t *f = &self->forwards[i];
         if (now >= f->deadline) {

@@ -4,7 +4,9 @@
  */
 #include "projection.h"
 #include "log.h"
+#include "runner.h"
 #include "store.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -17,6 +19,17 @@
 #define S_BATCH        5000      /* events per transaction */
 #define S_CACHE_MAX    100000    /* read models kept parsed between batches */
 #define S_IDLE_MS      1000      /* wake at least this often */
+
+/* Commands to a projector's thread, by name on its runner's pipe. */
+enum {
+    S_REPLAY = 1,                 /* rebuild from position 1 */
+    S_SWITCH,                     /* take the version handed over */
+};
+
+static const char *const s_commands[] = {
+    [S_REPLAY] = "REPLAY",
+    [S_SWITCH] = "SWITCH",
+};
 
 struct bctx_models {
     bctx_projector_t *owner;      /* whose */
@@ -35,11 +48,7 @@ struct bctx_projector {
     bctx_readside_t *db;          /* its read models and checkpoints */
     void *zctx;                   /* ZeroMQ context (borrowed) */
     void *sub;                    /* bus subscription (the thread's) */
-    void *control;                /* PULL: 'r' replay, 's' stop (the thread's) */
-    void *control_push;           /* PUSH to control (the API thread's) */
-    char control_endpoint[128];   /* inproc endpoint of control */
-    pthread_t thread;             /* runs s_run */
-    int started;                  /* thread was created */
+    bctx_runner_t *runner;        /* its thread (s_run) and control pipe */
     struct bctx_models models;    /* read models of the generation fed */
     int64_t gen;                  /* the generation being fed */
     int64_t *checkpoints;         /* per source, of gen */
@@ -60,14 +69,6 @@ struct bctx_projector {
     int64_t rebuilds;             /* rebuilds completed since start */
     char error[256];              /* last failure, or "" */
 };
-
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
 
 /* --- host services --------------------------------------------------- */
 
@@ -360,7 +361,7 @@ s_catch_up (bctx_projector_t *self)
             return -1;
         more |= rc;
     }
-    if (self->building && s_now () - self->last_progress_log > 2.0) {
+    if (self->building && bctx_now () - self->last_progress_log > 2.0) {
         int64_t done = 0, total = 0;
         for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
             done += self->checkpoints[i];
@@ -369,7 +370,7 @@ s_catch_up (bctx_projector_t *self)
         bctx_log (BCTX_LOG_INFO, "projection %s: rebuilding, %lld of %lld events read (%.0f%%)",
                   self->name, (long long) done, (long long) total,
                   total ? 100.0 * (double) done / (double) total : 100.0);
-        self->last_progress_log = s_now ();
+        self->last_progress_log = bctx_now ();
     }
     return more;
 }
@@ -436,35 +437,34 @@ s_take_switch (bctx_projector_t *self)
     }
 }
 
-static void *
-s_run (void *arg)
+/* The projector's thread: commands, then a pass over the sources, then a
+ * wait for the bus, a command or the idle tick. */
+static void
+s_run (bctx_runner_t *runner, void *arg)
 {
     bctx_projector_t *self = arg;
     bctx_log_set_context (self->context);
     for (;;) {
-        char cmd = 0;
-        int stop = 0, replay = 0;
-        while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
-            if (cmd == 's')
-                stop = 1;
-            else if (cmd == 'r')
+        int cmd, replay = 0;
+        while ((cmd = bctx_runner_recv (runner)) > 0) {
+            if (cmd == S_REPLAY)
                 replay = 1;
-            else if (cmd == 'p')
+            else if (cmd == S_SWITCH)
                 s_take_switch (self);
         }
-        if (stop)
+        if (cmd == BCTX_RUNNER_TERM)
             break;
         if (replay && s_start_rebuild (self, "asked by replay") != 0)
             s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
         if (!self->streak_start) {
-            self->streak_start = s_now ();
+            self->streak_start = bctx_now ();
             self->streak_from = self->handled;
         }
         int rc = s_catch_up (self);
         if (rc == 0) {
             /* Caught up: say how fast, when it was a catch-up worth naming. */
             int64_t n = self->handled - self->streak_from;
-            double took = s_now () - self->streak_start;
+            double took = bctx_now () - self->streak_start;
             if (n >= 10000)
                 bctx_log (BCTX_LOG_INFO, "projection %s: caught up %lld events in %.3f s "
                           "(%.0f events/s)", self->name, (long long) n, took,
@@ -485,16 +485,12 @@ s_run (void *arg)
             if (rc > 0)
                 continue;
         }
-        zmq_pollitem_t items[] = {
-            { self->sub, 0, ZMQ_POLLIN, 0 },
-            { self->control, 0, ZMQ_POLLIN, 0 },
-        };
-        if (zmq_poll (items, 2, wait_ms) < 0 && zmq_errno () == ETERM)
+        int ready = bctx_runner_wait (runner, self->sub, wait_ms);
+        if (ready < 0)
             break;
-        if (items[0].revents & ZMQ_POLLIN)
+        if (ready & BCTX_RUNNER_READY)
             bctx_feed_drain (self->sub);
     }
-    return NULL;
 }
 
 /* --- lifecycle ------------------------------------------------------- */
@@ -537,13 +533,12 @@ bctx_projector_new (void *zctx, const char *data, bctx_plugin_t *plugin,
         snprintf (err, errlen, "%s: %s", self->path, bctx_readside_error (self->db));
         goto fail;
     }
-    snprintf (self->control_endpoint, sizeof self->control_endpoint,
-              "inproc://bctx-projection-%s", def->name);
-    if (bctx_control_open (zctx, self->control_endpoint, &self->control,
-                           &self->control_push) != 0) {
-        snprintf (err, errlen, "%s: cannot bind its control socket", who);
+    char runner[160];
+    snprintf (runner, sizeof runner, "projection-%s", def->name);
+    self->runner = bctx_runner_new (zctx, runner, s_commands,
+                                    sizeof s_commands / sizeof *s_commands, err, errlen);
+    if (!self->runner)
         goto fail;
-    }
     self->sub = bctx_feed_subscribe (self->feed, zctx);
     if (!self->sub) {
         snprintf (err, errlen, "%s: cannot subscribe to the bus", who);
@@ -558,10 +553,7 @@ fail:
 int
 bctx_projector_start (bctx_projector_t *self)
 {
-    if (pthread_create (&self->thread, NULL, s_run, self) != 0)
-        return -1;
-    self->started = 1;
-    return 0;
+    return bctx_runner_start (self->runner, s_run, self);
 }
 
 void
@@ -573,7 +565,7 @@ bctx_projector_switch (bctx_projector_t *self, bctx_plugin_t *plugin,
     snprintf (who, sizeof who, "context %s: projection %s", plugin->name, def->name);
     bctx_handover_put (&self->next, &self->lock, self->zctx, who, plugin, def,
                        def->consumes, sources, n);
-    zmq_send (self->control_push, "p", 1, ZMQ_DONTWAIT);
+    bctx_runner_send (self->runner, S_SWITCH);
 }
 
 const char *
@@ -585,7 +577,7 @@ bctx_projector_context (const bctx_projector_t *self)
 void
 bctx_projector_replay (bctx_projector_t *self)
 {
-    zmq_send (self->control_push, "r", 1, ZMQ_DONTWAIT);
+    bctx_runner_send (self->runner, S_REPLAY);
 }
 
 const char *
@@ -642,16 +634,9 @@ bctx_projector_destroy (bctx_projector_t **self_p)
     if (!self_p || !*self_p)
         return;
     bctx_projector_t *self = *self_p;
-    if (self->started) {
-        zmq_send (self->control_push, "s", 1, 0);
-        pthread_join (self->thread, NULL);
-    }
+    bctx_runner_destroy (&self->runner);
     if (self->sub)
         zmq_close (self->sub);
-    if (self->control)
-        zmq_close (self->control);
-    if (self->control_push)
-        zmq_close (self->control_push);
     bctx_readside_destroy (&self->db);
     bctx_feed_destroy (&self->feed);
     json_decref (self->models.cache);

@@ -3,6 +3,7 @@
  */
 #include "protocol.h"
 #include "store.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -122,7 +123,7 @@ bctx_buf_add (bctx_buf_t *b, const char *text, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         b->cap = (b->len + n + 1) * 2 < 256 ? 256 : (b->len + n + 1) * 2;
-        b->text = realloc (b->text, b->cap);
+        b->text = bctx_realloc (b->text, b->cap);
     }
     memcpy (b->text + b->len, text, n);
     b->len += n;

@@ -5,8 +5,10 @@
 #include "reactor.h"
 #include "log.h"
 #include "protocol.h"
+#include "runner.h"
 #include "security.h"
 #include "store.h"
+#include "util.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -21,6 +23,18 @@
 #define S_ATTEMPTS   5         /* tries of one event before it is parked */
 #define S_FIRST_MS   20        /* first back-off; doubles each try */
 #define S_IDLE_MS    1000      /* wake at least this often */
+
+/* Commands to a reactor's thread, by name on its runner's pipe. */
+enum {
+    S_RETRY = 1,                  /* run the parked events again */
+    S_SWITCH,                     /* a version was handed over (it wakes the
+                                     thread, which looks for one each turn) */
+};
+
+static const char *const s_commands[] = {
+    [S_RETRY] = "RETRY",
+    [S_SWITCH] = "SWITCH",
+};
 
 struct bctx_reaction {
     bctx_reactor_runner_t *owner; /* whose */
@@ -39,9 +53,7 @@ struct bctx_reactor_runner {
     bctx_readside_t *db;          /* checkpoints and parked events */
     void *zctx;                   /* ZeroMQ context (borrowed) */
     void *sub;                    /* bus subscription (the thread's) */
-    void *control;                /* PULL: 'y' retry, 's' stop (the thread's) */
-    void *control_push;           /* PUSH to control (the API thread's) */
-    char control_endpoint[128];   /* inproc endpoint of control */
+    bctx_runner_t *runner;        /* its thread (s_run) and control pipe */
     char **target_names;          /* contexts it may send to */
     char **target_endpoints;      /* their workers' queues */
     void **target_push;           /* PUSH per target (the thread's), lazily;
@@ -50,9 +62,7 @@ struct bctx_reactor_runner {
     char **target_keys;           /* its peer's CURVE key, or NULL */
     size_t *target_timeouts;      /* how long to wait for its peer, in ms */
     size_t n_targets;             /* how many */
-    pthread_t thread;             /* runs s_run */
-    int started;                  /* thread was created */
-    int stopping;                 /* a stop arrived while backing off */
+    int stopping;                 /* a stop arrived */
     int retry_asked;              /* a retry arrived while backing off */
     int64_t *checkpoints;         /* per source */
     json_t *parked;               /* "source\x1faggregate" -> count */
@@ -67,6 +77,19 @@ struct bctx_reactor_runner {
 };
 
 /* --- sending --------------------------------------------------------- */
+
+/* Reads the commands waiting on the pipe: a stop or a retry is kept in
+ * stopping or retry_asked for the main loop. */
+static void
+s_read_commands (bctx_reactor_runner_t *self)
+{
+    int cmd;
+    while ((cmd = bctx_runner_recv (self->runner)) > 0)
+        if (cmd == S_RETRY)
+            self->retry_asked = 1;
+    if (cmd == BCTX_RUNNER_TERM)
+        self->stopping = 1;
+}
 
 static int
 s_target (bctx_reactor_runner_t *self, const char *context)
@@ -122,24 +145,14 @@ s_send_remote (bctx_reactor_runner_t *self, bctx_reaction_t *r, int t, json_t *r
         return BCTX_ERROR;
     }
     free (body);
-    zmq_pollitem_t items[] = {
-        { req, 0, ZMQ_POLLIN, 0 },
-        { self->control, 0, ZMQ_POLLIN, 0 },
-    };
     size_t timeout = self->target_timeouts[t] ? self->target_timeouts[t] : 5000;
-    int n = zmq_poll (items, 2, (long) timeout);
-    if (n < 1 || !(items[0].revents & ZMQ_POLLIN)) {
+    int ready = bctx_runner_wait (self->runner, req, (long) timeout);
+    if (ready <= 0 || !(ready & BCTX_RUNNER_READY)) {
         /* A REQ that got no answer cannot send again: start afresh. */
         zmq_close (req);
         self->target_push[t] = NULL;
-        if (items[1].revents & ZMQ_POLLIN) {
-            char cmd;
-            while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
-                if (cmd == 's')
-                    self->stopping = 1;
-                else if (cmd == 'y')
-                    self->retry_asked = 1;
-            }
+        if (ready != 0) {
+            s_read_commands (self);
             bctx_reason (why, "send: interrupted");
         } else {
             r->unreachable = 1;
@@ -285,16 +298,8 @@ s_take_switch (bctx_reactor_runner_t *self)
 static int
 s_pause (bctx_reactor_runner_t *self, int ms)
 {
-    zmq_pollitem_t item = { self->control, 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll (&item, 1, ms) == 1) {
-        char cmd;
-        while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
-            if (cmd == 's')
-                self->stopping = 1;
-            else if (cmd == 'y')
-                self->retry_asked = 1;   /* kept for the main loop */
-        }
-    }
+    if (bctx_runner_wait (self->runner, NULL, ms) != 0)
+        s_read_commands (self);
     return self->stopping;
 }
 
@@ -437,7 +442,7 @@ s_collect_parked (const char *source, int64_t position, const char *aggregate,
 {
     (void) reason;
     s_parked_list_t *l = arg;
-    l->items = realloc (l->items, (l->n + 1) * sizeof *l->items);
+    l->items = bctx_realloc (l->items, (l->n + 1) * sizeof *l->items);
     l->items[l->n++] = (s_parked_t) { strdup (source), position, strdup (aggregate) };
     return 0;
 }
@@ -522,21 +527,18 @@ s_retry_parked (bctx_reactor_runner_t *self)
 
 /* --- thread ---------------------------------------------------------- */
 
-static void *
-s_run (void *arg)
+/* The reactor's thread: commands, a version handed over, parked events
+ * to retry, then a batch per source, then a wait for the bus, a command
+ * or the idle tick. */
+static void
+s_run (bctx_runner_t *runner, void *arg)
 {
     bctx_reactor_runner_t *self = arg;
     bctx_log_set_context (self->context);
     while (!self->stopping) {
-        char cmd = 0;
+        s_read_commands (self);
         int retry = self->retry_asked;
         self->retry_asked = 0;
-        while (zmq_recv (self->control, &cmd, 1, ZMQ_DONTWAIT) == 1) {
-            if (cmd == 's')
-                self->stopping = 1;
-            else if (cmd == 'y')
-                retry = 1;
-        }
         s_take_switch (self);
         if (self->stopping)
             break;
@@ -552,13 +554,10 @@ s_run (void *arg)
         }
         if (more && !failed)
             continue;
-        zmq_pollitem_t items[] = {
-            { self->sub, 0, ZMQ_POLLIN, 0 },
-            { self->control, 0, ZMQ_POLLIN, 0 },
-        };
-        if (zmq_poll (items, 2, failed ? 200 : S_IDLE_MS) < 0 && zmq_errno () == ETERM)
+        int ready = bctx_runner_wait (runner, self->sub, failed ? 200 : S_IDLE_MS);
+        if (ready < 0)
             break;
-        if (items[0].revents & ZMQ_POLLIN)
+        if (ready & BCTX_RUNNER_READY)
             bctx_feed_drain (self->sub);
     }
     for (size_t i = 0; i < self->n_targets; i++)
@@ -566,7 +565,6 @@ s_run (void *arg)
             zmq_close (self->target_push[i]);
             self->target_push[i] = NULL;
         }
-    return NULL;
 }
 
 /* --- lifecycle ------------------------------------------------------- */
@@ -619,13 +617,12 @@ bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
         self->checkpoints[i] = self->shown[i]
             = bctx_readside_checkpoint (self->db, 0, bctx_feed_name (self->feed, i));
     s_load_parked (self);
-    snprintf (self->control_endpoint, sizeof self->control_endpoint,
-              "inproc://bctx-reactor-%s", def->name);
-    if (bctx_control_open (zctx, self->control_endpoint, &self->control,
-                           &self->control_push) != 0) {
-        snprintf (err, errlen, "%s: cannot bind its control socket", who);
+    char runner[160];
+    snprintf (runner, sizeof runner, "reactor-%s", def->name);
+    self->runner = bctx_runner_new (zctx, runner, s_commands,
+                                    sizeof s_commands / sizeof *s_commands, err, errlen);
+    if (!self->runner)
         goto fail;
-    }
     self->sub = bctx_feed_subscribe (self->feed, zctx);
     if (!self->sub) {
         snprintf (err, errlen, "%s: cannot subscribe to the bus", who);
@@ -640,10 +637,7 @@ fail:
 int
 bctx_reactor_start (bctx_reactor_runner_t *self)
 {
-    if (pthread_create (&self->thread, NULL, s_run, self) != 0)
-        return -1;
-    self->started = 1;
-    return 0;
+    return bctx_runner_start (self->runner, s_run, self);
 }
 
 void
@@ -654,7 +648,7 @@ bctx_reactor_switch (bctx_reactor_runner_t *self, bctx_plugin_t *plugin,
     snprintf (who, sizeof who, "context %s: reactor %s", plugin->name, def->name);
     bctx_handover_put (&self->next, &self->lock, self->zctx, who, plugin, def,
                        def->consumes, sources, n);
-    zmq_send (self->control_push, "p", 1, ZMQ_DONTWAIT);
+    bctx_runner_send (self->runner, S_SWITCH);
 }
 
 const char *
@@ -666,7 +660,7 @@ bctx_reactor_context (const bctx_reactor_runner_t *self)
 void
 bctx_reactor_retry (bctx_reactor_runner_t *self)
 {
-    zmq_send (self->control_push, "y", 1, ZMQ_DONTWAIT);
+    bctx_runner_send (self->runner, S_RETRY);
 }
 
 const char *
@@ -716,16 +710,9 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     if (!self_p || !*self_p)
         return;
     bctx_reactor_runner_t *self = *self_p;
-    if (self->started) {
-        zmq_send (self->control_push, "s", 1, 0);
-        pthread_join (self->thread, NULL);
-    }
+    bctx_runner_destroy (&self->runner);
     if (self->sub)
         zmq_close (self->sub);
-    if (self->control)
-        zmq_close (self->control);
-    if (self->control_push)
-        zmq_close (self->control_push);
     for (size_t i = 0; i < self->n_targets; i++) {
         free (self->target_names[i]);
         free (self->target_endpoints[i]);

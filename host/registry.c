@@ -6,6 +6,7 @@
 
 #include "registry.h"
 #include "log.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,7 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
             bctx_projector_destroy (&pr);
             return -1;
         }
-        self->projections = realloc (self->projections,
+        self->projections = bctx_realloc (self->projections,
                                      (self->n_projections + 1) * sizeof *self->projections);
         self->projections[self->n_projections++] = (bctx_read_model_t) { pr, reader };
     }
@@ -217,7 +218,7 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
             bctx_reactor_destroy (&r);
             return -1;
         }
-        self->reactors = realloc (self->reactors, (self->n_reactors + 1) * sizeof *self->reactors);
+        self->reactors = bctx_realloc (self->reactors, (self->n_reactors + 1) * sizeof *self->reactors);
         self->reactors[self->n_reactors++] = r;
     }
     return 0;
@@ -297,7 +298,7 @@ s_open_bridges (bctx_registry_t *self, char *err, size_t errlen)
                                             config->forward_timeout_ms, err, errlen);
         if (!b)
             return -1;
-        self->bridges = realloc (self->bridges, (self->n_bridges + 1) * sizeof *self->bridges);
+        self->bridges = bctx_realloc (self->bridges, (self->n_bridges + 1) * sizeof *self->bridges);
         self->bridges[self->n_bridges++] = b;
     }
     return 0;

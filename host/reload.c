@@ -8,6 +8,7 @@
 #include "reload.h"
 #include "commands.h"
 #include "log.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -296,12 +297,12 @@ bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
         *code = BCTX_E_BAD_REQUEST;
         return bctx_reply_error (BCTX_E_BAD_REQUEST, "routing id too long");
     }
-    self->reloads = realloc (self->reloads, (self->n_reloads + 1) * sizeof *self->reloads);
+    self->reloads = bctx_realloc (self->reloads, (self->n_reloads + 1) * sizeof *self->reloads);
     s_reload_t *r = &self->reloads[self->n_reloads++];
     memset (r, 0, sizeof *r);
     r->ctx = ctx;
     r->path = strdup (path);
-    r->deadline = bctx_loop_now () + (double) config->reload_timeout_ms / 1000.0;
+    r->deadline = bctx_now () + (double) config->reload_timeout_ms / 1000.0;
     if (envelope_len)
         memcpy (r->identity, envelope, envelope_len);
     r->identity_len = envelope_len;
@@ -457,7 +458,7 @@ s_time_out (bctx_reload_t *self, size_t k)
 double
 bctx_reload_tick (bctx_reload_t *self)
 {
-    double now = bctx_loop_now (), next = -1;
+    double now = bctx_now (), next = -1;
     for (size_t k = 0; k < self->n_reloads;) {
         s_reload_t *r = &self->reloads[k];
         if (r->preparing) {

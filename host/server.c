@@ -21,6 +21,7 @@
 #include "reload.h"
 #include "security.h"
 #include "watch.h"
+#include "util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -52,26 +53,15 @@ struct bctx_server {
     double mark_due;              /* monotonic: when to update the marks next */
 };
 
-/* Creates path and its parents, as mkdir -p.  Return 0, or -1 with the
- * reason. */
+/* Creates host.data and its parents.  Return 0, or -1 with the reason
+ * under "host.data: ". */
 static int
 s_mkdirs (const char *path, char *err, size_t errlen)
 {
-    char *p = strdup (path);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = '\0';
-            if (mkdir (p, 0755) < 0 && errno != EEXIST)
-                goto fail;
-            *s = '/';
-        }
-    if (mkdir (p, 0755) < 0 && errno != EEXIST)
-        goto fail;
-    free (p);
-    return 0;
-fail:
-    snprintf (err, errlen, "host.data: cannot create %s: %s", p, strerror (errno));
-    free (p);
+    char why[512];
+    if (bctx_mkdirs (path, 0755, why, sizeof why) == 0)
+        return 0;
+    snprintf (err, errlen, "host.data: %s", why);
     return -1;
 }
 
@@ -169,7 +159,7 @@ static double
 s_mark_tick (void *arg)
 {
     bctx_server_t *self = arg;
-    double now = bctx_loop_now ();
+    double now = bctx_now ();
     if (now >= self->mark_due) {
         bctx_registry_mark (self->registry, self->datadir);
         self->mark_due = now + S_MARK_EVERY;

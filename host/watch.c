@@ -5,6 +5,7 @@
 
 #include "watch.h"
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -61,7 +62,7 @@ s_read (void *arg)
             for (size_t i = 0; i < self->n_files; i++) {
                 s_file_t *w = &self->files[i];
                 if (w->wd == ev->wd && ev->len && strcmp (ev->name, w->file) == 0)
-                    w->due = bctx_loop_now () + 0.3;   /* quiet for 300 ms: whole */
+                    w->due = bctx_now () + 0.3;   /* quiet for 300 ms: whole */
             }
             p += sizeof *ev + ev->len;
         }
@@ -150,7 +151,7 @@ double
 bctx_watch_tick (bctx_watch_t *self)
 {
     const bctx_config_t *config = self->registry->config;
-    double now = bctx_loop_now (), next = -1;
+    double now = bctx_now (), next = -1;
     for (size_t i = 0; i < self->n_files; i++) {
         s_file_t *w = &self->files[i];
         if (!w->due)

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "store.h"
+#include "util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -394,8 +395,8 @@ s_full_event (const char *context, const bctx_row_t *e)
 static void
 s_publish_later (s_pending_t *p, char *topic, char *text)
 {
-    p->topics = realloc (p->topics, (p->n_published + 1) * sizeof *p->topics);
-    p->texts = realloc (p->texts, (p->n_published + 1) * sizeof *p->texts);
+    p->topics = bctx_realloc (p->topics, (p->n_published + 1) * sizeof *p->topics);
+    p->texts = bctx_realloc (p->texts, (p->n_published + 1) * sizeof *p->texts);
     p->topics[p->n_published] = topic;
     p->texts[p->n_published] = text;
     p->n_published++;
@@ -687,14 +688,6 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
         json_object_clear (self->cache);
 }
 
-static double
-s_now (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 typedef struct {
     const bctx_plugin_t *plugin;  /* the new version */
     json_t *warm;                 /* its warm cache */
@@ -803,7 +796,7 @@ s_reload (bctx_worker_t *self, bctx_job_t *job)
         bctx_job_destroy (&job);
         return;
     }
-    double t0 = s_now ();
+    double t0 = bctx_now ();
     bctx_plugin_t *next = job->plugin;
     pthread_mutex_lock (&self->info_lock);
     bctx_plugin_t *old = self->plugin;
@@ -833,7 +826,7 @@ s_reload (bctx_worker_t *self, bctx_job_t *job)
         job->warm = NULL;
     }
     job->plugin = old;
-    job->pause_us = (long long) ((s_now () - t0) * 1e6);
+    job->pause_us = (long long) ((bctx_now () - t0) * 1e6);
     job->ok = 1;
     job->reply = bctx_reply_dump_new (json_pack (
         "{s:b, s:s, s:s, s:s, s:s, s:I}", "ok", 1, "context", self->name,

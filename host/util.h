@@ -1,0 +1,40 @@
+/*
+ * util - small services every module of the host needs: the monotonic
+ * clock, making a folder with its parents, and allocation that is checked
+ * once here (libuv's uv__malloc): an allocation that fails aborts the
+ * process with one message naming the size, so no caller handles NULL.
+ */
+#ifndef BCTX_UTIL_H
+#define BCTX_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Monotonic seconds (CLOCK_MONOTONIC), for deadlines and durations. */
+double bctx_now (void);
+
+/*
+ * Makes the folder `path` and every missing parent with `mode` (an
+ * existing folder is fine).  Return 0, or -1 with err naming the folder
+ * that could not be made and why (a file that is not a folder in the way
+ * among them).
+ */
+int bctx_mkdirs (const char *path, mode_t mode, char *err, size_t errlen);
+
+/* malloc, calloc and realloc that never return NULL: on failure they log
+ * the size asked for and abort.  Return: new (bctx_realloc: p's block
+ * moved or grown; p is then no longer valid).  A size of 0 asks for 1
+ * byte, so the result is never NULL. */
+void *bctx_malloc (size_t size);
+void *bctx_calloc (size_t n, size_t size);
+void *bctx_realloc (void *p, size_t size);
+
+/*
+ * Makes the array *p (of *cap items of `size` bytes) hold at least `need`
+ * items, growing it (doubled, 8 items at least) when it is smaller; the
+ * new items are zeroed.  *p and *cap are updated; abort as bctx_malloc
+ * when memory runs out.
+ */
+void bctx_grow (void **p, size_t *cap, size_t need, size_t size);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * test_util - unit tests of host/util: bctx_mkdirs makes a folder with its
+ * missing parents and takes an existing one, and refuses, naming it, a
+ * file that is in the way; bctx_now never goes back; bctx_grow keeps what
+ * the array held and zeroes what it adds.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* A fresh temporary folder for one test (new; removed by s_rmrf). */
+static char *
+s_tempdir (void)
+{
+    const char *tmp = getenv ("TMPDIR");
+    char *dir = NULL;
+    if (asprintf (&dir, "%s/bctx-test-util-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0
+        || !mkdtemp (dir))
+        fail_msg ("cannot make a temporary folder");
+    return dir;
+}
+
+/* Removes dir and what is under it. */
+static void
+s_rmrf (char *dir)
+{
+    char *cmd = NULL;
+    if (asprintf (&cmd, "rm -rf '%s'", dir) >= 0 && system (cmd) != 0)
+        fprintf (stderr, "cannot remove %s\n", dir);
+    free (cmd);
+    free (dir);
+}
+
+/* Is path a folder? */
+static int
+s_is_dir (const char *path)
+{
+    struct stat st;
+    return stat (path, &st) == 0 && S_ISDIR (st.st_mode);
+}
+
+static void
+test_mkdirs_nested (void **state)
+{
+    (void) state;
+    char *dir = s_tempdir ();
+    char path[512], err[256] = "";
+    snprintf (path, sizeof path, "%s/a/b/c", dir);
+    assert_int_equal (bctx_mkdirs (path, 0700, err, sizeof err), 0);
+    assert_true (s_is_dir (path));
+    struct stat st;
+    assert_int_equal (stat (path, &st), 0);
+    assert_int_equal (st.st_mode & 0777, 0700);
+    /* Again: everything is there already, which is fine. */
+    assert_int_equal (bctx_mkdirs (path, 0700, err, sizeof err), 0);
+    /* A trailing slash and a doubled one. */
+    snprintf (path, sizeof path, "%s/a//d/", dir);
+    assert_int_equal (bctx_mkdirs (path, 0755, err, sizeof err), 0);
+    snprintf (path, sizeof path, "%s/a/d", dir);
+    assert_true (s_is_dir (path));
+    s_rmrf (dir);
+}
+
+static void
+test_mkdirs_file_in_the_way (void **state)
+{
+    (void) state;
+    char *dir = s_tempdir ();
+    char file[512], path[600], err[256] = "";
+    snprintf (file, sizeof file, "%s/plain", dir);
+    FILE *f = fopen (file, "w");
+    assert_non_null (f);
+    fclose (f);
+    /* The file is the folder asked for... */
+    assert_int_equal (bctx_mkdirs (file, 0755, err, sizeof err), -1);
+    assert_non_null (strstr (err, file));
+    assert_non_null (strstr (err, "not a folder"));
+    /* ...or one of its parents. */
+    err[0] = '\0';
+    snprintf (path, sizeof path, "%s/below", file);
+    assert_int_equal (bctx_mkdirs (path, 0755, err, sizeof err), -1);
+    assert_non_null (strstr (err, "cannot create"));
+    assert_non_null (strstr (err, file));
+    assert_false (s_is_dir (path));
+    /* No path at all. */
+    assert_int_equal (bctx_mkdirs ("", 0755, err, sizeof err), -1);
+    assert_true (err[0] != '\0');
+    s_rmrf (dir);
+}
+
+static void
+test_now (void **state)
+{
+    (void) state;
+    double a = bctx_now ();
+    usleep (2000);
+    double b = bctx_now ();
+    assert_true (a > 0);
+    assert_true (b > a);
+}
+
+static void
+test_grow (void **state)
+{
+    (void) state;
+    int *items = NULL;
+    size_t cap = 0;
+    bctx_grow ((void **) &items, &cap, 1, sizeof *items);
+    assert_non_null (items);
+    assert_true (cap >= 1);
+    for (size_t i = 0; i < 100; i++) {
+        bctx_grow ((void **) &items, &cap, i + 1, sizeof *items);
+        assert_true (cap >= i + 1);
+        assert_int_equal (items[i], 0);    /* what it adds is zeroed */
+        items[i] = (int) i;
+    }
+    for (size_t i = 0; i < 100; i++)
+        assert_int_equal (items[i], (int) i);
+    size_t before = cap;
+    bctx_grow ((void **) &items, &cap, 3, sizeof *items);   /* big enough: unchanged */
+    assert_int_equal (cap, before);
+    free (items);
+    char *p = bctx_malloc (0);
+    assert_non_null (p);
+    p = bctx_realloc (p, 64);
+    memset (p, 'x', 64);
+    free (p);
+    int *z = bctx_calloc (4, sizeof *z);
+    assert_int_equal (z[3], 0);
+    free (z);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_mkdirs_nested),
+        cmocka_unit_test (test_mkdirs_file_in_the_way),
+        cmocka_unit_test (test_now),
+        cmocka_unit_test (test_grow),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
