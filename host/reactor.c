@@ -74,6 +74,7 @@ struct bctx_reactor_runner {
     int64_t handled;              /* events handled */
     int64_t retries;              /* failed attempts (the last one before parking too) */
     char error[256];              /* last failure, or "" */
+    int waiting;                  /* error says a peer does not answer: the event waits */
 };
 
 /* --- sending --------------------------------------------------------- */
@@ -249,11 +250,14 @@ s_key (char *out, size_t size, const char *source, const char *aggregate)
     snprintf (out, size, "%s\x1f%s", source, aggregate);
 }
 
+/* Sets the last failure shown in stats; waiting: it is a peer that does
+ * not answer (the event waits, it is not parked). */
 static void
-s_set_error (bctx_reactor_runner_t *self, const char *text)
+s_set_error (bctx_reactor_runner_t *self, const char *text, int waiting)
 {
     pthread_mutex_lock (&self->lock);
     snprintf (self->error, sizeof self->error, "%s", text);
+    self->waiting = waiting;
     pthread_mutex_unlock (&self->lock);
 }
 
@@ -316,7 +320,7 @@ s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
         int rc = self->def->react (p->user, &p->host, &r, ev);
         if (rc == BCTX_OK) {
             if ((attempt > 1 || r.unreachable) && !self->n_parked)
-                s_set_error (self, "");    /* the wait or the failures are over */
+                s_set_error (self, "", 0); /* the wait or the failures are over */
             return 0;
         }
         if (self->stopping)
@@ -328,7 +332,7 @@ s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
              * for it (a stop still ends the wait), do not park. */
             snprintf (why, whylen, "a peer does not answer; %s.%s at position %lld waits",
                       ev->context, ev->type, (long long) ev->position);
-            s_set_error (self, why);
+            s_set_error (self, why, 1);
             attempt--;
         }
         bctx_log (BCTX_LOG_WARN, "reactor %s: %s", self->name, why);
@@ -385,12 +389,13 @@ s_on_event (const bctx_event_t *ev, void *arg)
     if (parked || rc == 1) {
         self->n_parked++;
         snprintf (self->error, sizeof self->error, "%s", why);
+        self->waiting = 0;
     }
     pthread_mutex_unlock (&self->lock);
     return 0;
 fail:
     bctx_readside_rollback (self->db);
-    s_set_error (self, bctx_readside_error (self->db));
+    s_set_error (self, bctx_readside_error (self->db), 0);
     return 1;
 }
 
@@ -522,7 +527,7 @@ s_retry_parked (bctx_reactor_runner_t *self)
     bctx_log (BCTX_LOG_INFO, "reactor %s: %zu parked event(s) done, %lld still parked",
               self->name, resumed, (long long) bctx_reactor_parked (self));
     if (bctx_reactor_parked (self) == 0)
-        s_set_error (self, "");
+        s_set_error (self, "", 0);
 }
 
 /* --- thread ---------------------------------------------------------- */
@@ -693,7 +698,7 @@ bctx_reactor_stats (bctx_reactor_runner_t *self)
     json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
                                "context", self->context, "name", self->name,
                                "state", self->n_parked ? "parked"
-                                        : strstr (self->error, "does not answer") ? "waiting"
+                                        : self->waiting ? "waiting"
                                         : "live",
                                "checkpoints", checkpoints, "lag", lag,
                                "parked", (json_int_t) self->n_parked,

@@ -963,6 +963,21 @@ test_kill_9_of_either_host (void **state)
     sb = s_stats (&p->b);
     assert_true (s_int_at (sb, "peers.a.unanswered") >= 2);
     json_decref (sb);
+    /* A transfer taken now makes b's reactor send to a, which does not
+     * answer: the reactor waits for a (it does not park the event), and
+     * its stats say "waiting".  (Sent again through a below: the same id.) */
+    s_request_transfer (p->b.endpoint, WAVE1);
+    int waiting = 0;
+    deadline = h_now_us () + 15 * 1000000LL;
+    while (!waiting && h_now_us () < deadline) {
+        sb = s_stats (&p->b);
+        const char *st = json_string_value (s_at (sb, "reactors.transfer-process.state"));
+        waiting = st && strcmp (st, "waiting") == 0;
+        json_decref (sb);
+        if (!waiting)
+            usleep (50000);
+    }
+    assert_true (waiting);
     while (h_now_us () - down_at < 1500000)
         usleep (50000);
 
