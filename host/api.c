@@ -111,13 +111,18 @@ s_admin_path (const char *data_dir, char *endpoint, size_t size, char *err, size
 /* The admin endpoint: a ROUTER on ipc://<host.data>/run/admin.sock, the
  * folder made 0700 and owned by this user, so that only the host's own OS
  * user (and root) can connect: file permissions are its authentication,
- * as for docker.sock.  Return 0, or -1 with the reason. */
+ * as for docker.sock.  link: another ipc address in that folder to bind
+ * instead (a context process's link), or NULL.  Return 0, or -1 with the
+ * reason. */
 static int
-s_open_admin (bctx_api_t *self, void *zctx, const char *data, char *err, size_t errlen)
+s_open_admin (bctx_api_t *self, void *zctx, const char *data, const char *link,
+              char *err, size_t errlen)
 {
     char endpoint[4200];
     if (s_admin_path (data, endpoint, sizeof endpoint, err, errlen) < 0)
         return -1;
+    if (link)
+        snprintf (endpoint, sizeof endpoint, "%s", link);
     self->admin = zmq_socket (zctx, ZMQ_ROUTER);
     int one = 1, hwm = 0;
     zmq_setsockopt (self->admin, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -137,6 +142,10 @@ bctx_api_bind (bctx_api_t *self, void *zctx, const bctx_config_t *config,
                bctx_security_t *security, char *err, size_t errlen)
 {
     self->security = security;
+    /* A context process serves only its link to the supervisor, which
+     * checked each request's role: it comes in as the admin's. */
+    if (config->only)
+        return s_open_admin (self, zctx, config->data, config->api, err, errlen);
     self->router = zmq_socket (zctx, ZMQ_ROUTER);
     int one = 1, hwm = 0;
     zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -152,7 +161,7 @@ bctx_api_bind (bctx_api_t *self, void *zctx, const bctx_config_t *config,
                   zmq_strerror (zmq_errno ()));
         return -1;
     }
-    return s_open_admin (self, zctx, config->data, err, errlen);
+    return s_open_admin (self, zctx, config->data, NULL, err, errlen);
 }
 
 /* Encodes the socket and frames[0..n-1] into out.  Return the length, or
@@ -250,7 +259,8 @@ bctx_api_request (bctx_api_t *self, const char *body, size_t len, unsigned role,
                                  jerr.line, jerr.column, jerr.text);
     }
     bctx_request_t req = { .body = json, .role = role, .envelope = envelope,
-                           .envelope_len = envelope_len, .delimiter = delimiter };
+                           .envelope_len = envelope_len, .delimiter = delimiter,
+                           .text = body, .text_len = len };
     char *reply = NULL;
     const char *name = json_string_value (json_object_get (json, "op"));
     req.op = bctx_op_find (name);
@@ -377,7 +387,8 @@ bctx_api_attach (bctx_api_t *self, bctx_loop_t *loop)
 {
     self->readers[BCTX_API_PUBLIC] = (s_reader_t) { self, BCTX_API_PUBLIC };
     self->readers[BCTX_API_ADMIN] = (s_reader_t) { self, BCTX_API_ADMIN };
-    bctx_loop_reader (loop, self->router, 0, s_on_readable, &self->readers[BCTX_API_PUBLIC]);
+    if (self->router)
+        bctx_loop_reader (loop, self->router, 0, s_on_readable, &self->readers[BCTX_API_PUBLIC]);
     bctx_loop_reader (loop, self->admin, 0, s_on_readable, &self->readers[BCTX_API_ADMIN]);
 }
 

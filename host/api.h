@@ -27,6 +27,9 @@ enum { BCTX_API_PUBLIC = 0, BCTX_API_ADMIN = 1 };
 typedef struct bctx_request {
     json_t *body;                 /* the parsed JSON object (borrowed; a handler
                                      may add fields to it) */
+    const char *text;             /* the request as it came (borrowed), to pass on
+                                     unchanged without writing it again */
+    size_t text_len;              /* its length */
     const bctx_op_t *op;          /* its op */
     unsigned role;                /* BCTX_ROLE_* of the connection */
     const unsigned char *envelope; /* the client's return address, encoded

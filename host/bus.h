@@ -20,13 +20,23 @@
 typedef struct bctx_bus bctx_bus_t;
 struct bctx_security;
 
-/* Binds the bus in ZeroMQ context `zctx` (borrowed), and also on the tcp
- * endpoint `publish` when not NULL (a CURVE server when `security` has
- * keys), then starts the proxy thread.  Return:
- * new bus, or NULL with a message in err. */
-bctx_bus_t *bctx_bus_new (void *zctx, const char *publish,
-                          const struct bctx_security *security, char *err,
-                          size_t errlen);
+/* Binds the bus in ZeroMQ context `zctx` (borrowed), also on `ipc_in`
+ * and `ipc_out` when not NULL (where the context processes' relays
+ * connect), and on the tcp endpoint `publish` when not NULL (a CURVE
+ * server when `security` has keys), then starts the proxy thread.
+ * Return: new bus, or NULL with a message in err. */
+bctx_bus_t *bctx_bus_new (void *zctx, const char *publish, const char *ipc_in,
+                          const char *ipc_out, const struct bctx_security *security,
+                          char *err, size_t errlen);
+
+/* The bus of a context process: two proxy threads relaying its own
+ * inproc bus to the supervisor's, the process's events up to `up` (the
+ * supervisor's ipc_in) and every subscribed event down from `down` (its
+ * ipc_out), so the threads of the process publish and subscribe on
+ * BCTX_BUS_IN and BCTX_BUS_OUT as in one process.  Return: new, or NULL
+ * with a message in err. */
+bctx_bus_t *bctx_bus_relay_new (void *zctx, const char *up, const char *down,
+                                char *err, size_t errlen);
 
 /* Opens a publisher socket connected to the bus.  Return: new socket, to be
  * used by one thread and closed with zmq_close. */

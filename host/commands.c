@@ -24,6 +24,7 @@ struct bctx_commands {
     bctx_peers_t *peers;          /* where remote contexts live (borrowed), or NULL */
     bctx_reload_done_fn *reload_done; /* takes reload jobs back, or NULL */
     void *reload_arg;             /* its argument (borrowed) */
+    bctx_relay_t *relay;          /* in the supervisor: to the context processes */
     void *replies;                /* PULL: jobs back from workers */
     int64_t in_flight;            /* jobs handed to workers, not yet back */
 };
@@ -55,6 +56,12 @@ bctx_commands_route (bctx_commands_t *self, bctx_peers_t *peers,
     self->peers = peers;
     self->reload_done = fn;
     self->reload_arg = arg;
+}
+
+void
+bctx_commands_relay (bctx_commands_t *self, bctx_relay_t *relay)
+{
+    self->relay = relay;
 }
 
 /* Is text[0..len-1] free of NUL and other control characters? */
@@ -165,6 +172,10 @@ s_op_send (void *arg, bctx_request_t *r)
     bctx_local_t *c = bctx_registry_find (self->registry, name);
     if (!c)
         return s_to_peer (self, r, name);
+    if (!c->worker)     /* the supervisor: its context process decides */
+        return self->relay ? bctx_relay_send (self->relay, r, name)
+                           : bctx_request_error (r, BCTX_E_UNAVAILABLE, "context \"%s\" "
+                                                 "is not taking commands", name);
     if (r->envelope_len > sizeof ((bctx_job_t *) 0)->identity)
         return bctx_request_error (r, BCTX_E_BAD_REQUEST, "routing id too long");
     bctx_job_t *job = calloc (1, sizeof *job);
@@ -214,6 +225,8 @@ bctx_commands_attach (bctx_commands_t *self, bctx_loop_t *loop)
 int64_t
 bctx_commands_in_flight (const bctx_commands_t *self)
 {
+    if (self->relay)
+        return bctx_relay_in_flight (self->relay);
     return self->in_flight;
 }
 

@@ -14,6 +14,7 @@
 #include "loop.h"
 #include "peers.h"
 #include "registry.h"
+#include "relay.h"
 #include "worker.h"
 
 /* Where workers (and reload preparers) hand jobs back. */
@@ -34,6 +35,10 @@ bctx_commands_t *bctx_commands_new (bctx_registry_t *registry, bctx_api_t *api,
  * reload jobs that come back (fn, arg borrowed). */
 void bctx_commands_route (bctx_commands_t *self, bctx_peers_t *peers,
                           bctx_reload_done_fn *fn, void *arg);
+
+/* In the supervisor: local contexts' commands go to their context
+ * processes through relay (borrowed). */
+void bctx_commands_relay (bctx_commands_t *self, bctx_relay_t *relay);
 
 /* Registers the replies reader in loop. */
 void bctx_commands_attach (bctx_commands_t *self, bctx_loop_t *loop);

@@ -206,7 +206,8 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
     static const char *const keys[] = {
         "name", "api", "publish", "data", "max_message", "max_reply", "max_batch",
         "max_events_per_command", "reload_timeout_ms", "forward_timeout_ms", "allow_remote",
-        "curve", "clients", "plugin_dirs", "max_plugin_bytes", NULL
+        "curve", "clients", "plugin_dirs", "max_plugin_bytes", "handler_timeout_ms",
+        "stop_timeout_ms", NULL
     };
     const char *file = self->path;
     if (!json_is_object (host)) {
@@ -232,6 +233,10 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
                    600000, file, err, errlen) < 0
         || s_size (host, "max_plugin_bytes", "host", &self->max_plugin_bytes, 4096,
                    (size_t) 1 << 40, file, err, errlen) < 0
+        || s_size (host, "handler_timeout_ms", "host", &self->handler_timeout_ms, 100,
+                   3600000, file, err, errlen) < 0
+        || s_size (host, "stop_timeout_ms", "host", &self->stop_timeout_ms, 100,
+                   3600000, file, err, errlen) < 0
         || s_plugin_dirs (self, json_object_get (host, "plugin_dirs"), err, errlen) < 0)
         return -1;
     /* A reply holds at least one event, and an event may be as big as a
@@ -350,7 +355,7 @@ s_read_remote (bctx_config_t *self, size_t i, json_t *c, char *err, size_t errle
         s_fail (err, errlen, file, "%s.peer: expected the name of one of peers[]", where);
         return -1;
     }
-    self->remotes[self->n_remotes++] = (bctx_remote_config_t) { strdup (name), k, i };
+    self->remotes[self->n_remotes++] = (bctx_remote_config_t) { strdup (name), k, i, 0 };
     return 0;
 }
 
@@ -392,7 +397,8 @@ static int
 s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
                 size_t errlen)
 {
-    static const char *const keys[] = { "name", "plugin", "settings", "watch", NULL };
+    static const char *const keys[] = { "name", "plugin", "settings", "watch", "max_rss_mb",
+                                        NULL };
     const char *file = self->path;
     char where[32];
     snprintf (where, sizeof where, "contexts[%zu]", i);
@@ -405,7 +411,9 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
     bctx_context_config_t *cc = &self->contexts[self->n_contexts];
     if (s_only_keys (c, keys, where, file, err, errlen) < 0
         || s_string (c, "name", where, &cc->name, file, err, errlen) < 0
-        || s_string (c, "plugin", where, &cc->plugin, file, err, errlen) < 0)
+        || s_string (c, "plugin", where, &cc->plugin, file, err, errlen) < 0
+        || s_size (c, "max_rss_mb", where, &cc->max_rss_mb, 16, 1024 * 1024,
+                   file, err, errlen) < 0)
         return -1;
     if (!cc->name) {
         s_fail (err, errlen, file, "%s.name: missing", where);
@@ -467,6 +475,8 @@ bctx_config_parse (const char *text, const char *path, char *err,
     self->reload_timeout_ms = BCTX_DEFAULT_RELOAD_MS;
     self->forward_timeout_ms = BCTX_DEFAULT_FORWARD_MS;
     self->max_plugin_bytes = BCTX_DEFAULT_PLUGIN_BYTES;
+    self->handler_timeout_ms = BCTX_DEFAULT_HANDLER_MS;
+    self->stop_timeout_ms = BCTX_DEFAULT_STOP_MS;
 
     if (!json_is_object (root)) {
         s_fail (err, errlen, path, "(root): expected an object");
@@ -620,6 +630,65 @@ bctx_config_destroy (bctx_config_t **self_p)
     free (self->api);
     free (self->publish);
     free (self->data);
+    free (self->only);
+    free (self->bus_in);
+    free (self->bus_out);
     free (self);
     *self_p = NULL;
+}
+
+/* Replaces *field with a copy of value (may be NULL). */
+static void
+s_set (char **field, const char *value)
+{
+    free (*field);
+    *field = value ? strdup (value) : NULL;
+}
+
+int
+bctx_config_for_context (bctx_config_t *self, const char *name, const char *plugin,
+                         const char *supervisor, const char *link,
+                         const char *bus_in, const char *bus_out)
+{
+    long k = -1;
+    for (size_t i = 0; i < self->n_contexts; i++)
+        if (strcmp (self->contexts[i].name, name) == 0)
+            k = (long) i;
+    if (k < 0)
+        return -1;
+    /* The pseudo-peer every sibling's commands go to. */
+    bctx_peer_config_t *peers = realloc (self->peers, (self->n_peers + 1) * sizeof *peers);
+    if (!peers)
+        return -1;
+    self->peers = peers;
+    bctx_peer_config_t *sup = &self->peers[self->n_peers];
+    *sup = (bctx_peer_config_t) { strdup ("supervisor"), strdup (supervisor),
+                                  strdup (bus_out), NULL };
+    /* The other local contexts become siblings; the remotes array has
+     * room for every entry of the file's contexts[]. */
+    for (size_t i = 0; i < self->n_contexts; i++) {
+        bctx_context_config_t *cc = &self->contexts[i];
+        if ((long) i == k)
+            continue;
+        self->remotes[self->n_remotes++] = (bctx_remote_config_t) {
+            .name = cc->name, .peer = self->n_peers, .index = cc->index, .sibling = 1 };
+        cc->name = NULL;
+        s_set (&cc->plugin, NULL);
+        json_decref (cc->settings);
+        cc->settings = NULL;
+    }
+    self->n_peers++;
+    if (k > 0) {
+        self->contexts[0] = self->contexts[k];
+        memset (&self->contexts[k], 0, sizeof self->contexts[k]);
+    }
+    self->n_contexts = 1;
+    if (plugin)
+        s_set (&self->contexts[0].plugin, plugin);
+    s_set (&self->only, name);
+    s_set (&self->api, link);
+    s_set (&self->publish, NULL);
+    s_set (&self->bus_in, bus_in);
+    s_set (&self->bus_out, bus_out);
+    return 0;
 }

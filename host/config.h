@@ -22,12 +22,16 @@
 #define BCTX_DEFAULT_RELOAD_MS    5000
 #define BCTX_DEFAULT_FORWARD_MS   5000
 #define BCTX_DEFAULT_PLUGIN_BYTES (256u * 1024 * 1024)
+#define BCTX_DEFAULT_HANDLER_MS   5000
+#define BCTX_DEFAULT_STOP_MS      10000
 
 typedef struct bctx_context_config {
     char *name;              /* the context's name, unique in the host */
     char *plugin;            /* path of the plugin .so */
     json_t *settings;        /* handed to the plugin's init; JSON null if absent */
     int watch;               /* reload when the plugin file changes */
+    size_t max_rss_mb;       /* contexts[].max_rss_mb: restart its context process
+                                when its resident memory grows past it (0: never) */
     size_t index;            /* its place in the file's contexts[] */
 } bctx_context_config_t;
 
@@ -45,6 +49,9 @@ typedef struct bctx_remote_config {
     char *name;              /* the context's name */
     size_t peer;             /* index in peers[] */
     size_t index;            /* its place in the file's contexts[] */
+    int sibling;             /* a context of this host served by another context
+                                process: its log is read from host.data, and its
+                                commands go through the supervisor (peer) */
 } bctx_remote_config_t;
 
 typedef struct bctx_config {
@@ -82,6 +89,16 @@ typedef struct bctx_config {
     size_t n_plugin_dirs;    /* how many */
     int plugin_dirs_given;   /* host.plugin_dirs was in the file */
     size_t max_plugin_bytes; /* host.max_plugin_bytes: largest plugin file */
+    size_t handler_timeout_ms; /* host.handler_timeout_ms: longest a plugin's
+                                 decide, evolve, handler or init may run before
+                                 its context process is killed and restarted */
+    size_t stop_timeout_ms;  /* host.stop_timeout_ms: longest drain at SIGTERM
+                                before what did not stop is killed */
+    /* Not read from the file: set by the process that runs the config. */
+    char *only;              /* the one context a context process serves, or NULL
+                                in the supervisor */
+    char *bus_in;            /* the supervisor's bus, where publishers connect */
+    char *bus_out;           /* and where subscribers connect (ipc) */
 } bctx_config_t;
 
 /* Reads and validates the config at `path` (borrowed).  Return: new config,
@@ -92,6 +109,21 @@ bctx_config_t *bctx_config_load (const char *path, char *err, size_t errlen);
 /* As bctx_config_load, from a JSON text; `path` only names it in messages. */
 bctx_config_t *bctx_config_parse (const char *text, const char *path,
                                   char *err, size_t errlen);
+
+/*
+ * Turns a config into the view of the context process that serves context
+ * `name` (borrowed): that context is its one local context (running the
+ * plugin at `plugin` when not NULL, the version it serves since a reload);
+ * every other local context becomes a sibling, reached through the
+ * supervisor's admin endpoint `supervisor` (borrowed), as a pseudo-peer
+ * named "supervisor"; the process binds no public API (host.api becomes
+ * `link`, its link to the supervisor) and no bus (host.publish is
+ * dropped; bus_in and bus_out are the supervisor's).  Return 0, or -1
+ * when the config has no context `name`.
+ */
+int bctx_config_for_context (bctx_config_t *self, const char *name, const char *plugin,
+                             const char *supervisor, const char *link,
+                             const char *bus_in, const char *bus_out);
 
 /* Frees a config and sets *self_p to NULL.  Idempotent. */
 void bctx_config_destroy (bctx_config_t **self_p);

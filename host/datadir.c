@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -102,6 +103,37 @@ bctx_datadir_open (const char *path, char *err, size_t errlen)
         return NULL;
     }
     self->lock_fd = fd;
+    return self;
+}
+
+bctx_datadir_t *
+bctx_datadir_attach (const char *path, const char *context, int wait_ms,
+                     char *err, size_t errlen)
+{
+    char lock[4096];
+    snprintf (lock, sizeof lock, "%s/run/%s.lock", path, context);
+    int fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf (err, errlen, "host.data: cannot open %s: %s", lock, strerror (errno));
+        return NULL;
+    }
+    /* A process of this context that is still ending holds it. */
+    int rc;
+    for (int waited = 0; (rc = flock (fd, LOCK_EX | LOCK_NB)) < 0 && errno == EWOULDBLOCK
+                         && waited < wait_ms; waited += 10) {
+        struct timespec tick = { 0, 10 * 1000 * 1000 };
+        nanosleep (&tick, NULL);
+    }
+    if (rc < 0) {
+        snprintf (err, errlen, "context %s: %s is still held by another process of this "
+                  "context after %d ms", context, lock, wait_ms);
+        close (fd);
+        return NULL;
+    }
+    bctx_datadir_t *self = calloc (1, sizeof *self);
+    self->path = strdup (path);
+    self->lock_fd = fd;
+    self->guarded = 1;     /* the supervisor checked host.data before it started */
     return self;
 }
 

@@ -35,6 +35,14 @@ typedef struct bctx_datadir bctx_datadir_t;
  * lock could not be taken) in err. */
 bctx_datadir_t *bctx_datadir_open (const char *path, char *err, size_t errlen);
 
+/* The hold of a context process on host.data (path, borrowed), which its
+ * supervisor took and checked: the context's writer lock
+ * run/<context>.lock, flock'ed, waiting up to wait_ms for a process of
+ * the same context that is still ending; marks may be written at once.
+ * Return: new, or NULL with the reason in err. */
+bctx_datadir_t *bctx_datadir_attach (const char *path, const char *context, int wait_ms,
+                                     char *err, size_t errlen);
+
 /*
  * Checks every local context of config (borrowed) before it is served:
  * the integrity of its log and of every read-side file, and that no log

@@ -15,7 +15,7 @@
 typedef struct {
     char *name;                   /* the source context */
     bctx_store_t *store;          /* read-only connection */
-    _Atomic int64_t *head;        /* its log's head */
+    _Atomic int64_t *head;        /* its log's head, or NULL: read it from the store */
     int all;                      /* "<context>.*" was declared */
     char **types;                 /* consumed types, NULL-terminated */
     size_t n_types;               /* how many */
@@ -137,6 +137,12 @@ bctx_feed_index (const bctx_feed_t *self, const char *name)
 int64_t
 bctx_feed_head (const bctx_feed_t *self, size_t i)
 {
+    /* A sibling's log (another context process writes it): its head is
+     * what is committed in the file now. */
+    if (!self->inputs[i].head) {
+        int64_t head = bctx_store_head (self->inputs[i].store);
+        return head > 0 ? head : 0;
+    }
     return atomic_load (self->inputs[i].head);
 }
 

@@ -23,13 +23,20 @@
 typedef struct bctx_source {
     const char *name;             /* the context's name */
     const char *store_path;       /* its SQLite file */
-    _Atomic int64_t *head;        /* its last committed position */
+    _Atomic int64_t *head;        /* its last committed position, or NULL for a
+                                     sibling (another context process writes its
+                                     log): read from the file when asked */
     const char *endpoint;         /* its worker's queue (or its peer's API), for commands */
     int remote;                   /* it lives on a peer: store_path is its replica,
-                                     or NULL when nothing here consumes it */
+                                     or NULL when nothing here consumes it; or
+                                     BCTX_SOURCE_SIBLING: another context process
+                                     of this host, reached through the supervisor */
     const char *server_key;       /* the peer's CURVE key, or NULL */
     size_t timeout_ms;            /* a remote one: how long to wait for its peer */
 } bctx_source_t;
+
+/* bctx_source_t.remote of a sibling. */
+#define BCTX_SOURCE_SIBLING 2
 
 typedef struct bctx_feed bctx_feed_t;
 

@@ -1,6 +1,9 @@
 /*
  * bctx-host - runs one host in the foreground:
  * `bctx-host [--accept-truncated-log CONTEXT]... CONFIG.json`.
+ * The host is a supervisor that runs each context in a context process,
+ * this same program run again as `bctx-host --context NAME [--plugin
+ * PATH] CONFIG.json` (not for people: the supervisor starts it).
  * Exits 0 after a clean drain on SIGINT/SIGTERM, 1 with a message naming
  * the problem when the config or a context cannot be loaded, host.data is
  * another host's, or a log has lost events (see datadir.h);
@@ -39,11 +42,15 @@ main (int argc, char **argv)
     /* The contexts named by --accept-truncated-log, NULL-terminated. */
     const char *accept[argc > 0 ? argc : 1];
     size_t n_accept = 0;
-    const char *path = NULL;
+    const char *path = NULL, *only = NULL, *plugin = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--accept-truncated-log") == 0 && i + 1 < argc
             && argv[i + 1][0] && argv[i + 1][0] != '-')
             accept[n_accept++] = argv[++i];
+        else if (strcmp (argv[i], "--context") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else if (strcmp (argv[i], "--plugin") == 0 && i + 1 < argc)
+            plugin = argv[++i];
         else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else {
@@ -68,6 +75,11 @@ main (int argc, char **argv)
         bctx_log (BCTX_LOG_ERROR, "bad config: %s", err);
         return 1;
     }
+    if (only && bctx_server_context_config (config, only, plugin, err, sizeof err) < 0) {
+        bctx_log (BCTX_LOG_ERROR, "cannot start: %s", err);
+        bctx_config_destroy (&config);
+        return 1;
+    }
     /* Block the stop signals in every thread (the ones ZeroMQ and the
      * workers start inherit this mask) and read them from a signalfd in
      * the API loop, so a signal can never land on a thread that ignores it. */
@@ -76,6 +88,7 @@ main (int argc, char **argv)
     sigaddset (&stop, SIGINT);
     sigaddset (&stop, SIGTERM);
     sigaddset (&stop, SIGHUP);
+    sigaddset (&stop, SIGCHLD);
     pthread_sigmask (SIG_BLOCK, &stop, NULL);
     int stop_fd = signalfd (-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK);
     if (stop_fd < 0) {

@@ -39,6 +39,7 @@ struct bctx_models {
 };
 
 struct bctx_projector {
+    bctx_busy_t busy;             /* its handler running (the watchdog's) */
     char *name;                   /* the projection's name */
     char *path;                   /* its read-side file */
     bctx_plugin_t *plugin;        /* the context's version it runs (a reference) */
@@ -262,7 +263,9 @@ s_handle (const bctx_event_t *event, void *arg)
 {
     bctx_projector_t *self = arg;
     const bctx_plugin_t *p = self->plugin;
+    bctx_busy_begin (&self->busy);
     int rc = self->def->handle (p->user, &p->host, &self->models, event);
+    bctx_busy_end (&self->busy);
     if (rc != BCTX_OK || self->models.failed) {
         s_set_error (self, "handler failed (%d) on %s.%s at position %lld", rc,
                      event->context, event->type, (long long) event->position);
@@ -584,6 +587,12 @@ const char *
 bctx_projector_name (const bctx_projector_t *self)
 {
     return self->name;
+}
+
+const bctx_busy_t *
+bctx_projector_busy (const bctx_projector_t *self)
+{
+    return &self->busy;
 }
 
 const char *

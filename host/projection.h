@@ -9,6 +9,7 @@
 #ifndef BCTX_PROJECTION_H
 #define BCTX_PROJECTION_H
 
+#include "util.h"
 #include <stddef.h>
 #include <jansson.h>
 
@@ -56,6 +57,9 @@ void bctx_projector_replay (bctx_projector_t *self);
 /* Its name and its read-side file (borrowed). */
 const char *bctx_projector_name (const bctx_projector_t *self);
 const char *bctx_projector_path (const bctx_projector_t *self);
+
+/* Since when its handler runs (borrowed), for the watchdog. */
+const bctx_busy_t *bctx_projector_busy (const bctx_projector_t *self);
 
 /* Its state for `stats`: version, state, checkpoints, lag, rebuild
  * progress, last error.  Thread-safe.  Return: new. */

@@ -44,6 +44,8 @@ struct bctx_reaction {
 };
 
 struct bctx_reactor_runner {
+    bctx_busy_t busy;             /* its handler running, not counting the time it
+                                     waits for its commands' replies (the watchdog's) */
     char *name;                   /* the reactor's name */
     char *path;                   /* its file */
     bctx_plugin_t *plugin;        /* the context's version it runs (a reference) */
@@ -212,12 +214,17 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
                               "causation_id", cause);
     json_decref (meta);
     int rc = BCTX_ERROR;
+    /* Waiting for a reply is not the handler's time. */
+    long long busy = atomic_load (&self->busy.since_us);
+    bctx_busy_end (&self->busy);
     if (self->target_remote[t]) {
         /* A context on a peer: the same request over its API.  With CURVE
          * the peer knows this host's key, so it takes the command as a
          * reactor's; without keys it cannot tell this host from a local
-         * client there, and keeps the id with its clients' ids. */
-        if (self->target_keys[t])
+         * client there, and keeps the id with its clients' ids.  A sibling
+         * is reached through this host's own supervisor, on its admin
+         * endpoint, which takes the command as a reactor's. */
+        if (self->target_keys[t] || self->target_remote[t] == BCTX_SOURCE_SIBLING)
             json_object_set_new (job->request, "origin", json_string ("reactor"));
         rc = s_send_remote (self, r, t, job->request, why);
         bctx_job_destroy (&job);
@@ -237,6 +244,8 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
     json_decref (reply);
     bctx_job_destroy (&job);
 done:
+    if (busy)
+        bctx_busy_begin (&self->busy);
     pthread_mutex_destroy (&waiter.lock);
     pthread_cond_destroy (&waiter.cond);
     return rc;
@@ -317,7 +326,9 @@ s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
     int delay = S_FIRST_MS;
     for (int attempt = 1; attempt <= S_ATTEMPTS; attempt++) {
         bctx_reaction_t r = { .owner = self, .event = ev };
+        bctx_busy_begin (&self->busy);
         int rc = self->def->react (p->user, &p->host, &r, ev);
+        bctx_busy_end (&self->busy);
         if (rc == BCTX_OK) {
             if ((attempt > 1 || r.unreachable) && !self->n_parked)
                 s_set_error (self, "", 0); /* the wait or the failures are over */
@@ -681,6 +692,12 @@ bctx_reactor_parked (bctx_reactor_runner_t *self)
     int64_t n = self->n_parked;
     pthread_mutex_unlock (&self->lock);
     return n;
+}
+
+const bctx_busy_t *
+bctx_reactor_busy (const bctx_reactor_runner_t *self)
+{
+    return &self->busy;
 }
 
 json_t *

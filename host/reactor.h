@@ -12,6 +12,7 @@
 #ifndef BCTX_REACTOR_H
 #define BCTX_REACTOR_H
 
+#include "util.h"
 #include <stddef.h>
 #include <jansson.h>
 
@@ -59,6 +60,9 @@ int64_t bctx_reactor_parked (bctx_reactor_runner_t *self);
 
 /* Its state for `stats`.  Thread-safe.  Return: new. */
 json_t *bctx_reactor_stats (bctx_reactor_runner_t *self);
+
+/* Since when its handler runs (borrowed), for the watchdog. */
+const bctx_busy_t *bctx_reactor_busy (const bctx_reactor_runner_t *self);
 
 /* Stops the thread after the event in hand; sets *self_p to NULL. */
 void bctx_reactor_destroy (bctx_reactor_runner_t **self_p);

@@ -64,9 +64,18 @@ s_check_host (const bctx_config_t *cur, const bctx_config_t *next)
         || !s_same (cur->curve_secret, next->curve_secret)
         || !s_same_keys (cur, next)
         || cur->max_plugin_bytes != next->max_plugin_bytes
+        || cur->handler_timeout_ms != next->handler_timeout_ms
+        || cur->stop_timeout_ms != next->stop_timeout_ms
         || !s_same_plugin_dirs (cur, next))
         return "the host section changed: restart the host to apply it";
-    if (cur->n_peers || next->n_peers || cur->n_remotes || next->n_remotes)
+    /* A context process's own pseudo-peer, and its siblings, are not peers. */
+    size_t own = cur->only ? 1 : 0;
+    size_t remotes = 0;
+    for (size_t r = 0; r < cur->n_remotes; r++)
+        remotes += !cur->remotes[r].sibling;
+    for (size_t r = 0; r < next->n_remotes; r++)
+        remotes += !next->remotes[r].sibling;
+    if (cur->n_peers > own || next->n_peers > own || remotes)
         return "this host has peers: SIGHUP does not apply configs with peers yet; restart it";
     return NULL;
 }
@@ -240,11 +249,107 @@ s_apply (bctx_registry_t *reg, bctx_reload_t *reload, bctx_watch_t *watch,
               "%zu reactor(s)", reg->n_contexts, reg->n_projections, reg->n_reactors);
 }
 
+/* The config file again, as this process sees it: a context process's
+ * own view of it, with the same links as now.  Return: new, or NULL
+ * with the reason in err. */
+static bctx_config_t *
+s_load (const bctx_config_t *cur, char *err, size_t errlen)
+{
+    bctx_config_t *next = bctx_config_load (cur->path, err, errlen);
+    if (!next || !cur->only)
+        return next;
+    if (bctx_config_for_context (next, cur->only, NULL, cur->peers[cur->n_peers - 1].api,
+                                 cur->api, cur->bus_in, cur->bus_out) < 0) {
+        snprintf (err, errlen, "%s no longer has context %s", cur->path, cur->only);
+        bctx_config_destroy (&next);
+    }
+    return next;
+}
+
+/* A runner of a context process that stays which reads a context that
+ * next removes, as its process last reported: "projection P consumes
+ * context C, ..." into whybuf.  Return whybuf, or NULL. */
+static const char *
+s_consumed_gone (bctx_supervise_t *supervise, const bctx_config_t *cur,
+                 const bctx_config_t *next, char *whybuf, size_t size)
+{
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (supervise, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (bctx_registry_index (next, children[i]->name) < 0)
+            continue;
+        const char *who;
+        json_t *sources;
+        json_object_foreach (children[i]->consumes, who, sources) {
+            size_t k;
+            json_t *v;
+            json_array_foreach (sources, k, v) {
+                const char *gone = json_string_value (v);
+                if (bctx_registry_index (cur, gone) >= 0 && bctx_registry_index (next, gone) < 0) {
+                    snprintf (whybuf, size, "%s consumes context %s, which the new config "
+                              "removes", who, gone);
+                    return whybuf;
+                }
+            }
+        }
+    }
+    return NULL;
+}
+
+int
+bctx_reconfig_supervisor (bctx_registry_t *reg, bctx_supervise_t *supervise)
+{
+    char err[1024], whybuf[1200];
+    bctx_config_t *next = s_load (reg->config, err, sizeof err);
+    const char *why = next ? s_check_host (reg->config, next) : err;
+    if (!why)
+        why = s_consumed_gone (supervise, reg->config, next, whybuf, sizeof whybuf);
+    /* Every plugin the new config names must lie in its plugin folders
+     * (the context processes check the rest). */
+    for (size_t j = 0; next && !why && j < next->n_contexts; j++) {
+        bctx_plugin_bounds_t bounds = bctx_reload_bounds (next, 0);
+        char where[48], *resolved = NULL;
+        snprintf (where, sizeof where, "contexts[%zu].plugin", next->contexts[j].index);
+        if (bctx_plugin_dirs_check (&bounds, next->contexts[j].plugin, where, &resolved,
+                                    whybuf, sizeof whybuf) == BCTX_LOAD_FORBIDDEN)
+            why = whybuf;
+        free (resolved);
+    }
+    if (why) {
+        bctx_log (BCTX_LOG_ERROR, "SIGHUP: the new config is refused, nothing changed: %s", why);
+        bctx_config_destroy (&next);
+        return -1;
+    }
+    /* The handles follow the new config; the ones that stay keep their
+     * reader, the removed ones lose their views. */
+    bctx_local_t *contexts = calloc (next->n_contexts ? next->n_contexts : 1, sizeof *contexts);
+    for (size_t i = 0; i < reg->n_contexts; i++) {
+        int j = bctx_registry_index (next, reg->contexts[i].name);
+        if (j >= 0) {
+            contexts[j] = reg->contexts[i];
+            continue;
+        }
+        json_t *none = json_array ();
+        bctx_registry_set_views (reg, reg->contexts[i].name, none);
+        json_decref (none);
+        bctx_local_close (&reg->contexts[i]);
+    }
+    for (size_t j = 0; j < next->n_contexts; j++)
+        if (!contexts[j].name)
+            contexts[j].name = strdup (next->contexts[j].name);
+    free (reg->contexts);
+    reg->contexts = contexts;
+    reg->n_contexts = next->n_contexts;
+    bctx_config_destroy (&reg->config);
+    reg->config = next;
+    return 0;
+}
+
 void
 bctx_reconfig_apply (bctx_registry_t *reg, bctx_reload_t *reload, bctx_watch_t *watch)
 {
     char err[1024], whybuf[1200];
-    bctx_config_t *next = bctx_config_load (reg->config->path, err, sizeof err);
+    bctx_config_t *next = s_load (reg->config, err, sizeof err);
     const char *why = NULL;
     if (!next)
         why = err;

@@ -29,6 +29,7 @@ bctx_local_open (void *zctx, const bctx_config_t *config, size_t i,
     c->worker = bctx_worker_new (zctx, config, i, err, errlen);
     if (!c->worker)
         return -1;
+    c->name = strdup (config->contexts[i].name);
     c->reader = bctx_store_open (bctx_worker_store_path (c->worker),
                                  BCTX_STORE_READONLY, err, errlen);
     if (!c->reader)
@@ -52,6 +53,8 @@ bctx_local_close (bctx_local_t *c)
     }
     bctx_store_destroy (&c->reader);
     bctx_worker_destroy (&c->worker);
+    free (c->name);
+    c->name = NULL;
     if (c->push) {
         int linger = 0;
         zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
@@ -80,9 +83,96 @@ bctx_local_t *
 bctx_registry_find (bctx_registry_t *self, const char *name)
 {
     for (size_t i = 0; i < self->n_contexts; i++)
-        if (strcmp (bctx_worker_name (self->contexts[i].worker), name) == 0)
+        if (strcmp (self->contexts[i].name, name) == 0)
             return &self->contexts[i];
     return NULL;
+}
+
+void
+bctx_registry_open_handles (bctx_registry_t *self)
+{
+    const bctx_config_t *config = self->config;
+    self->contexts = calloc (config->n_contexts ? config->n_contexts : 1,
+                             sizeof *self->contexts);
+    for (size_t i = 0; i < config->n_contexts; i++)
+        self->contexts[i].name = strdup (config->contexts[i].name);
+    self->n_contexts = config->n_contexts;
+    for (size_t i = 0; i < config->n_contexts; i++)
+        bctx_registry_open_reader (self, &self->contexts[i]);
+}
+
+int
+bctx_registry_open_reader (bctx_registry_t *self, bctx_local_t *c)
+{
+    if (c->reader)
+        return 0;
+    char path[4200], err[512];
+    snprintf (path, sizeof path, "%s/%s.db", self->config->data, c->name);
+    /* Made once with its tables, so that every context process can read
+     * every log from its start (the context's own process writes it). */
+    bctx_store_t *made = bctx_store_open (path, 0, err, sizeof err);
+    bctx_store_destroy (&made);
+    c->reader = bctx_store_open (path, BCTX_STORE_READONLY, err, sizeof err);
+    if (!c->reader)
+        bctx_log (BCTX_LOG_WARN, "context %s: cannot read its log: %s", c->name, err);
+    return c->reader ? 0 : -1;
+}
+
+/* Frees what a projection's entry holds and clears it. */
+static void
+s_read_model_free (bctx_read_model_t *m)
+{
+    /* Readers close before the writer, so the writer's close, the file's
+     * last, folds the WAL back into the one database file. */
+    bctx_readside_destroy (&m->reader);
+    bctx_projector_destroy (&m->projector);
+    free (m->name);
+    free (m->context);
+    *m = (bctx_read_model_t) { 0 };
+}
+
+/* Is `name` among the strings of array `names`? */
+static int
+s_named_in (const json_t *names, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach (names, i, v)
+        if (json_is_string (v) && strcmp (json_string_value (v), name) == 0)
+            return 1;
+    return 0;
+}
+
+void
+bctx_registry_set_views (bctx_registry_t *self, const char *ctx, const json_t *names)
+{
+    for (size_t i = 0; i < self->n_projections;) {
+        bctx_read_model_t *m = &self->projections[i];
+        if (strcmp (m->context, ctx) == 0 && !s_named_in (names, m->name)) {
+            s_read_model_free (m);
+            self->projections[i] = self->projections[--self->n_projections];
+        } else {
+            i++;
+        }
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach (names, i, v) {
+        const char *name = json_string_value (v);
+        if (!name || bctx_registry_find_projection (self, name))
+            continue;
+        char path[4200], err[512];
+        snprintf (path, sizeof path, "%s/projection-%s.db", self->config->data, name);
+        bctx_readside_t *reader = bctx_readside_open (path, BCTX_STORE_READONLY, err, sizeof err);
+        if (!reader) {
+            bctx_log (BCTX_LOG_WARN, "projection %s: cannot read its read models: %s", name, err);
+            continue;
+        }
+        self->projections = bctx_realloc (self->projections,
+                                          (self->n_projections + 1) * sizeof *self->projections);
+        self->projections[self->n_projections++] = (bctx_read_model_t) {
+            .name = strdup (name), .reader = reader, .context = strdup (ctx) };
+    }
 }
 
 int
@@ -100,7 +190,7 @@ bctx_registry_find_projection (bctx_registry_t *self, const char *name)
     if (!name)
         return NULL;
     for (size_t i = 0; i < self->n_projections; i++)
-        if (strcmp (bctx_projector_name (self->projections[i].projector), name) == 0)
+        if (strcmp (self->projections[i].name, name) == 0)
             return &self->projections[i];
     return NULL;
 }
@@ -122,8 +212,8 @@ s_name_taken (bctx_registry_t *self, const char *kind, const char *name, const c
 {
     if (strcmp (kind, "projection") == 0) {
         for (size_t i = 0; i < self->n_projections; i++)
-            if (strcmp (bctx_projector_name (self->projections[i].projector), name) == 0
-                && strcmp (bctx_projector_context (self->projections[i].projector), ctx) != 0)
+            if (strcmp (self->projections[i].name, name) == 0
+                && strcmp (self->projections[i].context, ctx) != 0)
                 return 1;
     } else {
         for (size_t i = 0; i < self->n_reactors; i++)
@@ -205,7 +295,8 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
         }
         self->projections = bctx_realloc (self->projections,
                                      (self->n_projections + 1) * sizeof *self->projections);
-        self->projections[self->n_projections++] = (bctx_read_model_t) { pr, reader };
+        self->projections[self->n_projections++] = (bctx_read_model_t) {
+            strdup (d->name), pr, reader, strdup (p->name) };
     }
     for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++) {
         if (bctx_registry_find_reactor (self, d->name))
@@ -224,11 +315,31 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
     return 0;
 }
 
+/* Frees the sibling paths the sources point at. */
+static void
+s_free_sibling_paths (bctx_registry_t *self)
+{
+    for (size_t r = 0; r < self->n_sibling_paths; r++)
+        free (self->sibling_paths[r]);
+    free (self->sibling_paths);
+    self->sibling_paths = NULL;
+    self->n_sibling_paths = 0;
+}
+
 void
 bctx_registry_build_sources (bctx_registry_t *self)
 {
     const bctx_config_t *config = self->config;
     free (self->sources);
+    s_free_sibling_paths (self);
+    self->sibling_paths = calloc (config->n_remotes ? config->n_remotes : 1,
+                                  sizeof *self->sibling_paths);
+    self->n_sibling_paths = config->n_remotes;
+    for (size_t r = 0; r < config->n_remotes; r++)
+        if (config->remotes[r].sibling
+            && asprintf (&self->sibling_paths[r], "%s/%s.db", config->data,
+                         config->remotes[r].name) < 0)
+            self->sibling_paths[r] = NULL;
     size_t n = self->n_contexts + config->n_remotes;
     self->sources = calloc (n ? n : 1, sizeof *self->sources);
     for (size_t i = 0; i < self->n_contexts; i++) {
@@ -248,6 +359,12 @@ bctx_registry_build_sources (bctx_registry_t *self)
             .server_key = config->peers[rc->peer].public_key,
             .timeout_ms = config->forward_timeout_ms,
         };
+        if (rc->sibling) {
+            /* Its own file, beside this one's; its head is read from it. */
+            src->store_path = self->sibling_paths[r];
+            src->remote = BCTX_SOURCE_SIBLING;
+            continue;
+        }
         for (size_t b = 0; b < self->n_bridges; b++)
             if (strcmp (bctx_bridge_context (self->bridges[b]), rc->name) == 0) {
                 src->store_path = bctx_bridge_store_path (self->bridges[b]);
@@ -285,6 +402,8 @@ s_open_bridges (bctx_registry_t *self, char *err, size_t errlen)
     for (size_t r = 0; r < config->n_remotes; r++) {
         const bctx_remote_config_t *rc = &config->remotes[r];
         int needed = 0;
+        if (rc->sibling)
+            continue;
         for (size_t i = 0; i < self->n_contexts && !needed; i++) {
             char who[200];
             bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
@@ -360,7 +479,7 @@ s_switch_projections (bctx_registry_t *self, bctx_plugin_t *p)
 {
     for (size_t i = 0; i < self->n_projections;) {
         bctx_projector_t *pr = self->projections[i].projector;
-        if (strcmp (bctx_projector_context (pr), p->name) != 0) {
+        if (strcmp (self->projections[i].context, p->name) != 0) {
             i++;
             continue;
         }
@@ -374,8 +493,7 @@ s_switch_projections (bctx_registry_t *self, bctx_plugin_t *p)
         } else {
             bctx_log (BCTX_LOG_INFO, "projection %s: no longer declared; stopped",
                       bctx_projector_name (pr));
-            bctx_projector_destroy (&self->projections[i].projector);
-            bctx_readside_destroy (&self->projections[i].reader);
+            s_read_model_free (&self->projections[i]);
             self->projections[i] = self->projections[--self->n_projections];
         }
     }
@@ -423,9 +541,8 @@ void
 bctx_registry_drop_projections (bctx_registry_t *self, const char *name)
 {
     for (size_t k = 0; k < self->n_projections;) {
-        if (strcmp (bctx_projector_context (self->projections[k].projector), name) == 0) {
-            bctx_projector_destroy (&self->projections[k].projector);
-            bctx_readside_destroy (&self->projections[k].reader);
+        if (strcmp (self->projections[k].context, name) == 0) {
+            s_read_model_free (&self->projections[k]);
             self->projections[k] = self->projections[--self->n_projections];
         } else {
             k++;
@@ -445,12 +562,8 @@ void
 bctx_registry_end_runners (bctx_registry_t *self)
 {
     bctx_registry_end_reactors (self);
-    for (size_t i = 0; i < self->n_projections; i++) {
-        /* Readers close before the writer, so the writer's close, the
-         * file's last, folds the WAL back into the one database file. */
-        bctx_readside_destroy (&self->projections[i].reader);
-        bctx_projector_destroy (&self->projections[i].projector);
-    }
+    for (size_t i = 0; i < self->n_projections; i++)
+        s_read_model_free (&self->projections[i]);
     self->n_projections = 0;
 }
 
@@ -463,6 +576,7 @@ bctx_registry_end_bridges (bctx_registry_t *self)
     free (self->sources);
     self->sources = NULL;
     self->n_sources = 0;
+    s_free_sibling_paths (self);
 }
 
 void
@@ -479,7 +593,8 @@ void
 bctx_registry_join_workers (bctx_registry_t *self)
 {
     for (size_t i = 0; i < self->n_contexts; i++)
-        bctx_worker_join (self->contexts[i].worker);
+        if (self->contexts[i].worker)
+            bctx_worker_join (self->contexts[i].worker);
 }
 
 void
@@ -487,6 +602,8 @@ bctx_registry_mark (bctx_registry_t *self, bctx_datadir_t *datadir)
 {
     for (size_t i = 0; i < self->n_contexts; i++) {
         bctx_worker_t *w = self->contexts[i].worker;
+        if (!w)
+            continue;
         bctx_datadir_mark (datadir, bctx_worker_name (w),
                            atomic_load (&bctx_worker_stats (w)->position));
     }
@@ -500,6 +617,7 @@ bctx_registry_close_contexts (bctx_registry_t *self)
         bctx_local_t *c = &self->contexts[i];
         bctx_store_destroy (&c->reader);     /* before the writer: see above */
         bctx_worker_destroy (&c->worker);
+        free (c->name);
         if (c->push) {
             zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
             zmq_close (c->push);

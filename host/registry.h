@@ -22,17 +22,24 @@
 #include "store.h"
 #include "worker.h"
 
-/* One local context as the API thread sees it. */
+/* One local context as the API thread sees it.  In a context process it
+ * has its worker; in the supervisor only its name and its log, read-only
+ * (its context process runs the worker). */
 typedef struct bctx_local {
-    bctx_worker_t *worker;        /* the context's worker */
-    void *push;                   /* PUSH: job pointers to the worker */
-    bctx_store_t *reader;         /* read-only store for queries */
+    char *name;                   /* the context's name */
+    bctx_worker_t *worker;        /* the context's worker, or NULL in the supervisor */
+    void *push;                   /* PUSH: job pointers to the worker, or NULL */
+    bctx_store_t *reader;         /* read-only store for queries (in the supervisor,
+                                     NULL until its context process made the file) */
 } bctx_local_t;
 
-/* One projection: its runner and a read-only view of its read models. */
+/* One projection: its runner and a read-only view of its read models.
+ * The supervisor has only the view: a context process runs the runner. */
 typedef struct bctx_read_model {
-    bctx_projector_t *projector;  /* runs the projection */
+    char *name;                   /* the projection's name */
+    bctx_projector_t *projector;  /* runs the projection, or NULL in the supervisor */
     bctx_readside_t *reader;      /* read-only, for queries */
+    char *context;                /* the context that declares it */
 } bctx_read_model_t;
 
 /* The table of what runs.  Modules above read its fields; only the
@@ -43,6 +50,9 @@ typedef struct bctx_registry {
     bctx_local_t *contexts;     /* one per config context, in its order */
     size_t n_contexts;            /* how many */
     bctx_source_t *sources;       /* every context, local or remote, for feeds */
+    char **sibling_paths;         /* the log of each sibling (config->remotes order;
+                                     NULL for a remote one) */
+    size_t n_sibling_paths;       /* how many */
     size_t n_sources;             /* how many */
     bctx_bridge_t **bridges;      /* replicas of the remote contexts consumed here */
     size_t n_bridges;             /* how many */
@@ -67,6 +77,20 @@ void bctx_local_close (bctx_local_t *c);
 
 /* Opens every context of the config.  Return 0, or -1 with the reason. */
 int bctx_registry_open_contexts (bctx_registry_t *self, char *err, size_t errlen);
+
+/* The supervisor's registry: a handle per context of the config, with no
+ * worker and no plugin (their context processes load them). */
+void bctx_registry_open_handles (bctx_registry_t *self);
+
+/* Opens (once) the read-only log of a handle, making the file with its
+ * tables first when it is new.  Return 0, or -1 (logged). */
+int bctx_registry_open_reader (bctx_registry_t *self, bctx_local_t *c);
+
+/* The supervisor's view of the projections of context `ctx`: a
+ * read-only reader for each name in `names` (a JSON array of strings,
+ * borrowed) not known yet, and none for those of ctx it no longer
+ * names. */
+void bctx_registry_set_views (bctx_registry_t *self, const char *ctx, const json_t *names);
 
 /* Opens the bridges the local read side needs, the sources, and creates
  * (without starting) the projections and reactors every context

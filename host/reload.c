@@ -39,6 +39,8 @@ struct bctx_reload {
     _Atomic int preparers;        /* preparer threads still running */
     int rollbacks;                /* rollback jobs at workers */
     int stopping;                 /* draining: no reload goes further */
+    bctx_busy_t busy;             /* a preparer loading a version (its init, its
+                                     warm-up), for the watchdog */
 };
 
 static char *s_op_reload (void *arg, bctx_request_t *req);
@@ -82,6 +84,7 @@ typedef struct {
     char *store_path;             /* the context's log */
     bctx_plugin_bounds_t bounds;  /* the load's bounds, with the reload's deadline */
     char **dirs;                  /* bounds.dirs, copied: a SIGHUP may free the config's */
+    bctx_busy_t *busy;            /* the module's mark of a preparer at work */
 } s_preparer_t;
 
 /* Frees what a preparer owns, and itself. */
@@ -106,8 +109,10 @@ s_prepare (void *arg)
     s_preparer_t *p = arg;
     bctx_job_t *job = p->job;
     char err[1024];
+    bctx_busy_begin (p->busy);
     job->plugin = bctx_worker_prepare (job, p->name, p->path, p->settings, &p->bounds,
                                        p->store_path, err, sizeof err);
+    bctx_busy_end (p->busy);
     if (!job->plugin)
         job->reply = strdup (err);
     job->prepared = 1;
@@ -135,6 +140,7 @@ s_preparer_new (bctx_reload_t *self, s_reload_t *r)
     const bctx_context_config_t *cc = &config->contexts[r->ctx];
     s_preparer_t *p = calloc (1, sizeof *p);
     p->zctx = self->registry->zctx;
+    p->busy = &self->busy;
     p->running = &self->preparers;
     p->job = calloc (1, sizeof *p->job);
     p->job->kind = BCTX_JOB_RELOAD;
@@ -537,6 +543,12 @@ void
 bctx_reload_stop (bctx_reload_t *self)
 {
     self->stopping = 1;
+}
+
+const bctx_busy_t *
+bctx_reload_busy_mark (const bctx_reload_t *self)
+{
+    return &self->busy;
 }
 
 int

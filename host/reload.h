@@ -54,6 +54,9 @@ void bctx_reload_stop (bctx_reload_t *self);
 /* Preparer threads still running. */
 int bctx_reload_preparers (const bctx_reload_t *self);
 
+/* Since when a preparer loads a version (borrowed), for the watchdog. */
+const bctx_busy_t *bctx_reload_busy_mark (const bctx_reload_t *self);
+
 /* The bounds of a plugin load under config (borrowed: its dirs stay the
  * config's), giving up at deadline (monotonic seconds; 0: never). */
 bctx_plugin_bounds_t bctx_reload_bounds (const bctx_config_t *config, double deadline);

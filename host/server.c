@@ -1,9 +1,14 @@
 /*
- * server - one running host, built from its modules: the registry (what
- * runs), the api (the ROUTERs and the op table), commands, ops, peers,
- * reload and watch, all served by one loop on this thread.  This file
- * builds them in order, runs the loop until SIGINT or SIGTERM (SIGHUP
- * goes to reconfig), drains in order, and takes them down in order.
+ * server - one running host, built from its modules, in one of two
+ * shapes.  The supervisor (config->only NULL): the registry of handles,
+ * the api (the ROUTERs and the op table), commands, ops, peers, and the
+ * context processes (supervise) with the relay to them; it loads no
+ * plugin.  A context process (config->only set): the same modules
+ * around that one context's worker, projections and reactors, with the
+ * reload and watch of its plugin, serving only its link.  Each is served
+ * by one loop on this thread.  This file builds them in order, runs the
+ * loop until SIGINT or SIGTERM (SIGHUP goes to reconfig), drains in
+ * order, and takes them down in order.
  */
 
 #include "server.h"
@@ -18,7 +23,9 @@
 #include "peers.h"
 #include "reconfig.h"
 #include "registry.h"
+#include "relay.h"
 #include "reload.h"
+#include "supervise.h"
 #include "security.h"
 #include "watch.h"
 #include "util.h"
@@ -28,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -48,6 +56,8 @@ struct bctx_server {
     bctx_reload_t *reload;        /* hot swaps in progress */
     bctx_watch_t *watch;          /* the watched plugin files */
     bctx_ops_t *ops;              /* events, query, contexts, stats, replay, retry */
+    bctx_supervise_t *supervise;  /* the supervisor's context processes, or NULL */
+    bctx_relay_t *relay;          /* the supervisor's requests to them, or NULL */
     bctx_loop_t *loop;            /* readers and timers of this thread */
     int stop_fd;                  /* the signalfd bctx_server_run was given */
     double mark_due;              /* monotonic: when to update the marks next */
@@ -80,8 +90,8 @@ s_warn_wildcards (const bctx_config_t *config)
                         "every log");
 }
 
-/* Builds the modules in order, each from the ones below it.  Return 0,
- * or -1 with the reason. */
+/* Builds a context process's modules in order, each from the ones
+ * below it.  Return 0, or -1 with the reason. */
 static int
 s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
 {
@@ -95,7 +105,7 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     if (!self->security)
         return -1;
     bctx_security = self->security;
-    self->bus = bctx_bus_new (self->zctx, config->publish, self->security, err, errlen);
+    self->bus = bctx_bus_relay_new (self->zctx, config->bus_in, config->bus_out, err, errlen);
     if (!self->bus || bctx_registry_open_contexts (self->registry, err, errlen) < 0)
         return -1;
     self->peers = bctx_peers_new (self->registry, self->api, self->security, err, errlen);
@@ -118,6 +128,136 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     return bctx_registry_start (self->registry, BCTX_COMMANDS_REPLIES, err, errlen);
 }
 
+/* <realpath of host.data>/run/NAME as an ipc endpoint, into out.  Return
+ * 0, or -1 with the reason. */
+static int
+s_run_endpoint (const char *data, const char *name, char *out, size_t size,
+                char *err, size_t errlen)
+{
+    char *real = realpath (data, NULL);
+    if (!real) {
+        snprintf (err, errlen, "host.data: %s: %s", data, strerror (errno));
+        return -1;
+    }
+    char run[PATH_MAX + 8];
+    snprintf (run, sizeof run, "%s/run", real);
+    free (real);
+    if (mkdir (run, 0700) < 0 && errno != EEXIST) {
+        snprintf (err, errlen, "host.data: cannot create %s: %s", run, strerror (errno));
+        return -1;
+    }
+    snprintf (out, size, "ipc://%s/%s", run, name);
+    if (strlen (out) - 6 > 107) {
+        snprintf (err, errlen, "host.data: the socket %s is over the 107 bytes a Unix "
+                  "socket allows: give host.data a shorter path", out + 6);
+        return -1;
+    }
+    return 0;
+}
+
+int
+bctx_server_context_config (bctx_config_t *config, const char *name, const char *plugin,
+                            char *err, size_t errlen)
+{
+    char admin[4200], link[4200], in[4200], out[4200], sock[128];
+    snprintf (sock, sizeof sock, "ctx-%s.sock", name);
+    if (s_run_endpoint (config->data, "admin.sock", admin, sizeof admin, err, errlen) < 0
+        || s_run_endpoint (config->data, sock, link, sizeof link, err, errlen) < 0
+        || s_run_endpoint (config->data, "bus-in.sock", in, sizeof in, err, errlen) < 0
+        || s_run_endpoint (config->data, "bus-out.sock", out, sizeof out, err, errlen) < 0)
+        return -1;
+    if (bctx_config_for_context (config, name, plugin, admin, link, in, out) < 0) {
+        snprintf (err, errlen, "--context %s: %s has no local context of that name", name,
+                  config->path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits until every context process answers, or one ends, or the start
+ * takes too long.  Return 0, or -1 with the reason. */
+static int
+s_boot (bctx_server_t *self, char *err, size_t errlen)
+{
+    const bctx_config_t *config = self->registry->config;
+    double deadline = bctx_now () + (double) config->handler_timeout_ms / 1000.0 + 10.0;
+    while (!bctx_relay_all_up (self->relay)) {
+        bctx_supervise_tick (self->supervise);
+        size_t n;
+        bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+        for (size_t i = 0; i < n; i++)
+            if (children[i]->state == BCTX_CHILD_DOWN) {
+                snprintf (err, errlen, "context %s: its process ended while starting (%s); "
+                          "its own message is in the lines above", children[i]->name,
+                          children[i]->last_exit);
+                return -1;
+            }
+        if (bctx_now () > deadline) {
+            snprintf (err, errlen, "the context processes did not all answer within "
+                      "%.0f s of their start", (double) config->handler_timeout_ms / 1000 + 10);
+            return -1;
+        }
+        bctx_relay_tick (self->relay);
+        zmq_pollitem_t items[n ? n : 1];
+        for (size_t i = 0; i < n; i++)
+            items[i] = (zmq_pollitem_t) { children[i]->link, 0, ZMQ_POLLIN, 0 };
+        zmq_poll (items, (int) n, 10);
+        bctx_relay_read_all (self->relay);
+    }
+    return 0;
+}
+
+/* Builds the supervisor's modules in order and starts the context
+ * processes; binds the API once they all answer.  Return 0, or -1 with
+ * the reason. */
+static int
+s_build_supervisor (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
+{
+    char in[4200], out[4200], exe[PATH_MAX];
+    ssize_t len = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) {
+        snprintf (err, errlen, "cannot find this program (/proc/self/exe): %s", strerror (errno));
+        return -1;
+    }
+    exe[len] = '\0';
+    if (s_run_endpoint (config->data, "bus-in.sock", in, sizeof in, err, errlen) < 0
+        || s_run_endpoint (config->data, "bus-out.sock", out, sizeof out, err, errlen) < 0)
+        return -1;
+    self->zctx = zmq_ctx_new ();
+    self->registry = bctx_registry_new (self->zctx, config);
+    bctx_registry_open_handles (self->registry);
+    self->api = bctx_api_new (config->max_message);
+    self->commands = bctx_commands_new (self->registry, self->api, err, errlen);
+    if (!self->commands)
+        return -1;
+    self->security = bctx_security_new (self->zctx, config, err, errlen);
+    if (!self->security)
+        return -1;
+    bctx_security = self->security;
+    self->bus = bctx_bus_new (self->zctx, config->publish, in, out, self->security, err, errlen);
+    if (!self->bus)
+        return -1;
+    self->peers = bctx_peers_new (self->registry, self->api, self->security, err, errlen);
+    if (!self->peers)
+        return -1;
+    self->ops = bctx_ops_new (self->registry, self->api, self->commands, self->peers);
+    self->supervise = bctx_supervise_new (self->registry, self->zctx, exe);
+    self->relay = bctx_relay_new (self->registry, self->api, self->supervise, self->peers);
+    bctx_commands_route (self->commands, self->peers, NULL, NULL);
+    bctx_commands_relay (self->commands, self->relay);
+    int op = bctx_api_unhandled (self->api);
+    if (op >= 0) {
+        snprintf (err, errlen, "op %d has no handler", op);
+        return -1;
+    }
+    if (bctx_supervise_spawn_all (self->supervise, err, errlen) < 0
+        || s_boot (self, err, errlen) < 0
+        || bctx_api_bind (self->api, self->zctx, config, self->security, err, errlen) < 0)
+        return -1;
+    s_warn_wildcards (config);
+    return 0;
+}
+
 bctx_server_t *
 bctx_server_new (bctx_config_t *config, const char *const *accept_truncated,
                  char *err, size_t errlen)
@@ -129,26 +269,38 @@ bctx_server_new (bctx_config_t *config, const char *const *accept_truncated,
     bctx_server_t *self = calloc (1, sizeof *self);
     self->stop_fd = -1;
     /* host.data is this host's before any file in it is opened, and what
-     * is in it is checked before anything is served. */
-    self->datadir = bctx_datadir_open (config->data, err, errlen);
-    if (!self->datadir
-        || bctx_datadir_guard (self->datadir, config, accept_truncated, err, errlen) < 0) {
+     * is in it is checked before anything is served.  A context process
+     * takes only its context's writer lock: its supervisor did the rest. */
+    if (config->only)
+        self->datadir = bctx_datadir_attach (config->data, config->only, 5000, err, errlen);
+    else
+        self->datadir = bctx_datadir_open (config->data, err, errlen);
+    if (!self->datadir || (!config->only && bctx_datadir_guard (self->datadir, config,
+                                                                 accept_truncated, err,
+                                                                 errlen) < 0)) {
         bctx_datadir_destroy (&self->datadir);
         bctx_config_destroy (&config);
         free (self);
         return NULL;
     }
-    if (s_build (self, config, err, errlen) < 0) {
+    int rc = config->only ? s_build (self, config, err, errlen)
+                          : s_build_supervisor (self, config, err, errlen);
+    if (rc < 0) {
         if (!self->registry)
             bctx_config_destroy (&config);
         bctx_server_destroy (&self);
         return NULL;
     }
     const bctx_registry_t *reg = self->registry;
-    bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s), %zu projection(s), "
-              "%zu reactor(s) on %s, data in %s; admin ops on %s", config->name,
-              reg->n_contexts, reg->n_projections, reg->n_reactors, config->api,
-              config->data, bctx_api_admin_endpoint (self->api));
+    if (config->only)
+        bctx_log (BCTX_LOG_INFO, "context %s: process %d ready, %zu projection(s), "
+                  "%zu reactor(s)", config->only, (int) getpid (), reg->n_projections,
+                  reg->n_reactors);
+    else
+        bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s), each in its own process, "
+                  "%zu projection(s) on %s, data in %s; admin ops on %s", config->name,
+                  reg->n_contexts, reg->n_projections, config->api, config->data,
+                  bctx_api_admin_endpoint (self->api));
     return self;
 }
 
@@ -176,18 +328,73 @@ s_on_signal (void *arg)
     struct signalfd_siginfo si;
     if (read (self->stop_fd, &si, sizeof si) != (ssize_t) sizeof si)
         return BCTX_LOOP_NEW_TURN;
+    if (si.ssi_signo == SIGCHLD) {
+        bctx_supervise_tick (self->supervise);
+        return BCTX_LOOP_NEW_TURN;
+    }
     if (si.ssi_signo == SIGHUP) {
         bctx_log (BCTX_LOG_INFO, "SIGHUP: re-reading %s", self->registry->config->path);
-        bctx_reconfig_apply (self->registry, self->reload, self->watch);
+        if (!self->supervise) {
+            bctx_reconfig_apply (self->registry, self->reload, self->watch);
+        } else if (bctx_reconfig_supervisor (self->registry, self->supervise) == 0) {
+            bctx_supervise_reconfigure (self->supervise);
+            bctx_relay_attach (self->relay, self->loop);
+        }
         return BCTX_LOOP_NEW_TURN;
     }
     bctx_log (BCTX_LOG_INFO, "signal %u: stopping", si.ssi_signo);
     return BCTX_LOOP_STOP;
 }
 
+/* The supervisor's tick of its context processes. */
+static double
+s_supervise_tick (void *arg)
+{
+    return bctx_supervise_tick (arg);
+}
+
+/* The supervisor's loop, then its drain: every context process is asked
+ * to finish what it has (SIGTERM), their answers passed on, and what did
+ * not stop within host.stop_timeout_ms killed. */
+static int
+s_run_supervisor (bctx_server_t *self)
+{
+    bctx_loop_reader (self->loop, NULL, self->stop_fd, s_on_signal, self);
+    bctx_peers_attach (self->peers, self->loop);
+    bctx_relay_attach (self->relay, self->loop);
+    bctx_loop_timer (self->loop, s_supervise_tick, self->supervise);
+    bctx_api_attach (self->api, self->loop);
+    bctx_loop_run (self->loop);
+
+    const bctx_config_t *config = self->registry->config;
+    bctx_log (BCTX_LOG_INFO, "draining %lld command(s) in flight",
+              (long long) bctx_relay_in_flight (self->relay));
+    bctx_supervise_stop (self->supervise);
+    double deadline = bctx_now () + (double) config->stop_timeout_ms / 1000.0;
+    while (!bctx_supervise_all_gone (self->supervise) && bctx_now () < deadline) {
+        size_t n;
+        bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+        zmq_pollitem_t items[n ? n : 1];
+        for (size_t i = 0; i < n; i++)
+            items[i] = (zmq_pollitem_t) { children[i]->link, 0, ZMQ_POLLIN, 0 };
+        zmq_poll (items, (int) n, 10);
+        bctx_relay_read_all (self->relay);
+    }
+    bctx_relay_read_all (self->relay);
+    bctx_supervise_kill_all (self->supervise);
+    bctx_relay_abandon (self->relay);
+    bctx_peers_drain (self->peers);
+    return 0;
+}
+
 int
 bctx_server_run (bctx_server_t *self, int stop_fd)
 {
+    if (self->supervise) {
+        self->stop_fd = stop_fd;
+        self->loop = bctx_loop_new ();
+        return s_run_supervisor (self);
+    }
     /* Readers in the order they are served in a turn: the signal first,
      * then replies before new requests. */
     self->stop_fd = stop_fd;
@@ -254,6 +461,8 @@ bctx_server_destroy (bctx_server_t **self_p)
         s_stop_workers (self);
         bctx_registry_close_contexts (self->registry);
     }
+    bctx_relay_destroy (&self->relay);
+    bctx_supervise_destroy (&self->supervise);
     bctx_peers_destroy (&self->peers);
     bctx_api_destroy (&self->api);
     bctx_commands_destroy (&self->commands);

@@ -24,6 +24,13 @@ bctx_server_t *bctx_server_new (bctx_config_t *config,
                                 const char *const *accept_truncated,
                                 char *err, size_t errlen);
 
+/* Makes `config` the view of the context process of context `name`
+ * (borrowed; plugin: the version to run instead of contexts[].plugin, or
+ * NULL): its links, all in <host.data>/run (see
+ * bctx_config_for_context).  Return 0, or -1 with the reason. */
+int bctx_server_context_config (bctx_config_t *config, const char *name, const char *plugin,
+                                char *err, size_t errlen);
+
 /* Serves requests until `stop_fd` (a signalfd for SIGINT, SIGTERM and
  * SIGHUP) delivers SIGINT or SIGTERM, then drains: no new request is
  * taken, queued commands finish and are answered.  SIGHUP re-reads the

@@ -3,6 +3,8 @@
  */
 #include "util.h"
 
+#include <stdatomic.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,4 +116,23 @@ bctx_grow (void **p, size_t *cap, size_t need, size_t size)
     memset (bigger + *cap * size, 0, (n - *cap) * size);
     *p = bigger;
     *cap = n;
+}
+
+void
+bctx_busy_begin (bctx_busy_t *b)
+{
+    atomic_store (&b->since_us, (long long) (bctx_now () * 1e6) | 1);
+}
+
+void
+bctx_busy_end (bctx_busy_t *b)
+{
+    atomic_store (&b->since_us, 0);
+}
+
+long long
+bctx_busy_ms (const bctx_busy_t *b)
+{
+    long long since = atomic_load (&((bctx_busy_t *) b)->since_us);
+    return since ? ((long long) (bctx_now () * 1e6) - since) / 1000 : 0;
 }

@@ -13,6 +13,21 @@
 /* Monotonic seconds (CLOCK_MONOTONIC), for deadlines and durations. */
 double bctx_now (void);
 
+/* Since when a thread has been running plugin code: the monotonic
+ * microsecond it started, or 0.  Its thread sets it; a watchdog reads
+ * it (a context process ends itself when one runs past
+ * host.handler_timeout_ms). */
+typedef struct bctx_busy {
+    _Atomic long long since_us;   /* when it started, or 0 */
+} bctx_busy_t;
+
+/* Marks plugin code started / ended on b. */
+void bctx_busy_begin (bctx_busy_t *b);
+void bctx_busy_end (bctx_busy_t *b);
+
+/* How long b has been busy, in ms (0 when it is not). */
+long long bctx_busy_ms (const bctx_busy_t *b);
+
 /*
  * Makes the folder `path` and every missing parent with `mode` (an
  * existing folder is fine).  Return 0, or -1 with err naming the folder

@@ -639,11 +639,13 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
     if (bctx_store_begin (self->store) != 0) {
         failed = 1;
     } else {
+        bctx_busy_begin (&self->stats.busy);
         for (size_t i = 0; i < n && !failed; i++) {
             atomic_fetch_add (&self->stats.commands, 1);
             if (s_handle (self, &batch[i]) < 0)
                 failed = 1;
         }
+        bctx_busy_end (&self->stats.busy);
         if (!failed && bctx_store_commit (self->store) != 0)
             failed = 1;
     }

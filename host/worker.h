@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "loader.h"
+#include "util.h"
 
 /* Lets a thread wait for the reply to a job it submitted itself (a
  * reactor's command) instead of having it sent to the API thread. */
@@ -119,6 +120,7 @@ typedef struct bctx_worker_stats {
     _Atomic int64_t batches;      /* commits */
     _Atomic int64_t events;       /* events appended and committed */
     _Atomic int64_t position;     /* last committed position */
+    bctx_busy_t busy;             /* decide and evolve running (the watchdog's) */
 } bctx_worker_stats_t;
 
 typedef struct bctx_worker bctx_worker_t;

@@ -212,7 +212,7 @@ s_setup (void **state)
         return -1;
     }
     f->zctx = zmq_ctx_new ();
-    f->bus = bctx_bus_new (f->zctx, NULL, NULL, err, sizeof err);
+    f->bus = bctx_bus_new (f->zctx, NULL, NULL, NULL, NULL, err, sizeof err);
     if (!f->bus) {
         fprintf (stderr, "bctx_bus_new: %s\n", err);
         return -1;

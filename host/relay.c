@@ -1,0 +1,719 @@
+/*
+ * relay - requests to the context processes and their answers.
+ */
+
+#include "relay.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define S_GATHER_WAIT   2.0      /* seconds a stats or contexts waits for a process */
+#define S_PROBE_AGAIN   0.01     /* seconds between tries to reach a starting one */
+#define S_PROBE_RESEND  1.0      /* seconds before asking a silent one again */
+
+/* What a request passed to a process is for. */
+enum {
+    S_CLIENT = 0,                 /* a client's: the reply goes back as it is */
+    S_PROBE = 1,                  /* the relay's own stats: the process is up */
+    S_GATHER = 2,                 /* one part of a stats or contexts */
+    S_RELOAD = 3                  /* a client's reload: the version it serves then */
+};
+
+/* A stats or contexts waiting for the processes' parts. */
+typedef struct {
+    uint64_t id;                  /* named by its parts */
+    int op;                       /* BCTX_OP_STATS or BCTX_OP_CONTEXTS */
+    unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope */
+    size_t env_len;               /* its length */
+    int delimiter;                /* the client sent an empty frame first */
+    int waiting;                  /* parts not in yet */
+    json_t *parts;                /* {context: its reply} */
+    double deadline;              /* monotonic: then answered with what is in */
+} s_gather_t;
+
+/* A request at a process, waiting for its reply. */
+typedef struct {
+    uint64_t tag;                 /* sent beside it, comes back with the reply */
+    bctx_child_t *child;          /* where it went */
+    int kind;                     /* S_* */
+    double deadline;              /* monotonic: then "unavailable" */
+    unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope (S_CLIENT,
+                                     S_RELOAD) */
+    size_t env_len;               /* its length */
+    int delimiter;                /* the client sent an empty frame first */
+    uint64_t gather;              /* S_GATHER: its gather's id */
+    char what[160];               /* the command, for an obituary, or "" */
+    char *plugin;                 /* S_RELOAD: the version asked for, or NULL */
+    char *held;                   /* S_PROBE: a reload's reply, sent once the probe
+                                     told what the new version runs, or NULL */
+} s_pending_t;
+
+struct bctx_relay {
+    bctx_registry_t *registry;    /* the config, handles and views (borrowed) */
+    bctx_api_t *api;              /* to answer clients (borrowed) */
+    bctx_supervise_t *supervise;  /* the children (borrowed) */
+    bctx_peers_t *peers;          /* for stats (borrowed) */
+    bctx_loop_t *loop;            /* where the links are read (borrowed) */
+    s_pending_t *pending;         /* requests at processes */
+    size_t n_pending;             /* how many */
+    int64_t in_flight;            /* of which clients' commands */
+    s_gather_t *gathers;          /* stats and contexts being gathered */
+    size_t n_gathers;             /* how many */
+    uint64_t next_tag;            /* tags and gather ids */
+};
+
+static void s_on_exit (void *arg, bctx_child_t *child);
+static char *s_op_gather (void *arg, bctx_request_t *req);
+static char *s_op_named (void *arg, bctx_request_t *req);
+static char *s_op_reload (void *arg, bctx_request_t *req);
+
+bctx_relay_t *
+bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *supervise,
+                bctx_peers_t *peers)
+{
+    bctx_relay_t *self = calloc (1, sizeof *self);
+    *self = (bctx_relay_t) { .registry = registry, .api = api, .supervise = supervise,
+                             .peers = peers };
+    bctx_supervise_on_exit (supervise, s_on_exit, self);
+    bctx_api_handle (api, BCTX_OP_STATS, s_op_gather, self);
+    bctx_api_handle (api, BCTX_OP_CONTEXTS, s_op_gather, self);
+    bctx_api_handle (api, BCTX_OP_REPLAY, s_op_named, self);
+    bctx_api_handle (api, BCTX_OP_RETRY, s_op_named, self);
+    bctx_api_handle (api, BCTX_OP_RELOAD, s_op_reload, self);
+    return self;
+}
+
+/* Sends text (borrowed) to child with a new tag.  Return the pending
+ * entry (its kind and deadline still to set), or NULL when the process
+ * is not connected. */
+static s_pending_t *
+s_pass (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len)
+{
+    uint64_t tag = ++self->next_tag;
+    if (!child->link
+        || zmq_send (child->link, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return NULL;
+    zmq_send (child->link, "", 0, ZMQ_SNDMORE);
+    zmq_send (child->link, text, len, 0);
+    self->pending = bctx_realloc (self->pending, (self->n_pending + 1) * sizeof *self->pending);
+    s_pending_t *p = &self->pending[self->n_pending++];
+    *p = (s_pending_t) { .tag = tag, .child = child };
+    return p;
+}
+
+/* Copies a client's return address into p. */
+static void
+s_return_to (s_pending_t *p, const bctx_request_t *req)
+{
+    memcpy (p->env, req->envelope, req->envelope_len);
+    p->env_len = req->envelope_len;
+    p->delimiter = req->delimiter;
+}
+
+/* The error reply for a context whose process cannot take a request. */
+static char *
+s_unavailable (bctx_request_t *req, const bctx_child_t *c)
+{
+    if (c->state == BCTX_CHILD_DOWN || c->state == BCTX_CHILD_STARTING)
+        return bctx_request_error (req, BCTX_E_UNAVAILABLE, "context \"%s\" is restarting "
+                                   "(its process %s); try again", c->name,
+                                   c->last_exit[0] ? c->last_exit : "is starting");
+    return bctx_request_error (req, BCTX_E_UNAVAILABLE, "context \"%s\" is not taking "
+                               "commands (its process is stopping)", c->name);
+}
+
+char *
+bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name)
+{
+    bctx_child_t *c = bctx_supervise_find (self->supervise, name);
+    if (!c || c->state != BCTX_CHILD_UP)
+        return c ? s_unavailable (req, c)
+                 : bctx_request_error (req, BCTX_E_UNAVAILABLE, "context \"%s\" has no "
+                                       "process", name);
+    s_pending_t *p = s_pass (self, c, req->text, req->text_len);
+    if (!p)
+        return s_unavailable (req, c);
+    const bctx_config_t *config = self->registry->config;
+    p->kind = S_CLIENT;
+    p->deadline = bctx_now () + (double) (config->handler_timeout_ms + 2000) / 1000.0;
+    s_return_to (p, req);
+    snprintf (p->what, sizeof p->what, "%s (id %s)",
+              json_string_value (json_object_get (req->body, "command")),
+              json_string_value (json_object_get (req->body, "id"))
+                  ? json_string_value (json_object_get (req->body, "id")) : "none");
+    self->in_flight++;
+    return NULL;
+}
+
+/* Removes pending entry i. */
+static void
+s_drop (bctx_relay_t *self, size_t i)
+{
+    if (self->pending[i].kind == S_CLIENT)
+        self->in_flight--;
+    free (self->pending[i].plugin);
+    free (self->pending[i].held);
+    self->pending[i] = self->pending[--self->n_pending];
+}
+
+/* The names (keys) of object `o` as an array.  Return: new. */
+static json_t *
+s_keys (const json_t *o)
+{
+    json_t *names = json_array ();
+    const char *key;
+    json_t *v;
+    json_object_foreach ((json_t *) o, key, v)
+        json_array_append_new (names, json_string (key));
+    return names;
+}
+
+/* Adds to consumes what each runner of `runners` (stats' projections or
+ * reactors) reads: the sources of its checkpoints. */
+static void
+s_consumed (json_t *consumes, const char *kind, const json_t *runners)
+{
+    const char *name;
+    json_t *r;
+    json_object_foreach ((json_t *) runners, name, r) {
+        char who[160];
+        snprintf (who, sizeof who, "%s %s", kind, name);
+        json_object_set_new (consumes, who, s_keys (json_object_get (r, "checkpoints")));
+    }
+}
+
+/* Learns from a process's stats reply (borrowed) what it runs. */
+static void
+s_learn (bctx_relay_t *self, bctx_child_t *c, const json_t *stats)
+{
+    json_t *projections = json_object_get (stats, "projections");
+    json_t *reactors = json_object_get (stats, "reactors");
+    if (!json_is_object (projections) || !json_is_object (reactors))
+        return;
+    json_decref (c->projections);
+    c->projections = s_keys (projections);
+    json_decref (c->reactors);
+    c->reactors = s_keys (reactors);
+    json_object_clear (c->consumes);
+    s_consumed (c->consumes, "projection", projections);
+    s_consumed (c->consumes, "reactor", reactors);
+    bctx_registry_set_views (self->registry, c->name, c->projections);
+}
+
+/* Asks child for its stats (S_PROBE).  Return the pending entry, or
+ * NULL when it could not be sent. */
+static s_pending_t *
+s_probe (bctx_relay_t *self, bctx_child_t *c)
+{
+    static const char ask[] = "{\"op\":\"stats\"}";
+    s_pending_t *p = s_pass (self, c, ask, sizeof ask - 1);
+    if (!p)
+        return NULL;
+    p->kind = S_PROBE;
+    p->deadline = bctx_now () + S_PROBE_RESEND;
+    c->probing = 1;
+    return p;
+}
+
+/* A process's reply to a probe: it is up, and this is what it runs. */
+static void
+s_probed (bctx_relay_t *self, bctx_child_t *c, const char *reply)
+{
+    json_t *stats = json_loads (reply, 0, NULL);
+    if (stats)
+        s_learn (self, c, stats);
+    json_decref (stats);
+    c->probing = 0;
+    bctx_local_t *handle = bctx_registry_find (self->registry, c->name);
+    if (handle)
+        bctx_registry_open_reader (self->registry, handle);
+    bctx_supervise_up (self->supervise, c);
+}
+
+/* A reload's reply (taken): an accepted one changes the version the
+ * process is restarted with, and what it runs, which is learnt before
+ * the client hears of the switch (a query may follow at once). */
+static void
+s_reloaded (bctx_relay_t *self, s_pending_t *p, char *reply)
+{
+    json_t *r = json_loads (reply, 0, NULL);
+    int ok = json_is_true (json_object_get (r, "ok"));
+    json_decref (r);
+    bctx_child_t *c = p->child;
+    if (ok) {
+        int i = bctx_registry_index (self->registry->config, c->name);
+        free (c->plugin);
+        c->plugin = p->plugin ? p->plugin
+                  : i >= 0 ? strdup (self->registry->config->contexts[i].plugin) : NULL;
+        p->plugin = NULL;
+    }
+    s_pending_t saved = *p;
+    s_pending_t *probe = ok ? s_probe (self, c) : NULL;
+    if (!probe) {
+        bctx_api_send (self->api, saved.env, saved.env_len, saved.delimiter, reply);
+        free (reply);
+        return;
+    }
+    memcpy (probe->env, saved.env, saved.env_len);
+    probe->env_len = saved.env_len;
+    probe->delimiter = saved.delimiter;
+    probe->held = reply;
+}
+
+/* The gather of id, or NULL. */
+static s_gather_t *
+s_gather_find (bctx_relay_t *self, uint64_t id)
+{
+    for (size_t i = 0; i < self->n_gathers; i++)
+        if (self->gathers[i].id == id)
+            return &self->gathers[i];
+    return NULL;
+}
+
+/* One object member of every part, merged into one object: stats'
+ * contexts, projections, reactors and bridges.  Return: new. */
+static json_t *
+s_merge (const json_t *parts, const char *key)
+{
+    json_t *all = json_object ();
+    const char *name;
+    json_t *part;
+    json_object_foreach ((json_t *) parts, name, part) {
+        json_t *o = json_object_get (part, key);
+        if (json_is_object (o))
+            json_object_update (all, o);
+    }
+    return all;
+}
+
+/* The stats reply of a finished gather.  Return: new. */
+static char *
+s_stats_reply (bctx_relay_t *self, s_gather_t *g)
+{
+    json_t *contexts = s_merge (g->parts, "contexts");
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (children[i]->state == BCTX_CHILD_GONE)
+            continue;
+        json_t *c = json_object_get (contexts, children[i]->name);
+        if (!c) {
+            c = json_object ();
+            json_object_set_new (contexts, children[i]->name, c);
+        }
+        json_object_set_new (c, "process", bctx_supervise_process (children[i]));
+    }
+    const bctx_api_counters_t *k = bctx_api_counters (self->api);
+    return bctx_reply_dump_new (json_pack (
+        "{s:b, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "host",
+        self->registry->config->name, "api", "requests", (json_int_t) k->requests,
+        "in_flight", (json_int_t) self->in_flight, "bad_request", (json_int_t) k->bad,
+        "too_large", (json_int_t) k->too_large, "forbidden", (json_int_t) k->forbidden,
+        "contexts", contexts, "projections", s_merge (g->parts, "projections"),
+        "reactors", s_merge (g->parts, "reactors"), "bridges", s_merge (g->parts, "bridges"),
+        "peers", bctx_peers_stats (self->peers)));
+}
+
+/* The contexts reply of a finished gather, in config order.  Return: new. */
+static char *
+s_contexts_reply (bctx_relay_t *self, s_gather_t *g)
+{
+    const bctx_config_t *config = self->registry->config;
+    json_t *list = json_array ();
+    for (size_t i = 0; i < config->n_contexts; i++) {
+        const char *name = config->contexts[i].name;
+        bctx_child_t *c = bctx_supervise_find (self->supervise, name);
+        /* One that SIGHUP added is listed once it serves. */
+        if (c && c->state == BCTX_CHILD_STARTING && !c->restarts)
+            continue;
+        json_t *part = json_object_get (g->parts, name);
+        json_t *info = json_array_get (json_object_get (part, "contexts"), 0);
+        info = info ? json_deep_copy (info) : json_pack ("{s:s}", "name", name);
+        if (c)
+            json_object_set_new (info, "process", bctx_supervise_process (c));
+        json_array_append_new (list, info);
+    }
+    json_t *remote = json_array ();
+    for (size_t r = 0; r < config->n_remotes; r++)
+        json_array_append_new (remote, json_pack (
+            "{s:s, s:s, s:s}", "name", config->remotes[r].name,
+            "peer", config->peers[config->remotes[r].peer].name,
+            "api", config->peers[config->remotes[r].peer].api));
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "host",
+                                           config->name, "contexts", list, "remote", remote));
+}
+
+/* Answers gather i and removes it. */
+static void
+s_gather_end (bctx_relay_t *self, size_t i)
+{
+    s_gather_t *g = &self->gathers[i];
+    char *reply = g->op == BCTX_OP_STATS ? s_stats_reply (self, g) : s_contexts_reply (self, g);
+    bctx_api_send (self->api, g->env, g->env_len, g->delimiter, reply);
+    free (reply);
+    json_decref (g->parts);
+    self->gathers[i] = self->gathers[--self->n_gathers];
+}
+
+/* A part of gather id came in from child (reply borrowed). */
+static void
+s_gathered (bctx_relay_t *self, uint64_t id, bctx_child_t *c, const char *reply)
+{
+    s_gather_t *g = s_gather_find (self, id);
+    if (!g)
+        return;
+    json_t *part = json_loads (reply, 0, NULL);
+    if (part) {
+        if (g->op == BCTX_OP_STATS)
+            s_learn (self, c, part);
+        json_object_set_new (g->parts, c->name, part);
+    }
+    if (--g->waiting == 0)
+        s_gather_end (self, (size_t) (g - self->gathers));
+}
+
+/* {"op":"stats"} and {"op":"contexts"}: every process's, with the
+ * supervisor's own (api, peers, each process's pid and memory). */
+static char *
+s_op_gather (void *arg, bctx_request_t *req)
+{
+    bctx_relay_t *self = arg;
+    self->gathers = bctx_realloc (self->gathers, (self->n_gathers + 1) * sizeof *self->gathers);
+    s_gather_t *g = &self->gathers[self->n_gathers++];
+    *g = (s_gather_t) { .id = ++self->next_tag, .op = req->op->id, .parts = json_object (),
+                        .deadline = bctx_now () + S_GATHER_WAIT };
+    memcpy (g->env, req->envelope, req->envelope_len);
+    g->env_len = req->envelope_len;
+    g->delimiter = req->delimiter;
+    uint64_t id = g->id;
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (children[i]->state != BCTX_CHILD_UP)
+            continue;
+        s_pending_t *p = s_pass (self, children[i], req->text, req->text_len);
+        if (!p)
+            continue;
+        p->kind = S_GATHER;
+        p->gather = id;
+        p->deadline = bctx_now () + S_GATHER_WAIT;
+        s_gather_find (self, id)->waiting++;
+    }
+    g = s_gather_find (self, id);
+    if (g->waiting == 0)
+        s_gather_end (self, (size_t) (g - self->gathers));
+    return NULL;
+}
+
+/* {"op":"replay","projection":P} and {"op":"retry","reactor":R}: to the
+ * process that runs it. */
+static char *
+s_op_named (void *arg, bctx_request_t *req)
+{
+    bctx_relay_t *self = arg;
+    const char *key = req->op->id == BCTX_OP_REPLAY ? "projection" : "reactor";
+    const char *op = NULL, *name = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex (req->body, &jerr, JSON_STRICT, "{s:s, s:s}", "op", &op,
+                        key, &name) != 0)
+        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "%s: %s", req->op->name,
+                                   jerr.text);
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *names = req->op->id == BCTX_OP_REPLAY ? children[i]->projections
+                                                     : children[i]->reactors;
+        size_t k;
+        json_t *v;
+        json_array_foreach (names, k, v) {
+            if (strcmp (json_string_value (v), name) != 0)
+                continue;
+            s_pending_t *p = children[i]->state == BCTX_CHILD_UP
+                             ? s_pass (self, children[i], req->text, req->text_len) : NULL;
+            if (!p)
+                return s_unavailable (req, children[i]);
+            p->kind = S_CLIENT;
+            p->deadline = bctx_now () + S_GATHER_WAIT;
+            s_return_to (p, req);
+            self->in_flight++;
+            return NULL;
+        }
+    }
+    return bctx_request_error (req, BCTX_E_BAD_REQUEST, "no %s \"%s\" on this host", key, name);
+}
+
+/* {"op":"reload","context":C,"plugin":P?}: to C's process, which swaps
+ * its version in place. */
+static char *
+s_op_reload (void *arg, bctx_request_t *req)
+{
+    bctx_relay_t *self = arg;
+    const bctx_config_t *config = self->registry->config;
+    const char *op = NULL, *name = NULL, *path = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex (req->body, &jerr, JSON_STRICT, "{s:s, s:s, s?s}", "op", &op,
+                        "context", &name, "plugin", &path) != 0)
+        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "reload: %s", jerr.text);
+    bctx_child_t *c = bctx_registry_index (config, name) >= 0
+                      ? bctx_supervise_find (self->supervise, name) : NULL;
+    if (!c)
+        return bctx_request_error (req, BCTX_E_UNKNOWN_CONTEXT,
+                                   "no context \"%s\" on this host", name);
+    s_pending_t *p = c->state == BCTX_CHILD_UP ? s_pass (self, c, req->text, req->text_len)
+                                              : NULL;
+    if (!p)
+        return s_unavailable (req, c);
+    p->kind = S_RELOAD;
+    p->deadline = bctx_now () + (double) (config->reload_timeout_ms
+                                          + config->handler_timeout_ms + 2000) / 1000.0;
+    p->plugin = path ? strdup (path) : NULL;
+    s_return_to (p, req);
+    return NULL;
+}
+
+/* Passes one reply of child (its frames) on. */
+static void
+s_answer (bctx_relay_t *self, bctx_child_t *c, zmq_msg_t *frames, int n)
+{
+    uint64_t tag = 0;
+    if (n == 3 && zmq_msg_size (&frames[0]) == sizeof tag && zmq_msg_size (&frames[1]) == 0)
+        memcpy (&tag, zmq_msg_data (&frames[0]), sizeof tag);
+    size_t i = 0;
+    while (tag && i < self->n_pending
+           && (self->pending[i].tag != tag || self->pending[i].child != c))
+        i++;
+    if (!tag || i == self->n_pending)
+        return;                   /* late: answered "unavailable" already */
+    char *reply = strndup (zmq_msg_data (&frames[2]), zmq_msg_size (&frames[2]));
+    /* Taken out first: answering may add entries. */
+    s_pending_t p = self->pending[i];
+    self->pending[i].plugin = self->pending[i].held = NULL;
+    s_drop (self, i);
+    switch (p.kind) {
+    case S_CLIENT:
+        bctx_api_send (self->api, p.env, p.env_len, p.delimiter, reply);
+        break;
+    case S_PROBE:
+        s_probed (self, c, reply);
+        if (p.held)
+            bctx_api_send (self->api, p.env, p.env_len, p.delimiter, p.held);
+        break;
+    case S_GATHER:
+        s_gathered (self, p.gather, c, reply);
+        break;
+    case S_RELOAD:
+        s_reloaded (self, &p, reply);
+        reply = NULL;
+        break;
+    }
+    free (reply);
+    free (p.plugin);
+    free (p.held);
+}
+
+/* Reads up to 256 replies of child c. */
+static void
+s_read (bctx_relay_t *self, bctx_child_t *c)
+{
+    for (int k = 0; k < 256; k++) {
+        zmq_msg_t frames[3];
+        int n = 0, more = 1;
+        while (more) {
+            zmq_msg_t scratch, *m = n < 3 ? &frames[n] : &scratch;
+            zmq_msg_init (m);
+            if (zmq_msg_recv (m, c->link, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close (m);
+                break;
+            }
+            more = zmq_msg_more (m);
+            if (n >= 3)
+                zmq_msg_close (m);
+            n++;
+        }
+        if (n == 0)
+            break;
+        s_answer (self, c, frames, n);
+        for (int j = 0; j < (n < 3 ? n : 3); j++)
+            zmq_msg_close (&frames[j]);
+    }
+}
+
+void
+bctx_relay_read_all (bctx_relay_t *self)
+{
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++)
+        s_read (self, children[i]);
+}
+
+/* A link reader's argument: the relay and the child. */
+typedef struct {
+    bctx_relay_t *relay;
+    bctx_child_t *child;
+} s_link_arg_t;
+
+/* The loop's callback of a link. */
+static int
+s_on_readable (void *arg)
+{
+    s_link_arg_t *a = arg;
+    s_read (a->relay, a->child);
+    return BCTX_LOOP_GO_ON;
+}
+
+/* The loop's tick. */
+static double
+s_tick (void *arg)
+{
+    return bctx_relay_tick (arg);
+}
+
+void
+bctx_relay_attach (bctx_relay_t *self, bctx_loop_t *loop)
+{
+    if (!self->loop)
+        bctx_loop_timer (loop, s_tick, self);
+    self->loop = loop;
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (children[i]->reader >= 0)
+            continue;
+        s_link_arg_t *a = calloc (1, sizeof *a);
+        *a = (s_link_arg_t) { self, children[i] };
+        children[i]->reader = bctx_loop_reader (loop, children[i]->link, 0, s_on_readable, a);
+        children[i]->reader_arg = a;
+    }
+}
+
+/* Answers pending entry i "unavailable" (why: what happened) and drops it. */
+static void
+s_fail (bctx_relay_t *self, size_t i, const char *why)
+{
+    s_pending_t *p = &self->pending[i];
+    if (p->held) {
+        /* The reload switched; only what it runs is not known yet. */
+        bctx_api_send (self->api, p->env, p->env_len, p->delimiter, p->held);
+    } else if (p->kind == S_CLIENT || p->kind == S_RELOAD) {
+        char *reply = bctx_reply_error (BCTX_E_UNAVAILABLE, "context \"%s\": %s; the command "
+                                        "was not acknowledged, so it may be sent again",
+                                        p->child->name, why);
+        bctx_api_send (self->api, p->env, p->env_len, p->delimiter, reply);
+        free (reply);
+    }
+    if (p->kind == S_PROBE)
+        p->child->probing = 0;
+    uint64_t gather = p->kind == S_GATHER ? p->gather : 0;
+    s_drop (self, i);
+    s_gather_t *g = gather ? s_gather_find (self, gather) : NULL;
+    if (g && --g->waiting == 0)
+        s_gather_end (self, (size_t) (g - self->gathers));
+}
+
+double
+bctx_relay_tick (bctx_relay_t *self)
+{
+    double now = bctx_now (), next = -1;
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++) {
+        bctx_child_t *c = children[i];
+        if (c->state != BCTX_CHILD_STARTING || c->probing || now < c->probe_at)
+            continue;
+        if (!s_probe (self, c))
+            c->probe_at = now + S_PROBE_AGAIN;
+        double wait = c->probing ? S_PROBE_RESEND : S_PROBE_AGAIN;
+        if (next < 0 || wait < next)
+            next = wait;
+    }
+    for (size_t i = 0; i < self->n_pending;) {
+        s_pending_t *p = &self->pending[i];
+        if (now < p->deadline) {
+            if (next < 0 || p->deadline - now < next)
+                next = p->deadline - now;
+            i++;
+            continue;
+        }
+        s_fail (self, i, "its process did not answer in time");
+    }
+    for (size_t i = 0; i < self->n_gathers;)
+        if (now >= self->gathers[i].deadline)
+            s_gather_end (self, i);
+        else
+            i++;
+    return next;
+}
+
+/* A context process ended: whatever waits for it is answered. */
+static void
+s_on_exit (void *arg, bctx_child_t *c)
+{
+    bctx_relay_t *self = arg;
+    c->last_command[0] = '\0';
+    for (size_t i = 0; i < self->n_pending; i++)
+        if (self->pending[i].child == c && self->pending[i].what[0]) {
+            snprintf (c->last_command, sizeof c->last_command, "%s", self->pending[i].what);
+            break;
+        }
+    char why[320];
+    snprintf (why, sizeof why, "its process ended (%s) before it answered", c->last_exit);
+    for (size_t i = 0; i < self->n_pending;)
+        if (self->pending[i].child == c)
+            s_fail (self, i, why);
+        else
+            i++;
+}
+
+int
+bctx_relay_all_up (bctx_relay_t *self)
+{
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++)
+        if (children[i]->state != BCTX_CHILD_UP)
+            return 0;
+    return 1;
+}
+
+int64_t
+bctx_relay_in_flight (const bctx_relay_t *self)
+{
+    return self->in_flight;
+}
+
+void
+bctx_relay_abandon (bctx_relay_t *self)
+{
+    while (self->n_pending > 0)
+        s_fail (self, 0, "the host stopped before its process answered");
+    while (self->n_gathers > 0)
+        s_gather_end (self, 0);
+}
+
+void
+bctx_relay_destroy (bctx_relay_t **self_p)
+{
+    bctx_relay_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    for (size_t i = 0; i < self->n_pending; i++)
+        free (self->pending[i].plugin);
+    for (size_t i = 0; i < self->n_gathers; i++)
+        json_decref (self->gathers[i].parts);
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++) {
+        free (children[i]->reader_arg);
+        children[i]->reader_arg = NULL;
+    }
+    free (self->pending);
+    free (self->gathers);
+    free (self);
+    *self_p = NULL;
+}

@@ -1,0 +1,61 @@
+/*
+ * relay - the supervisor's side of each context process's link: requests
+ * passed on as they came ([tag][""][request] on the link's DEALER, the
+ * tag back with the reply names who waits), the answers passed back, and
+ * the ops that span every context (stats, contexts) gathered from all
+ * of them.  A command in flight when its context process ends is
+ * answered "unavailable": it was never acknowledged.
+ *
+ * It also asks a starting process for its stats until it answers (then
+ * it is up), and learns from them which projections and reactors it
+ * runs: queries then read those read models from their files here, and
+ * replay and retry go to the process that runs them.
+ */
+#ifndef BCTX_RELAY_H
+#define BCTX_RELAY_H
+
+#include <stdint.h>
+
+#include "api.h"
+#include "loop.h"
+#include "peers.h"
+#include "registry.h"
+#include "supervise.h"
+
+typedef struct bctx_relay bctx_relay_t;
+
+/* The relay of supervisor's children (all borrowed).  Registers the
+ * handlers of contexts, stats, reload, replay and retry in api.
+ * Return: new. */
+bctx_relay_t *bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api,
+                              bctx_supervise_t *supervise, bctx_peers_t *peers);
+
+/* Registers the links' readers (again after SIGHUP added some) and the
+ * tick in loop. */
+void bctx_relay_attach (bctx_relay_t *self, bctx_loop_t *loop);
+
+/* Passes a "send" for context `name`, checked already, to its process.
+ * Return NULL (its reply comes later), or an error reply (new) with
+ * req->code set. */
+char *bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name);
+
+/* Probes starting processes, answers what is past its deadline.
+ * Return the seconds until it wants to run again, or -1. */
+double bctx_relay_tick (bctx_relay_t *self);
+
+/* Reads every link once (start and drain, outside the loop). */
+void bctx_relay_read_all (bctx_relay_t *self);
+
+/* Are all children up (start)? */
+int bctx_relay_all_up (bctx_relay_t *self);
+
+/* Commands passed to context processes and not answered yet. */
+int64_t bctx_relay_in_flight (const bctx_relay_t *self);
+
+/* Answers "unavailable" to everything still waiting (at the end). */
+void bctx_relay_abandon (bctx_relay_t *self);
+
+/* Frees; sets *self_p to NULL.  Idempotent. */
+void bctx_relay_destroy (bctx_relay_t **self_p);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * supervise - the supervisor's context processes: one per local context,
+ * each `bctx-host --context NAME CONFIG` re-executed from this binary,
+ * which loads that context's plugin and runs its worker, projections and
+ * reactors.  This module spawns them, notices when one ends (SIGCHLD),
+ * says why (the signal or exit status, the command it was serving),
+ * restarts it with back-off, restarts one whose resident memory passes
+ * contexts[].max_rss_mb, and stops them all within host.stop_timeout_ms.
+ * The supervisor itself loads no plugin and runs none of their code.
+ *
+ * Talking to them is the relay's job (relay.h): each context process
+ * serves its link, a ROUTER on ipc://<host.data>/run/ctx-NAME.sock.
+ */
+#ifndef BCTX_SUPERVISE_H
+#define BCTX_SUPERVISE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <jansson.h>
+
+#include "loop.h"
+#include "registry.h"
+
+/* The exit status of a context process whose watchdog found a handler
+ * running past host.handler_timeout_ms (EX_SOFTWARE). */
+#define BCTX_EXIT_HUNG 70
+
+/* Where a context process is in its life. */
+enum {
+    BCTX_CHILD_DOWN = 0,          /* not running: restarts at restart_at */
+    BCTX_CHILD_STARTING = 1,      /* running, not answering on its link yet */
+    BCTX_CHILD_UP = 2,            /* answering */
+    BCTX_CHILD_STOPPING = 3,      /* told to stop (SIGTERM): no new commands */
+    BCTX_CHILD_GONE = 4           /* stopped for good (removed, or host stopping) */
+};
+
+/* Why the supervisor ended a context process itself, if it did. */
+enum {
+    BCTX_KILL_NONE = 0,
+    BCTX_KILL_RSS = 1,            /* over contexts[].max_rss_mb */
+    BCTX_KILL_HUNG = 2,           /* did not start, or stopped answering */
+    BCTX_KILL_STOP = 3            /* the host stops, or SIGHUP removed it */
+};
+
+/* One context process, as the supervisor and the relay see it. */
+typedef struct bctx_child {
+    char *name;                   /* its context */
+    pid_t pid;                    /* its process, or 0 */
+    int state;                    /* BCTX_CHILD_* */
+    void *link;                   /* DEALER to its link (the relay's) */
+    char *endpoint;               /* ipc://<host.data>/run/ctx-NAME.sock */
+    char *plugin;                 /* the version it serves since a reload, or NULL:
+                                     contexts[].plugin */
+    size_t max_rss_mb;            /* contexts[].max_rss_mb, or 0 */
+    int restarts;                 /* times it was started again */
+    int failures;                 /* ends in a row without a stable run (back-off) */
+    int killed;                   /* BCTX_KILL_*: why the supervisor ended it */
+    char last_exit[256];          /* how the last process ended, or "" */
+    double started_at;            /* monotonic: when the process was spawned */
+    double up_at;                 /* monotonic: when it first answered */
+    double restart_at;            /* monotonic: when a DOWN one starts again */
+    double probe_at;              /* monotonic: when to ask a STARTING one again */
+    json_t *reactors;             /* the reactor names it last reported (array) */
+    json_t *projections;          /* the projection names it last reported (array) */
+    json_t *consumes;             /* what its runners read: {"projection P": [context,
+                                     ...], "reactor R": [...]}, as last reported */
+    char last_command[160];       /* the oldest command in flight, for its obituary */
+    int reader;                   /* the relay's loop reader of link, or -1 */
+    void *reader_arg;             /* the relay's argument of that reader */
+    int probing;                  /* the relay has asked it for its stats */
+} bctx_child_t;
+
+typedef struct bctx_supervise bctx_supervise_t;
+
+/* What the relay is told when a context process ended (to answer what
+ * was in flight) or came up.  arg: as registered. */
+typedef void (bctx_child_fn) (void *arg, bctx_child_t *child);
+
+/* The supervisor of the registry's contexts (borrowed).  exe: the binary
+ * to re-execute (borrowed).  Return: new, none started yet. */
+bctx_supervise_t *bctx_supervise_new (bctx_registry_t *registry, void *zctx,
+                                      const char *exe);
+
+/* Who hears of a context process that ended (fn, arg borrowed). */
+void bctx_supervise_on_exit (bctx_supervise_t *self, bctx_child_fn *fn, void *arg);
+
+/* Spawns a process for every context.  Return 0, or -1 with the reason. */
+int bctx_supervise_spawn_all (bctx_supervise_t *self, char *err, size_t errlen);
+
+/* Checks on the processes: reaps those that ended (after SIGCHLD, or
+ * polled), restarts those due, ends those over their memory limit or
+ * that do not start in time.  Return the seconds until it wants to run
+ * again. */
+double bctx_supervise_tick (bctx_supervise_t *self);
+
+/* The children, in config order (borrowed), and how many. */
+bctx_child_t **bctx_supervise_children (bctx_supervise_t *self, size_t *n);
+
+/* The child of context `name`, or NULL. */
+bctx_child_t *bctx_supervise_find (bctx_supervise_t *self, const char *name);
+
+/* A child answered on its link for the first time since it started. */
+void bctx_supervise_up (bctx_supervise_t *self, bctx_child_t *child);
+
+/* Ends the process of child (SIGKILL, or SIGTERM when graceful) for
+ * `why` (BCTX_KILL_*); it restarts unless why is BCTX_KILL_STOP. */
+void bctx_supervise_kill (bctx_supervise_t *self, bctx_child_t *child, int why, int graceful);
+
+/* SIGHUP: the registry's config was replaced.  Spawns the contexts it
+ * adds, stops those it removes, and passes SIGHUP to the others. */
+void bctx_supervise_reconfigure (bctx_supervise_t *self);
+
+/* Asks every process to drain (SIGTERM).  Return 0. */
+int bctx_supervise_stop (bctx_supervise_t *self);
+
+/* Are all processes gone? */
+int bctx_supervise_all_gone (bctx_supervise_t *self);
+
+/* Kills what did not stop (SIGKILL) and reaps it. */
+void bctx_supervise_kill_all (bctx_supervise_t *self);
+
+/* What `bctx stats` shows of a context's process: {pid, state, restarts,
+ * last_exit, rss_mb, cpu_seconds}.  Return: new. */
+json_t *bctx_supervise_process (const bctx_child_t *child);
+
+/* Frees the children (after kill_all); sets *self_p to NULL.  Idempotent. */
+void bctx_supervise_destroy (bctx_supervise_t **self_p);
+
+#endif
