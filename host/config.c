@@ -633,6 +633,7 @@ bctx_config_destroy (bctx_config_t **self_p)
     free (self->only);
     free (self->bus_in);
     free (self->bus_out);
+    free (self->command_link);
     free (self);
     *self_p = NULL;
 }
@@ -690,5 +691,9 @@ bctx_config_for_context (bctx_config_t *self, const char *name, const char *plug
     s_set (&self->publish, NULL);
     s_set (&self->bus_in, bus_in);
     s_set (&self->bus_out, bus_out);
+    s_set (&self->command_link, link);
+    char *mark = strstr (self->command_link, "/ctx-");
+    if (mark)
+        memcpy (mark, "/cmd-", 5);
     return 0;
 }

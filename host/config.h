@@ -99,6 +99,9 @@ typedef struct bctx_config {
                                 in the supervisor */
     char *bus_in;            /* the supervisor's bus, where publishers connect */
     char *bus_out;           /* and where subscribers connect (ipc) */
+    char *command_link;      /* a context process's worker's own link, for its
+                                commands (the link's address with "cmd-" for
+                                "ctx-"), or NULL */
 } bctx_config_t;
 
 /* Reads and validates the config at `path` (borrowed).  Return: new config,

@@ -88,22 +88,34 @@ bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *su
     return self;
 }
 
-/* Sends text (borrowed) to child with a new tag.  Return the pending
- * entry (its kind and deadline still to set), or NULL when the process
- * is not connected. */
+/* Sends text (borrowed) to child with a new tag, on its worker's own
+ * link for a command (its link when that one is not connected yet).
+ * Return the pending entry (its kind and deadline still to set), or NULL
+ * when the process is not connected. */
 static s_pending_t *
-s_pass (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len)
+s_pass_on (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len,
+           int command)
 {
     uint64_t tag = ++self->next_tag;
-    if (!child->link
-        || zmq_send (child->link, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return NULL;
-    zmq_send (child->link, "", 0, ZMQ_SNDMORE);
-    zmq_send (child->link, text, len, 0);
+    void *socket = command ? child->commands : child->link;
+    if (zmq_send (socket, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        socket = child->link;
+        if (!command || zmq_send (socket, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+            return NULL;
+    }
+    zmq_send (socket, "", 0, ZMQ_SNDMORE);
+    zmq_send (socket, text, len, 0);
     self->pending = bctx_realloc (self->pending, (self->n_pending + 1) * sizeof *self->pending);
     s_pending_t *p = &self->pending[self->n_pending++];
     *p = (s_pending_t) { .tag = tag, .child = child };
     return p;
+}
+
+/* s_pass_on on the link. */
+static s_pending_t *
+s_pass (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len)
+{
+    return s_pass_on (self, child, text, len, 0);
 }
 
 /* Copies a client's return address into p. */
@@ -135,7 +147,7 @@ bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name)
         return c ? s_unavailable (req, c)
                  : bctx_request_error (req, BCTX_E_UNAVAILABLE, "context \"%s\" has no "
                                        "process", name);
-    s_pending_t *p = s_pass (self, c, req->text, req->text_len);
+    s_pending_t *p = s_pass_on (self, c, req->text, req->text_len, 1);
     if (!p)
         return s_unavailable (req, c);
     const bctx_config_t *config = self->registry->config;
@@ -516,9 +528,9 @@ s_answer (bctx_relay_t *self, bctx_child_t *c, zmq_msg_t *frames, int n)
     free (p.held);
 }
 
-/* Reads up to 256 replies of child c. */
+/* Reads up to 256 replies of child c on socket (its link or commands). */
 static void
-s_read (bctx_relay_t *self, bctx_child_t *c)
+s_read_on (bctx_relay_t *self, bctx_child_t *c, void *socket)
 {
     for (int k = 0; k < 256; k++) {
         zmq_msg_t frames[3];
@@ -526,7 +538,7 @@ s_read (bctx_relay_t *self, bctx_child_t *c)
         while (more) {
             zmq_msg_t scratch, *m = n < 3 ? &frames[n] : &scratch;
             zmq_msg_init (m);
-            if (zmq_msg_recv (m, c->link, ZMQ_DONTWAIT) < 0) {
+            if (zmq_msg_recv (m, socket, ZMQ_DONTWAIT) < 0) {
                 zmq_msg_close (m);
                 break;
             }
@@ -541,6 +553,14 @@ s_read (bctx_relay_t *self, bctx_child_t *c)
         for (int j = 0; j < (n < 3 ? n : 3); j++)
             zmq_msg_close (&frames[j]);
     }
+}
+
+/* Reads both sockets of child c. */
+static void
+s_read (bctx_relay_t *self, bctx_child_t *c)
+{
+    s_read_on (self, c, c->commands);
+    s_read_on (self, c, c->link);
 }
 
 void
@@ -588,6 +608,8 @@ bctx_relay_attach (bctx_relay_t *self, bctx_loop_t *loop)
         s_link_arg_t *a = calloc (1, sizeof *a);
         *a = (s_link_arg_t) { self, children[i] };
         children[i]->reader = bctx_loop_reader (loop, children[i]->link, 0, s_on_readable, a);
+        children[i]->commands_reader = bctx_loop_reader (loop, children[i]->commands, 0,
+                                                         s_on_readable, a);
         children[i]->reader_arg = a;
     }
 }

@@ -319,6 +319,56 @@ s_mark_tick (void *arg)
     return self->mark_due - now;
 }
 
+/* The first plugin code of this context process that has run past
+ * host.handler_timeout_ms, named in what (its decide, a projection's or
+ * a reactor's handler, a reload's init).  Return how long, or 0. */
+static long long
+s_hung (bctx_server_t *self, char *what, size_t size)
+{
+    const bctx_registry_t *reg = self->registry;
+    long long limit = (long long) reg->config->handler_timeout_ms, ms;
+    for (size_t i = 0; i < reg->n_contexts; i++)
+        if (reg->contexts[i].worker
+            && (ms = bctx_busy_ms (&bctx_worker_stats (reg->contexts[i].worker)->busy)) > limit) {
+            snprintf (what, size, "its decide or evolve");
+            return ms;
+        }
+    for (size_t i = 0; i < reg->n_projections; i++)
+        if ((ms = bctx_busy_ms (bctx_projector_busy (reg->projections[i].projector))) > limit) {
+            snprintf (what, size, "the handler of projection %s", reg->projections[i].name);
+            return ms;
+        }
+    for (size_t i = 0; i < reg->n_reactors; i++)
+        if ((ms = bctx_busy_ms (bctx_reactor_busy (reg->reactors[i]))) > limit) {
+            snprintf (what, size, "the handler of reactor %s", bctx_reactor_name (reg->reactors[i]));
+            return ms;
+        }
+    if (self->reload && (ms = bctx_busy_ms (bctx_reload_busy_mark (self->reload))) > limit) {
+        snprintf (what, size, "the init or warm-up of a version being reloaded");
+        return ms;
+    }
+    return 0;
+}
+
+/* The watchdog of a context process: plugin code that runs past
+ * host.handler_timeout_ms ends the process (its supervisor answers what
+ * was in flight and restarts it).  Return seconds until the next look. */
+static double
+s_watchdog_tick (void *arg)
+{
+    bctx_server_t *self = arg;
+    char what[200];
+    long long ms = s_hung (self, what, sizeof what);
+    if (ms > 0) {
+        bctx_log (BCTX_LOG_ERROR, "context %s: hung: %s has run for %lld ms, past "
+                  "host.handler_timeout_ms (%zu ms): this context process ends so that its "
+                  "supervisor restarts it", self->registry->config->only, what, ms,
+                  self->registry->config->handler_timeout_ms);
+        _exit (BCTX_EXIT_HUNG);
+    }
+    return 0.1;
+}
+
 /* A signal: SIGHUP applies the config file again; SIGINT and SIGTERM
  * stop the loop. */
 static int
@@ -374,10 +424,12 @@ s_run_supervisor (bctx_server_t *self)
     while (!bctx_supervise_all_gone (self->supervise) && bctx_now () < deadline) {
         size_t n;
         bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
-        zmq_pollitem_t items[n ? n : 1];
-        for (size_t i = 0; i < n; i++)
-            items[i] = (zmq_pollitem_t) { children[i]->link, 0, ZMQ_POLLIN, 0 };
-        zmq_poll (items, (int) n, 10);
+        zmq_pollitem_t items[2 * n + 1];
+        for (size_t i = 0; i < n; i++) {
+            items[2 * i] = (zmq_pollitem_t) { children[i]->link, 0, ZMQ_POLLIN, 0 };
+            items[2 * i + 1] = (zmq_pollitem_t) { children[i]->commands, 0, ZMQ_POLLIN, 0 };
+        }
+        zmq_poll (items, (int) (2 * n), 10);
         bctx_relay_read_all (self->relay);
     }
     bctx_relay_read_all (self->relay);
@@ -405,6 +457,7 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
     bctx_watch_attach (self->watch, self->loop);
     bctx_peers_attach (self->peers, self->loop);
     bctx_loop_timer (self->loop, s_mark_tick, self);
+    bctx_loop_timer (self->loop, s_watchdog_tick, self);
     bctx_api_attach (self->api, self->loop);
     bctx_loop_run (self->loop);
 

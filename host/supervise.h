@@ -48,6 +48,7 @@ typedef struct bctx_child {
     pid_t pid;                    /* its process, or 0 */
     int state;                    /* BCTX_CHILD_* */
     void *link;                   /* DEALER to its link (the relay's) */
+    void *commands;               /* DEALER to its worker's own link, for sends */
     char *endpoint;               /* ipc://<host.data>/run/ctx-NAME.sock */
     char *plugin;                 /* the version it serves since a reload, or NULL:
                                      contexts[].plugin */
@@ -67,6 +68,7 @@ typedef struct bctx_child {
     char last_command[160];       /* the oldest command in flight, for its obituary */
     int reader;                   /* the relay's loop reader of link, or -1 */
     void *reader_arg;             /* the relay's argument of that reader */
+    int commands_reader;          /* the relay's loop reader of commands, or -1 */
     int probing;                  /* the relay has asked it for its stats */
 } bctx_child_t;
 

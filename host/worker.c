@@ -32,6 +32,8 @@ struct bctx_worker {
     void *queue;                  /* PULL: job pointers from the API thread */
     void *replies;                /* PUSH: job pointers back, with replies */
     void *bus;                    /* PUB into the internal bus */
+    void *link;                   /* ROUTER: a context process's commands, straight
+                                     from its supervisor, or NULL */
     bctx_plugin_t *plugin;        /* the version serving (the worker's reference) */
     _Atomic int loaded;           /* versions loaded: 1, or 2 while one drains */
     pthread_mutex_t info_lock;    /* guards plugin swaps against readers, and what follows */
@@ -624,6 +626,20 @@ s_reply (bctx_worker_t *self, bctx_job_t *job)
         pthread_mutex_unlock (&w->lock);
         return;
     }
+    if (job->link) {
+        /* [routing id][tag][""][reply] */
+        const unsigned char *id = job->identity;
+        const char *reply = job->reply ? job->reply : "{\"ok\":false}";
+        if (zmq_send (self->link, id + 1, id[0], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
+            || zmq_send (self->link, id + 2 + id[0], id[1 + id[0]], ZMQ_SNDMORE) < 0
+            || zmq_send (self->link, "", 0, ZMQ_SNDMORE) < 0
+            || zmq_send (self->link, reply, strlen (reply), 0) < 0)
+            bctx_log (BCTX_LOG_WARN, "context %s: cannot answer on its link: %s "
+                      "(its supervisor answers \"unavailable\")", self->name,
+                      zmq_strerror (zmq_errno ()));
+        bctx_job_destroy (&job);
+        return;
+    }
     if (zmq_send (self->replies, &job, sizeof job, 0) < 0) {
         bctx_log (BCTX_LOG_ERROR, "context %s: cannot hand a reply back: %s",
                   self->name, zmq_strerror (zmq_errno ()));
@@ -838,6 +854,71 @@ s_reload (bctx_worker_t *self, bctx_job_t *job)
     s_reply (self, job);
 }
 
+/* Takes one command waiting on the link, [routing id][tag][""][send],
+ * as a job (origin: the supervisor checked who may say "reactor").  A
+ * malformed one is dropped (the supervisor only sends what it checked).
+ * Return it, or NULL when none waits. */
+static bctx_job_t *
+s_take_link (bctx_worker_t *self)
+{
+    for (;;) {
+        zmq_msg_t frames[4];
+        int n = 0, more = 1;
+        while (more) {
+            zmq_msg_t scratch, *m = n < 4 ? &frames[n] : &scratch;
+            zmq_msg_init (m);
+            if (zmq_msg_recv (m, self->link, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close (m);
+                break;
+            }
+            more = zmq_msg_more (m);
+            if (n >= 4)
+                zmq_msg_close (m);
+            n++;
+        }
+        if (n == 0)
+            return NULL;
+        bctx_job_t *job = NULL;
+        size_t rid = n == 4 ? zmq_msg_size (&frames[0]) : 0;
+        size_t tag = n == 4 ? zmq_msg_size (&frames[1]) : 0;
+        json_t *req = n == 4 && rid && rid < 256 && tag && tag < 256
+                      && zmq_msg_size (&frames[2]) == 0
+                      ? json_loadb (zmq_msg_data (&frames[3]), zmq_msg_size (&frames[3]), 0, NULL)
+                      : NULL;
+        if (req) {
+            job = calloc (1, sizeof *job);
+            job->link = 1;
+            job->identity[0] = (unsigned char) rid;
+            memcpy (job->identity + 1, zmq_msg_data (&frames[0]), rid);
+            job->identity[1 + rid] = (unsigned char) tag;
+            memcpy (job->identity + 2 + rid, zmq_msg_data (&frames[1]), tag);
+            job->identity_len = 2 + rid + tag;
+            const char *origin = json_string_value (json_object_get (req, "origin"));
+            job->origin = origin && strcmp (origin, "reactor") == 0 ? BCTX_ORIGIN_REACTOR
+                                                                    : BCTX_ORIGIN_CLIENT;
+            job->request = req;
+        }
+        for (int j = 0; j < (n < 4 ? n : 4); j++)
+            zmq_msg_close (&frames[j]);
+        if (job)
+            return job;
+    }
+}
+
+/* Waits until the queue or the link has something.  Return 0, or -1
+ * when the host is going away. */
+static int
+s_wait (bctx_worker_t *self)
+{
+    zmq_pollitem_t items[2] = {
+        { self->queue, 0, ZMQ_POLLIN, 0 }, { self->link, 0, ZMQ_POLLIN, 0 },
+    };
+    while (zmq_poll (items, 2, -1) < 0)
+        if (zmq_errno () != EINTR)
+            return -1;
+    return 0;
+}
+
 static void *
 s_run (void *arg)
 {
@@ -848,10 +929,16 @@ s_run (void *arg)
     while (!stopping) {
         size_t n = 0;
         bctx_job_t *reload = NULL;
+        if (self->link && s_wait (self) < 0)
+            break;
         while (n < self->max_batch && !reload) {
-            bctx_job_t *job;
+            bctx_job_t *job = self->link ? s_take_link (self) : NULL;
+            if (job) {
+                batch[n++] = (s_pending_t) { .job = job };
+                continue;
+            }
             int rc = zmq_recv (self->queue, &job, sizeof job,
-                               n == 0 ? 0 : ZMQ_DONTWAIT);
+                               n == 0 && !self->link ? 0 : ZMQ_DONTWAIT);
             if (rc < 0 && zmq_errno () == EINTR)
                 continue;
             if (rc < 0 && zmq_errno () == EAGAIN)
@@ -875,6 +962,14 @@ s_run (void *arg)
             s_batch (self, batch, n);
         if (reload)
             s_reload (self, reload);
+    }
+    /* At a drain, what the supervisor sent before it stopped sending. */
+    for (size_t n = 1; self->link && n > 0;) {
+        bctx_job_t *job;
+        for (n = 0; n < self->max_batch && (job = s_take_link (self)); n++)
+            batch[n] = (s_pending_t) { .job = job };
+        if (n)
+            s_batch (self, batch, n);
     }
     free (batch);
     return NULL;
@@ -922,6 +1017,18 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
         snprintf (err, errlen, "contexts[%zu]: cannot bind %s: %s", cc->index,
                   self->endpoint, zmq_strerror (zmq_errno ()));
         goto fail;
+    }
+    if (config->command_link) {
+        /* The supervisor's commands come here without a hop through the
+         * API thread: one wake-up less each way. */
+        self->link = zmq_socket (zctx, ZMQ_ROUTER);
+        zmq_setsockopt (self->link, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        zmq_setsockopt (self->link, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        if (zmq_bind (self->link, config->command_link) != 0) {
+            snprintf (err, errlen, "contexts[%zu]: cannot bind %s: %s", cc->index,
+                      config->command_link, zmq_strerror (zmq_errno ()));
+            goto fail;
+        }
     }
     return self;
 fail:
@@ -1048,6 +1155,10 @@ bctx_worker_destroy (bctx_worker_t **self_p)
     }
     if (self->replies)
         zmq_close (self->replies);
+    if (self->link) {
+        zmq_setsockopt (self->link, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_close (self->link);
+    }
     if (self->bus) {
         zmq_setsockopt (self->bus, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close (self->bus);

@@ -62,6 +62,9 @@ typedef struct bctx_job {
                                      (BCTX_LOAD_*, loader.h) */
     int ok;                       /* set with reply by the worker: the reload
                                      switched (reply is its success) */
+    int link;                     /* a send that came on the worker's own link:
+                                     identity is [routing id][tag], and the reply
+                                     goes straight back on it */
 } bctx_job_t;
 
 enum { BCTX_JOB_SEND = 0, BCTX_JOB_RELOAD = 1 };
