@@ -347,6 +347,15 @@ h_cleanup (h_host_t *h)
                  log ? log : "(none)");
         free (log);
     }
+    /* The context processes' sanitizer reports are in the same log (their
+     * exit codes reach only the supervisor). */
+    char *log = h->dir[0] && !h->faults_expected ? h_read_log (h) : NULL;
+    if (log && (strstr (log, "ERROR: AddressSanitizer") || strstr (log, "ERROR: LeakSanitizer")
+                || strstr (log, ": runtime error: "))) {
+        fprintf (stderr, "harness: a sanitizer reported in the host's log:\n%s\n", log);
+        rc = rc ? rc : 1;
+    }
+    free (log);
     if (h->dir[0]) {
         char cmd[400];
         snprintf (cmd, sizeof cmd, "rm -rf '%s'", h->dir);

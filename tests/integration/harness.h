@@ -23,6 +23,8 @@ typedef struct h_host {
     char contexts[4096];    /* the "contexts" JSON array text */
     char host_extra[1024];  /* extra "host" keys, e.g. "\"max_message\": 1024" */
     pid_t pid;              /* the running bctx-host, or 0 */
+    int faults_expected;    /* the test crashes plugin code on purpose: a
+                               sanitizer's report in the log is no failure */
 } h_host_t;
 
 /* $BCTX_BUILD, or "." */

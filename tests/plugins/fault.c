@@ -1,0 +1,165 @@
+/*
+ * fault - a test context, named "fault", whose code misbehaves on demand,
+ * so a test can show that it costs only its own context a restart.
+ * Settings: {"dir": DIR, "fault": "segv"|"abort"|"exit"|"hang"|"leak",
+ *            "in": "decide"|"evolve"|"projection"|"reactor"|"init"}.
+ * The fault fires only while the file DIR/armed exists.
+ *
+ * Command Hit {id} (aggregate field "id") -> event Hit {id}.
+ * Projection "fault-view" (fault.Hit): a count per id.
+ * Reactor "fault-reactor" (fault.Hit): does nothing, unless armed there.
+ *
+ * The faults: segv writes through a null pointer; abort calls abort();
+ * exit calls exit(3); hang sleeps forever; leak keeps 1 MiB more per call
+ * (freed at fini, so a clean stop leaks nothing).
+ */
+#include <bctx/plugin.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct s_block {
+    struct s_block *next;         /* the one kept before */
+    char bytes[1024 * 1024];      /* touched, so they count in the RSS */
+} s_block_t;
+
+typedef struct {
+    char armed[1024];             /* DIR/armed */
+    char fault[16];               /* what to do */
+    char in[16];                  /* where */
+    s_block_t *kept;              /* what leak kept */
+} fault_t;
+
+/* Misbehaves as told, when armed and `where` is the place. */
+static void
+s_maybe (fault_t *self, const char *where)
+{
+    if (strcmp (self->in, where) != 0 || access (self->armed, F_OK) != 0)
+        return;
+    if (strcmp (self->fault, "segv") == 0) {
+        volatile int *nowhere = NULL;
+        *nowhere = 1;
+    } else if (strcmp (self->fault, "abort") == 0) {
+        abort ();
+    } else if (strcmp (self->fault, "exit") == 0) {
+        exit (3);
+    } else if (strcmp (self->fault, "hang") == 0) {
+        for (;;)
+            sleep (1);
+    } else if (strcmp (self->fault, "leak") == 0) {
+        s_block_t *b = malloc (sizeof *b);
+        if (b) {
+            memset (b->bytes, 0x5a, sizeof b->bytes);
+            b->next = self->kept;
+            self->kept = b;
+        }
+    }
+}
+
+static int
+s_init (const bctx_host_t *host, const json_t *settings, void **user)
+{
+    const char *dir = json_string_value (json_object_get (settings, "dir"));
+    const char *fault = json_string_value (json_object_get (settings, "fault"));
+    const char *in = json_string_value (json_object_get (settings, "in"));
+    if (!dir || !fault || !in) {
+        host->log (host, BCTX_LOG_ERROR, "settings: expected dir, fault and in");
+        return BCTX_ERROR;
+    }
+    fault_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return BCTX_ERROR;
+    snprintf (self->armed, sizeof self->armed, "%s/armed", dir);
+    snprintf (self->fault, sizeof self->fault, "%s", fault);
+    snprintf (self->in, sizeof self->in, "%s", in);
+    s_maybe (self, "init");
+    *user = self;
+    return BCTX_OK;
+}
+
+static void
+s_fini (void *user)
+{
+    fault_t *self = user;
+    while (self && self->kept) {
+        s_block_t *b = self->kept;
+        self->kept = b->next;
+        free (b);
+    }
+    free (self);
+}
+
+static int
+s_hit (void *user, const json_t *state, const json_t *data, json_t *events,
+       bctx_reason_t *why)
+{
+    (void) state;
+    (void) why;
+    s_maybe (user, "decide");
+    return bctx_emit (events, "Hit", json_pack ("{s:O}", "id", json_object_get (data, "id")))
+           == 0 ? BCTX_OK : BCTX_ERROR;
+}
+
+/* The state: how many Hits the aggregate had. */
+static json_t *
+s_evolve (void *user, json_t *state, const char *type, const json_t *data)
+{
+    (void) type;
+    (void) data;
+    s_maybe (user, "evolve");
+    json_int_t n = json_integer_value (json_object_get (state, "hits"));
+    json_decref (state);
+    return json_pack ("{s:I}", "hits", n + 1);
+}
+
+static int
+s_view (void *user, const bctx_host_t *host, bctx_models_t *models, const bctx_event_t *ev)
+{
+    s_maybe (user, "projection");
+    json_t *was = host->model_get (models, ev->aggregate);
+    json_int_t n = json_integer_value (json_object_get (was, "hits"));
+    json_decref (was);
+    return host->model_put (models, ev->aggregate, json_pack ("{s:I}", "hits", n + 1));
+}
+
+static int
+s_react (void *user, const bctx_host_t *host, bctx_reaction_t *r, const bctx_event_t *ev)
+{
+    (void) host;
+    (void) r;
+    (void) ev;
+    s_maybe (user, "reactor");
+    return BCTX_OK;
+}
+
+static const char *const s_hits[] = { "fault.Hit", NULL };
+
+static const bctx_projection_t s_projections[] = {
+    { .name = "fault-view", .version = 1, .consumes = s_hits, .handle = s_view },
+    { .name = NULL }
+};
+
+static const bctx_reactor_t s_reactors[] = {
+    { .name = "fault-reactor", .consumes = s_hits, .react = s_react },
+    { .name = NULL }
+};
+
+static const bctx_command_t s_commands[] = {
+    { .name = "Hit", .aggregate_field = "id", .decide = s_hit },
+    { .name = NULL }
+};
+
+static const bctx_context_t s_context = BCTX_CONTEXT_INIT (
+    .name = "fault",
+    .version = "1.0.0",
+    .commands = s_commands,
+    .evolve = s_evolve,
+    .projections = s_projections,
+    .reactors = s_reactors,
+    .init = s_init,
+    .fini = s_fini,
+);
+
+BCTX_DECLARE_CONTEXT (s_context)
