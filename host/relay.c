@@ -734,6 +734,7 @@ bctx_relay_destroy (bctx_relay_t **self_p)
         free (children[i]->reader_arg);
         children[i]->reader_arg = NULL;
     }
+    bctx_supervise_on_exit (self->supervise, NULL, NULL);
     free (self->pending);
     free (self->gathers);
     free (self);

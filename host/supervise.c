@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -494,6 +495,13 @@ bctx_supervise_destroy (bctx_supervise_t **self_p)
     bctx_supervise_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
+    /* Those still running (a start that failed after them): a drain
+     * first, bounded. */
+    bctx_supervise_stop (self);
+    for (int i = 0; i < 200 && !bctx_supervise_all_gone (self); i++) {
+        struct timespec tick = { 0, 10 * 1000 * 1000 };
+        nanosleep (&tick, NULL);
+    }
     bctx_supervise_kill_all (self);
     for (size_t i = 0; i < self->n_children; i++)
         s_child_free (self->children[i]);
