@@ -160,7 +160,8 @@ fuzz-deps:
 	@sh scripts/deps.sh $(DEBS)
 
 # What `make fuzz` builds, under O=build/fuzz with FUZZ=1 CC=clang.
-fuzz-build: $(FUZZ_TARGETS) $(O)/plugins/accounts/accounts.so $(O)/plugins/transfers/transfers.so
+fuzz-build: $(FUZZ_TARGETS) $(O)/bin/bctx-host $(O)/plugins/accounts/accounts.so \
+            $(O)/plugins/transfers/transfers.so
 
 fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory O=$(FUZZ_O) FUZZ=1 CC=clang fuzz-build

@@ -16,6 +16,7 @@ typedef struct {
     char *name;                   /* the source context */
     bctx_store_t *store;          /* read-only connection */
     _Atomic int64_t *head;        /* its log's head, or NULL: read it from the store */
+    int64_t last_head;            /* the head last read from the store */
     int all;                      /* "<context>.*" was declared */
     char **types;                 /* consumed types, NULL-terminated */
     size_t n_types;               /* how many */
@@ -139,9 +140,14 @@ bctx_feed_head (const bctx_feed_t *self, size_t i)
 {
     /* A sibling's log (another context process writes it): its head is
      * what is committed in the file now. */
-    if (!self->inputs[i].head) {
-        int64_t head = bctx_store_head (self->inputs[i].store);
-        return head > 0 ? head : 0;
+    s_input_t *in = &self->inputs[i];
+    if (!in->head) {
+        /* One that cannot be read now (its writer's process restarts, a
+         * checkpoint) has not moved back: the last one read holds. */
+        int64_t head = bctx_store_head (in->store);
+        if (head > in->last_head)
+            in->last_head = head;
+        return in->last_head;
     }
     return atomic_load (self->inputs[i].head);
 }

@@ -17,9 +17,12 @@
  *     DEALER whose replies are ignored.
  * The host lives across inputs and is stopped cleanly at exit.
  *
- * Ops that load code (reload) run for real, but dlopen is wrapped
+ * The host here is the supervisor: its context processes are the build's
+ * bin/bctx-host ($BCTX_HOST_EXE), where ops that load code (reload) run
+ * for real, held to the plugin folders of the config (this build's plugin
+ * folders).  dlopen in this process is still wrapped
  * (-Wl,--wrap=dlopen): only a file with the same bytes as one of the two
- * configured plugins is loaded, whatever path an input names.
+ * configured plugins would be loaded here, whatever path an input names.
  */
 #include "config.h"
 #include "log.h"
@@ -223,6 +226,10 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
     bctx_config_t *config = bctx_config_load (path, err, sizeof err);
     if (!config)
         s_die (err);
+    /* The host's context processes are the build's bctx-host, not this. */
+    char exe[PATH_MAX + 32];
+    snprintf (exe, sizeof exe, "%s/bin/bctx-host", s_fuzz.build);
+    setenv ("BCTX_HOST_EXE", exe, 1);
     s_fuzz.server = bctx_server_new (config, NULL, err, sizeof err);
     if (!s_fuzz.server)
         s_die (err);
