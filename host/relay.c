@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define S_GATHER_WAIT   2.0      /* seconds a stats or contexts waits for a process */
@@ -68,6 +69,9 @@ struct bctx_relay {
 };
 
 static void s_on_exit (void *arg, bctx_child_t *child);
+static void s_unlink (bctx_relay_t *self, bctx_child_t *c);
+static void s_link_commands (bctx_relay_t *self, bctx_child_t *c);
+static int s_on_readable (void *arg);
 static char *s_op_gather (void *arg, bctx_request_t *req);
 static char *s_op_named (void *arg, bctx_request_t *req);
 static char *s_op_reload (void *arg, bctx_request_t *req);
@@ -97,14 +101,16 @@ s_pass_on (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len
            int command)
 {
     uint64_t tag = ++self->next_tag;
-    void *socket = command ? child->commands : child->link;
-    if (zmq_send (socket, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        socket = child->link;
-        if (!command || zmq_send (socket, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (command && child->commands >= 0) {
+        /* Written at the end of the loop's turn (bctx_relay_tick), with
+         * every other command of the turn. */
+        bctx_link_put (&child->out, tag, text, len);
+    } else {
+        if (zmq_send (child->link, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
             return NULL;
+        zmq_send (child->link, "", 0, ZMQ_SNDMORE);
+        zmq_send (child->link, text, len, 0);
     }
-    zmq_send (socket, "", 0, ZMQ_SNDMORE);
-    zmq_send (socket, text, len, 0);
     self->pending = bctx_realloc (self->pending, (self->n_pending + 1) * sizeof *self->pending);
     s_pending_t *p = &self->pending[self->n_pending++];
     *p = (s_pending_t) { .tag = tag, .child = child };
@@ -244,6 +250,7 @@ s_probed (bctx_relay_t *self, bctx_child_t *c, const char *reply)
     bctx_local_t *handle = bctx_registry_find (self->registry, c->name);
     if (handle)
         bctx_registry_open_reader (self->registry, handle);
+    s_link_commands (self, c);
     bctx_supervise_up (self->supervise, c);
 }
 
@@ -488,20 +495,17 @@ s_op_reload (void *arg, bctx_request_t *req)
     return NULL;
 }
 
-/* Passes one reply of child (its frames) on. */
+/* Passes one reply of child (tag, body borrowed) on. */
 static void
-s_answer (bctx_relay_t *self, bctx_child_t *c, zmq_msg_t *frames, int n)
+s_deliver (bctx_relay_t *self, bctx_child_t *c, uint64_t tag, const char *body, size_t len)
 {
-    uint64_t tag = 0;
-    if (n == 3 && zmq_msg_size (&frames[0]) == sizeof tag && zmq_msg_size (&frames[1]) == 0)
-        memcpy (&tag, zmq_msg_data (&frames[0]), sizeof tag);
     size_t i = 0;
     while (tag && i < self->n_pending
            && (self->pending[i].tag != tag || self->pending[i].child != c))
         i++;
     if (!tag || i == self->n_pending)
         return;                   /* late: answered "unavailable" already */
-    char *reply = strndup (zmq_msg_data (&frames[2]), zmq_msg_size (&frames[2]));
+    char *reply = strndup (body, len);
     /* Taken out first: answering may add entries. */
     s_pending_t p = self->pending[i];
     self->pending[i].plugin = self->pending[i].held = NULL;
@@ -528,7 +532,18 @@ s_answer (bctx_relay_t *self, bctx_child_t *c, zmq_msg_t *frames, int n)
     free (p.held);
 }
 
-/* Reads up to 256 replies of child c on socket (its link or commands). */
+/* Passes one reply of child (its frames: [tag][""][reply]) on. */
+static void
+s_answer (bctx_relay_t *self, bctx_child_t *c, zmq_msg_t *frames, int n)
+{
+    uint64_t tag = 0;
+    if (n == 3 && zmq_msg_size (&frames[0]) == sizeof tag && zmq_msg_size (&frames[1]) == 0)
+        memcpy (&tag, zmq_msg_data (&frames[0]), sizeof tag);
+    if (tag)
+        s_deliver (self, c, tag, zmq_msg_data (&frames[2]), zmq_msg_size (&frames[2]));
+}
+
+/* Reads up to 256 replies of child c on its link. */
 static void
 s_read_on (bctx_relay_t *self, bctx_child_t *c, void *socket)
 {
@@ -555,12 +570,62 @@ s_read_on (bctx_relay_t *self, bctx_child_t *c, void *socket)
     }
 }
 
-/* Reads both sockets of child c. */
+/* Reads the replies waiting on child c's command link. */
+static void
+s_read_commands (bctx_relay_t *self, bctx_child_t *c)
+{
+    if (c->commands < 0)
+        return;
+    int rc = bctx_link_fill (c->commands, &c->in);
+    uint64_t tag;
+    const char *body;
+    size_t len;
+    int more;
+    while ((more = bctx_link_next (&c->in, &tag, &body, &len)) == 1)
+        s_deliver (self, c, tag, body, len);
+    if (rc < 0 || more < 0)
+        s_unlink (self, c);
+}
+
+/* Reads both of child c's links. */
 static void
 s_read (bctx_relay_t *self, bctx_child_t *c)
 {
-    s_read_on (self, c, c->commands);
+    s_read_commands (self, c);
     s_read_on (self, c, c->link);
+}
+
+/* Connects child c's command link, once it answers (its worker listens
+ * from before it does), and reads it in the loop. */
+static void
+s_link_commands (bctx_relay_t *self, bctx_child_t *c)
+{
+    if (c->commands >= 0)
+        return;
+    c->commands = bctx_link_connect (c->commands_path);
+    if (c->commands < 0) {
+        bctx_log (BCTX_LOG_WARN, "context %s: cannot connect its command link %s: its "
+                  "commands take its request link", c->name, c->commands_path);
+        return;
+    }
+    if (self->loop && c->reader_arg)
+        c->commands_reader = bctx_loop_reader (self->loop, NULL, c->commands, s_on_readable,
+                                               c->reader_arg);
+}
+
+/* Closes child c's command link (its process ended, or the link broke):
+ * what was written to it is answered at the process's exit or deadline. */
+static void
+s_unlink (bctx_relay_t *self, bctx_child_t *c)
+{
+    if (c->commands_reader >= 0 && self->loop)
+        bctx_loop_reader_end (self->loop, c->commands_reader);
+    c->commands_reader = -1;
+    if (c->commands >= 0)
+        close (c->commands);
+    c->commands = -1;
+    c->out.off = c->out.len = 0;
+    c->in.off = c->in.len = 0;
 }
 
 void
@@ -608,9 +673,10 @@ bctx_relay_attach (bctx_relay_t *self, bctx_loop_t *loop)
         s_link_arg_t *a = calloc (1, sizeof *a);
         *a = (s_link_arg_t) { self, children[i] };
         children[i]->reader = bctx_loop_reader (loop, children[i]->link, 0, s_on_readable, a);
-        children[i]->commands_reader = bctx_loop_reader (loop, children[i]->commands, 0,
-                                                         s_on_readable, a);
         children[i]->reader_arg = a;
+        if (children[i]->commands >= 0 && children[i]->commands_reader < 0)
+            children[i]->commands_reader = bctx_loop_reader (loop, NULL, children[i]->commands,
+                                                             s_on_readable, a);
     }
 }
 
@@ -646,6 +712,12 @@ bctx_relay_tick (bctx_relay_t *self)
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
     for (size_t i = 0; i < n; i++) {
         bctx_child_t *c = children[i];
+        if (c->commands >= 0 && c->out.off < c->out.len) {
+            if (bctx_link_flush (c->commands, &c->out) < 0)
+                s_unlink (self, c);
+            else if (c->out.off < c->out.len)
+                next = 0.001;     /* its socket is full: again soon */
+        }
         if (c->state != BCTX_CHILD_STARTING || c->probing || now < c->probe_at)
             continue;
         if (!s_probe (self, c))
@@ -683,6 +755,7 @@ s_on_exit (void *arg, bctx_child_t *c)
             snprintf (c->last_command, sizeof c->last_command, "%s", self->pending[i].what);
             break;
         }
+    s_unlink (self, c);
     char why[320];
     snprintf (why, sizeof why, "its process ended (%s) before it answered", c->last_exit);
     for (size_t i = 0; i < self->n_pending;)

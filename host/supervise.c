@@ -77,24 +77,19 @@ s_child_new (bctx_supervise_t *self, const char *name, size_t max_rss_mb,
         { ZMQ_RECONNECT_IVL, 10 }, { ZMQ_RECONNECT_IVL_MAX, 100 },
     };
     void *link = zmq_socket (self->zctx, ZMQ_DEALER);
-    void *commands = zmq_socket (self->zctx, ZMQ_DEALER);
-    for (size_t k = 0; k < sizeof options / sizeof options[0]; k++) {
+    for (size_t k = 0; k < sizeof options / sizeof options[0]; k++)
         zmq_setsockopt (link, options[k][0], &options[k][1], sizeof options[k][1]);
-        zmq_setsockopt (commands, options[k][0], &options[k][1], sizeof options[k][1]);
-    }
-    char worker[4200];
-    snprintf (worker, sizeof worker, "%s", endpoint);
-    memcpy (strstr (worker, "/ctx-"), "/cmd-", 5);
-    if (zmq_connect (link, endpoint) != 0 || zmq_connect (commands, worker) != 0) {
+    if (zmq_connect (link, endpoint) != 0) {
         snprintf (err, errlen, "context %s: cannot connect its link %s: %s", name, endpoint,
                   zmq_strerror (zmq_errno ()));
         zmq_close (link);
-        zmq_close (commands);
         return NULL;
     }
     bctx_child_t *c = calloc (1, sizeof *c);
-    c->commands = commands;
+    c->commands = -1;
     c->commands_reader = -1;
+    c->commands_path = strdup (endpoint + strlen ("ipc://"));
+    memcpy (strstr (c->commands_path, "/ctx-"), "/cmd-", 5);
     c->name = strdup (name);
     c->endpoint = strdup (endpoint);
     c->link = link;
@@ -110,7 +105,11 @@ static void
 s_child_free (bctx_child_t *c)
 {
     zmq_close (c->link);
-    zmq_close (c->commands);
+    if (c->commands >= 0)
+        close (c->commands);
+    free (c->commands_path);
+    bctx_bytes_clear (&c->out);
+    bctx_bytes_clear (&c->in);
     json_decref (c->reactors);
     json_decref (c->projections);
     json_decref (c->consumes);

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <jansson.h>
 
+#include "link.h"
 #include "loop.h"
 #include "registry.h"
 
@@ -48,7 +49,11 @@ typedef struct bctx_child {
     pid_t pid;                    /* its process, or 0 */
     int state;                    /* BCTX_CHILD_* */
     void *link;                   /* DEALER to its link (the relay's) */
-    void *commands;               /* DEALER to its worker's own link, for sends */
+    int commands;                 /* its worker's command link (link.h), connected
+                                     once it is up, or -1 (sends then take link) */
+    char *commands_path;          /* that socket's file */
+    bctx_bytes_t out;             /* commands not written to it yet */
+    bctx_bytes_t in;              /* replies read from it, not all taken yet */
     char *endpoint;               /* ipc://<host.data>/run/ctx-NAME.sock */
     char *plugin;                 /* the version it serves since a reload, or NULL:
                                      contexts[].plugin */

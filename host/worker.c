@@ -4,6 +4,7 @@
  */
 
 #include "worker.h"
+#include "link.h"
 #include "bus.h"
 #include "log.h"
 #include "protocol.h"
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #define S_CACHE_MAX   200000   /* aggregates cached before the cache is reset */
@@ -32,8 +34,11 @@ struct bctx_worker {
     void *queue;                  /* PULL: job pointers from the API thread */
     void *replies;                /* PUSH: job pointers back, with replies */
     void *bus;                    /* PUB into the internal bus */
-    void *link;                   /* ROUTER: a context process's commands, straight
-                                     from its supervisor, or NULL */
+    int listener;                 /* a context process's command link (link.h),
+                                     listening, or -1 */
+    int conn;                     /* the supervisor's connection to it, or -1 */
+    bctx_bytes_t in;              /* bytes read from conn, not all taken yet */
+    bctx_bytes_t out;             /* a reply on its way to conn */
     bctx_plugin_t *plugin;        /* the version serving (the worker's reference) */
     _Atomic int loaded;           /* versions loaded: 1, or 2 while one drains */
     pthread_mutex_t info_lock;    /* guards plugin swaps against readers, and what follows */
@@ -627,16 +632,12 @@ s_reply (bctx_worker_t *self, bctx_job_t *job)
         return;
     }
     if (job->link) {
-        /* [routing id][tag][""][reply] */
-        const unsigned char *id = job->identity;
+        uint64_t tag;
+        memcpy (&tag, job->identity, sizeof tag);
         const char *reply = job->reply ? job->reply : "{\"ok\":false}";
-        if (zmq_send (self->link, id + 1, id[0], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0
-            || zmq_send (self->link, id + 2 + id[0], id[1 + id[0]], ZMQ_SNDMORE) < 0
-            || zmq_send (self->link, "", 0, ZMQ_SNDMORE) < 0
-            || zmq_send (self->link, reply, strlen (reply), 0) < 0)
-            bctx_log (BCTX_LOG_WARN, "context %s: cannot answer on its link: %s "
-                      "(its supervisor answers \"unavailable\")", self->name,
-                      zmq_strerror (zmq_errno ()));
+        /* Written with the rest of its batch's replies (s_flush_link). */
+        if (self->conn >= 0)
+            bctx_link_put (&self->out, tag, reply, strlen (reply));
         bctx_job_destroy (&job);
         return;
     }
@@ -644,6 +645,23 @@ s_reply (bctx_worker_t *self, bctx_job_t *job)
         bctx_log (BCTX_LOG_ERROR, "context %s: cannot hand a reply back: %s",
                   self->name, zmq_strerror (zmq_errno ()));
         bctx_job_destroy (&job);
+    }
+}
+
+/* Writes the replies put on the command link, in one write when the
+ * socket takes them (the supervisor always reads: a full one only
+ * waits, up to 5 s). */
+static void
+s_flush_link (bctx_worker_t *self)
+{
+    if (self->conn < 0 || self->out.off >= self->out.len)
+        return;
+    if (bctx_link_write (self->conn, &self->out, 5000) < 0) {
+        bctx_log (BCTX_LOG_WARN, "context %s: its supervisor does not read its command "
+                  "link; it answers \"unavailable\"", self->name);
+        close (self->conn);
+        self->conn = -1;
+        self->out.off = self->out.len = 0;
     }
 }
 
@@ -682,6 +700,7 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
             s_pending_clear (&batch[i]);
             s_reply (self, batch[i].job);
         }
+        s_flush_link (self);
         free (msg);
         atomic_fetch_add (&self->stats.failed, (int64_t) n);
         return;
@@ -690,6 +709,7 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
     atomic_store (&self->stats.position, bctx_store_position (self->store));
     for (size_t i = 0; i < n; i++)
         s_reply (self, batch[i].job);
+    s_flush_link (self);
     /* Publish after the replies: the bus is a wake-up, clients come first. */
     int64_t events = 0;
     for (size_t i = 0; i < n; i++) {
@@ -854,55 +874,46 @@ s_reload (bctx_worker_t *self, bctx_job_t *job)
     s_reply (self, job);
 }
 
-/* Takes one command waiting on the link, [routing id][tag][""][send],
- * as a job (origin: the supervisor checked who may say "reactor").  A
- * malformed one is dropped (the supervisor only sends what it checked).
- * Return it, or NULL when none waits. */
+/* Takes one command waiting on the command link, a frame whose body is
+ * a "send" (its origin as the supervisor let it through), as a job,
+ * reading what the link has when none is buffered.  A body that is not
+ * JSON is dropped (the supervisor only sends what it parsed).  Return
+ * it, or NULL when none waits. */
 static bctx_job_t *
 s_take_link (bctx_worker_t *self)
 {
-    for (;;) {
-        zmq_msg_t frames[4];
-        int n = 0, more = 1;
-        while (more) {
-            zmq_msg_t scratch, *m = n < 4 ? &frames[n] : &scratch;
-            zmq_msg_init (m);
-            if (zmq_msg_recv (m, self->link, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close (m);
-                break;
-            }
-            more = zmq_msg_more (m);
-            if (n >= 4)
-                zmq_msg_close (m);
-            n++;
+    int filled = 0;
+    while (self->conn >= 0) {
+        uint64_t tag;
+        const char *body;
+        size_t len;
+        int rc = bctx_link_next (&self->in, &tag, &body, &len);
+        if (rc == 0 && !filled) {
+            filled = 1;
+            rc = bctx_link_fill (self->conn, &self->in) < 0 ? -1 : 2;
         }
-        if (n == 0)
+        if (rc == 2)
+            continue;
+        if (rc < 0) {             /* the supervisor went, or sent garbage */
+            close (self->conn);
+            self->conn = -1;
+        }
+        if (rc <= 0)
             return NULL;
-        bctx_job_t *job = NULL;
-        size_t rid = n == 4 ? zmq_msg_size (&frames[0]) : 0;
-        size_t tag = n == 4 ? zmq_msg_size (&frames[1]) : 0;
-        json_t *req = n == 4 && rid && rid < 256 && tag && tag < 256
-                      && zmq_msg_size (&frames[2]) == 0
-                      ? json_loadb (zmq_msg_data (&frames[3]), zmq_msg_size (&frames[3]), 0, NULL)
-                      : NULL;
-        if (req) {
-            job = calloc (1, sizeof *job);
-            job->link = 1;
-            job->identity[0] = (unsigned char) rid;
-            memcpy (job->identity + 1, zmq_msg_data (&frames[0]), rid);
-            job->identity[1 + rid] = (unsigned char) tag;
-            memcpy (job->identity + 2 + rid, zmq_msg_data (&frames[1]), tag);
-            job->identity_len = 2 + rid + tag;
-            const char *origin = json_string_value (json_object_get (req, "origin"));
-            job->origin = origin && strcmp (origin, "reactor") == 0 ? BCTX_ORIGIN_REACTOR
-                                                                    : BCTX_ORIGIN_CLIENT;
-            job->request = req;
-        }
-        for (int j = 0; j < (n < 4 ? n : 4); j++)
-            zmq_msg_close (&frames[j]);
-        if (job)
-            return job;
+        json_t *req = json_loadb (body, len, 0, NULL);
+        if (!req)
+            continue;
+        bctx_job_t *job = calloc (1, sizeof *job);
+        job->link = 1;
+        memcpy (job->identity, &tag, sizeof tag);
+        job->identity_len = sizeof tag;
+        const char *origin = json_string_value (json_object_get (req, "origin"));
+        job->origin = origin && strcmp (origin, "reactor") == 0 ? BCTX_ORIGIN_REACTOR
+                                                                : BCTX_ORIGIN_CLIENT;
+        job->request = req;
+        return job;
     }
+    return NULL;
 }
 
 /* Waits until the queue or the link has something.  Return 0, or -1
@@ -910,12 +921,25 @@ s_take_link (bctx_worker_t *self)
 static int
 s_wait (bctx_worker_t *self)
 {
-    zmq_pollitem_t items[2] = {
-        { self->queue, 0, ZMQ_POLLIN, 0 }, { self->link, 0, ZMQ_POLLIN, 0 },
+    if (bctx_link_ready (&self->in))
+        return 0;                 /* frames read already */
+    zmq_pollitem_t items[3] = {
+        { self->queue, 0, ZMQ_POLLIN, 0 }, { NULL, self->listener, ZMQ_POLLIN, 0 },
+        { NULL, self->conn, ZMQ_POLLIN, 0 },
     };
-    while (zmq_poll (items, 2, -1) < 0)
+    while (zmq_poll (items, self->conn >= 0 ? 3 : 2, -1) < 0)
         if (zmq_errno () != EINTR)
             return -1;
+    if (items[1].revents & ZMQ_POLLIN) {
+        /* A supervisor (again, after a restart of its own link). */
+        int fd = bctx_link_accept (self->listener);
+        if (fd >= 0) {
+            if (self->conn >= 0)
+                close (self->conn);
+            self->conn = fd;
+            self->in.off = self->in.len = 0;
+        }
+    }
     return 0;
 }
 
@@ -929,16 +953,16 @@ s_run (void *arg)
     while (!stopping) {
         size_t n = 0;
         bctx_job_t *reload = NULL;
-        if (self->link && s_wait (self) < 0)
+        if (self->listener >= 0 && s_wait (self) < 0)
             break;
         while (n < self->max_batch && !reload) {
-            bctx_job_t *job = self->link ? s_take_link (self) : NULL;
+            bctx_job_t *job = self->listener >= 0 ? s_take_link (self) : NULL;
             if (job) {
                 batch[n++] = (s_pending_t) { .job = job };
                 continue;
             }
             int rc = zmq_recv (self->queue, &job, sizeof job,
-                               n == 0 && !self->link ? 0 : ZMQ_DONTWAIT);
+                               n == 0 && self->listener < 0 ? 0 : ZMQ_DONTWAIT);
             if (rc < 0 && zmq_errno () == EINTR)
                 continue;
             if (rc < 0 && zmq_errno () == EAGAIN)
@@ -964,7 +988,7 @@ s_run (void *arg)
             s_reload (self, reload);
     }
     /* At a drain, what the supervisor sent before it stopped sending. */
-    for (size_t n = 1; self->link && n > 0;) {
+    for (size_t n = 1; self->conn >= 0 && n > 0;) {
         bctx_job_t *job;
         for (n = 0; n < self->max_batch && (job = s_take_link (self)); n++)
             batch[n] = (s_pending_t) { .job = job };
@@ -989,6 +1013,7 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
     self->max_events = config->max_events_per_command;
     self->max_data = config->max_message;
     self->cache = json_object ();
+    self->listener = self->conn = -1;
     if (asprintf (&self->endpoint, "inproc://bctx-worker-%s", cc->name) < 0
         || asprintf (&self->store_path, "%s/%s.db", config->data, cc->name) < 0)
         goto fail;
@@ -1020,13 +1045,12 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
     }
     if (config->command_link) {
         /* The supervisor's commands come here without a hop through the
-         * API thread: one wake-up less each way. */
-        self->link = zmq_socket (zctx, ZMQ_ROUTER);
-        zmq_setsockopt (self->link, ZMQ_RCVHWM, &hwm, sizeof hwm);
-        zmq_setsockopt (self->link, ZMQ_SNDHWM, &hwm, sizeof hwm);
-        if (zmq_bind (self->link, config->command_link) != 0) {
-            snprintf (err, errlen, "contexts[%zu]: cannot bind %s: %s", cc->index,
-                      config->command_link, zmq_strerror (zmq_errno ()));
+         * API thread, and without ZeroMQ's I/O threads (link.h). */
+        char why[512];
+        self->listener = bctx_link_listen (config->command_link + strlen ("ipc://"),
+                                           why, sizeof why);
+        if (self->listener < 0) {
+            snprintf (err, errlen, "contexts[%zu]: its command link: %s", cc->index, why);
             goto fail;
         }
     }
@@ -1155,10 +1179,12 @@ bctx_worker_destroy (bctx_worker_t **self_p)
     }
     if (self->replies)
         zmq_close (self->replies);
-    if (self->link) {
-        zmq_setsockopt (self->link, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close (self->link);
-    }
+    if (self->conn >= 0)
+        close (self->conn);
+    if (self->listener >= 0)
+        close (self->listener);
+    bctx_bytes_clear (&self->in);
+    bctx_bytes_clear (&self->out);
     if (self->bus) {
         zmq_setsockopt (self->bus, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close (self->bus);
