@@ -102,9 +102,10 @@ s_pass_on (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len
 {
     uint64_t tag = ++self->next_tag;
     if (command && child->commands >= 0) {
-        /* Written at the end of the loop's turn (bctx_relay_tick), with
-         * every other command of the turn. */
+        /* Written now; what the socket does not take, at the next tick. */
         bctx_link_put (&child->out, tag, text, len);
+        if (bctx_link_flush (child->commands, &child->out) < 0)
+            s_unlink (self, child);   /* its replies come no more: its exit answers */
     } else {
         if (zmq_send (child->link, &tag, sizeof tag, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
             return NULL;
