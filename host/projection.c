@@ -40,6 +40,10 @@ struct bctx_models {
 
 struct bctx_projector {
     bctx_busy_t busy;             /* its handler running (the watchdog's) */
+    const bctx_poison_t *poison;  /* the events parked in this process, or NULL */
+    bctx_slot_t *slot;            /* its note of the event it handles, or NULL */
+    char who[100];                /* "projection NAME", as poison names it */
+    int64_t passed_over;          /* parked events it did not hand its handler */
     char *name;                   /* the projection's name */
     char *path;                   /* its read-side file */
     bctx_plugin_t *plugin;        /* the context's version it runs (a reference) */
@@ -263,9 +267,18 @@ s_handle (const bctx_event_t *event, void *arg)
 {
     bctx_projector_t *self = arg;
     const bctx_plugin_t *p = self->plugin;
+    if (bctx_poison_parked (self->poison, self->who, event->context, event->position)) {
+        bctx_log (BCTX_LOG_WARN, "%s: passes over %s.%s at position %lld, parked: it ended "
+                  "its process %d times", self->who, event->context, event->type,
+                  (long long) event->position, BCTX_POISON_LIMIT);
+        self->passed_over++;
+        return 0;
+    }
+    bctx_slot_enter (self->slot, event->context, event->position);
     bctx_busy_begin (&self->busy);
     int rc = self->def->handle (p->user, &p->host, &self->models, event);
     bctx_busy_end (&self->busy);
+    bctx_slot_leave (self->slot);
     if (rc != BCTX_OK || self->models.failed) {
         s_set_error (self, "handler failed (%d) on %s.%s at position %lld", rc,
                      event->context, event->type, (long long) event->position);
@@ -589,6 +602,14 @@ bctx_projector_name (const bctx_projector_t *self)
     return self->name;
 }
 
+void
+bctx_projector_guard (bctx_projector_t *self, bctx_poison_t *poison)
+{
+    snprintf (self->who, sizeof self->who, "projection %s", self->name);
+    self->poison = poison;
+    self->slot = bctx_poison_slot (poison, self->who);
+}
+
 const bctx_busy_t *
 bctx_projector_busy (const bctx_projector_t *self)
 {
@@ -633,6 +654,7 @@ bctx_projector_stats (bctx_projector_t *self)
                                "handled", (json_int_t) self->handled,
                                "rebuilds", (json_int_t) self->rebuilds,
                                "error", self->error[0] ? self->error : NULL);
+    json_object_set_new (stats, "passed_over", json_integer (self->passed_over));
     pthread_mutex_unlock (&self->lock);
     return stats;
 }

@@ -9,6 +9,7 @@
 #ifndef BCTX_PROJECTION_H
 #define BCTX_PROJECTION_H
 
+#include "poison.h"
 #include "util.h"
 #include <stddef.h>
 #include <jansson.h>
@@ -60,6 +61,10 @@ const char *bctx_projector_path (const bctx_projector_t *self);
 
 /* Since when its handler runs (borrowed), for the watchdog. */
 const bctx_busy_t *bctx_projector_busy (const bctx_projector_t *self);
+
+/* Before its start: notes each event it handles in poison (borrowed,
+ * may be NULL), and passes over the events parked there for it. */
+void bctx_projector_guard (bctx_projector_t *self, bctx_poison_t *poison);
 
 /* Its state for `stats`: version, state, checkpoints, lag, rebuild
  * progress, last error.  Thread-safe.  Return: new. */

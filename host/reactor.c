@@ -44,6 +44,9 @@ struct bctx_reaction {
 };
 
 struct bctx_reactor_runner {
+    const bctx_poison_t *poison;  /* the events parked in this process, or NULL */
+    bctx_slot_t *slot;            /* its note of the event it handles, or NULL */
+    char who[100];                /* "reactor NAME", as poison names it */
     bctx_busy_t busy;             /* its handler running, not counting the time it
                                      waits for its commands' replies (the watchdog's) */
     char *name;                   /* the reactor's name */
@@ -371,10 +374,16 @@ s_on_event (const bctx_event_t *ev, void *arg)
     s_key (key, sizeof key, ev->context, ev->aggregate);
     int parked = json_object_get (self->parked, key) != NULL;
     int rc = 0;
-    if (parked)
+    if (parked) {
         snprintf (why, sizeof why, "waits behind a parked event of aggregate %s", ev->aggregate);
-    else
+    } else if (bctx_poison_parked (self->poison, self->who, ev->context, ev->position)) {
+        snprintf (why, sizeof why, "ended its process %d times", BCTX_POISON_LIMIT);
+        rc = 1;
+    } else {
+        bctx_slot_enter (self->slot, ev->context, ev->position);
         rc = s_attempt (self, ev, why, sizeof why);
+        bctx_slot_leave (self->slot);
+    }
     if (rc < 0)
         return 1;                  /* stopping: this event is not done */
     if (bctx_readside_begin (self->db) != 0)
@@ -692,6 +701,14 @@ bctx_reactor_parked (bctx_reactor_runner_t *self)
     int64_t n = self->n_parked;
     pthread_mutex_unlock (&self->lock);
     return n;
+}
+
+void
+bctx_reactor_guard (bctx_reactor_runner_t *self, bctx_poison_t *poison)
+{
+    snprintf (self->who, sizeof self->who, "reactor %s", self->name);
+    self->poison = poison;
+    self->slot = bctx_poison_slot (poison, self->who);
 }
 
 const bctx_busy_t *

@@ -12,6 +12,7 @@
 #ifndef BCTX_REACTOR_H
 #define BCTX_REACTOR_H
 
+#include "poison.h"
 #include "util.h"
 #include <stddef.h>
 #include <jansson.h>
@@ -63,6 +64,10 @@ json_t *bctx_reactor_stats (bctx_reactor_runner_t *self);
 
 /* Since when its handler runs (borrowed), for the watchdog. */
 const bctx_busy_t *bctx_reactor_busy (const bctx_reactor_runner_t *self);
+
+/* Before its start: notes each event it handles in poison (borrowed,
+ * may be NULL), and parks the events parked there for it. */
+void bctx_reactor_guard (bctx_reactor_runner_t *self, bctx_poison_t *poison);
 
 /* Stops the thread after the event in hand; sets *self_p to NULL. */
 void bctx_reactor_destroy (bctx_reactor_runner_t **self_p);

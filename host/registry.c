@@ -286,6 +286,7 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
                                                    self->sources, self->n_sources, err, errlen);
         if (!pr)
             return -1;
+        bctx_projector_guard (pr, self->poison);
         bctx_readside_t *reader = bctx_readside_open (bctx_projector_path (pr),
                                                       BCTX_STORE_READONLY, err, errlen);
         if (!reader || (start && bctx_projector_start (pr) != 0)) {
@@ -305,6 +306,7 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
                                                      self->sources, self->n_sources, err, errlen);
         if (!r)
             return -1;
+        bctx_reactor_guard (r, self->poison);
         if (start && bctx_reactor_start (r) != 0) {
             bctx_reactor_destroy (&r);
             return -1;
@@ -641,6 +643,7 @@ bctx_registry_destroy (bctx_registry_t **self_p)
     free (self->projections);
     free (self->reactors);
     free (self->bridges);
+    bctx_poison_close (&self->poison);
     bctx_config_destroy (&self->config);
     free (self);
     *self_p = NULL;

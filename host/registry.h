@@ -18,6 +18,7 @@
 #include "feed.h"
 #include "loader.h"
 #include "projection.h"
+#include "poison.h"
 #include "reactor.h"
 #include "store.h"
 #include "worker.h"
@@ -59,6 +60,8 @@ typedef struct bctx_registry {
     bctx_read_model_t *projections; /* every projection of every context */
     size_t n_projections;         /* how many */
     bctx_reactor_runner_t **reactors; /* every reactor of every context */
+    bctx_poison_t *poison;        /* a context process's notes and parked events
+                                     (owned), or NULL */
     size_t n_reactors;            /* how many */
 } bctx_registry_t;
 

@@ -105,6 +105,7 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     if (!self->security)
         return -1;
     bctx_security = self->security;
+    self->registry->poison = bctx_poison_open (config->data, config->only);
     self->bus = bctx_bus_relay_new (self->zctx, config->bus_in, config->bus_out, err, errlen);
     if (!self->bus || bctx_registry_open_contexts (self->registry, err, errlen) < 0)
         return -1;

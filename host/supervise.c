@@ -6,6 +6,7 @@
  */
 
 #include "supervise.h"
+#include "poison.h"
 #include "log.h"
 #include "util.h"
 
@@ -98,6 +99,7 @@ s_child_new (bctx_supervise_t *self, const char *name, size_t max_rss_mb,
     c->reactors = json_array ();
     c->projections = json_array ();
     c->consumes = json_object ();
+    c->crashes = json_object ();
     return c;
 }
 
@@ -113,6 +115,7 @@ s_child_free (bctx_child_t *c)
     json_decref (c->reactors);
     json_decref (c->projections);
     json_decref (c->consumes);
+    json_decref (c->crashes);
     free (c->name);
     free (c->endpoint);
     free (c->plugin);
@@ -242,6 +245,8 @@ s_ended (bctx_supervise_t *self, bctx_child_t *c, int status)
                   how);
         return;
     }
+    if (c->killed != BCTX_KILL_RSS)
+        bctx_poison_count (self->registry->config->data, c->name, c->crashes);
     double now = bctx_now (), wait = s_backoff (c, now);
     c->state = BCTX_CHILD_DOWN;
     c->restart_at = now + wait;

@@ -71,6 +71,8 @@ typedef struct bctx_child {
     json_t *consumes;             /* what its runners read: {"projection P": [context,
                                      ...], "reactor R": [...]}, as last reported */
     char last_command[160];       /* the oldest command in flight, for its obituary */
+    json_t *crashes;              /* the events its runners were on when it ended
+                                     unasked, and how often (poison.h) */
     int reader;                   /* the relay's loop reader of link, or -1 */
     void *reader_arg;             /* the relay's argument of that reader */
     int commands_reader;          /* the relay's loop reader of commands, or -1 */

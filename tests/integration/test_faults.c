@@ -220,6 +220,51 @@ S_CASE (test_exit_in_reactor, "exit", "reactor", "status 3", "status 23")
 S_CASE (test_hang_in_reactor, "hang", "reactor", "hung", NULL)
 S_CASE (test_leak_in_projection, "leak", "projection", "max_rss_mb", NULL)
 
+/* A projection that crashes on one event (a poison event) crashes its
+ * process again at each restart, BCTX_POISON_LIMIT (3) times; then the
+ * event is parked for it, and it goes on with the other events. */
+static void
+test_poison_event_is_parked (void **state)
+{
+    (void) state;
+    h_host_t h;
+    assert_int_equal (h_init (&h), 0);
+    h.faults_expected = 1;
+    snprintf (h.contexts, sizeof h.contexts,
+              "[{\"name\": \"fault\", \"plugin\": \"%s\", \"settings\": {\"dir\": \"%s\","
+              " \"fault\": \"segv\", \"in\": \"projection\", \"aggregate\": \"poison\"}}]",
+              h_path ("tests/plugins/fault.so"), h.dir);
+    assert_int_equal (h_start (&h), 0);
+    s_arm (&h, 1);
+    int acked;
+    assert_null (s_hit (&h, "poison", &acked));
+    /* It stays armed: only parking ends the loop. */
+    json_t *view = NULL;
+    for (long long end = h_now_us () + 30 * 1000000LL; h_now_us () < end; usleep (100000)) {
+        json_decref (view);
+        s_hit (&h, "fine", &acked);
+        view = h_request (h.endpoint, "{\"op\":\"query\",\"projection\":\"fault-view\","
+                          "\"key\":\"fine\"}", 53, 2000);
+        if (json_is_object (json_object_get (view, "value")))
+            break;
+    }
+    assert_true (json_integer_value (json_object_get (json_object_get (view, "value"), "hits"))
+                 >= 1);
+    json_decref (view);
+    json_t *p = s_process (&h);
+    assert_int_equal (json_integer_value (json_object_get (p, "restarts")), 3);
+    json_decref (p);
+    json_t *r = h_request (h.endpoint, "{\"op\":\"stats\"}", 14, 3000);
+    json_t *fv = json_object_get (json_object_get (r, "projections"), "fault-view");
+    assert_int_equal (json_integer_value (json_object_get (fv, "passed_over")), 1);
+    json_decref (r);
+    char *log = h_read_log (&h);
+    assert_non_null (strstr (log, "projection fault-view ended its process 3 times on fault's "
+                                  "event at position 1: parked for it"));
+    free (log);
+    assert_int_equal (h_cleanup (&h), 0);
+}
+
 /* A new version whose init crashes, loaded by reload: the reload is
  * answered with an error, and the context serves again. */
 static void
@@ -302,6 +347,7 @@ main (void)
         cmocka_unit_test (test_hang_in_reactor),
         cmocka_unit_test (test_leak_in_projection),
         cmocka_unit_test (test_segv_in_init_at_reload),
+        cmocka_unit_test (test_poison_event_is_parked),
         cmocka_unit_test (test_sigterm_with_a_hung_decide),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

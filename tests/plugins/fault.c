@@ -3,7 +3,9 @@
  * so a test can show that it costs only its own context a restart.
  * Settings: {"dir": DIR, "fault": "segv"|"abort"|"exit"|"hang"|"leak",
  *            "in": "decide"|"evolve"|"projection"|"reactor"|"init"}.
- * The fault fires only while the file DIR/armed exists.
+ * The fault fires only while the file DIR/armed exists; with "aggregate":
+ * A in the settings, a projection's or reactor's fault fires only on the
+ * events of aggregate A (a poison event).
  *
  * Command Hit {id} (aggregate field "id") -> event Hit {id}.
  * Projection "fault-view" (fault.Hit): a count per id.
@@ -29,14 +31,17 @@ typedef struct {
     char armed[1024];             /* DIR/armed */
     char fault[16];               /* what to do */
     char in[16];                  /* where */
+    char aggregate[64];           /* the only aggregate whose events fault, or "" */
     s_block_t *kept;              /* what leak kept */
 } fault_t;
 
-/* Misbehaves as told, when armed and `where` is the place. */
+/* Misbehaves as told, when armed and `where` is the place (and, when
+ * the settings name one, the event is of that aggregate). */
 static void
-s_maybe (fault_t *self, const char *where)
+s_maybe_on (fault_t *self, const char *where, const char *aggregate)
 {
-    if (strcmp (self->in, where) != 0 || access (self->armed, F_OK) != 0)
+    if (strcmp (self->in, where) != 0 || access (self->armed, F_OK) != 0
+        || (aggregate && self->aggregate[0] && strcmp (aggregate, self->aggregate) != 0))
         return;
     if (strcmp (self->fault, "segv") == 0) {
         volatile int *nowhere = NULL;
@@ -58,6 +63,13 @@ s_maybe (fault_t *self, const char *where)
     }
 }
 
+/* As s_maybe_on, for any aggregate. */
+static void
+s_maybe (fault_t *self, const char *where)
+{
+    s_maybe_on (self, where, NULL);
+}
+
 static int
 s_init (const bctx_host_t *host, const json_t *settings, void **user)
 {
@@ -74,6 +86,8 @@ s_init (const bctx_host_t *host, const json_t *settings, void **user)
     snprintf (self->armed, sizeof self->armed, "%s/armed", dir);
     snprintf (self->fault, sizeof self->fault, "%s", fault);
     snprintf (self->in, sizeof self->in, "%s", in);
+    const char *only = json_string_value (json_object_get (settings, "aggregate"));
+    snprintf (self->aggregate, sizeof self->aggregate, "%s", only ? only : "");
     s_maybe (self, "init");
     *user = self;
     return BCTX_OK;
@@ -117,7 +131,7 @@ s_evolve (void *user, json_t *state, const char *type, const json_t *data)
 static int
 s_view (void *user, const bctx_host_t *host, bctx_models_t *models, const bctx_event_t *ev)
 {
-    s_maybe (user, "projection");
+    s_maybe_on (user, "projection", ev->aggregate);
     json_t *was = host->model_get (models, ev->aggregate);
     json_int_t n = json_integer_value (json_object_get (was, "hits"));
     json_decref (was);
@@ -129,8 +143,7 @@ s_react (void *user, const bctx_host_t *host, bctx_reaction_t *r, const bctx_eve
 {
     (void) host;
     (void) r;
-    (void) ev;
-    s_maybe (user, "reactor");
+    s_maybe_on (user, "reactor", ev->aggregate);
     return BCTX_OK;
 }
 

@@ -1,0 +1,60 @@
+/*
+ * poison - poison events, parked across restarts.  Each projection and
+ * reactor of a context process notes, before its handler runs, which
+ * event it hands it: in a slot of host.data/run/state-CONTEXT, a file
+ * mapped shared, so the note outlives a crash.  When the process ends
+ * without being asked to, the supervisor reads the notes and counts, for
+ * each runner and event, the ends it was in.  An event that ended the
+ * process BCTX_POISON_LIMIT times is parked for that runner: it is
+ * written to host.data/run/park-CONTEXT.json, which the next process
+ * reads, and its runner passes over that event (logged, counted in
+ * stats) and goes on with the others.  A restart never crash-loops on
+ * one event.
+ */
+#ifndef BCTX_POISON_H
+#define BCTX_POISON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define BCTX_POISON_LIMIT 3      /* ends of a process on one event before it is parked */
+#define BCTX_POISON_SLOTS 64     /* runners noted per context process */
+
+/* What one runner is handling. */
+typedef struct bctx_slot {
+    char runner[96];              /* "projection NAME" or "reactor NAME" */
+    char source[72];              /* the context of the event */
+    _Atomic long long position;   /* its position, or 0 between events */
+} bctx_slot_t;
+
+typedef struct bctx_poison bctx_poison_t;
+
+/* A context process's notes (the state file, made empty) and the events
+ * its supervisor parked.  Return: new, or NULL (logged: no parking). */
+bctx_poison_t *bctx_poison_open (const char *data, const char *context);
+
+/* The slot of runner `who` ("projection balances"), or NULL when all are
+ * taken.  Borrowed, valid until close. */
+bctx_slot_t *bctx_poison_slot (bctx_poison_t *self, const char *who);
+
+/* Is the event at position of source parked for runner `who`? */
+int bctx_poison_parked (const bctx_poison_t *self, const char *who, const char *source,
+                        int64_t position);
+
+/* Notes in slot that source's event at position is being handled. */
+void bctx_slot_enter (bctx_slot_t *slot, const char *source, int64_t position);
+
+/* Notes in slot that the handler returned. */
+void bctx_slot_leave (bctx_slot_t *slot);
+
+/* Unmaps; sets *self_p to NULL.  Idempotent. */
+void bctx_poison_close (bctx_poison_t **self_p);
+
+/* The supervisor, after context's process ended unasked: counts each
+ * event its notes name in crashes ({"runner\x1fsource\x1fposition": n},
+ * borrowed, kept across restarts) and parks those at the limit (logged).
+ * Return how many it parked now. */
+int bctx_poison_count (const char *data, const char *context, json_t *crashes);
+
+#endif
