@@ -176,7 +176,7 @@ test: deps
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 check
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(O)/tests/plugins/fault.so
 	@sh bench/run.sh
 
 SOAK_SECONDS ?= 300
