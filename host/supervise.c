@@ -204,8 +204,8 @@ s_describe (int status, char *out, size_t size)
         snprintf (out, size, "killed by signal %d (%s)", WTERMSIG (status),
                   strsignal (WTERMSIG (status)));
     else if (WIFEXITED (status) && WEXITSTATUS (status) == BCTX_EXIT_HUNG)
-        snprintf (out, size, "exited with status %d: hung: a handler ran past "
-                  "host.handler_timeout_ms", BCTX_EXIT_HUNG);
+        snprintf (out, size, "hung: a handler ran past host.handler_timeout_ms (its "
+                  "process exited with status %d)", BCTX_EXIT_HUNG);
     else
         snprintf (out, size, "exited with status %d", WEXITSTATUS (status));
 }
