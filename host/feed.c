@@ -16,7 +16,8 @@ typedef struct {
     char *name;                   /* the source context */
     bctx_store_t *store;          /* read-only connection */
     _Atomic int64_t *head;        /* its log's head, or NULL: read it from the store */
-    int64_t last_head;            /* the head last read from the store */
+    _Atomic int64_t last_head;    /* the head last read from the store, by the
+                                     consumer's thread (others read only this) */
     int all;                      /* "<context>.*" was declared */
     char **types;                 /* consumed types, NULL-terminated */
     size_t n_types;               /* how many */
@@ -145,11 +146,18 @@ bctx_feed_head (const bctx_feed_t *self, size_t i)
         /* One that cannot be read now (its writer's process restarts, a
          * checkpoint) has not moved back: the last one read holds. */
         int64_t head = bctx_store_head (in->store);
-        if (head > in->last_head)
-            in->last_head = head;
-        return in->last_head;
+        if (head > atomic_load (&in->last_head))
+            atomic_store (&in->last_head, head);
+        return atomic_load (&in->last_head);
     }
     return atomic_load (self->inputs[i].head);
+}
+
+int64_t
+bctx_feed_head_known (const bctx_feed_t *self, size_t i)
+{
+    const s_input_t *in = &self->inputs[i];
+    return in->head ? atomic_load (in->head) : atomic_load (&in->last_head);
 }
 
 typedef struct {

@@ -62,8 +62,13 @@ const char *bctx_feed_name (const bctx_feed_t *self, size_t i);
 /* The index of the source named name, or -1. */
 int bctx_feed_index (const bctx_feed_t *self, const char *name);
 
-/* The head of source i's log. */
+/* The head of source i's log.  For a sibling it is read from its store,
+ * on the feed's connection: only the consumer's own thread may ask. */
 int64_t bctx_feed_head (const bctx_feed_t *self, size_t i);
+
+/* The head of source i's log as last known, without reading a store:
+ * for any thread (stats). */
+int64_t bctx_feed_head_known (const bctx_feed_t *self, size_t i);
 
 /*
  * Reads source i from position `from` on, at most `limit` rows, calling fn

@@ -633,7 +633,7 @@ bctx_projector_stats (bctx_projector_t *self)
     int64_t done = 0, total = 0;
     for (size_t i = 0; i < n; i++) {
         const char *src = bctx_feed_name (self->feed, i);
-        int64_t head = bctx_feed_head (self->feed, i);
+        int64_t head = bctx_feed_head_known (self->feed, i);
         json_object_set_new (checkpoints, src, json_integer (self->shown[i]));
         json_object_set_new (lag, src, json_integer (head - self->shown[i]));
         done += self->shown_build[i];

@@ -726,7 +726,7 @@ bctx_reactor_stats (bctx_reactor_runner_t *self)
     for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
         const char *src = bctx_feed_name (self->feed, i);
         json_object_set_new (checkpoints, src, json_integer (self->shown[i]));
-        json_object_set_new (lag, src, json_integer (bctx_feed_head (self->feed, i)
+        json_object_set_new (lag, src, json_integer (bctx_feed_head_known (self->feed, i)
                                                      - self->shown[i]));
     }
     json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
