@@ -174,6 +174,12 @@ s_send_remote (bctx_reactor_runner_t *self, bctx_reaction_t *r, int t, json_t *r
         reply = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL);
     zmq_msg_close (&msg);
     rc = s_outcome (reply, why);
+    /* A context that restarts (its process ended) is no fault of the
+     * event either: it waits, as for a peer that does not answer. */
+    const char *code = json_string_value (json_object_get (json_object_get (reply, "error"),
+                                                           "code"));
+    if (code && strcmp (code, BCTX_E_UNAVAILABLE) == 0)
+        r->unreachable = 1;
     json_decref (reply);
     return rc;
 }
