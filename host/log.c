@@ -26,9 +26,9 @@ void
 bctx_log_unexpected_exit (void)
 {
     if (s_context)
-        bctx_log (BCTX_LOG_ERROR, "context %s: its plugin code called exit(): the host "
-                  "process ends with it (every context stops; restart the host, and fix or "
-                  "remove that plugin)", s_context);
+        bctx_log (BCTX_LOG_ERROR, "context %s: its plugin code called exit(): its context "
+                  "process ends with it (its supervisor restarts it; fix or remove that "
+                  "plugin)", s_context);
     else
         bctx_log (BCTX_LOG_ERROR, "the host process is ending through exit() outside any "
                   "context's code, without a drain");
