@@ -433,7 +433,7 @@ s_run (bctx_runner_t *runner, void *arg)
     bctx_bridge_t *self = arg;
     self->sub = s_socket (self, ZMQ_SUB, self->publish);
     self->req = s_socket (self, ZMQ_DEALER, self->api);
-    self->wake = bctx_bus_publisher (self->zctx);
+    self->wake = bctx_bus_publisher (self->zctx, NULL);
     int need_fetch = 1, failures = 0;
     double last_heard = 0;
     for (;;) {

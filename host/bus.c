@@ -115,12 +115,12 @@ bctx_bus_relay_new (void *zctx, const char *up, const char *down, char *err, siz
 }
 
 void *
-bctx_bus_publisher (void *zctx)
+bctx_bus_publisher (void *zctx, const char *endpoint)
 {
     void *pub = zmq_socket (zctx, ZMQ_PUB);
     int hwm = S_HWM;
     zmq_setsockopt (pub, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if (zmq_connect (pub, BCTX_BUS_IN) != 0) {
+    if (zmq_connect (pub, endpoint ? endpoint : BCTX_BUS_IN) != 0) {
         zmq_close (pub);
         return NULL;
     }

@@ -38,9 +38,12 @@ bctx_bus_t *bctx_bus_new (void *zctx, const char *publish, const char *ipc_in,
 bctx_bus_t *bctx_bus_relay_new (void *zctx, const char *up, const char *down,
                                 char *err, size_t errlen);
 
-/* Opens a publisher socket connected to the bus.  Return: new socket, to be
- * used by one thread and closed with zmq_close. */
-void *bctx_bus_publisher (void *zctx);
+/* Opens a publisher socket connected to the bus: this process's
+ * (BCTX_BUS_IN) when endpoint is NULL, else endpoint (a context process's
+ * worker publishes straight on its supervisor's bus, no relay between).
+ * Return: new socket, to be used by one thread and closed with
+ * zmq_close. */
+void *bctx_bus_publisher (void *zctx, const char *endpoint);
 
 /* Publishes one event: topic and JSON text (both borrowed).  Return 0 or -1. */
 int bctx_bus_publish (void *publisher, const char *topic, const char *json,

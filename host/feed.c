@@ -26,6 +26,7 @@ typedef struct {
 struct bctx_feed {
     s_input_t *inputs;            /* one per source context */
     size_t n;                     /* how many */
+    char *bus;                    /* the sources' bus, or NULL: BCTX_BUS_OUT */
 };
 
 static s_input_t *
@@ -78,6 +79,8 @@ bctx_feed_new (const char *who, const char *const *consumes,
                 goto fail;
             }
             in = &self->inputs[self->n++];
+            if (src->bus && !self->bus)
+                self->bus = strdup (src->bus);
             in->name = strndup (*c, len);
             in->head = src->head;
             in->types = calloc (cap + 1, sizeof *in->types);
@@ -111,6 +114,7 @@ bctx_feed_destroy (bctx_feed_t **self_p)
         bctx_store_destroy (&in->store);
     }
     free (self->inputs);
+    free (self->bus);
     free (self);
     *self_p = NULL;
 }
@@ -236,7 +240,7 @@ bctx_feed_subscribe (const bctx_feed_t *self, void *zctx)
             zmq_setsockopt (sub, ZMQ_SUBSCRIBE, topic, strlen (topic));
         }
     }
-    if (zmq_connect (sub, BCTX_BUS_OUT) != 0) {
+    if (zmq_connect (sub, self->bus ? self->bus : BCTX_BUS_OUT) != 0) {
         zmq_close (sub);
         return NULL;
     }

@@ -33,6 +33,9 @@ typedef struct bctx_source {
                                      of this host, reached through the supervisor */
     const char *server_key;       /* the peer's CURVE key, or NULL */
     size_t timeout_ms;            /* a remote one: how long to wait for its peer */
+    const char *bus;              /* where its wake-ups are subscribed: a context
+                                     process's supervisor's bus, or NULL for this
+                                     process's own (BCTX_BUS_OUT) */
 } bctx_source_t;
 
 /* bctx_source_t.remote of a sibling. */
@@ -81,7 +84,8 @@ int64_t bctx_feed_read (bctx_feed_t *self, size_t i, int64_t from,
                         int64_t limit, bctx_feed_fn fn, void *arg,
                         int64_t *last);
 
-/* A SUB socket on the internal bus subscribed to every consumed topic.
+/* A SUB socket on the internal bus (the sources' bus) subscribed to
+ * every consumed topic.
  * Return: new socket (zmq_close it), or NULL. */
 void *bctx_feed_subscribe (const bctx_feed_t *self, void *zctx);
 

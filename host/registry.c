@@ -351,6 +351,7 @@ bctx_registry_build_sources (bctx_registry_t *self)
             .store_path = bctx_worker_store_path (w),
             .head = &bctx_worker_stats (w)->position,
             .endpoint = bctx_worker_endpoint (w),
+            .bus = config->bus_out,
         };
     }
     for (size_t r = 0; r < config->n_remotes; r++) {
@@ -359,7 +360,7 @@ bctx_registry_build_sources (bctx_registry_t *self)
         *src = (bctx_source_t) {
             .name = rc->name, .endpoint = config->peers[rc->peer].api, .remote = 1,
             .server_key = config->peers[rc->peer].public_key,
-            .timeout_ms = config->forward_timeout_ms,
+            .timeout_ms = config->forward_timeout_ms, .bus = config->bus_out,
         };
         if (rc->sibling) {
             /* Its own file, beside this one's; its head is read from it. */

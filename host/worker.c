@@ -34,6 +34,7 @@ struct bctx_worker {
     void *queue;                  /* PULL: job pointers from the API thread */
     void *replies;                /* PUSH: job pointers back, with replies */
     void *bus;                    /* PUB into the internal bus */
+    char *bus_in;                 /* where it connects: its supervisor's bus, or NULL */
     int listener;                 /* a context process's command link (link.h),
                                      listening, or -1 */
     int conn;                     /* the supervisor's connection to it, or -1 */
@@ -1014,6 +1015,7 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
     self->max_data = config->max_message;
     self->cache = json_object ();
     self->listener = self->conn = -1;
+    self->bus_in = config->bus_in ? strdup (config->bus_in) : NULL;
     if (asprintf (&self->endpoint, "inproc://bctx-worker-%s", cc->name) < 0
         || asprintf (&self->store_path, "%s/%s.db", config->data, cc->name) < 0)
         goto fail;
@@ -1068,7 +1070,7 @@ bctx_worker_start (bctx_worker_t *self, const char *replies)
     zmq_setsockopt (self->replies, ZMQ_SNDHWM, &hwm, sizeof hwm);
     if (zmq_connect (self->replies, replies) != 0)
         return -1;
-    self->bus = bctx_bus_publisher (self->zctx);
+    self->bus = bctx_bus_publisher (self->zctx, self->bus_in);
     if (!self->bus)
         return -1;
     if (pthread_create (&self->thread, NULL, s_run, self) != 0)
@@ -1197,6 +1199,7 @@ bctx_worker_destroy (bctx_worker_t **self_p)
     free (self->name);
     free (self->endpoint);
     free (self->store_path);
+    free (self->bus_in);
     free (self);
     *self_p = NULL;
 }
