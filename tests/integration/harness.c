@@ -79,10 +79,33 @@ h_write_config (h_host_t *h)
     return 0;
 }
 
+/* Every host this test process started, so that one a failed assertion
+ * left running (cmocka jumps past its cleanup) is killed at exit and
+ * cannot hold its ports for the tests after it. */
+static pid_t s_hosts[256];
+static size_t s_n_hosts;
+
+/* At exit: kills each host started here that is still an unreaped child
+ * (its context processes die with it). */
+static void
+s_kill_leftovers (void)
+{
+    for (size_t i = 0; i < s_n_hosts; i++)
+        if (waitpid (s_hosts[i], NULL, WNOHANG) == 0) {
+            fprintf (stderr, "harness: host %d still ran at exit: killed\n", (int) s_hosts[i]);
+            kill (s_hosts[i], SIGKILL);
+            waitpid (s_hosts[i], NULL, 0);
+        }
+}
+
 static pid_t
 s_spawn_host (const char *config, const char *log)
 {
+    if (s_n_hosts == 0)
+        atexit (s_kill_leftovers);
     pid_t pid = fork ();
+    if (pid > 0 && s_n_hosts < sizeof s_hosts / sizeof s_hosts[0])
+        s_hosts[s_n_hosts++] = pid;
     if (pid == 0) {
         int fd = open (log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
