@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 bctx_registry_t *
@@ -110,8 +111,10 @@ bctx_registry_open_reader (bctx_registry_t *self, bctx_local_t *c)
     snprintf (path, sizeof path, "%s/%s.db", self->config->data, c->name);
     /* Made once with its tables, so that every context process can read
      * every log from its start (the context's own process writes it). */
-    bctx_store_t *made = bctx_store_open (path, 0, err, sizeof err);
-    bctx_store_destroy (&made);
+    if (access (path, F_OK) != 0) {
+        bctx_store_t *made = bctx_store_open (path, 0, err, sizeof err);
+        bctx_store_destroy (&made);
+    }
     c->reader = bctx_store_open (path, BCTX_STORE_READONLY, err, sizeof err);
     if (!c->reader)
         bctx_log (BCTX_LOG_WARN, "context %s: cannot read its log: %s", c->name, err);
