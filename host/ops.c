@@ -296,15 +296,9 @@ s_op_contexts (void *arg, bctx_request_t *req)
         json_object_set_new (info, "watch", json_boolean (config->contexts[i].watch));
         json_array_append_new (list, info);
     }
-    json_t *remote = json_array ();
-    for (size_t r = 0; r < config->n_remotes; r++)
-        json_array_append_new (remote, json_pack (
-            "{s:s, s:s, s:s}", "name", config->remotes[r].name,
-            "peer", config->peers[config->remotes[r].peer].name,
-            "api", config->peers[config->remotes[r].peer].api));
     return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "host",
                                            config->name, "contexts", list,
-                                           "remote", remote));
+                                           "remote", bctx_registry_remotes (config)));
 }
 
 /* The counters of every context's worker, by name.  Return: new. */

@@ -178,6 +178,18 @@ bctx_registry_set_views (bctx_registry_t *self, const char *ctx, const json_t *n
     }
 }
 
+json_t *
+bctx_registry_remotes (const bctx_config_t *config)
+{
+    json_t *remote = json_array ();
+    for (size_t r = 0; r < config->n_remotes; r++)
+        json_array_append_new (remote, json_pack (
+            "{s:s, s:s, s:s}", "name", config->remotes[r].name,
+            "peer", config->peers[config->remotes[r].peer].name,
+            "api", config->peers[config->remotes[r].peer].api));
+    return remote;
+}
+
 int
 bctx_registry_index (const bctx_config_t *config, const char *name)
 {

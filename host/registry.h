@@ -107,6 +107,10 @@ int bctx_registry_start (bctx_registry_t *self, const char *replies, char *err, 
 /* The local context named `name` (borrowed), or NULL. */
 bctx_local_t *bctx_registry_find (bctx_registry_t *self, const char *name);
 
+/* What `bctx contexts` shows of config's (borrowed) remote contexts:
+ * [{name, peer, api}].  Return: new. */
+json_t *bctx_registry_remotes (const bctx_config_t *config);
+
 /* The index of the context named `name` in config, or -1. */
 int bctx_registry_index (const bctx_config_t *config, const char *name);
 

@@ -358,14 +358,9 @@ s_contexts_reply (bctx_relay_t *self, s_gather_t *g)
             json_object_set_new (info, "process", bctx_supervise_process (c));
         json_array_append_new (list, info);
     }
-    json_t *remote = json_array ();
-    for (size_t r = 0; r < config->n_remotes; r++)
-        json_array_append_new (remote, json_pack (
-            "{s:s, s:s, s:s}", "name", config->remotes[r].name,
-            "peer", config->peers[config->remotes[r].peer].name,
-            "api", config->peers[config->remotes[r].peer].api));
     return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "host",
-                                           config->name, "contexts", list, "remote", remote));
+                                           config->name, "contexts", list, "remote",
+                                           bctx_registry_remotes (config)));
 }
 
 /* Answers gather i and removes it. */
@@ -627,6 +622,20 @@ s_unlink (bctx_relay_t *self, bctx_child_t *c)
     c->commands = -1;
     c->out.off = c->out.len = 0;
     c->in.off = c->in.len = 0;
+}
+
+void
+bctx_relay_wait (bctx_relay_t *self, int ms)
+{
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    zmq_pollitem_t items[2 * n + 1];
+    for (size_t i = 0; i < n; i++) {
+        items[2 * i] = (zmq_pollitem_t) { children[i]->link, 0, ZMQ_POLLIN, 0 };
+        items[2 * i + 1] = (zmq_pollitem_t) { NULL, children[i]->commands, ZMQ_POLLIN, 0 };
+    }
+    zmq_poll (items, (int) (2 * n), ms);
+    bctx_relay_read_all (self);
 }
 
 void

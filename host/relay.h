@@ -46,6 +46,10 @@ double bctx_relay_tick (bctx_relay_t *self);
 /* Reads every link once (start and drain, outside the loop). */
 void bctx_relay_read_all (bctx_relay_t *self);
 
+/* Outside the loop (start and drain): waits up to ms for any child's
+ * link or command link, then reads them all. */
+void bctx_relay_wait (bctx_relay_t *self, int ms);
+
 /* Are all children up (start)? */
 int bctx_relay_all_up (bctx_relay_t *self);
 

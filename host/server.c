@@ -199,11 +199,7 @@ s_boot (bctx_server_t *self, char *err, size_t errlen)
             return -1;
         }
         bctx_relay_tick (self->relay);
-        zmq_pollitem_t items[n ? n : 1];
-        for (size_t i = 0; i < n; i++)
-            items[i] = (zmq_pollitem_t) { children[i]->link, 0, ZMQ_POLLIN, 0 };
-        zmq_poll (items, (int) n, 10);
-        bctx_relay_read_all (self->relay);
+        bctx_relay_wait (self->relay, 10);
     }
     return 0;
 }
@@ -428,15 +424,7 @@ s_run_supervisor (bctx_server_t *self)
     double deadline = bctx_now () + (double) config->stop_timeout_ms / 1000.0;
     while (!bctx_supervise_all_gone (self->supervise) && bctx_now () < deadline) {
         bctx_relay_tick (self->relay);
-        size_t n;
-        bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
-        zmq_pollitem_t items[2 * n + 1];
-        for (size_t i = 0; i < n; i++) {
-            items[2 * i] = (zmq_pollitem_t) { children[i]->link, 0, ZMQ_POLLIN, 0 };
-            items[2 * i + 1] = (zmq_pollitem_t) { NULL, children[i]->commands, ZMQ_POLLIN, 0 };
-        }
-        zmq_poll (items, (int) (2 * n), 10);
-        bctx_relay_read_all (self->relay);
+        bctx_relay_wait (self->relay, 10);
     }
     bctx_relay_read_all (self->relay);
     bctx_supervise_kill_all (self->supervise);
