@@ -6,7 +6,8 @@
 #   2. the bank (accounts + transfers): live lag of the balances projection
 #      under 16-client Deposit load, and end-to-end transfers/s;
 #   3. projection catch-up over a 1 000 000-event log;
-#   4. the pause a client sees while a context is reloaded, 20 times;
+#   4. the pause a client sees while a context is reloaded (a handover
+#      between two context processes), 20 times;
 #   5. two bridged hosts: a bridge catching up a 1 000 000-event log, the
 #      round trip of commands forwarded to a peer, and live bridging;
 #   6. a context process's crash: from the crash to its first served
@@ -109,7 +110,8 @@ echo "   ${line#*INFO }"
 stop_host
 
 echo
-echo "4. Hot swap: 20 reloads of accounts (alternating 1.0.0 and 2.0.0) under 16-client Deposit load"
+echo "4. Hot swap: 20 reloads of accounts (alternating 1.0.0 and 2.0.0) under 16-client Deposit load," \
+     "each a handover from the old context process to a new one"
 start_host reload "$ACCOUNTS"
 ./bin/bctx-bench -e "$endpoint" --setup --accounts 1000 --max 1 --seconds 0.1 >/dev/null
 ./bin/bctx-bench -e "$endpoint" --clients 16 --accounts 1000 --seconds 2 >/dev/null

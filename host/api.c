@@ -42,6 +42,9 @@ struct bctx_api {
     void *admin;                  /* the admin endpoint's ROUTER (ipc, 0700 folder) */
     char *admin_endpoint;         /* its address: ipc://<host.data, absolute>/run/admin.sock */
     bctx_security_t *security;    /* the roles of CURVE keys (borrowed), or NULL */
+    unsigned admin_role;          /* the role of what comes on the admin endpoint:
+                                     admin, and on a context process's link also
+                                     its supervisor's */
     s_handler_t handlers[BCTX_OP_COUNT]; /* by BCTX_OP_* */
     s_reader_t readers[2];        /* by BCTX_API_PUBLIC / _ADMIN */
     bctx_api_counters_t counters; /* what was counted */
@@ -142,10 +145,14 @@ bctx_api_bind (bctx_api_t *self, void *zctx, const bctx_config_t *config,
                bctx_security_t *security, char *err, size_t errlen)
 {
     self->security = security;
+    self->admin_role = BCTX_ROLE_ADMIN;
     /* A context process serves only its link to the supervisor, which
-     * checked each request's role: it comes in as the admin's. */
-    if (config->only)
+     * checked each request's role: it comes in as the admin's, and the
+     * supervisor's own steps of a handover come on it too. */
+    if (config->only) {
+        self->admin_role = BCTX_ROLE_ADMIN | BCTX_ROLE_SUPERVISOR;
         return s_open_admin (self, zctx, config->data, config->api, err, errlen);
+    }
     self->router = zmq_socket (zctx, ZMQ_ROUTER);
     int one = 1, hwm = 0;
     zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
@@ -344,7 +351,7 @@ s_on_request (bctx_api_t *self, int which)
             /* The admin endpoint is admin; the public API's role comes
              * from the connection's CURVE key (client without keys). */
             unsigned role = which == BCTX_API_ADMIN
-                            ? BCTX_ROLE_ADMIN
+                            ? self->admin_role
                             : bctx_security_role (self->security,
                                                   zmq_msg_gets (&frames[body_at], "User-Id"));
             if (!role) {

@@ -22,8 +22,6 @@ struct bctx_commands {
     bctx_registry_t *registry;    /* the contexts (borrowed) */
     bctx_api_t *api;              /* to answer clients (borrowed) */
     bctx_peers_t *peers;          /* where remote contexts live (borrowed), or NULL */
-    bctx_reload_done_fn *reload_done; /* takes reload jobs back, or NULL */
-    void *reload_arg;             /* its argument (borrowed) */
     bctx_relay_t *relay;          /* in the supervisor: to the context processes */
     void *replies;                /* PULL: jobs back from workers */
     int64_t in_flight;            /* jobs handed to workers, not yet back */
@@ -50,12 +48,9 @@ bctx_commands_new (bctx_registry_t *registry, bctx_api_t *api, char *err, size_t
 }
 
 void
-bctx_commands_route (bctx_commands_t *self, bctx_peers_t *peers,
-                     bctx_reload_done_fn *fn, void *arg)
+bctx_commands_route (bctx_commands_t *self, bctx_peers_t *peers)
 {
     self->peers = peers;
-    self->reload_done = fn;
-    self->reload_arg = arg;
 }
 
 void
@@ -193,21 +188,13 @@ s_op_send (void *arg, bctx_request_t *r)
     return NULL;
 }
 
-/* Jobs back from workers: replies to their clients, reloads to their
- * taker. */
+/* Jobs back from workers: replies to their clients. */
 static int
 s_on_reply (void *arg)
 {
     bctx_commands_t *self = arg;
     bctx_job_t *job;
     while (zmq_recv (self->replies, &job, sizeof job, ZMQ_DONTWAIT) == (int) sizeof job) {
-        if (job->kind == BCTX_JOB_RELOAD) {
-            if (self->reload_done)
-                self->reload_done (self->reload_arg, job);
-            else
-                bctx_job_destroy (&job);
-            continue;
-        }
         self->in_flight--;
         bctx_api_send (self->api, job->identity, job->identity_len, job->delimiter,
                        job->reply ? job->reply : S_NO_REPLY);

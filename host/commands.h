@@ -17,11 +17,8 @@
 #include "relay.h"
 #include "worker.h"
 
-/* Where workers (and reload preparers) hand jobs back. */
+/* Where workers hand jobs back. */
 #define BCTX_COMMANDS_REPLIES "inproc://bctx-replies"
-
-/* Takes a reload job (stolen) back from a worker or a preparer. */
-typedef void (bctx_reload_done_fn) (void *arg, bctx_job_t *job);
 
 typedef struct bctx_commands bctx_commands_t;
 
@@ -31,10 +28,8 @@ typedef struct bctx_commands bctx_commands_t;
 bctx_commands_t *bctx_commands_new (bctx_registry_t *registry, bctx_api_t *api,
                                     char *err, size_t errlen);
 
-/* Sets where remote contexts' commands go (borrowed), and who takes the
- * reload jobs that come back (fn, arg borrowed). */
-void bctx_commands_route (bctx_commands_t *self, bctx_peers_t *peers,
-                          bctx_reload_done_fn *fn, void *arg);
+/* Sets where remote contexts' commands go (borrowed). */
+void bctx_commands_route (bctx_commands_t *self, bctx_peers_t *peers);
 
 /* In the supervisor: local contexts' commands go to their context
  * processes through relay (borrowed). */

@@ -99,6 +99,10 @@ typedef struct bctx_config {
                                 in the supervisor */
     char *bus_in;            /* the supervisor's bus, where publishers connect */
     char *bus_out;           /* and where subscribers connect (ipc) */
+    int standby;             /* a context process started for a handover: it takes
+                                its context's writer only when told (take) */
+    double load_deadline;    /* monotonic seconds by which its plugin's copy must
+                                be made (a handover's reload_timeout_ms), or 0 */
     char *command_link;      /* a context process's worker's own link, for its
                                 commands (the link's address with "cmd-" for
                                 "ctx-"), or NULL */

@@ -3,13 +3,16 @@
  */
 #include "endpoint.h"
 
+#include <errno.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 int
 bctx_endpoint_is_loopback (const char *endpoint)
@@ -115,4 +118,29 @@ bctx_endpoint_same_socket (const char *local, const char *peer)
     if (la)
         freeaddrinfo (la);
     return same;
+}
+
+int
+bctx_run_endpoint (const char *data, const char *name, char *out, size_t size,
+                   char *err, size_t errlen)
+{
+    char *real = realpath (data, NULL);
+    if (!real) {
+        snprintf (err, errlen, "host.data: %s: %s", data, strerror (errno));
+        return -1;
+    }
+    char run[PATH_MAX + 8];
+    snprintf (run, sizeof run, "%s/run", real);
+    free (real);
+    if (mkdir (run, 0700) < 0 && errno != EEXIST) {
+        snprintf (err, errlen, "host.data: cannot create %s: %s", run, strerror (errno));
+        return -1;
+    }
+    snprintf (out, size, "ipc://%s/%s", run, name);
+    if (strlen (out) - 6 > 107) {
+        snprintf (err, errlen, "host.data: the socket %s is over the 107 bytes a Unix "
+                  "socket allows: give host.data a shorter path", out + 6);
+        return -1;
+    }
+    return 0;
 }

@@ -6,6 +6,8 @@
 #ifndef BCTX_ENDPOINT_H
 #define BCTX_ENDPOINT_H
 
+#include <stddef.h>
+
 /* Does the endpoint stay on this machine (tcp on 127.x, localhost or ::1,
  * ipc, inproc)?  A string test: no name is resolved.  Return 1 or 0. */
 int bctx_endpoint_is_loopback (const char *endpoint);
@@ -19,5 +21,12 @@ int bctx_endpoint_is_wildcard (const char *endpoint);
  * matches every address of this machine.  Return 1 when they are the same
  * socket, 0 otherwise (also when either cannot be resolved). */
 int bctx_endpoint_same_socket (const char *local, const char *peer);
+
+/* "ipc://<realpath of data>/run/<name>" into out (size bytes), making
+ * <data>/run (0700) if it is not there: where the supervisor and its
+ * context processes meet.  Return 0, or -1 with the reason (a path over
+ * the 107 bytes a Unix socket allows among them). */
+int bctx_run_endpoint (const char *data, const char *name, char *out, size_t size,
+                       char *err, size_t errlen);
 
 #endif

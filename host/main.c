@@ -3,13 +3,15 @@
  * `bctx-host [--accept-truncated-log CONTEXT]... CONFIG.json`.
  * The host is a supervisor that runs each context in a context process,
  * this same program run again as `bctx-host --context NAME [--plugin
- * PATH] CONFIG.json` (not for people: the supervisor starts it).
+ * PATH] [--generation G [--standby --deadline T]] CONFIG.json` (not for
+ * people: the supervisor starts it; see context_main.h).
  * Exits 0 after a clean drain on SIGINT/SIGTERM, 1 with a message naming
  * the problem when the config or a context cannot be loaded, host.data is
  * another host's, or a log has lost events (see datadir.h);
  * --accept-truncated-log CONTEXT starts anyway and says what was lost.
  */
 #include "config.h"
+#include "context_main.h"
 #include "log.h"
 #include "server.h"
 
@@ -36,6 +38,46 @@ s_at_exit (void)
         bctx_log_unexpected_exit ();
 }
 
+/* A standby that cannot start tells its supervisor why, in
+ * <host.data>/run/standby-NAME.G.json: {"failure": BCTX_LOAD_* or 0,
+ * "message": ...}, read when the process has ended. */
+static void
+s_tell_supervisor (const char *data, const char *name, unsigned generation, int failure,
+                   const char *message)
+{
+    char path[4200], tmp[4300];
+    snprintf (path, sizeof path, "%s/run/standby-%s.%u.json", data, name, generation);
+    snprintf (tmp, sizeof tmp, "%s.tmp", path);
+    json_t *why = json_pack ("{s:i, s:s}", "failure", failure, "message", message);
+    if (why && json_dump_file (why, tmp, JSON_COMPACT) == 0)
+        rename (tmp, path);
+    json_decref (why);
+}
+
+/* Runs the context process of `only` on config (stolen).  Return the
+ * exit status. */
+static int
+s_context_main (bctx_config_t *config, const char *only, unsigned generation, int stop_fd)
+{
+    char err[2048], data[4096];
+    snprintf (data, sizeof data, "%s", config->data);
+    int standby = config->standby, failure = 0;
+    bctx_context_main_t *context = bctx_context_main_new (config, &failure, err, sizeof err);
+    if (!context) {
+        bctx_log (BCTX_LOG_ERROR, "cannot start: %s", err);
+        if (standby)
+            s_tell_supervisor (data, only, generation, failure, err);
+        s_returning = 1;
+        return 1;
+    }
+    bctx_context_main_run (context, stop_fd);
+    close (stop_fd);
+    bctx_context_main_destroy (&context);
+    bctx_log (BCTX_LOG_INFO, "context %s: process %d stopped", only, (int) getpid ());
+    s_returning = 1;
+    return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -43,6 +85,9 @@ main (int argc, char **argv)
     const char *accept[argc > 0 ? argc : 1];
     size_t n_accept = 0;
     const char *path = NULL, *only = NULL, *plugin = NULL;
+    unsigned generation = 0;
+    int standby = 0;
+    double deadline = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp (argv[i], "--accept-truncated-log") == 0 && i + 1 < argc
             && argv[i + 1][0] && argv[i + 1][0] != '-')
@@ -51,6 +96,12 @@ main (int argc, char **argv)
             only = argv[++i];
         else if (strcmp (argv[i], "--plugin") == 0 && i + 1 < argc)
             plugin = argv[++i];
+        else if (strcmp (argv[i], "--generation") == 0 && i + 1 < argc)
+            generation = (unsigned) strtoul (argv[++i], NULL, 10);
+        else if (strcmp (argv[i], "--deadline") == 0 && i + 1 < argc)
+            deadline = strtod (argv[++i], NULL);
+        else if (strcmp (argv[i], "--standby") == 0)
+            standby = 1;
         else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else {
@@ -75,10 +126,14 @@ main (int argc, char **argv)
         bctx_log (BCTX_LOG_ERROR, "bad config: %s", err);
         return 1;
     }
-    if (only && bctx_server_context_config (config, only, plugin, err, sizeof err) < 0) {
+    if (only && bctx_context_main_config (config, only, plugin, generation, err, sizeof err) < 0) {
         bctx_log (BCTX_LOG_ERROR, "cannot start: %s", err);
         bctx_config_destroy (&config);
         return 1;
+    }
+    if (only) {
+        config->standby = standby;
+        config->load_deadline = deadline;
     }
     /* Block the stop signals in every thread (the ones ZeroMQ and the
      * workers start inherit this mask) and read them from a signalfd in
@@ -99,6 +154,8 @@ main (int argc, char **argv)
     signal (SIGPIPE, SIG_IGN);
 
     atexit (s_at_exit);
+    if (only)
+        return s_context_main (config, only, generation, stop_fd);
     char name[128];
     snprintf (name, sizeof name, "%s", config->name);
     bctx_server_t *server = bctx_server_new (config, accept, err, sizeof err);

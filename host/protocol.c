@@ -24,6 +24,10 @@ static const bctx_op_t s_ops[] = {
     { BCTX_OP_REPLAY,   "replay",   BCTX_ROLE_ADMIN },
     { BCTX_OP_RETRY,    "retry",    BCTX_ROLE_ADMIN },
     { BCTX_OP_RELOAD,   "reload",   BCTX_ROLE_ADMIN },
+    /* A handover's steps, between the supervisor and its context
+     * processes (reload.h): no client, admin or peer may send them. */
+    { BCTX_OP_RELEASE,  "release",  BCTX_ROLE_SUPERVISOR },
+    { BCTX_OP_TAKE,     "take",     BCTX_ROLE_SUPERVISOR },
     { 0, NULL, 0 }
 };
 _Static_assert (sizeof s_ops / sizeof s_ops[0] == BCTX_OP_COUNT + 1,

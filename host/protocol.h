@@ -28,14 +28,17 @@
 enum {
     BCTX_ROLE_PEER   = 1,         /* another host: forward, read logs */
     BCTX_ROLE_CLIENT = 2,         /* an application: commands and reads */
-    BCTX_ROLE_ADMIN  = 4          /* the operator: anything */
+    BCTX_ROLE_ADMIN  = 4,         /* the operator: anything */
+    BCTX_ROLE_SUPERVISOR = 8      /* a context process's supervisor, on its link:
+                                     also the handover's steps */
 };
 
 /* The ops, in the order of the op table (a server indexes its handlers
  * by these). */
 enum {
     BCTX_OP_SEND, BCTX_OP_EVENTS, BCTX_OP_QUERY, BCTX_OP_CONTEXTS, BCTX_OP_STATS,
-    BCTX_OP_REPLAY, BCTX_OP_RETRY, BCTX_OP_RELOAD, BCTX_OP_COUNT
+    BCTX_OP_REPLAY, BCTX_OP_RETRY, BCTX_OP_RELOAD, BCTX_OP_RELEASE, BCTX_OP_TAKE,
+    BCTX_OP_COUNT
 };
 
 /* One op of the wire protocol, as the host and the CLI know it. */

@@ -211,15 +211,13 @@ s_swap_contexts (bctx_registry_t *reg, const bctx_config_t *next, bctx_local_t *
 
 /* Applies next (stolen), checked already. */
 static void
-s_apply (bctx_registry_t *reg, bctx_reload_t *reload, bctx_watch_t *watch,
-         bctx_config_t *next, bctx_local_t *added)
+s_apply (bctx_registry_t *reg, bctx_config_t *next, bctx_local_t *added)
 {
     char err[1024];
     /* Reactors restart from their checkpoints, so that each knows every
      * context it may send to. */
     bctx_registry_end_reactors (reg);
     s_swap_contexts (reg, next, added);
-    /* Keep the old config until the reloads below have read their paths. */
     bctx_config_t *old = reg->config;
     reg->config = next;
     bctx_registry_build_sources (reg);
@@ -230,20 +228,6 @@ s_apply (bctx_registry_t *reg, bctx_reload_t *reload, bctx_watch_t *watch,
             bctx_log (BCTX_LOG_ERROR, "SIGHUP: context %s: %s", p->name, err);
         bctx_plugin_unref (&p);
     }
-    for (size_t j = 0; j < next->n_contexts; j++) {
-        int i = bctx_registry_index (old, next->contexts[j].name);
-        if (i < 0)
-            continue;
-        if (strcmp (old->contexts[i].plugin, next->contexts[j].plugin) != 0
-            || !json_equal (old->contexts[i].settings, next->contexts[j].settings)) {
-            char *reply = bctx_reload_start (reload, j, next->contexts[j].plugin, NULL, 0, 0,
-                                             NULL);
-            free (reply);          /* logged */
-        }
-    }
-    /* The watches follow the new config. */
-    if (bctx_watch_renew (watch, err, sizeof err) != 0)
-        bctx_log (BCTX_LOG_ERROR, "SIGHUP: %s", err);
     bctx_config_destroy (&old);
     bctx_log (BCTX_LOG_INFO, "SIGHUP: config applied: %zu context(s), %zu projection(s), "
               "%zu reactor(s)", reg->n_contexts, reg->n_projections, reg->n_reactors);
@@ -258,7 +242,10 @@ s_load (const bctx_config_t *cur, char *err, size_t errlen)
     bctx_config_t *next = bctx_config_load (cur->path, err, errlen);
     if (!next || !cur->only)
         return next;
-    if (bctx_config_for_context (next, cur->only, NULL, cur->peers[cur->n_peers - 1].api,
+    /* Its own version and settings stay: a change to them is a handover
+     * to a new process, which the supervisor starts. */
+    if (bctx_config_for_context (next, cur->only, cur->contexts[0].plugin,
+                                 cur->peers[cur->n_peers - 1].api,
                                  cur->api, cur->bus_in, cur->bus_out) < 0) {
         snprintf (err, errlen, "%s no longer has context %s", cur->path, cur->only);
         bctx_config_destroy (&next);
@@ -296,8 +283,23 @@ s_consumed_gone (bctx_supervise_t *supervise, const bctx_config_t *cur,
     return NULL;
 }
 
+/* The contexts of next whose plugin or settings differ from cur's, by
+ * index in next, as 1s in changed (next->n_contexts entries). */
+static void
+s_changed (const bctx_config_t *cur, const bctx_config_t *next, char *changed)
+{
+    for (size_t j = 0; j < next->n_contexts; j++) {
+        int i = bctx_registry_index (cur, next->contexts[j].name);
+        changed[j] = i >= 0
+                     && (strcmp (cur->contexts[i].plugin, next->contexts[j].plugin) != 0
+                         || !json_equal (cur->contexts[i].settings,
+                                         next->contexts[j].settings));
+    }
+}
+
 int
-bctx_reconfig_supervisor (bctx_registry_t *reg, bctx_supervise_t *supervise)
+bctx_reconfig_supervisor (bctx_registry_t *reg, bctx_supervise_t *supervise,
+                          bctx_reload_t *reload, bctx_watch_t *watch)
 {
     char err[1024], whybuf[1200];
     bctx_config_t *next = s_load (reg->config, err, sizeof err);
@@ -340,21 +342,32 @@ bctx_reconfig_supervisor (bctx_registry_t *reg, bctx_supervise_t *supervise)
     free (reg->contexts);
     reg->contexts = contexts;
     reg->n_contexts = next->n_contexts;
+    char changed[next->n_contexts + 1];
+    s_changed (reg->config, next, changed);
     bctx_config_destroy (&reg->config);
     reg->config = next;
+    bctx_supervise_reconfigure (supervise);
+    for (size_t j = 0; j < next->n_contexts; j++) {
+        if (!changed[j])
+            continue;
+        char *reply = bctx_reload_start (reload, j, NULL, NULL, 0, 0, NULL);
+        free (reply);          /* logged */
+    }
+    if (bctx_watch_renew (watch, err, sizeof err) != 0)
+        bctx_log (BCTX_LOG_ERROR, "SIGHUP: %s", err);
     return 0;
 }
 
 void
-bctx_reconfig_apply (bctx_registry_t *reg, bctx_reload_t *reload, bctx_watch_t *watch)
+bctx_reconfig_apply (bctx_registry_t *reg)
 {
     char err[1024], whybuf[1200];
     bctx_config_t *next = s_load (reg->config, err, sizeof err);
     const char *why = NULL;
     if (!next)
         why = err;
-    else if (!(why = s_check_host (reg->config, next)) && bctx_reload_busy (reload))
-        why = "a reload is in progress: send SIGHUP again when it is done";
+    else
+        why = s_check_host (reg->config, next);
     if (!why)
         why = s_check_contexts (reg, next, whybuf, sizeof whybuf);
     bctx_local_t *added = calloc (next ? next->n_contexts + 1 : 1, sizeof *added);
@@ -368,6 +381,12 @@ bctx_reconfig_apply (bctx_registry_t *reg, bctx_reload_t *reload, bctx_watch_t *
         bctx_log (BCTX_LOG_ERROR, "SIGHUP: the new config is refused, nothing changed: %s", why);
         return;
     }
-    s_apply (reg, reload, watch, next, added);
+    int j = next ? bctx_registry_index (next, reg->config->only) : -1;
+    if (j >= 0) {
+        /* Its settings stay too (see s_load). */
+        json_decref (next->contexts[j].settings);
+        next->contexts[j].settings = json_incref (reg->config->contexts[0].settings);
+    }
+    s_apply (reg, next, added);
     free (added);
 }

@@ -27,7 +27,7 @@ int
 bctx_local_open (void *zctx, const bctx_config_t *config, size_t i,
                    bctx_local_t *c, char *err, size_t errlen)
 {
-    c->worker = bctx_worker_new (zctx, config, i, err, errlen);
+    c->worker = bctx_worker_new (zctx, config, i, &c->load_failure, err, errlen);
     if (!c->worker)
         return -1;
     c->name = strdup (config->contexts[i].name);
@@ -488,71 +488,6 @@ bctx_registry_start (bctx_registry_t *self, const char *replies, char *err, size
             return -1;
         }
     return 0;
-}
-
-/* Moves the projections of version p's context to p, or stops the ones
- * it no longer declares. */
-static void
-s_switch_projections (bctx_registry_t *self, bctx_plugin_t *p)
-{
-    for (size_t i = 0; i < self->n_projections;) {
-        bctx_projector_t *pr = self->projections[i].projector;
-        if (strcmp (self->projections[i].context, p->name) != 0) {
-            i++;
-            continue;
-        }
-        const bctx_projection_t *def = NULL;
-        for (const bctx_projection_t *d = p->desc->projections; d && d->name; d++)
-            if (strcmp (d->name, bctx_projector_name (pr)) == 0)
-                def = d;
-        if (def) {
-            bctx_projector_switch (pr, p, def, self->sources, self->n_sources);
-            i++;
-        } else {
-            bctx_log (BCTX_LOG_INFO, "projection %s: no longer declared; stopped",
-                      bctx_projector_name (pr));
-            s_read_model_free (&self->projections[i]);
-            self->projections[i] = self->projections[--self->n_projections];
-        }
-    }
-}
-
-/* Moves the reactors of version p's context to p, or stops the ones it
- * no longer declares. */
-static void
-s_switch_reactors (bctx_registry_t *self, bctx_plugin_t *p)
-{
-    for (size_t i = 0; i < self->n_reactors;) {
-        bctx_reactor_runner_t *r = self->reactors[i];
-        if (strcmp (bctx_reactor_context (r), p->name) != 0) {
-            i++;
-            continue;
-        }
-        const bctx_reactor_t *def = NULL;
-        for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
-            if (strcmp (d->name, bctx_reactor_name (r)) == 0)
-                def = d;
-        if (def) {
-            bctx_reactor_switch (r, p, def, self->sources, self->n_sources);
-            i++;
-        } else {
-            bctx_log (BCTX_LOG_INFO, "reactor %s: no longer declared; stopped",
-                      bctx_reactor_name (r));
-            bctx_reactor_destroy (&self->reactors[i]);
-            self->reactors[i] = self->reactors[--self->n_reactors];
-        }
-    }
-}
-
-int
-bctx_registry_switch_runners (bctx_registry_t *self, size_t ctx, char *err, size_t errlen)
-{
-    bctx_plugin_t *p = bctx_worker_plugin (self->contexts[ctx].worker);
-    s_switch_projections (self, p);
-    s_switch_reactors (self, p);
-    int rc = bctx_registry_add_runners (self, p, 1, err, errlen);
-    bctx_plugin_unref (&p);
-    return rc;
 }
 
 void

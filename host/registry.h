@@ -32,6 +32,7 @@ typedef struct bctx_local {
     void *push;                   /* PUSH: job pointers to the worker, or NULL */
     bctx_store_t *reader;         /* read-only store for queries (in the supervisor,
                                      NULL until its context process made the file) */
+    int load_failure;             /* why its plugin did not load (BCTX_LOAD_*), or 0 */
 } bctx_local_t;
 
 /* One projection: its runner and a read-only view of its read models.
@@ -138,10 +139,6 @@ void bctx_registry_build_sources (bctx_registry_t *self);
 const char *bctx_registry_consumer (const bctx_plugin_t *p, const char *context,
                                     char *who, size_t size);
 
-/* After context ctx's worker switched versions: moves its projections and
- * reactors to the version now serving, starts the ones it adds, stops the
- * ones it drops.  Return 0, or -1 with the reason. */
-int bctx_registry_switch_runners (bctx_registry_t *self, size_t ctx, char *err, size_t errlen);
 
 /* Stops and frees the projections of context `name`. */
 void bctx_registry_drop_projections (bctx_registry_t *self, const char *name);

@@ -22,8 +22,19 @@ enum {
     S_CLIENT = 0,                 /* a client's: the reply goes back as it is */
     S_PROBE = 1,                  /* the relay's own stats: the process is up */
     S_GATHER = 2,                 /* one part of a stats or contexts */
-    S_RELOAD = 3                  /* a client's reload: the version it serves then */
+    S_ASK = 3                     /* a handover's step: the reply goes to its fn */
 };
+
+/* A command held while its context is handed over. */
+typedef struct {
+    char *name;                   /* its context */
+    char *text;                   /* the request (owned) */
+    size_t len;                   /* its length */
+    unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope */
+    size_t env_len;               /* its length */
+    int delimiter;                /* the client sent an empty frame first */
+    char what[160];               /* the command, for an obituary */
+} s_held_t;
 
 /* A stats or contexts waiting for the processes' parts. */
 typedef struct {
@@ -43,15 +54,13 @@ typedef struct {
     bctx_child_t *child;          /* where it went */
     int kind;                     /* S_* */
     double deadline;              /* monotonic: then "unavailable" */
-    unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope (S_CLIENT,
-                                     S_RELOAD) */
+    unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope (S_CLIENT) */
     size_t env_len;               /* its length */
     int delimiter;                /* the client sent an empty frame first */
     uint64_t gather;              /* S_GATHER: its gather's id */
     char what[160];               /* the command, for an obituary, or "" */
-    char *plugin;                 /* S_RELOAD: the version asked for, or NULL */
-    char *held;                   /* S_PROBE: a reload's reply, sent once the probe
-                                     told what the new version runs, or NULL */
+    bctx_relay_fn *fn;            /* S_ASK: who takes the reply */
+    void *arg;                    /* its argument */
 } s_pending_t;
 
 struct bctx_relay {
@@ -66,6 +75,15 @@ struct bctx_relay {
     s_gather_t *gathers;          /* stats and contexts being gathered */
     size_t n_gathers;             /* how many */
     uint64_t next_tag;            /* tags and gather ids */
+    char **holds;                 /* contexts whose commands are held */
+    size_t n_holds;               /* how many */
+    s_held_t *held;               /* the commands held, in arrival order */
+    size_t n_held;                /* how many */
+    bctx_relay_fn *child_fn;      /* told of standbys up and children ended */
+    void *child_arg;              /* its argument */
+    bctx_child_t *idle_child;     /* a child whose commands in flight are awaited */
+    bctx_relay_fn *idle_fn;       /* told when it has none */
+    void *idle_arg;               /* its argument */
 };
 
 static void s_on_exit (void *arg, bctx_child_t *child);
@@ -74,7 +92,6 @@ static void s_link_commands (bctx_relay_t *self, bctx_child_t *c);
 static int s_on_readable (void *arg);
 static char *s_op_gather (void *arg, bctx_request_t *req);
 static char *s_op_named (void *arg, bctx_request_t *req);
-static char *s_op_reload (void *arg, bctx_request_t *req);
 
 bctx_relay_t *
 bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *supervise,
@@ -88,7 +105,6 @@ bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *su
     bctx_api_handle (api, BCTX_OP_CONTEXTS, s_op_gather, self);
     bctx_api_handle (api, BCTX_OP_REPLAY, s_op_named, self);
     bctx_api_handle (api, BCTX_OP_RETRY, s_op_named, self);
-    bctx_api_handle (api, BCTX_OP_RELOAD, s_op_reload, self);
     return self;
 }
 
@@ -146,9 +162,39 @@ s_unavailable (bctx_request_t *req, const bctx_child_t *c)
                                "commands (its process is stopping)", c->name);
 }
 
+/* What an obituary names of a command: "Deposit (id x)", into what. */
+static void
+s_what (const bctx_request_t *req, char *what, size_t size)
+{
+    const char *id = json_string_value (json_object_get (req->body, "id"));
+    snprintf (what, size, "%s (id %s)",
+              json_string_value (json_object_get (req->body, "command")), id ? id : "none");
+}
+
+/* Is context name's traffic held? */
+static int
+s_holding (const bctx_relay_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_holds; i++)
+        if (strcmp (self->holds[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 char *
 bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name)
 {
+    if (self->n_holds && s_holding (self, name)) {
+        self->held = bctx_realloc (self->held, (self->n_held + 1) * sizeof *self->held);
+        s_held_t *h = &self->held[self->n_held++];
+        *h = (s_held_t) { .name = strdup (name), .text = strndup (req->text, req->text_len),
+                          .len = req->text_len, .env_len = req->envelope_len,
+                          .delimiter = req->delimiter };
+        memcpy (h->env, req->envelope, req->envelope_len);
+        s_what (req, h->what, sizeof h->what);
+        self->in_flight++;
+        return NULL;
+    }
     bctx_child_t *c = bctx_supervise_find (self->supervise, name);
     if (!c || c->state != BCTX_CHILD_UP)
         return c ? s_unavailable (req, c)
@@ -161,10 +207,7 @@ bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name)
     p->kind = S_CLIENT;
     p->deadline = bctx_now () + (double) (config->handler_timeout_ms + 2000) / 1000.0;
     s_return_to (p, req);
-    snprintf (p->what, sizeof p->what, "%s (id %s)",
-              json_string_value (json_object_get (req->body, "command")),
-              json_string_value (json_object_get (req->body, "id"))
-                  ? json_string_value (json_object_get (req->body, "id")) : "none");
+    s_what (req, p->what, sizeof p->what);
     self->in_flight++;
     return NULL;
 }
@@ -175,9 +218,32 @@ s_drop (bctx_relay_t *self, size_t i)
 {
     if (self->pending[i].kind == S_CLIENT)
         self->in_flight--;
-    free (self->pending[i].plugin);
-    free (self->pending[i].held);
     self->pending[i] = self->pending[--self->n_pending];
+}
+
+/* Does child have a client's command in flight, or bytes of one not
+ * written yet? */
+static int
+s_busy (const bctx_relay_t *self, const bctx_child_t *c)
+{
+    if (c->commands >= 0 && c->out.off < c->out.len)
+        return 1;
+    for (size_t i = 0; i < self->n_pending; i++)
+        if (self->pending[i].child == c && self->pending[i].kind == S_CLIENT)
+            return 1;
+    return 0;
+}
+
+/* Tells who waits for child to be idle, once it is. */
+static void
+s_check_idle (bctx_relay_t *self, bctx_child_t *c)
+{
+    if (self->idle_child != c || s_busy (self, c))
+        return;
+    bctx_relay_fn *fn = self->idle_fn;
+    self->idle_child = NULL;
+    self->idle_fn = NULL;
+    fn (self->idle_arg, c, NULL);
 }
 
 /* The names (keys) of object `o` as an array.  Return: new. */
@@ -221,7 +287,8 @@ s_learn (bctx_relay_t *self, bctx_child_t *c, const json_t *stats)
     json_object_clear (c->consumes);
     s_consumed (c->consumes, "projection", projections);
     s_consumed (c->consumes, "reactor", reactors);
-    bctx_registry_set_views (self->registry, c->name, c->projections);
+    if (!c->standby && !c->retired)
+        bctx_registry_set_views (self->registry, c->name, c->projections);
 }
 
 /* Asks child for its stats (S_PROBE).  Return the pending entry, or
@@ -248,41 +315,17 @@ s_probed (bctx_relay_t *self, bctx_child_t *c, const char *reply)
         s_learn (self, c, stats);
     json_decref (stats);
     c->probing = 0;
+    if (c->standby) {
+        bctx_supervise_up (self->supervise, c);
+        if (self->child_fn)
+            self->child_fn (self->child_arg, c, reply);
+        return;
+    }
     bctx_local_t *handle = bctx_registry_find (self->registry, c->name);
     if (handle)
         bctx_registry_open_reader (self->registry, handle);
     s_link_commands (self, c);
     bctx_supervise_up (self->supervise, c);
-}
-
-/* A reload's reply (taken): an accepted one changes the version the
- * process is restarted with, and what it runs, which is learnt before
- * the client hears of the switch (a query may follow at once). */
-static void
-s_reloaded (bctx_relay_t *self, s_pending_t *p, char *reply)
-{
-    json_t *r = json_loads (reply, 0, NULL);
-    int ok = json_is_true (json_object_get (r, "ok"));
-    json_decref (r);
-    bctx_child_t *c = p->child;
-    if (ok) {
-        int i = bctx_registry_index (self->registry->config, c->name);
-        free (c->plugin);
-        c->plugin = p->plugin ? p->plugin
-                  : i >= 0 ? strdup (self->registry->config->contexts[i].plugin) : NULL;
-        p->plugin = NULL;
-    }
-    s_pending_t saved = *p;
-    s_pending_t *probe = ok ? s_probe (self, c) : NULL;
-    if (!probe) {
-        bctx_api_send (self->api, saved.env, saved.env_len, saved.delimiter, reply);
-        free (reply);
-        return;
-    }
-    memcpy (probe->env, saved.env, saved.env_len);
-    probe->env_len = saved.env_len;
-    probe->delimiter = saved.delimiter;
-    probe->held = reply;
 }
 
 /* The gather of id, or NULL. */
@@ -319,7 +362,8 @@ s_stats_reply (bctx_relay_t *self, s_gather_t *g)
     size_t n;
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
     for (size_t i = 0; i < n; i++) {
-        if (children[i]->state == BCTX_CHILD_GONE)
+        if (children[i]->state == BCTX_CHILD_GONE || children[i]->standby
+            || children[i]->retired)
             continue;
         json_t *c = json_object_get (contexts, children[i]->name);
         if (!c) {
@@ -354,8 +398,13 @@ s_contexts_reply (bctx_relay_t *self, s_gather_t *g)
         json_t *part = json_object_get (g->parts, name);
         json_t *info = json_array_get (json_object_get (part, "contexts"), 0);
         info = info ? json_deep_copy (info) : json_pack ("{s:s}", "name", name);
-        if (c)
+        if (c) {
+            /* The handovers are the supervisor's to count. */
+            json_object_set_new (info, "reloads", json_integer (c->reloads));
+            json_object_set_new (info, "last_reload_error", c->last_reload_error[0]
+                                 ? json_string (c->last_reload_error) : json_null ());
             json_object_set_new (info, "process", bctx_supervise_process (c));
+        }
         json_array_append_new (list, info);
     }
     return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "host",
@@ -409,7 +458,8 @@ s_op_gather (void *arg, bctx_request_t *req)
     size_t n;
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
     for (size_t i = 0; i < n; i++) {
-        if (children[i]->state != BCTX_CHILD_UP)
+        if (children[i]->state != BCTX_CHILD_UP || children[i]->standby
+            || children[i]->retired)
             continue;
         s_pending_t *p = s_pass (self, children[i], req->text, req->text_len);
         if (!p)
@@ -441,6 +491,8 @@ s_op_named (void *arg, bctx_request_t *req)
     size_t n;
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
     for (size_t i = 0; i < n; i++) {
+        if (children[i]->standby || children[i]->retired)
+            continue;
         json_t *names = req->op->id == BCTX_OP_REPLAY ? children[i]->projections
                                                      : children[i]->reactors;
         size_t k;
@@ -462,35 +514,6 @@ s_op_named (void *arg, bctx_request_t *req)
     return bctx_request_error (req, BCTX_E_BAD_REQUEST, "no %s \"%s\" on this host", key, name);
 }
 
-/* {"op":"reload","context":C,"plugin":P?}: to C's process, which swaps
- * its version in place. */
-static char *
-s_op_reload (void *arg, bctx_request_t *req)
-{
-    bctx_relay_t *self = arg;
-    const bctx_config_t *config = self->registry->config;
-    const char *op = NULL, *name = NULL, *path = NULL;
-    json_error_t jerr;
-    if (json_unpack_ex (req->body, &jerr, JSON_STRICT, "{s:s, s:s, s?s}", "op", &op,
-                        "context", &name, "plugin", &path) != 0)
-        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "reload: %s", jerr.text);
-    bctx_child_t *c = bctx_registry_index (config, name) >= 0
-                      ? bctx_supervise_find (self->supervise, name) : NULL;
-    if (!c)
-        return bctx_request_error (req, BCTX_E_UNKNOWN_CONTEXT,
-                                   "no context \"%s\" on this host", name);
-    s_pending_t *p = c->state == BCTX_CHILD_UP ? s_pass (self, c, req->text, req->text_len)
-                                              : NULL;
-    if (!p)
-        return s_unavailable (req, c);
-    p->kind = S_RELOAD;
-    p->deadline = bctx_now () + (double) (config->reload_timeout_ms
-                                          + config->handler_timeout_ms + 2000) / 1000.0;
-    p->plugin = path ? strdup (path) : NULL;
-    s_return_to (p, req);
-    return NULL;
-}
-
 /* Passes one reply of child (tag, body borrowed) on. */
 static void
 s_deliver (bctx_relay_t *self, bctx_child_t *c, uint64_t tag, const char *body, size_t len)
@@ -504,28 +527,23 @@ s_deliver (bctx_relay_t *self, bctx_child_t *c, uint64_t tag, const char *body, 
     char *reply = strndup (body, len);
     /* Taken out first: answering may add entries. */
     s_pending_t p = self->pending[i];
-    self->pending[i].plugin = self->pending[i].held = NULL;
     s_drop (self, i);
     switch (p.kind) {
     case S_CLIENT:
         bctx_api_send (self->api, p.env, p.env_len, p.delimiter, reply);
+        s_check_idle (self, c);
         break;
     case S_PROBE:
         s_probed (self, c, reply);
-        if (p.held)
-            bctx_api_send (self->api, p.env, p.env_len, p.delimiter, p.held);
         break;
     case S_GATHER:
         s_gathered (self, p.gather, c, reply);
         break;
-    case S_RELOAD:
-        s_reloaded (self, &p, reply);
-        reply = NULL;
+    case S_ASK:
+        p.fn (p.arg, c, reply);
         break;
     }
     free (reply);
-    free (p.plugin);
-    free (p.held);
 }
 
 /* Passes one reply of child (its frames: [tag][""][reply]) on. */
@@ -695,10 +713,7 @@ static void
 s_fail (bctx_relay_t *self, size_t i, const char *why)
 {
     s_pending_t *p = &self->pending[i];
-    if (p->held) {
-        /* The reload switched; only what it runs is not known yet. */
-        bctx_api_send (self->api, p->env, p->env_len, p->delimiter, p->held);
-    } else if (p->kind == S_CLIENT || p->kind == S_RELOAD) {
+    if (p->kind == S_CLIENT) {
         char *reply = bctx_reply_error (BCTX_E_UNAVAILABLE, "context \"%s\": %s; the command "
                                         "was not acknowledged, so it may be sent again",
                                         p->child->name, why);
@@ -708,10 +723,15 @@ s_fail (bctx_relay_t *self, size_t i, const char *why)
     if (p->kind == S_PROBE)
         p->child->probing = 0;
     uint64_t gather = p->kind == S_GATHER ? p->gather : 0;
+    s_pending_t was = *p;
     s_drop (self, i);
     s_gather_t *g = gather ? s_gather_find (self, gather) : NULL;
     if (g && --g->waiting == 0)
         s_gather_end (self, (size_t) (g - self->gathers));
+    if (was.kind == S_ASK)
+        was.fn (was.arg, was.child, NULL);
+    else if (was.kind == S_CLIENT)
+        s_check_idle (self, was.child);
 }
 
 double
@@ -773,6 +793,17 @@ s_on_exit (void *arg, bctx_child_t *c)
             s_fail (self, i, why);
         else
             i++;
+    if (self->idle_child == c)
+        s_check_idle (self, c);
+    if ((c->standby || c->retired) && c->reader >= 0 && self->loop) {
+        /* It does not come back: its supervisor frees it. */
+        bctx_loop_reader_end (self->loop, c->reader);
+        c->reader = -1;
+        free (c->reader_arg);
+        c->reader_arg = NULL;
+    }
+    if (self->child_fn)
+        self->child_fn (self->child_arg, c, NULL);
 }
 
 int
@@ -792,9 +823,113 @@ bctx_relay_in_flight (const bctx_relay_t *self)
     return self->in_flight;
 }
 
+/* Answers held command i "unavailable" (why) and forgets it. */
+static void
+s_held_fail (bctx_relay_t *self, size_t i, const char *why)
+{
+    s_held_t *h = &self->held[i];
+    char *reply = bctx_reply_error (BCTX_E_UNAVAILABLE, "context \"%s\": %s; the command "
+                                    "was not acknowledged, so it may be sent again", h->name,
+                                    why);
+    bctx_api_send (self->api, h->env, h->env_len, h->delimiter, reply);
+    free (reply);
+    free (h->name);
+    free (h->text);
+    self->in_flight--;
+}
+
+void
+bctx_relay_on_child (bctx_relay_t *self, bctx_relay_fn *fn, void *arg)
+{
+    self->child_fn = fn;
+    self->child_arg = arg;
+}
+
+void
+bctx_relay_hold (bctx_relay_t *self, const char *name)
+{
+    if (s_holding (self, name))
+        return;
+    self->holds = bctx_realloc (self->holds, (self->n_holds + 1) * sizeof *self->holds);
+    self->holds[self->n_holds++] = strdup (name);
+}
+
+void
+bctx_relay_unhold (bctx_relay_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_holds; i++)
+        if (strcmp (self->holds[i], name) == 0) {
+            free (self->holds[i]);
+            self->holds[i] = self->holds[--self->n_holds];
+            break;
+        }
+    bctx_child_t *c = bctx_supervise_find (self->supervise, name);
+    const bctx_config_t *config = self->registry->config;
+    double deadline = bctx_now () + (double) (config->handler_timeout_ms + 2000) / 1000.0;
+    size_t kept = 0;
+    for (size_t i = 0; i < self->n_held; i++) {
+        s_held_t *h = &self->held[i];
+        if (strcmp (h->name, name) != 0) {
+            self->held[kept++] = *h;
+            continue;
+        }
+        s_pending_t *p = c && c->state == BCTX_CHILD_UP
+                         ? s_pass_on (self, c, h->text, h->len, 1) : NULL;
+        if (!p) {
+            s_held_fail (self, i, "its process is not taking commands");
+            continue;
+        }
+        p->kind = S_CLIENT;
+        p->deadline = deadline;
+        memcpy (p->env, h->env, h->env_len);
+        p->env_len = h->env_len;
+        p->delimiter = h->delimiter;
+        memcpy (p->what, h->what, sizeof p->what);
+        free (h->name);
+        free (h->text);
+    }
+    self->n_held = kept;
+}
+
+void
+bctx_relay_when_idle (bctx_relay_t *self, bctx_child_t *child, bctx_relay_fn *fn, void *arg)
+{
+    self->idle_child = child;
+    self->idle_fn = fn;
+    self->idle_arg = arg;
+    s_check_idle (self, child);
+}
+
+int
+bctx_relay_ask (bctx_relay_t *self, bctx_child_t *child, const char *text, double timeout,
+                bctx_relay_fn *fn, void *arg)
+{
+    s_pending_t *p = s_pass (self, child, text, strlen (text));
+    if (!p)
+        return -1;
+    p->kind = S_ASK;
+    p->deadline = bctx_now () + timeout;
+    p->fn = fn;
+    p->arg = arg;
+    return 0;
+}
+
+void
+bctx_relay_promoted (bctx_relay_t *self, bctx_child_t *c)
+{
+    bctx_registry_set_views (self->registry, c->name, c->projections);
+    bctx_local_t *handle = bctx_registry_find (self->registry, c->name);
+    if (handle)
+        bctx_registry_open_reader (self->registry, handle);
+    s_link_commands (self, c);
+}
+
 void
 bctx_relay_abandon (bctx_relay_t *self)
 {
+    for (size_t i = 0; i < self->n_held; i++)
+        s_held_fail (self, i, "the host stopped before its process took it");
+    self->n_held = 0;
     while (self->n_pending > 0)
         s_fail (self, 0, "the host stopped before its process answered");
     while (self->n_gathers > 0)
@@ -807,8 +942,14 @@ bctx_relay_destroy (bctx_relay_t **self_p)
     bctx_relay_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    for (size_t i = 0; i < self->n_pending; i++)
-        free (self->pending[i].plugin);
+    for (size_t i = 0; i < self->n_held; i++) {
+        free (self->held[i].name);
+        free (self->held[i].text);
+    }
+    free (self->held);
+    for (size_t i = 0; i < self->n_holds; i++)
+        free (self->holds[i]);
+    free (self->holds);
     for (size_t i = 0; i < self->n_gathers; i++)
         json_decref (self->gathers[i].parts);
     size_t n;

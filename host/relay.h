@@ -25,7 +25,7 @@
 typedef struct bctx_relay bctx_relay_t;
 
 /* The relay of supervisor's children (all borrowed).  Registers the
- * handlers of contexts, stats, reload, replay and retry in api.
+ * handlers of contexts, stats, replay and retry in api.
  * Return: new. */
 bctx_relay_t *bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api,
                               bctx_supervise_t *supervise, bctx_peers_t *peers);
@@ -58,6 +58,38 @@ int64_t bctx_relay_in_flight (const bctx_relay_t *self);
 
 /* Answers "unavailable" to everything still waiting (at the end). */
 void bctx_relay_abandon (bctx_relay_t *self);
+
+/* What a handover (reload.h) hears of a child: fn (arg, child, reply),
+ * reply NULL when it ended or did not answer in time. */
+typedef void (bctx_relay_fn) (void *arg, bctx_child_t *child, const char *reply);
+
+/* Who hears of a standby that came up (reply: its stats) and of any child
+ * that ended (reply NULL) (fn, arg borrowed). */
+void bctx_relay_on_child (bctx_relay_t *self, bctx_relay_fn *fn, void *arg);
+
+/* Holds the commands for context `name` at the relay: none goes to its
+ * process and none is refused, until bctx_relay_unhold. */
+void bctx_relay_hold (bctx_relay_t *self, const char *name);
+
+/* Passes the held commands of context `name` on to the process that
+ * serves it now, in the order they came. */
+void bctx_relay_unhold (bctx_relay_t *self, const char *name);
+
+/* fn (arg, child, NULL) once child has no command in flight and nothing
+ * unwritten on its command link: at once if it has none.  One at a time
+ * per relay. */
+void bctx_relay_when_idle (bctx_relay_t *self, bctx_child_t *child, bctx_relay_fn *fn,
+                           void *arg);
+
+/* Sends request text (borrowed) to child; fn (arg, child, reply) when it
+ * answers, with reply NULL after timeout seconds or at its end.
+ * Return 0, or -1 when it cannot be sent. */
+int bctx_relay_ask (bctx_relay_t *self, bctx_child_t *child, const char *text,
+                    double timeout, bctx_relay_fn *fn, void *arg);
+
+/* A handover switched to child: queries read what it runs, and its
+ * command link is connected. */
+void bctx_relay_promoted (bctx_relay_t *self, bctx_child_t *child);
 
 /* Frees; sets *self_p to NULL.  Idempotent. */
 void bctx_relay_destroy (bctx_relay_t **self_p);

@@ -1,66 +1,71 @@
 /*
- * reload - hot swap.  A reload is in one of three places: waiting (no job:
- * the previous version still drains), with its preparer thread (job set,
- * preparing), or at the worker (job set).  Every step's outcome travels
- * in the job: the preparer's plugin or load_failure, the worker's ok.
+ * reload - the handover state machine.  A handover is in one of four
+ * steps: the standby starting (its process loads the new version), the
+ * old process draining (commands held, those in flight still answered),
+ * the old process releasing, and the standby taking.  Each step ends with
+ * the relay telling this module (a reply, or the end of a process), and
+ * every outcome goes back to the client as a reply with a code.
  */
 
 #include "reload.h"
-#include "commands.h"
 #include "log.h"
 #include "util.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zmq.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-#define S_NO_REPLY "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"no reply\"}}"
+/* Where a handover is. */
+enum {
+    S_STARTING = 0,               /* the standby loads the new version */
+    S_DRAINING = 1,               /* commands held; the old one's in flight finish */
+    S_RELEASING = 2,              /* the old one was told "release" */
+    S_TAKING = 3                  /* the standby was told "take" */
+};
 
-/* A reload on its way: waiting for the old version to drain (job NULL),
- * or sent to the preparer or the worker and not back yet. */
+/* One handover on its way. */
 typedef struct {
-    bctx_job_t *job;              /* at the preparer or the worker, or NULL while waiting */
-    size_t ctx;                   /* index of the context */
-    char *path;                   /* the plugin file to load */
-    double deadline;              /* monotonic seconds: then "unavailable" */
-    unsigned char identity[BCTX_API_ENVELOPE_MAX]; /* the client's envelope, if any */
-    size_t identity_len;          /* 0: a reload from the file watch or SIGHUP */
+    char *name;                   /* the context */
+    bctx_child_t *old;            /* the process serving it */
+    bctx_child_t *next;           /* the standby */
+    int step;                     /* S_* */
+    char *path;                   /* the plugin asked for, as asked (for messages) */
+    double held_at;               /* monotonic: when its commands began to wait */
+    double deadline;              /* monotonic: the end of the drain */
+    char previous[64];            /* the version the old one ran */
+    unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope, if any */
+    size_t env_len;               /* 0: a reload of the file watch or SIGHUP */
     int delimiter;                /* the client sent an empty frame first */
-    int preparing;                /* job is with the preparer thread */
-} s_reload_t;
+} s_handover_t;
 
 struct bctx_reload {
-    bctx_registry_t *registry;    /* the contexts and runners (borrowed) */
+    bctx_registry_t *registry;    /* the config (borrowed) */
     bctx_api_t *api;              /* to answer clients (borrowed) */
-    s_reload_t *reloads;          /* reloads in progress */
-    size_t n_reloads;             /* how many */
-    _Atomic int preparers;        /* preparer threads still running */
-    int rollbacks;                /* rollback jobs at workers */
-    int stopping;                 /* draining: no reload goes further */
-    bctx_busy_t busy;             /* a preparer loading a version (its init, its
-                                     warm-up), for the watchdog */
+    bctx_supervise_t *supervise;  /* the processes (borrowed) */
+    bctx_relay_t *relay;          /* the links to them (borrowed) */
+    bctx_loop_t *loop;            /* where the links are read (borrowed), or NULL */
+    s_handover_t **handovers;     /* on their way */
+    size_t n_handovers;           /* how many */
 };
 
 static char *s_op_reload (void *arg, bctx_request_t *req);
+static char *s_op_internal (void *arg, bctx_request_t *req);
+static void s_on_child (void *arg, bctx_child_t *child, const char *reply);
 
 bctx_reload_t *
-bctx_reload_new (bctx_registry_t *registry, bctx_api_t *api)
+bctx_reload_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *supervise,
+                 bctx_relay_t *relay)
 {
     bctx_reload_t *self = calloc (1, sizeof *self);
-    self->registry = registry;
-    self->api = api;
+    *self = (bctx_reload_t) { .registry = registry, .api = api, .supervise = supervise,
+                              .relay = relay };
     bctx_api_handle (api, BCTX_OP_RELOAD, s_op_reload, self);
+    bctx_api_handle (api, BCTX_OP_RELEASE, s_op_internal, self);
+    bctx_api_handle (api, BCTX_OP_TAKE, s_op_internal, self);
+    bctx_relay_on_child (relay, s_on_child, self);
     return self;
-}
-
-/* Answers the client of a reload, if any. */
-static void
-s_answer (bctx_reload_t *self, s_reload_t *r, const char *reply)
-{
-    if (r->identity_len)
-        bctx_api_send (self->api, r->identity, r->identity_len, r->delimiter, reply);
 }
 
 bctx_plugin_bounds_t
@@ -73,200 +78,273 @@ bctx_reload_bounds (const bctx_config_t *config, double deadline)
     };
 }
 
-/* What a preparer thread needs; it owns this and frees it. */
-typedef struct {
-    void *zctx;                   /* to hand the job back */
-    _Atomic int *running;         /* the module's count of preparers */
-    bctx_job_t *job;              /* the reload job it fills */
-    char *name;                   /* the context */
-    char *path;                   /* the plugin file */
-    json_t *settings;             /* the context's settings (a reference) */
-    char *store_path;             /* the context's log */
-    bctx_plugin_bounds_t bounds;  /* the load's bounds, with the reload's deadline */
-    char **dirs;                  /* bounds.dirs, copied: a SIGHUP may free the config's */
-    bctx_busy_t *busy;            /* the module's mark of a preparer at work */
-} s_preparer_t;
-
-/* Frees what a preparer owns, and itself. */
+/* Forgets handover h (answered already). */
 static void
-s_preparer_free (s_preparer_t *p)
+s_forget (bctx_reload_t *self, s_handover_t *h)
 {
-    free (p->name);
-    free (p->path);
-    json_decref (p->settings);
-    free (p->store_path);
-    for (size_t i = 0; p->dirs && i < p->bounds.n_dirs; i++)
-        free (p->dirs[i]);
-    free (p->dirs);
-    free (p);
+    for (size_t i = 0; i < self->n_handovers; i++)
+        if (self->handovers[i] == h) {
+            self->handovers[i] = self->handovers[--self->n_handovers];
+            break;
+        }
+    free (h->name);
+    free (h->path);
+    free (h);
 }
 
-/* Loads, checks and warms the new version off the API thread, then hands
- * the job back to the API thread through the replies socket. */
-static void *
-s_prepare (void *arg)
+/* Answers h's client, if any, with reply (new, freed here), and forgets h. */
+static void
+s_finish (bctx_reload_t *self, s_handover_t *h, char *reply)
 {
-    s_preparer_t *p = arg;
-    bctx_job_t *job = p->job;
-    char err[1024];
-    bctx_busy_begin (p->busy);
-    job->plugin = bctx_worker_prepare (job, p->name, p->path, p->settings, &p->bounds,
-                                       p->store_path, err, sizeof err);
-    bctx_busy_end (p->busy);
-    if (!job->plugin)
-        job->reply = strdup (err);
-    job->prepared = 1;
-    void *push = zmq_socket (p->zctx, ZMQ_PUSH);
-    int linger = 0;
-    if (push)
-        zmq_setsockopt (push, ZMQ_LINGER, &linger, sizeof linger);
-    if (!push || zmq_connect (push, BCTX_COMMANDS_REPLIES) != 0
-        || zmq_send (push, &job, sizeof job, 0) < 0)
-        bctx_job_destroy (&job);   /* the host is stopping */
-    if (push)
-        zmq_close (push);
-    _Atomic int *running = p->running;
-    s_preparer_free (p);
-    atomic_fetch_sub (running, 1);
+    if (h->env_len)
+        bctx_api_send (self->api, h->env, h->env_len, h->delimiter, reply);
+    free (reply);
+    s_forget (self, h);
+}
+
+/* A handover that failed before its switch: the standby ends, the held
+ * commands go to the old process, which served all along; its context
+ * shows why.  code, why: borrowed. */
+static void
+s_give_up (bctx_reload_t *self, s_handover_t *h, const char *code, const char *why)
+{
+    if (h->next && !h->next->retired)
+        bctx_supervise_retire (self->supervise, h->next, 0);
+    bctx_relay_unhold (self->relay, h->name);
+    bctx_child_t *c = bctx_supervise_find (self->supervise, h->name);
+    if (c)
+        snprintf (c->last_reload_error, sizeof c->last_reload_error, "%.1000s", why);
+    bctx_log (BCTX_LOG_ERROR, "context %s: reload failed, the old version keeps serving: %s",
+              h->name, why);
+    s_finish (self, h, bctx_reply_error (code, "reload failed, the old version keeps "
+                                         "serving: %s", why));
+}
+
+/* A handover that failed after the old process released its context:
+ * that version is started again (the handover's rollback). */
+static void
+s_roll_back (bctx_reload_t *self, s_handover_t *h, const char *why)
+{
+    if (h->next && !h->next->retired)
+        bctx_supervise_retire (self->supervise, h->next, 0);
+    bctx_supervise_reinstate (self->supervise, h->old);
+    bctx_relay_unhold (self->relay, h->name);
+    snprintf (h->old->last_reload_error, sizeof h->old->last_reload_error,
+              "%s; rolled back to the previous version", why);
+    bctx_log (BCTX_LOG_ERROR, "context %s: reload failed after the switch began: %s; rolled "
+              "back to the previous version, which starts again", h->name, why);
+    s_finish (self, h, bctx_reply_error (BCTX_E_UNAVAILABLE, "reload failed after the old "
+                                         "version released its context: %s; rolled back to "
+                                         "the previous version, which starts again", why));
+}
+
+/* The handover of child c (as old or next), or NULL. */
+static s_handover_t *
+s_find (bctx_reload_t *self, const bctx_child_t *c)
+{
+    for (size_t i = 0; i < self->n_handovers; i++)
+        if (self->handovers[i]->old == c || self->handovers[i]->next == c)
+            return self->handovers[i];
     return NULL;
 }
 
-/* What reload r's preparer needs, copied.  Return: new. */
-static s_preparer_t *
-s_preparer_new (bctx_reload_t *self, s_reload_t *r)
+/* The reason a standby wrote before it ended (context_main.h's
+ * standby-NAME.G.json), into why, with its wire code.  Return the code. */
+static const char *
+s_standby_failure (bctx_reload_t *self, s_handover_t *h, char *why, size_t size)
+{
+    char path[4200];
+    snprintf (path, sizeof path, "%s/run/standby-%s.%u.json", self->registry->config->data,
+              h->name, h->next->generation);
+    json_t *told = json_load_file (path, 0, NULL);
+    unlink (path);
+    const char *message = json_string_value (json_object_get (told, "message"));
+    int failure = (int) json_integer_value (json_object_get (told, "failure"));
+    const char *code = BCTX_E_BAD_REQUEST;
+    if (!message) {
+        snprintf (why, size, "the new version's process %s before it was ready",
+                  h->next->last_exit);
+        code = BCTX_E_UNAVAILABLE;
+    } else if (failure == BCTX_LOAD_TIMED_OUT) {
+        snprintf (why, size, "reload of context %s timed out after %zu ms while loading the "
+                  "plugin: %s", h->name, self->registry->config->reload_timeout_ms, message);
+        code = BCTX_E_UNAVAILABLE;
+    } else {
+        snprintf (why, size, "%s", message);
+        code = failure == BCTX_LOAD_FORBIDDEN ? BCTX_E_FORBIDDEN
+             : failure == BCTX_LOAD_TOO_BIG ? BCTX_E_TOO_LARGE : BCTX_E_BAD_REQUEST;
+    }
+    json_decref (told);
+    return code;
+}
+
+/* The standby's answer to "take": the switch. */
+static void
+s_taken (void *arg, bctx_child_t *next, const char *reply)
+{
+    bctx_reload_t *self = arg;
+    s_handover_t *h = s_find (self, next);
+    if (!h || h->step != S_TAKING)
+        return;
+    json_t *r = reply ? json_loads (reply, 0, NULL) : NULL;
+    if (!json_is_true (json_object_get (r, "ok"))) {
+        char why[600];
+        const char *message = json_string_value (json_object_get (json_object_get (r, "error"),
+                                                                  "message"));
+        snprintf (why, sizeof why, "the new version could not take over: %s",
+                  message ? message : next->last_exit[0] ? next->last_exit
+                                                          : "it did not answer in time");
+        json_decref (r);
+        s_roll_back (self, h, why);
+        return;
+    }
+    bctx_supervise_promote (self->supervise, next, h->old);
+    bctx_relay_promoted (self->relay, next);
+    bctx_relay_unhold (self->relay, h->name);
+    double pause = bctx_now () - h->held_at;
+    const char *version = json_string_value (json_object_get (r, "version"));
+    const char *plugin = json_string_value (json_object_get (r, "plugin"));
+    bctx_log (BCTX_LOG_INFO, "context %s: handed over from version %s (process %d) to %s "
+              "(process %d) at position %lld; commands waited %.1f ms", h->name,
+              h->previous, (int) h->old->pid, version ? version : "?", (int) next->pid,
+              (long long) json_integer_value (json_object_get (r, "position")), pause * 1000);
+    s_finish (self, h, bctx_reply_dump_new (json_pack (
+        "{s:b, s:s, s:s, s:s, s:s, s:I, s:I}", "ok", 1, "context", h->name, "version",
+        version ? version : "", "previous", h->previous, "plugin", plugin ? plugin : "",
+        "pause_us", (json_int_t) (pause * 1e6), "position",
+        json_integer_value (json_object_get (r, "position")))));
+    json_decref (r);
+}
+
+/* Tells the standby to take the context, which the old process gave up. */
+static void
+s_take (bctx_reload_t *self, s_handover_t *h)
+{
+    static const char take[] = "{\"op\":\"take\"}";
+    h->step = S_TAKING;
+    double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + 7.0;
+    if (bctx_relay_ask (self->relay, h->next, take, timeout, s_taken, self) < 0)
+        s_roll_back (self, h, "the new version's process cannot be reached");
+}
+
+/* The old process's answer to "release". */
+static void
+s_released (void *arg, bctx_child_t *old, const char *reply)
+{
+    bctx_reload_t *self = arg;
+    s_handover_t *h = s_find (self, old);
+    if (!h || h->step != S_RELEASING)
+        return;
+    json_t *r = reply ? json_loads (reply, 0, NULL) : NULL;
+    int ok = json_is_true (json_object_get (r, "ok"));
+    const char *previous = json_string_value (json_object_get (r, "version"));
+    snprintf (h->previous, sizeof h->previous, "%s", previous ? previous : "?");
+    json_decref (r);
+    if (!ok && old->pid) {
+        s_give_up (self, h, BCTX_E_UNAVAILABLE, "the old version did not release its context");
+        return;
+    }
+    /* Released (or ended, which released it too): it goes, the new one takes. */
+    bctx_supervise_retire (self->supervise, old, 1);
+    s_take (self, h);
+}
+
+/* The old process has no command in flight: it may release. */
+static void
+s_idle (void *arg, bctx_child_t *old, const char *reply)
+{
+    (void) reply;
+    bctx_reload_t *self = arg;
+    s_handover_t *h = s_find (self, old);
+    if (!h || h->step != S_DRAINING)
+        return;
+    static const char release[] = "{\"op\":\"release\"}";
+    h->step = S_RELEASING;
+    double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + 2.0;
+    if (bctx_relay_ask (self->relay, old, release, timeout, s_released, self) < 0)
+        s_give_up (self, h, BCTX_E_UNAVAILABLE, "the old version's process cannot be reached");
+}
+
+/* The standby answered: it is ready.  The commands wait from now on. */
+static void
+s_ready (bctx_reload_t *self, s_handover_t *h)
+{
+    h->step = S_DRAINING;
+    h->held_at = bctx_now ();
+    h->deadline = h->held_at + (double) self->registry->config->reload_timeout_ms / 1000.0;
+    bctx_relay_hold (self->relay, h->name);
+    bctx_relay_when_idle (self->relay, h->old, s_idle, self);
+}
+
+/* What the relay tells of a child: a standby up (reply its stats), or a
+ * process that ended (reply NULL). */
+static void
+s_on_child (void *arg, bctx_child_t *c, const char *reply)
+{
+    bctx_reload_t *self = arg;
+    s_handover_t *h = s_find (self, c);
+    if (!h)
+        return;
+    char why[1400];
+    if (c == h->next && reply) {
+        if (h->step == S_STARTING)
+            s_ready (self, h);
+    } else if (c == h->next) {
+        if (h->step == S_STARTING) {
+            const char *code = s_standby_failure (self, h, why, sizeof why);
+            s_give_up (self, h, code, why);
+        } else if (h->step == S_DRAINING) {
+            snprintf (why, sizeof why, "the new version's process %s", c->last_exit);
+            s_give_up (self, h, BCTX_E_UNAVAILABLE, why);
+        }
+        /* Releasing or taking: the ask's answer (NULL) rolls it back. */
+    } else if (h->step == S_STARTING || h->step == S_DRAINING) {
+        /* The old process ended: the context restarts as after any crash;
+         * this reload is given up. */
+        snprintf (why, sizeof why, "the old version's process %s during the reload",
+                  c->last_exit);
+        s_give_up (self, h, BCTX_E_UNAVAILABLE, why);
+    }
+}
+
+/* Checks that a reload of ctx from path may start.  Return NULL, or an
+ * error reply (new, logged) with its code in *code. */
+static char *
+s_check (bctx_reload_t *self, size_t ctx, const char *path, const char **code)
 {
     const bctx_config_t *config = self->registry->config;
-    bctx_worker_t *w = self->registry->contexts[r->ctx].worker;
-    const bctx_context_config_t *cc = &config->contexts[r->ctx];
-    s_preparer_t *p = calloc (1, sizeof *p);
-    p->zctx = self->registry->zctx;
-    p->busy = &self->busy;
-    p->running = &self->preparers;
-    p->job = calloc (1, sizeof *p->job);
-    p->job->kind = BCTX_JOB_RELOAD;
-    p->name = strdup (cc->name);
-    p->path = strdup (r->path);
-    p->settings = json_incref (cc->settings);
-    p->store_path = strdup (bctx_worker_store_path (w));
-    /* The copy of the file and its checks stop at the reload's deadline. */
-    p->bounds = bctx_reload_bounds (config, r->deadline);
-    p->dirs = calloc (p->bounds.n_dirs ? p->bounds.n_dirs : 1, sizeof *p->dirs);
-    for (size_t i = 0; i < p->bounds.n_dirs; i++)
-        p->dirs[i] = strdup (config->plugin_dirs[i]);
-    p->bounds.dirs = p->dirs;
-    return p;
-}
-
-/* Starts preparing the new version on its own thread.  Return NULL when
- * started (or when it must wait for the old version to drain), or an error
- * reply (new). */
-static char *
-s_load (bctx_reload_t *self, s_reload_t *r)
-{
-    bctx_worker_t *w = self->registry->contexts[r->ctx].worker;
-    if (atomic_load (bctx_worker_loaded (w)) >= 2)
-        return NULL;               /* at most two versions: wait */
-    s_preparer_t *p = s_preparer_new (self, r);
-    atomic_fetch_add (&self->preparers, 1);
-    r->job = p->job;
-    r->preparing = 1;
-    pthread_t thread;
-    pthread_attr_t attr;
-    pthread_attr_init (&attr);
-    pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create (&thread, &attr, s_prepare, p);
-    pthread_attr_destroy (&attr);
-    if (rc != 0) {
-        atomic_fetch_sub (&self->preparers, 1);
-        r->job = NULL;
-        r->preparing = 0;
-        bctx_job_destroy (&p->job);
-        s_preparer_free (p);
-        return bctx_reply_error (BCTX_E_INTERNAL, "cannot start a thread to load the plugin");
+    const char *name = config->contexts[ctx].name;
+    /* First and cheapest: may code load from there at all?  Nothing opens
+     * the file before this (the standby's loader checks again).  A path
+     * that does not resolve goes on, for the loader to say so. */
+    bctx_plugin_bounds_t bounds = bctx_reload_bounds (config, 0);
+    char *resolved = NULL, why[2048];
+    if (bctx_plugin_dirs_check (&bounds, path, "reload", &resolved, why, sizeof why)
+        == BCTX_LOAD_FORBIDDEN) {
+        bctx_child_t *c = bctx_supervise_find (self->supervise, name);
+        if (c)
+            snprintf (c->last_reload_error, sizeof c->last_reload_error, "%.1000s", why);
+        bctx_log (BCTX_LOG_ERROR, "context %s: reload refused, the old version keeps "
+                  "serving: %s", name, why);
+        *code = BCTX_E_FORBIDDEN;
+        return bctx_reply_error (BCTX_E_FORBIDDEN, "reload refused, the old version keeps "
+                                 "serving: %s", why);
+    }
+    free (resolved);
+    for (size_t i = 0; i < self->n_handovers; i++)
+        if (strcmp (self->handovers[i]->name, name) == 0) {
+            *code = BCTX_E_UNAVAILABLE;
+            return bctx_reply_error (BCTX_E_UNAVAILABLE, "a reload of context %s is already "
+                                     "in progress", name);
+        }
+    bctx_child_t *c = bctx_supervise_find (self->supervise, name);
+    if (!c || c->state != BCTX_CHILD_UP) {
+        *code = BCTX_E_UNAVAILABLE;
+        return bctx_reply_error (BCTX_E_UNAVAILABLE, "context %s is restarting (its process "
+                                 "%s): reload it once it serves", name,
+                                 c && c->last_exit[0] ? c->last_exit : "is starting");
     }
     return NULL;
-}
-
-/* A prepared reload that cannot go to the worker: logs why, frees the
- * job.  err: why (borrowed).  Return the error reply (new). */
-static char *
-s_refuse (bctx_reload_t *self, s_reload_t *r, char *err, size_t errlen)
-{
-    bctx_job_t *job = r->job;
-    const char *name = self->registry->config->contexts[r->ctx].name;
-    /* The wire code follows why: a timeout is "unavailable" like the
-     * tick's, a refused file by its reason, anything else the request's. */
-    const char *code = BCTX_E_BAD_REQUEST;
-    if (job->plugin || job->load_failure == BCTX_LOAD_TIMED_OUT) {
-        char why[1024];
-        snprintf (why, sizeof why, "%.1000s", job->plugin ? "" : err);
-        snprintf (err, errlen, "reload of context %s timed out after %zu ms while "
-                  "loading the plugin%s%s", name, self->registry->config->reload_timeout_ms,
-                  *why ? ": " : "", why);
-        code = BCTX_E_UNAVAILABLE;
-    } else if (job->load_failure == BCTX_LOAD_FORBIDDEN) {
-        code = BCTX_E_FORBIDDEN;
-    } else if (job->load_failure == BCTX_LOAD_TOO_BIG) {
-        code = BCTX_E_TOO_LARGE;
-    }
-    bctx_plugin_unref (&job->plugin);
-    bctx_worker_reload_failed (self->registry->contexts[r->ctx].worker, err);
-    bctx_log (BCTX_LOG_ERROR, "context %s: reload failed, the old version keeps serving: %s",
-              name, err);
-    r->job = NULL;
-    bctx_job_destroy (&job);
-    return bctx_reply_error (code, "reload failed, the old version keeps serving: %s", err);
-}
-
-/* The preparer is done: refuse, or send the new version to the worker.
- * Return an error reply (new), or NULL when it went to the worker. */
-static char *
-s_send (bctx_reload_t *self, s_reload_t *r)
-{
-    bctx_job_t *job = r->job;
-    bctx_worker_t *w = self->registry->contexts[r->ctx].worker;
-    char err[1400];
-    r->preparing = 0;
-    if (job->plugin) {
-        job->plugin->loaded = bctx_worker_loaded (w);
-        atomic_fetch_add (job->plugin->loaded, 1);
-        if (bctx_registry_check_read_side (self->registry, job->plugin, err, sizeof err) != 0)
-            bctx_plugin_unref (&job->plugin);
-    } else {
-        snprintf (err, sizeof err, "%s", job->reply ? job->reply : "cannot load");
-    }
-    if (job->plugin && self->stopping) {
-        bctx_plugin_unref (&job->plugin);
-        snprintf (err, sizeof err, "the host is stopping");
-    }
-    if (!job->plugin || atomic_load (&job->state) != BCTX_JOB_PENDING)
-        return s_refuse (self, r, err, sizeof err);
-    free (job->reply);
-    job->reply = NULL;
-    if (zmq_send (self->registry->contexts[r->ctx].push, &job, sizeof job, 0) < 0) {
-        r->job = NULL;
-        bctx_job_destroy (&job);
-        return bctx_reply_error (BCTX_E_UNAVAILABLE, "context %s is not taking commands",
-                                 self->registry->config->contexts[r->ctx].name);
-    }
-    return NULL;
-}
-
-/* Forgets reload k. */
-static void
-s_remove (bctx_reload_t *self, size_t k)
-{
-    free (self->reloads[k].path);
-    self->reloads[k] = self->reloads[--self->n_reloads];
-}
-
-/* Answers reload k with reply (new, freed here) and forgets it. */
-static void
-s_finish (bctx_reload_t *self, size_t k, char *reply)
-{
-    s_answer (self, &self->reloads[k], reply);
-    free (reply);
-    s_remove (self, k);
 }
 
 char *
@@ -276,251 +354,103 @@ bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
 {
     const char *ignored;
     code = code ? code : &ignored;
-    /* First and cheapest: may code load from there at all?  Nothing opens
-     * the file before this (the loader checks again for every load).  A
-     * path that does not resolve goes on, for the loader to say so. */
     const bctx_config_t *config = self->registry->config;
     const char *name = config->contexts[ctx].name;
-    bctx_plugin_bounds_t bounds = bctx_reload_bounds (config, 0);
-    char *resolved = NULL, why[2048];
-    if (bctx_plugin_dirs_check (&bounds, path, "reload", &resolved, why, sizeof why)
-        == BCTX_LOAD_FORBIDDEN) {
-        bctx_worker_reload_failed (self->registry->contexts[ctx].worker, why);
-        bctx_log (BCTX_LOG_ERROR, "context %s: reload refused, the old version keeps "
-                  "serving: %s", name, why);
-        *code = BCTX_E_FORBIDDEN;
-        return bctx_reply_error (BCTX_E_FORBIDDEN, "reload refused, the old version keeps "
-                                 "serving: %s", why);
-    }
-    free (resolved);
-    for (size_t k = 0; k < self->n_reloads; k++)
-        if (self->reloads[k].ctx == ctx) {
-            *code = BCTX_E_UNAVAILABLE;
-            return bctx_reply_error (BCTX_E_UNAVAILABLE, "a reload of context %s is already "
-                                     "in progress", name);
-        }
-    if (envelope_len > sizeof self->reloads[0].identity) {
+    char *refused = s_check (self, ctx, path ? path : config->contexts[ctx].plugin, code);
+    if (refused)
+        return refused;
+    if (envelope_len > sizeof self->handovers[0]->env) {
         *code = BCTX_E_BAD_REQUEST;
         return bctx_reply_error (BCTX_E_BAD_REQUEST, "routing id too long");
     }
-    self->reloads = bctx_realloc (self->reloads, (self->n_reloads + 1) * sizeof *self->reloads);
-    s_reload_t *r = &self->reloads[self->n_reloads++];
-    memset (r, 0, sizeof *r);
-    r->ctx = ctx;
-    r->path = strdup (path);
-    r->deadline = bctx_now () + (double) config->reload_timeout_ms / 1000.0;
-    if (envelope_len)
-        memcpy (r->identity, envelope, envelope_len);
-    r->identity_len = envelope_len;
-    r->delimiter = delimiter;
-    bctx_log (BCTX_LOG_INFO, "context %s: reloading from %s", name, path);
-    char *reply = s_load (self, r);
-    if (reply) {
+    char err[512];
+    double deadline = bctx_now () + (double) config->reload_timeout_ms / 1000.0;
+    bctx_child_t *next = bctx_supervise_standby (self->supervise, name, path, deadline,
+                                                 err, sizeof err);
+    if (!next) {
         *code = BCTX_E_INTERNAL;
-        s_remove (self, self->n_reloads - 1);
+        bctx_log (BCTX_LOG_ERROR, "context %s: reload failed: %s", name, err);
+        return bctx_reply_error (BCTX_E_INTERNAL, "reload failed, the old version keeps "
+                                 "serving: %s", err);
     }
-    return reply;
-}
-
-/* A thread that frees one JSON value (arg, stolen). */
-static void *
-s_free_json (void *arg)
-{
-    json_decref (arg);
+    if (self->loop)
+        bctx_relay_attach (self->relay, self->loop);
+    s_handover_t *h = calloc (1, sizeof *h);
+    *h = (s_handover_t) { .name = strdup (name), .old = bctx_supervise_find (self->supervise,
+                                                                            name),
+                          .next = next, .step = S_STARTING,
+                          .path = strdup (path ? path : config->contexts[ctx].plugin),
+                          .env_len = envelope_len, .delimiter = delimiter };
+    memcpy (h->env, envelope, envelope_len);
+    self->handovers = bctx_realloc (self->handovers,
+                                    (self->n_handovers + 1) * sizeof *self->handovers);
+    self->handovers[self->n_handovers++] = h;
+    bctx_log (BCTX_LOG_INFO, "context %s: reloading from %s: process %d loads it", name,
+              h->path, (int) next->pid);
     return NULL;
 }
 
-/* Frees a big JSON value on a thread of its own: the old version's
- * aggregate cache can take tens of milliseconds to free, which the API
- * thread must not spend while clients wait.  value: stolen. */
-static void
-s_free_later (json_t *value)
-{
-    if (!value)
-        return;
-    pthread_t thread;
-    pthread_attr_t attr;
-    pthread_attr_init (&attr);
-    pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create (&thread, &attr, s_free_json, value) != 0)
-        json_decref (value);
-    pthread_attr_destroy (&attr);
-}
-
-/* A rollback came back (nobody waits for it), but the runners must follow
- * the worker back to the old version. */
-static void
-s_rolled_back (bctx_reload_t *self, bctx_job_t *job)
-{
-    const bctx_config_t *config = self->registry->config;
-    if (job->rollback)
-        self->rollbacks--;
-    if (job->tag > 0 && !self->stopping && job->ok) {
-        char err[512];
-        size_t ctx = (size_t) job->tag - 1;
-        if (ctx < self->registry->n_contexts
-            && bctx_registry_switch_runners (self->registry, ctx, err, sizeof err) != 0)
-            bctx_log (BCTX_LOG_ERROR, "context %s: after the rollback: %s",
-                      config->contexts[ctx].name, err);
-        bctx_log (BCTX_LOG_WARN, "context %s: rolled back to the previous version",
-                  ctx < self->registry->n_contexts ? config->contexts[ctx].name : "?");
-    }
-}
-
-/* The worker switched to reload r's version but its runners cannot
- * follow (err): sends the old version (job->plugin) back to the worker.
- * Return the reload's reply (new). */
+/* {"op":"reload","context":C,"plugin":P?}: a handover of C to P (or to
+ * its configured plugin). */
 static char *
-s_roll_back (bctx_reload_t *self, s_reload_t *r, bctx_job_t *job, const char *err)
-{
-    bctx_log (BCTX_LOG_ERROR, "context %s: reload failed after the switch (%s); "
-              "rolling back to version %s", self->registry->config->contexts[r->ctx].name,
-              err, job->plugin->desc->version);
-    bctx_worker_reload_failed (self->registry->contexts[r->ctx].worker, err);
-    bctx_job_t *back = calloc (1, sizeof *back);
-    back->kind = BCTX_JOB_RELOAD;
-    back->tag = (long) r->ctx + 1;
-    back->rollback = 1;
-    back->plugin = job->plugin;
-    job->plugin = NULL;
-    if (zmq_send (self->registry->contexts[r->ctx].push, &back, sizeof back, 0) < 0)
-        bctx_job_destroy (&back);
-    else
-        self->rollbacks++;
-    return bctx_reply_error (BCTX_E_BAD_REQUEST, "reload rolled back: %s", err);
-}
-
-/* The worker switched to reload r's version: the runners follow, or the
- * old version goes back.  Answers r's client. */
-static void
-s_switched (bctx_reload_t *self, s_reload_t *r, bctx_job_t *job)
-{
-    char err[512];
-    if (bctx_registry_switch_runners (self->registry, r->ctx, err, sizeof err) != 0) {
-        char *reply = s_roll_back (self, r, job, err);
-        s_answer (self, r, reply);
-        free (reply);
-        return;
-    }
-    bctx_plugin_t *now = bctx_worker_plugin (self->registry->contexts[r->ctx].worker);
-    bctx_log (BCTX_LOG_INFO, "context %s: version %s from %s now serving (was %s); "
-              "commands were held %lld us", self->registry->config->contexts[r->ctx].name,
-              now->desc->version, now->path,
-              job->plugin ? job->plugin->desc->version : "?", job->pause_us);
-    bctx_plugin_unref (&now);
-    s_answer (self, r, job->reply);
-}
-
-void
-bctx_reload_done (void *arg, bctx_job_t *job)
+s_op_reload (void *arg, bctx_request_t *req)
 {
     bctx_reload_t *self = arg;
-    size_t k = 0;
-    while (k < self->n_reloads && self->reloads[k].job != job)
-        k++;
-    if (k == self->n_reloads) {
-        s_rolled_back (self, job);
-        s_free_later (job->dropped);
-        job->dropped = NULL;
-        bctx_job_destroy (&job);
-        return;
-    }
-    s_reload_t *r = &self->reloads[k];
-    if (r->preparing) {
-        char *reply = s_send (self, r);
-        if (reply)
-            s_finish (self, k, reply);
-        return;
-    }
-    if (job->reply && job->ok && self->stopping)
-        s_answer (self, r, job->reply);  /* switched, but the read side is already stopped */
-    else if (job->reply && job->ok)
-        s_switched (self, r, job);
-    else
-        s_answer (self, r, job->reply ? job->reply : S_NO_REPLY);
-    s_free_later (job->dropped);
-    job->dropped = NULL;
-    bctx_job_destroy (&job);      /* drops the old version's worker reference */
-    s_remove (self, k);
+    const char *op = NULL, *name = NULL, *path = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex (req->body, &jerr, JSON_STRICT, "{s:s, s:s, s?s}", "op", &op,
+                        "context", &name, "plugin", &path) != 0)
+        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "reload: %s", jerr.text);
+    int i = bctx_registry_index (self->registry->config, name);
+    if (i < 0)
+        return bctx_request_error (req, BCTX_E_UNKNOWN_CONTEXT,
+                                   "no context \"%s\" on this host", name);
+    const char *code = NULL;
+    char *reply = bctx_reload_start (self, (size_t) i, path, req->envelope, req->envelope_len,
+                                     req->delimiter, &code);
+    if (reply)
+        req->code = code;
+    return reply;
 }
 
-/* Reload r is past its deadline and was not taken: answers "unavailable". */
-static void
-s_time_out (bctx_reload_t *self, size_t k)
+/* release and take are the supervisor's own requests to its context
+ * processes; the api refuses them to every role here before this runs. */
+static char *
+s_op_internal (void *arg, bctx_request_t *req)
 {
-    s_reload_t *r = &self->reloads[k];
-    const char *name = self->registry->config->contexts[r->ctx].name;
-    char why[512];
-    snprintf (why, sizeof why, "reload of context %s timed out after %zu ms: %s; "
-              "the old version keeps serving", name, self->registry->config->reload_timeout_ms,
-              r->job ? "the context did not reach a switch point (a command is "
-                       "still running in it)"
-                     : "the previous version is still draining");
-    bctx_worker_reload_failed (self->registry->contexts[r->ctx].worker, why);
-    bctx_log (BCTX_LOG_ERROR, "context %s: %s", name, why);
-    s_finish (self, k, bctx_reply_error (BCTX_E_UNAVAILABLE, "%s", why));
+    (void) arg;
+    return bctx_request_error (req, BCTX_E_FORBIDDEN, "%s is a step of a handover, sent "
+                               "only by a supervisor to its context processes",
+                               req->op->name);
 }
 
 double
 bctx_reload_tick (bctx_reload_t *self)
 {
     double now = bctx_now (), next = -1;
-    for (size_t k = 0; k < self->n_reloads;) {
-        s_reload_t *r = &self->reloads[k];
-        if (r->preparing) {
-            /* The preparer answers soon; its deadline is checked then. */
-            if (now >= r->deadline)
-                atomic_store (&r->job->state, BCTX_JOB_CANCELLED);
-            k++;
+    for (size_t i = 0; i < self->n_handovers;) {
+        s_handover_t *h = self->handovers[i];
+        if (h->step != S_DRAINING) {
+            i++;
             continue;
         }
-        if (!r->job && now < r->deadline) {
-            char *reply = s_load (self, r);
-            if (reply) {
-                s_finish (self, k, reply);
-                continue;
-            }
+        if (now < h->deadline) {
+            if (next < 0 || h->deadline - now < next)
+                next = h->deadline - now;
+            i++;
+            continue;
         }
-        if (now >= r->deadline) {
-            int expected = BCTX_JOB_PENDING;
-            /* The worker frees a cancelled job when it gets to it. */
-            if (!r->job || atomic_compare_exchange_strong (&r->job->state, &expected,
-                                                           BCTX_JOB_CANCELLED)) {
-                s_time_out (self, k);
-                continue;
-            }
-            /* The worker took it: its answer is on the way. */
-        }
-        double wait = r->job ? r->deadline - now : 0.005;
-        if (wait < 0)
-            wait = 0.005;
-        if (next < 0 || wait < next)
-            next = wait;
-        k++;
+        char why[600];
+        snprintf (why, sizeof why, "reload of context %s timed out after %zu ms waiting for "
+                  "the old version to finish its commands in flight (%s)", h->name,
+                  self->registry->config->reload_timeout_ms,
+                  h->old->last_command[0] ? h->old->last_command : "a decide that runs on");
+        s_give_up (self, h, BCTX_E_UNAVAILABLE, why);   /* removes it: same i again */
     }
     return next;
 }
 
-/* {"op":"reload","context":C,"plugin":P?} */
-static char *
-s_op_reload (void *arg, bctx_request_t *req)
-{
-    bctx_reload_t *self = arg;
-    const bctx_config_t *config = self->registry->config;
-    const char *op = NULL, *name = NULL, *path = NULL;
-    json_error_t jerr;
-    if (json_unpack_ex (req->body, &jerr, JSON_STRICT, "{s:s, s:s, s?s}", "op", &op,
-                        "context", &name, "plugin", &path) != 0)
-        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "reload: %s", jerr.text);
-    int i = bctx_registry_index (config, name);
-    if (i < 0)
-        return bctx_request_error (req, BCTX_E_UNKNOWN_CONTEXT,
-                                   "no context \"%s\" on this host", name);
-    return bctx_reload_start (self, (size_t) i, path ? path : config->contexts[i].plugin,
-                              req->envelope, req->envelope_len, req->delimiter, &req->code);
-}
-
-/* The deadline tick, as the loop calls it. */
+/* The loop's tick. */
 static double
 s_tick (void *arg)
 {
@@ -530,43 +460,20 @@ s_tick (void *arg)
 void
 bctx_reload_attach (bctx_reload_t *self, bctx_loop_t *loop)
 {
+    self->loop = loop;
     bctx_loop_timer (loop, s_tick, self);
-}
-
-int
-bctx_reload_busy (const bctx_reload_t *self)
-{
-    return self->n_reloads || self->rollbacks;
 }
 
 void
 bctx_reload_stop (bctx_reload_t *self)
 {
-    self->stopping = 1;
-}
-
-const bctx_busy_t *
-bctx_reload_busy_mark (const bctx_reload_t *self)
-{
-    return &self->busy;
-}
-
-int
-bctx_reload_preparers (const bctx_reload_t *self)
-{
-    return atomic_load (&self->preparers);
-}
-
-void
-bctx_reload_cancel (bctx_reload_t *self)
-{
-    for (size_t k = 0; k < self->n_reloads; k++) {
-        /* Still at a worker: it will free the job when it gets to it. */
-        if (self->reloads[k].job && !self->reloads[k].preparing)
-            atomic_store (&self->reloads[k].job->state, BCTX_JOB_CANCELLED);
-        free (self->reloads[k].path);
+    while (self->n_handovers > 0) {
+        s_handover_t *h = self->handovers[0];
+        if (h->step == S_TAKING || h->step == S_RELEASING)
+            s_roll_back (self, h, "the host is stopping");
+        else
+            s_give_up (self, h, BCTX_E_UNAVAILABLE, "the host is stopping");
     }
-    self->n_reloads = 0;
 }
 
 void
@@ -575,8 +482,12 @@ bctx_reload_destroy (bctx_reload_t **self_p)
     bctx_reload_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    bctx_reload_cancel (self);
-    free (self->reloads);
+    for (size_t i = 0; i < self->n_handovers; i++) {
+        free (self->handovers[i]->name);
+        free (self->handovers[i]->path);
+        free (self->handovers[i]);
+    }
+    free (self->handovers);
     free (self);
     *self_p = NULL;
 }

@@ -1,14 +1,12 @@
 /*
- * server - one running host, built from its modules, in one of two
- * shapes.  The supervisor (config->only NULL): the registry of handles,
- * the api (the ROUTERs and the op table), commands, ops, peers, and the
- * context processes (supervise) with the relay to them; it loads no
- * plugin.  A context process (config->only set): the same modules
- * around that one context's worker, projections and reactors, with the
- * reload and watch of its plugin, serving only its link.  Each is served
- * by one loop on this thread.  This file builds them in order, runs the
+ * server - the supervisor, built from its modules: the registry of
+ * handles, the api (the ROUTERs and the op table), commands, ops, peers,
+ * the context processes (supervise) with the relay to them, and the
+ * handovers between them (reload, watch).  It loads no plugin.  One loop
+ * on this thread serves them.  This file builds them in order, runs the
  * loop until SIGINT or SIGTERM (SIGHUP goes to reconfig), drains in
- * order, and takes them down in order.
+ * order, and takes them down in order.  A context process is
+ * context_main's.
  */
 
 #include "server.h"
@@ -42,8 +40,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_MARK_EVERY   0.1     /* seconds between high-water mark updates */
-
 struct bctx_server {
     void *zctx;                   /* the ZeroMQ context */
     bctx_datadir_t *datadir;      /* the lock on host.data and the high-water marks */
@@ -53,14 +49,13 @@ struct bctx_server {
     bctx_api_t *api;              /* the ROUTERs and the op table */
     bctx_commands_t *commands;    /* send admission, routing and replies */
     bctx_peers_t *peers;          /* forwarding to peer hosts */
-    bctx_reload_t *reload;        /* hot swaps in progress */
+    bctx_reload_t *reload;        /* handovers in progress */
     bctx_watch_t *watch;          /* the watched plugin files */
-    bctx_ops_t *ops;              /* events, query, contexts, stats, replay, retry */
-    bctx_supervise_t *supervise;  /* the supervisor's context processes, or NULL */
-    bctx_relay_t *relay;          /* the supervisor's requests to them, or NULL */
+    bctx_ops_t *ops;              /* events, query */
+    bctx_supervise_t *supervise;  /* the context processes */
+    bctx_relay_t *relay;          /* requests to them: commands, stats, replay, retry */
     bctx_loop_t *loop;            /* readers and timers of this thread */
     int stop_fd;                  /* the signalfd bctx_server_run was given */
-    double mark_due;              /* monotonic: when to update the marks next */
 };
 
 /* Creates host.data and its parents.  Return 0, or -1 with the reason
@@ -88,91 +83,6 @@ s_warn_wildcards (const bctx_config_t *config)
                       : " and nothing authenticates its clients (host.allow_remote without "
                         "host.curve): anyone who can reach it can send commands and read "
                         "every log");
-}
-
-/* Builds a context process's modules in order, each from the ones
- * below it.  Return 0, or -1 with the reason. */
-static int
-s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
-{
-    self->zctx = zmq_ctx_new ();
-    self->registry = bctx_registry_new (self->zctx, config);
-    self->api = bctx_api_new (config->max_message);
-    self->commands = bctx_commands_new (self->registry, self->api, err, errlen);
-    if (!self->commands)
-        return -1;
-    self->security = bctx_security_new (self->zctx, config, err, errlen);
-    if (!self->security)
-        return -1;
-    bctx_security = self->security;
-    self->registry->poison = bctx_poison_open (config->data, config->only);
-    self->bus = bctx_bus_relay_new (self->zctx, config->bus_in, config->bus_out, err, errlen);
-    if (!self->bus || bctx_registry_open_contexts (self->registry, err, errlen) < 0)
-        return -1;
-    self->peers = bctx_peers_new (self->registry, self->api, self->security, err, errlen);
-    if (!self->peers || bctx_registry_open_read_side (self->registry, err, errlen) < 0)
-        return -1;
-    self->reload = bctx_reload_new (self->registry, self->api);
-    bctx_commands_route (self->commands, self->peers, bctx_reload_done, self->reload);
-    self->watch = bctx_watch_new (self->registry, self->reload, err, errlen);
-    if (!self->watch)
-        return -1;
-    self->ops = bctx_ops_new (self->registry, self->api, self->commands, self->peers);
-    int op = bctx_api_unhandled (self->api);
-    if (op >= 0) {
-        snprintf (err, errlen, "op %d has no handler", op);
-        return -1;
-    }
-    if (bctx_api_bind (self->api, self->zctx, config, self->security, err, errlen) < 0)
-        return -1;
-    s_warn_wildcards (config);
-    return bctx_registry_start (self->registry, BCTX_COMMANDS_REPLIES, err, errlen);
-}
-
-/* <realpath of host.data>/run/NAME as an ipc endpoint, into out.  Return
- * 0, or -1 with the reason. */
-static int
-s_run_endpoint (const char *data, const char *name, char *out, size_t size,
-                char *err, size_t errlen)
-{
-    char *real = realpath (data, NULL);
-    if (!real) {
-        snprintf (err, errlen, "host.data: %s: %s", data, strerror (errno));
-        return -1;
-    }
-    char run[PATH_MAX + 8];
-    snprintf (run, sizeof run, "%s/run", real);
-    free (real);
-    if (mkdir (run, 0700) < 0 && errno != EEXIST) {
-        snprintf (err, errlen, "host.data: cannot create %s: %s", run, strerror (errno));
-        return -1;
-    }
-    snprintf (out, size, "ipc://%s/%s", run, name);
-    if (strlen (out) - 6 > 107) {
-        snprintf (err, errlen, "host.data: the socket %s is over the 107 bytes a Unix "
-                  "socket allows: give host.data a shorter path", out + 6);
-        return -1;
-    }
-    return 0;
-}
-
-int
-bctx_server_context_config (bctx_config_t *config, const char *name, const char *plugin,
-                            char *err, size_t errlen)
-{
-    char admin[4200], link[4200], in[4200], out[4200], sock[128];
-    snprintf (sock, sizeof sock, "ctx-%s.sock", name);
-    if (s_run_endpoint (config->data, "admin.sock", admin, sizeof admin, err, errlen) < 0
-        || s_run_endpoint (config->data, sock, link, sizeof link, err, errlen) < 0
-        || s_run_endpoint (config->data, "bus-in.sock", in, sizeof in, err, errlen) < 0
-        || s_run_endpoint (config->data, "bus-out.sock", out, sizeof out, err, errlen) < 0)
-        return -1;
-    if (bctx_config_for_context (config, name, plugin, admin, link, in, out) < 0) {
-        snprintf (err, errlen, "--context %s: %s has no local context of that name", name,
-                  config->path);
-        return -1;
-    }
-    return 0;
 }
 
 /* Waits until every context process answers, or one ends, or the start
@@ -208,7 +118,7 @@ s_boot (bctx_server_t *self, char *err, size_t errlen)
  * processes; binds the API once they all answer.  Return 0, or -1 with
  * the reason. */
 static int
-s_build_supervisor (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
+s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
 {
     char in[4200], out[4200], exe[PATH_MAX];
     /* The context processes run this program again, or $BCTX_HOST_EXE (a
@@ -221,8 +131,8 @@ s_build_supervisor (bctx_server_t *self, bctx_config_t *config, char *err, size_
         return -1;
     }
     exe[len] = '\0';
-    if (s_run_endpoint (config->data, "bus-in.sock", in, sizeof in, err, errlen) < 0
-        || s_run_endpoint (config->data, "bus-out.sock", out, sizeof out, err, errlen) < 0)
+    if (bctx_run_endpoint (config->data, "bus-in.sock", in, sizeof in, err, errlen) < 0
+        || bctx_run_endpoint (config->data, "bus-out.sock", out, sizeof out, err, errlen) < 0)
         return -1;
     self->zctx = zmq_ctx_new ();
     self->registry = bctx_registry_new (self->zctx, config);
@@ -244,7 +154,11 @@ s_build_supervisor (bctx_server_t *self, bctx_config_t *config, char *err, size_
     self->ops = bctx_ops_new (self->registry, self->api, self->commands, self->peers);
     self->supervise = bctx_supervise_new (self->registry, self->zctx, exe);
     self->relay = bctx_relay_new (self->registry, self->api, self->supervise, self->peers);
-    bctx_commands_route (self->commands, self->peers, NULL, NULL);
+    self->reload = bctx_reload_new (self->registry, self->api, self->supervise, self->relay);
+    self->watch = bctx_watch_new (self->registry, self->reload, err, errlen);
+    if (!self->watch)
+        return -1;
+    bctx_commands_route (self->commands, self->peers);
     bctx_commands_relay (self->commands, self->relay);
     int op = bctx_api_unhandled (self->api);
     if (op >= 0) {
@@ -270,108 +184,31 @@ bctx_server_new (bctx_config_t *config, const char *const *accept_truncated,
     bctx_server_t *self = calloc (1, sizeof *self);
     self->stop_fd = -1;
     /* host.data is this host's before any file in it is opened, and what
-     * is in it is checked before anything is served.  A context process
-     * takes only its context's writer lock: its supervisor did the rest. */
-    if (config->only)
-        self->datadir = bctx_datadir_attach (config->data, config->only, 5000, err, errlen);
-    else
-        self->datadir = bctx_datadir_open (config->data, err, errlen);
-    if (!self->datadir || (!config->only && bctx_datadir_guard (self->datadir, config,
-                                                                 accept_truncated, err,
-                                                                 errlen) < 0)) {
+     * is in it is checked before anything is served. */
+    self->datadir = bctx_datadir_open (config->data, err, errlen);
+    if (!self->datadir
+        || bctx_datadir_guard (self->datadir, config, accept_truncated, err, errlen) < 0) {
         bctx_datadir_destroy (&self->datadir);
         bctx_config_destroy (&config);
         free (self);
         return NULL;
     }
-    int rc = config->only ? s_build (self, config, err, errlen)
-                          : s_build_supervisor (self, config, err, errlen);
-    if (rc < 0) {
+    if (s_build (self, config, err, errlen) < 0) {
         if (!self->registry)
             bctx_config_destroy (&config);
         bctx_server_destroy (&self);
         return NULL;
     }
     const bctx_registry_t *reg = self->registry;
-    if (config->only)
-        bctx_log (BCTX_LOG_INFO, "context %s: process %d ready, %zu projection(s), "
-                  "%zu reactor(s)", config->only, (int) getpid (), reg->n_projections,
-                  reg->n_reactors);
-    else
-        bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s), each in its own process, "
-                  "%zu projection(s) on %s, data in %s; admin ops on %s", config->name,
-                  reg->n_contexts, reg->n_projections, config->api, config->data,
-                  bctx_api_admin_endpoint (self->api));
+    bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s), each in its own process, "
+              "%zu projection(s) on %s, data in %s; admin ops on %s", config->name,
+              reg->n_contexts, reg->n_projections, config->api, config->data,
+              bctx_api_admin_endpoint (self->api));
     return self;
 }
 
-/* Raises each context's high-water mark to its worker's last commit
- * (an atomic the worker stores after each commit), every S_MARK_EVERY.
- * Return seconds until the next update. */
-static double
-s_mark_tick (void *arg)
-{
-    bctx_server_t *self = arg;
-    double now = bctx_now ();
-    if (now >= self->mark_due) {
-        bctx_registry_mark (self->registry, self->datadir);
-        self->mark_due = now + S_MARK_EVERY;
-    }
-    return self->mark_due - now;
-}
-
-/* The first plugin code of this context process that has run past
- * host.handler_timeout_ms, named in what (its decide, a projection's or
- * a reactor's handler, a reload's init).  Return how long, or 0. */
-static long long
-s_hung (bctx_server_t *self, char *what, size_t size)
-{
-    const bctx_registry_t *reg = self->registry;
-    long long limit = (long long) reg->config->handler_timeout_ms, ms;
-    for (size_t i = 0; i < reg->n_contexts; i++)
-        if (reg->contexts[i].worker
-            && (ms = bctx_busy_ms (&bctx_worker_stats (reg->contexts[i].worker)->busy)) > limit) {
-            snprintf (what, size, "its decide or evolve");
-            return ms;
-        }
-    for (size_t i = 0; i < reg->n_projections; i++)
-        if ((ms = bctx_busy_ms (bctx_projector_busy (reg->projections[i].projector))) > limit) {
-            snprintf (what, size, "the handler of projection %s", reg->projections[i].name);
-            return ms;
-        }
-    for (size_t i = 0; i < reg->n_reactors; i++)
-        if ((ms = bctx_busy_ms (bctx_reactor_busy (reg->reactors[i]))) > limit) {
-            snprintf (what, size, "the handler of reactor %s", bctx_reactor_name (reg->reactors[i]));
-            return ms;
-        }
-    if (self->reload && (ms = bctx_busy_ms (bctx_reload_busy_mark (self->reload))) > limit) {
-        snprintf (what, size, "the init or warm-up of a version being reloaded");
-        return ms;
-    }
-    return 0;
-}
-
-/* The watchdog of a context process: plugin code that runs past
- * host.handler_timeout_ms ends the process (its supervisor answers what
- * was in flight and restarts it).  Return seconds until the next look. */
-static double
-s_watchdog_tick (void *arg)
-{
-    bctx_server_t *self = arg;
-    char what[200];
-    long long ms = s_hung (self, what, sizeof what);
-    if (ms > 0) {
-        bctx_log (BCTX_LOG_ERROR, "context %s: hung: %s has run for %lld ms, past "
-                  "host.handler_timeout_ms (%zu ms): this context process ends so that its "
-                  "supervisor restarts it", self->registry->config->only, what, ms,
-                  self->registry->config->handler_timeout_ms);
-        _exit (BCTX_EXIT_HUNG);
-    }
-    return 0.1;
-}
-
-/* A signal: SIGHUP applies the config file again; SIGINT and SIGTERM
- * stop the loop. */
+/* A signal: SIGHUP applies the config file again; SIGCHLD reaps; SIGINT
+ * and SIGTERM stop the loop. */
 static int
 s_on_signal (void *arg)
 {
@@ -385,12 +222,9 @@ s_on_signal (void *arg)
     }
     if (si.ssi_signo == SIGHUP) {
         bctx_log (BCTX_LOG_INFO, "SIGHUP: re-reading %s", self->registry->config->path);
-        if (!self->supervise) {
-            bctx_reconfig_apply (self->registry, self->reload, self->watch);
-        } else if (bctx_reconfig_supervisor (self->registry, self->supervise) == 0) {
-            bctx_supervise_reconfigure (self->supervise);
+        if (bctx_reconfig_supervisor (self->registry, self->supervise, self->reload,
+                                      self->watch) == 0)
             bctx_relay_attach (self->relay, self->loop);
-        }
         return BCTX_LOOP_NEW_TURN;
     }
     bctx_log (BCTX_LOG_INFO, "signal %u: stopping", si.ssi_signo);
@@ -404,22 +238,27 @@ s_supervise_tick (void *arg)
     return bctx_supervise_tick (arg);
 }
 
-/* The supervisor's loop, then its drain: every context process is asked
- * to finish what it has (SIGTERM), their answers passed on, and what did
- * not stop within host.stop_timeout_ms killed. */
-static int
-s_run_supervisor (bctx_server_t *self)
+int
+bctx_server_run (bctx_server_t *self, int stop_fd)
 {
+    self->stop_fd = stop_fd;
+    self->loop = bctx_loop_new ();
     bctx_loop_reader (self->loop, NULL, self->stop_fd, s_on_signal, self);
     bctx_peers_attach (self->peers, self->loop);
     bctx_relay_attach (self->relay, self->loop);
+    bctx_reload_attach (self->reload, self->loop);
+    bctx_watch_attach (self->watch, self->loop);
     bctx_loop_timer (self->loop, s_supervise_tick, self->supervise);
     bctx_api_attach (self->api, self->loop);
     bctx_loop_run (self->loop);
 
+    /* Drain: every context process is asked to finish what it has
+     * (SIGTERM), their answers passed on, and what did not stop within
+     * host.stop_timeout_ms killed. */
     const bctx_config_t *config = self->registry->config;
     bctx_log (BCTX_LOG_INFO, "draining %lld command(s) in flight",
               (long long) bctx_relay_in_flight (self->relay));
+    bctx_reload_stop (self->reload);
     bctx_supervise_stop (self->supervise);
     double deadline = bctx_now () + (double) config->stop_timeout_ms / 1000.0;
     while (!bctx_supervise_all_gone (self->supervise) && bctx_now () < deadline) {
@@ -433,88 +272,20 @@ s_run_supervisor (bctx_server_t *self)
     return 0;
 }
 
-int
-bctx_server_run (bctx_server_t *self, int stop_fd)
-{
-    if (self->supervise) {
-        self->stop_fd = stop_fd;
-        self->loop = bctx_loop_new ();
-        return s_run_supervisor (self);
-    }
-    /* Readers in the order they are served in a turn: the signal first,
-     * then replies before new requests. */
-    self->stop_fd = stop_fd;
-    self->loop = bctx_loop_new ();
-    bctx_loop_reader (self->loop, NULL, stop_fd, s_on_signal, self);
-    bctx_commands_attach (self->commands, self->loop);
-    bctx_reload_attach (self->reload, self->loop);
-    bctx_watch_attach (self->watch, self->loop);
-    bctx_peers_attach (self->peers, self->loop);
-    bctx_loop_timer (self->loop, s_mark_tick, self);
-    bctx_loop_timer (self->loop, s_watchdog_tick, self);
-    bctx_api_attach (self->api, self->loop);
-    bctx_loop_run (self->loop);
-
-    bctx_reload_stop (self->reload);
-    /* The read side stops first: a reactor may be waiting on a worker. */
-    bctx_registry_end_runners (self->registry);
-    /* Drain: take nothing new, let every worker finish its queue. */
-    bctx_log (BCTX_LOG_INFO, "draining %lld command(s) in flight",
-              (long long) bctx_commands_in_flight (self->commands));
-    bctx_registry_stop_workers (self->registry, 0);
-    bctx_commands_drain (self->commands);
-    /* Commands at peers: their answers, until their deadlines; then
-     * "unavailable" for the rest, so no client is left without a reply. */
-    bctx_peers_drain (self->peers);
-    return 0;
-}
-
-/* Stops the workers and lets what they hand back go, waiting (bounded)
- * for reload preparers that still hand a job back. */
-static void
-s_stop_workers (bctx_server_t *self)
-{
-    bctx_registry_stop_workers (self->registry, ZMQ_DONTWAIT);
-    /* Workers end first; then the jobs they handed back are freed (a
-     * reload's old version among them, whose unloading counts down in its
-     * worker); then the workers are freed. */
-    bctx_registry_join_workers (self->registry);
-    /* The workers' last commits, in the marks, at a clean stop. */
-    self->mark_due = 0;
-    s_mark_tick (self);
-    if (!self->commands)
-        return;
-    bctx_commands_discard (self->commands);
-    for (int i = 0; i < 1000 && self->reload && bctx_reload_preparers (self->reload) > 0; i++) {
-        struct timespec tick = { 0, 10 * 1000 * 1000 };
-        nanosleep (&tick, NULL);
-        bctx_commands_discard (self->commands);
-    }
-}
-
 void
 bctx_server_destroy (bctx_server_t **self_p)
 {
     bctx_server_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    if (self->registry) {
-        /* The read side first: a reactor may be waiting on a worker. */
-        bctx_registry_end_runners (self->registry);
-        bctx_registry_end_bridges (self->registry);
-        if (self->reload)
-            bctx_reload_cancel (self->reload);
-        bctx_watch_destroy (&self->watch);
-        s_stop_workers (self);
-        bctx_registry_close_contexts (self->registry);
-    }
+    bctx_watch_destroy (&self->watch);
+    bctx_reload_destroy (&self->reload);
     bctx_relay_destroy (&self->relay);
     bctx_supervise_destroy (&self->supervise);
     bctx_peers_destroy (&self->peers);
     bctx_api_destroy (&self->api);
     bctx_commands_destroy (&self->commands);
     bctx_ops_destroy (&self->ops);
-    bctx_reload_destroy (&self->reload);
     bctx_loop_destroy (&self->loop);
     if (self->zctx)
         zmq_ctx_shutdown (self->zctx);

@@ -27,6 +27,8 @@
 #define S_HEALED_AFTER   10.0    /* seconds up after which failures are forgotten */
 #define S_RSS_EVERY      0.5     /* seconds between memory checks */
 #define S_POLL_EVERY     0.1     /* seconds between reaps when SIGCHLD is missed */
+#define S_PROBATION      10.0    /* seconds after a handover in which an unasked end
+                                    of the new version brings the old one back */
 
 struct bctx_supervise {
     bctx_registry_t *registry;    /* the config and the handles (borrowed) */
@@ -37,6 +39,7 @@ struct bctx_supervise {
     bctx_child_fn *on_exit;       /* told when a process ended */
     void *on_exit_arg;            /* its argument */
     double rss_due;               /* monotonic: the next memory check */
+    unsigned generations;         /* handovers started: the next one's number */
 };
 
 bctx_supervise_t *
@@ -60,11 +63,14 @@ bctx_supervise_on_exit (bctx_supervise_t *self, bctx_child_fn *fn, void *arg)
  * NULL with the reason. */
 static bctx_child_t *
 s_child_new (bctx_supervise_t *self, const char *name, size_t max_rss_mb,
-             char *err, size_t errlen)
+             unsigned generation, char *err, size_t errlen)
 {
     char *data = realpath (self->registry->config->data, NULL);
-    char endpoint[4200];
-    snprintf (endpoint, sizeof endpoint, "ipc://%s/run/ctx-%s.sock", data ? data : "?", name);
+    char endpoint[4200], gen[16] = "";
+    if (generation)
+        snprintf (gen, sizeof gen, ".%u", generation);
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/run/ctx-%s%s.sock", data ? data : "?",
+              name, gen);
     free (data);
     if (strlen (endpoint) - 6 > 107) {
         snprintf (err, errlen, "context %s: its link %s is over the 107 bytes a Unix socket "
@@ -87,6 +93,7 @@ s_child_new (bctx_supervise_t *self, const char *name, size_t max_rss_mb,
         return NULL;
     }
     bctx_child_t *c = calloc (1, sizeof *c);
+    c->generation = generation;
     c->commands = -1;
     c->commands_reader = -1;
     c->commands_path = strdup (endpoint + strlen ("ipc://"));
@@ -119,6 +126,7 @@ s_child_free (bctx_child_t *c)
     free (c->name);
     free (c->endpoint);
     free (c->plugin);
+    free (c->fallback);
     free (c);
 }
 
@@ -127,7 +135,8 @@ s_child_free (bctx_child_t *c)
 static int
 s_spawn (bctx_supervise_t *self, bctx_child_t *c)
 {
-    const char *argv[8];
+    const char *argv[16];
+    char gen[16], deadline[32];
     int n = 0;
     argv[n++] = self->exe;
     argv[n++] = "--context";
@@ -135,6 +144,17 @@ s_spawn (bctx_supervise_t *self, bctx_child_t *c)
     if (c->plugin) {
         argv[n++] = "--plugin";
         argv[n++] = c->plugin;
+    }
+    if (c->generation) {
+        snprintf (gen, sizeof gen, "%u", c->generation);
+        argv[n++] = "--generation";
+        argv[n++] = gen;
+    }
+    if (c->standby) {
+        snprintf (deadline, sizeof deadline, "%.6f", c->deadline);
+        argv[n++] = "--standby";
+        argv[n++] = "--deadline";
+        argv[n++] = deadline;
     }
     argv[n++] = self->registry->config->path;
     argv[n] = NULL;
@@ -184,7 +204,7 @@ bctx_supervise_spawn_all (bctx_supervise_t *self, char *err, size_t errlen)
     const bctx_config_t *config = self->registry->config;
     for (size_t i = 0; i < config->n_contexts; i++) {
         bctx_child_t *c = s_child_new (self, config->contexts[i].name,
-                                       config->contexts[i].max_rss_mb, err, errlen);
+                                       config->contexts[i].max_rss_mb, 0, err, errlen);
         if (!c)
             return -1;
         s_add (self, c);
@@ -216,7 +236,7 @@ s_backoff (bctx_child_t *c, double now)
 {
     if (c->up_at > 0 && now - c->up_at >= S_HEALED_AFTER)
         c->failures = 0;
-    if (c->killed == BCTX_KILL_RSS)
+    if (c->killed == BCTX_KILL_RSS || c->killed == BCTX_KILL_HANDOVER)
         return 0;
     double wait = S_FIRST_BACKOFF;
     for (int i = 0; i < c->failures && wait < S_MAX_BACKOFF; i++)
@@ -239,18 +259,38 @@ s_ended (bctx_supervise_t *self, bctx_child_t *c, int status)
     c->pid = 0;
     if (self->on_exit)
         self->on_exit (self->on_exit_arg, c);
-    if (stopping && c->killed != BCTX_KILL_RSS) {
+    if (c->standby && !c->retired) {
+        /* Its handover failed (reload.h says so); the old one serves on. */
         c->state = BCTX_CHILD_GONE;
-        bctx_log (BCTX_LOG_INFO, "context %s: process %d stopped (%s)", c->name, (int) pid,
-                  how);
+        c->retired = 1;
+        bctx_log (BCTX_LOG_ERROR, "context %s: the process %d of a new version ended "
+                  "before it served: %s", c->name, (int) pid, c->last_exit);
         return;
     }
-    if (c->killed != BCTX_KILL_RSS)
+    int again = c->killed == BCTX_KILL_RSS || c->killed == BCTX_KILL_HANDOVER;
+    if (c->retired || (stopping && !again)) {
+        c->state = BCTX_CHILD_GONE;
+        bctx_log (BCTX_LOG_INFO, "context %s: process %d %s (%s)", c->name, (int) pid,
+                  c->retired ? "ended, replaced by a handover" : "stopped", how);
+        return;
+    }
+    if (!again)
         bctx_poison_count (self->registry->config->data, c->name, c->crashes);
     double now = bctx_now (), wait = s_backoff (c, now);
+    if (c->fallback && now < c->probation_until && !again) {
+        /* The new version failed its first commands: the old one again. */
+        snprintf (c->last_reload_error, sizeof c->last_reload_error, "the new version's "
+                  "process ended (%s) %.1f s after the handover: rolled back to the "
+                  "previous version, %s", c->last_exit, now - c->up_at, c->fallback);
+        bctx_log (BCTX_LOG_ERROR, "context %s: %s", c->name, c->last_reload_error);
+        free (c->plugin);
+        c->plugin = c->fallback;
+        c->fallback = NULL;
+        wait = 0;
+    }
     c->state = BCTX_CHILD_DOWN;
     c->restart_at = now + wait;
-    bctx_log (c->killed == BCTX_KILL_RSS ? BCTX_LOG_WARN : BCTX_LOG_ERROR,
+    bctx_log (again ? BCTX_LOG_WARN : BCTX_LOG_ERROR,
               "context %s: its process %d ended: %s%s%s; every other context goes on; "
               "restarting it in %.0f ms", c->name, (int) pid, c->last_exit,
               c->last_command[0] ? "; it was serving " : "", c->last_command, wait * 1000);
@@ -349,10 +389,30 @@ s_check_health (bctx_supervise_t *self, double now)
         self->rss_due = now + S_RSS_EVERY;
 }
 
+/* Frees the children a handover left behind once they have ended and
+ * the relay has let go of them. */
+static void
+s_prune (bctx_supervise_t *self)
+{
+    for (size_t i = 0; i < self->n_children;) {
+        bctx_child_t *c = self->children[i];
+        if (c->retired && c->state == BCTX_CHILD_GONE && !c->pid && c->reader < 0
+            && c->commands_reader < 0) {
+            s_child_free (c);
+            memmove (&self->children[i], &self->children[i + 1],
+                     (self->n_children - i - 1) * sizeof *self->children);
+            self->n_children--;
+        } else {
+            i++;
+        }
+    }
+}
+
 double
 bctx_supervise_tick (bctx_supervise_t *self)
 {
     s_reap (self);
+    s_prune (self);
     double now = bctx_now (), next = -1;
     s_check_health (self, now);
     for (size_t i = 0; i < self->n_children; i++) {
@@ -380,11 +440,75 @@ bctx_supervise_children (bctx_supervise_t *self, size_t *n)
 bctx_child_t *
 bctx_supervise_find (bctx_supervise_t *self, const char *name)
 {
-    for (size_t i = 0; i < self->n_children; i++)
-        if (strcmp (self->children[i]->name, name) == 0
-            && self->children[i]->state != BCTX_CHILD_GONE)
-            return self->children[i];
+    for (size_t i = 0; i < self->n_children; i++) {
+        bctx_child_t *c = self->children[i];
+        if (strcmp (c->name, name) == 0 && c->state != BCTX_CHILD_GONE && !c->standby
+            && !c->retired)
+            return c;
+    }
     return NULL;
+}
+
+bctx_child_t *
+bctx_supervise_standby (bctx_supervise_t *self, const char *name, const char *plugin,
+                        double deadline, char *err, size_t errlen)
+{
+    bctx_child_t *old = bctx_supervise_find (self, name);
+    bctx_child_t *c = s_child_new (self, name, old ? old->max_rss_mb : 0,
+                                   ++self->generations, err, errlen);
+    if (!c)
+        return NULL;
+    c->standby = 1;
+    c->deadline = deadline;
+    c->plugin = plugin ? strdup (plugin) : NULL;
+    s_add (self, c);
+    if (s_spawn (self, c) < 0) {
+        snprintf (err, errlen, "cannot start a process for the new version");
+        c->retired = 1;
+        c->state = BCTX_CHILD_GONE;
+        return NULL;
+    }
+    return c;
+}
+
+void
+bctx_supervise_promote (bctx_supervise_t *self, bctx_child_t *next, bctx_child_t *old)
+{
+    next->standby = 0;
+    if (old) {
+        old->retired = 1;
+        next->restarts = old->restarts;
+        next->reloads = old->reloads + 1;
+        int i = bctx_registry_index (self->registry->config, old->name);
+        const char *was = old->plugin ? old->plugin
+                        : i >= 0 ? self->registry->config->contexts[i].plugin : NULL;
+        free (next->fallback);
+        next->fallback = was ? strdup (was) : NULL;
+        next->probation_until = bctx_now () + S_PROBATION;
+    }
+    next->last_reload_error[0] = '\0';
+}
+
+void
+bctx_supervise_reinstate (bctx_supervise_t *self, bctx_child_t *old)
+{
+    (void) self;
+    old->retired = 0;
+    old->killed = BCTX_KILL_HANDOVER;
+    if (!old->pid) {
+        old->state = BCTX_CHILD_DOWN;
+        old->restart_at = bctx_now ();
+    }
+}
+
+void
+bctx_supervise_retire (bctx_supervise_t *self, bctx_child_t *c, int graceful)
+{
+    c->retired = 1;
+    if (c->pid)
+        bctx_supervise_kill (self, c, BCTX_KILL_STOP, graceful);
+    else
+        c->state = BCTX_CHILD_GONE;
 }
 
 void
@@ -395,7 +519,7 @@ bctx_supervise_up (bctx_supervise_t *self, bctx_child_t *c)
         return;
     c->state = BCTX_CHILD_UP;
     c->up_at = bctx_now ();
-    if (c->restarts)
+    if (c->restarts && !c->standby)
         bctx_log (BCTX_LOG_INFO, "context %s: process %d serving again, %.0f ms after its "
                   "start", c->name, (int) c->pid, (c->up_at - c->started_at) * 1000);
 }
@@ -427,7 +551,7 @@ bctx_supervise_reconfigure (bctx_supervise_t *self)
             continue;
         char err[512];
         bctx_child_t *c = s_child_new (self, config->contexts[j].name,
-                                       config->contexts[j].max_rss_mb, err, sizeof err);
+                                       config->contexts[j].max_rss_mb, 0, err, sizeof err);
         if (!c) {
             bctx_log (BCTX_LOG_ERROR, "SIGHUP: %s", err);
             continue;

@@ -40,7 +40,9 @@ enum {
     BCTX_KILL_NONE = 0,
     BCTX_KILL_RSS = 1,            /* over contexts[].max_rss_mb */
     BCTX_KILL_HUNG = 2,           /* did not start, or stopped answering */
-    BCTX_KILL_STOP = 3            /* the host stops, or SIGHUP removed it */
+    BCTX_KILL_STOP = 3,           /* the host stops, or SIGHUP removed it */
+    BCTX_KILL_HANDOVER = 4        /* a handover that failed after the release: it
+                                     starts again at once, with its version */
 };
 
 /* One context process, as the supervisor and the relay see it. */
@@ -77,6 +79,20 @@ typedef struct bctx_child {
     void *reader_arg;             /* the relay's argument of that reader */
     int commands_reader;          /* the relay's loop reader of commands, or -1 */
     int probing;                  /* the relay has asked it for its stats */
+    unsigned generation;          /* 0 for a context's first process, else the number
+                                     of the handover that started it: in its links'
+                                     names (ctx-NAME.G.sock) */
+    int standby;                  /* started by a handover and not serving yet: no
+                                     command goes to it (reload.h) */
+    int retired;                  /* replaced by a handover, or a standby given up:
+                                     it ends and is not started again */
+    double deadline;              /* a standby: by when its plugin's copy must be made
+                                     (monotonic), passed to it */
+    char *fallback;               /* the version this one replaced, run again if this
+                                     one ends unasked before probation_until, or NULL */
+    double probation_until;       /* monotonic: end of the new version's probation */
+    int reloads;                  /* handovers that switched this context */
+    char last_reload_error[1024]; /* why the last reload failed, or "" */
 } bctx_child_t;
 
 typedef struct bctx_supervise bctx_supervise_t;
@@ -105,8 +121,29 @@ double bctx_supervise_tick (bctx_supervise_t *self);
 /* The children, in config order (borrowed), and how many. */
 bctx_child_t **bctx_supervise_children (bctx_supervise_t *self, size_t *n);
 
-/* The child of context `name`, or NULL. */
+/* The child serving context `name` (not a standby, not retired), or NULL. */
 bctx_child_t *bctx_supervise_find (bctx_supervise_t *self, const char *name);
+
+/* Starts a standby process for a handover of context `name`: the same
+ * binary with --standby, its own links (a new generation), plugin (NULL:
+ * contexts[].plugin) and deadline.  It serves nothing until promoted.
+ * Return it, or NULL with the reason. */
+bctx_child_t *bctx_supervise_standby (bctx_supervise_t *self, const char *name,
+                                      const char *plugin, double deadline,
+                                      char *err, size_t errlen);
+
+/* A handover switched: standby `next` serves its context from now on, in
+ * place of `old` (retired already, or NULL).  A context process that
+ * ends unasked within the probation after this runs old's version again. */
+void bctx_supervise_promote (bctx_supervise_t *self, bctx_child_t *next, bctx_child_t *old);
+
+/* A handover failed after `old` released its context: old serves again,
+ * its process started anew (at once) once the one that released has ended. */
+void bctx_supervise_reinstate (bctx_supervise_t *self, bctx_child_t *old);
+
+/* Gives a child up for good: a standby whose handover failed, or a
+ * retired process (SIGKILL, or SIGTERM when graceful). */
+void bctx_supervise_retire (bctx_supervise_t *self, bctx_child_t *child, int graceful);
 
 /* A child answered on its link for the first time since it started. */
 void bctx_supervise_up (bctx_supervise_t *self, bctx_child_t *child);

@@ -41,11 +41,10 @@ struct bctx_worker {
     bctx_bytes_t in;              /* bytes read from conn, not all taken yet */
     bctx_bytes_t out;             /* a reply on its way to conn */
     bctx_plugin_t *plugin;        /* the version serving (the worker's reference) */
-    _Atomic int loaded;           /* versions loaded: 1, or 2 while one drains */
-    pthread_mutex_t info_lock;    /* guards plugin swaps against readers, and what follows */
+    _Atomic int loaded;           /* versions loaded: 1 (a version is swapped by a
+                                     handover between processes) */
+    pthread_mutex_t info_lock;    /* guards the plugin against readers */
     char loaded_at[40];           /* when the serving version was loaded */
-    int64_t reloads;              /* successful reloads */
-    char reload_error[512];       /* the last reload's failure, or "" */
     int info_lock_ready;          /* info_lock was initialised */
     bctx_store_t *store;          /* the context's log (read-write) */
     json_t *cache;                /* aggregate id -> [version, state] */
@@ -72,9 +71,6 @@ bctx_job_destroy (bctx_job_t **self_p)
         return;
     json_decref ((*self_p)->request);
     free ((*self_p)->reply);
-    bctx_plugin_unref (&(*self_p)->plugin);
-    json_decref ((*self_p)->dropped);
-    json_decref ((*self_p)->warm);
     free (*self_p);
     *self_p = NULL;
 }
@@ -163,13 +159,6 @@ bctx_decided_check (const json_t *events, size_t max_events, size_t max_data,
             return rc;
         }
     }
-    return 0;
-}
-
-static int
-s_note_recent (const bctx_row_t *e, void *arg)
-{
-    json_object_set_new ((json_t *) arg, e->aggregate, json_true ());
     return 0;
 }
 
@@ -727,154 +716,6 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
         json_object_clear (self->cache);
 }
 
-typedef struct {
-    const bctx_plugin_t *plugin;  /* the new version */
-    json_t *warm;                 /* its warm cache */
-} s_catch_up_t;
-
-/* Folds one event appended after warming into the warm entry it belongs
- * to; drops an entry it cannot bring exactly up to date. */
-static int
-s_catch_up_one (const bctx_row_t *e, void *arg)
-{
-    s_catch_up_t *c = arg;
-    json_t *entry = json_object_get (c->warm, e->aggregate);
-    if (!entry)
-        return 0;
-    int64_t version = json_integer_value (json_array_get (entry, S_VERSION));
-    if (e->version <= version)
-        return 0;                  /* already folded while warming */
-    json_t *data = e->version == version + 1 ? json_loads (e->data, 0, NULL) : NULL;
-    json_t *state = json_array_get (entry, S_STATE);
-    json_t *next = data ? c->plugin->desc->evolve (c->plugin->user,
-                                                   json_is_null (state) ? NULL : json_incref (state),
-                                                   e->type, data) : NULL;
-    json_decref (data);
-    if (!next) {
-        json_object_del (c->warm, e->aggregate);
-        return 0;
-    }
-    json_array_set_new (entry, S_VERSION, json_integer (e->version));
-    json_array_set_new (entry, S_STATE, next);
-    if (e->command)
-        s_note_command (json_array_get (entry, S_IDS), e->command, e->position);
-    return 0;
-}
-
-bctx_plugin_t *
-bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
-                     const json_t *settings, const bctx_plugin_bounds_t *bounds,
-                     const char *store_path, char *err, size_t errlen)
-{
-    job->load_failure = BCTX_LOAD_FAILED;
-    bctx_plugin_t *next = bctx_plugin_load (name, path, settings, bounds, "reload",
-                                            &job->load_failure, err, errlen);
-    if (!next)
-        return NULL;
-    bctx_store_t *reader = bctx_store_open (store_path, BCTX_STORE_READONLY, err, errlen);
-    if (!reader) {
-        bctx_plugin_destroy (&next);
-        return NULL;
-    }
-    /* The aggregates of the log's recent events: the likely hot ones. */
-    job->warm = json_object ();
-    job->warm_at = bctx_store_head (reader);
-    json_t *recent = json_object ();
-    int64_t from = job->warm_at > 10000 ? job->warm_at - 9999 : 1;
-    int64_t n = bctx_store_read (reader, from, NULL, 10000, s_note_recent, recent);
-    const char *aggregate;
-    json_t *flag;
-    int failed = n < 0;
-    if (failed)
-        snprintf (err, errlen, "cannot read the log: %s", bctx_store_error (reader));
-    json_object_foreach (recent, aggregate, flag) {
-        if (failed || json_object_size (job->warm) >= 4000)
-            break;
-        json_t *entry = s_fold_entry (next, reader, aggregate, err, errlen);
-        if (!entry)
-            failed = 1;
-        else
-            json_object_set_new (job->warm, aggregate, entry);
-    }
-    json_decref (recent);
-    /* Warming took a while: fold what was appended meanwhile, again and
-     * again while that is much, so the worker has little left to fold at
-     * the switch, when commands wait. */
-    for (int round = 0; round < 8 && !failed; round++) {
-        int64_t head = bctx_store_head (reader);
-        if (head - job->warm_at < 64)
-            break;
-        s_catch_up_t c = { .plugin = next, .warm = job->warm };
-        if (bctx_store_read (reader, job->warm_at + 1, NULL, head - job->warm_at,
-                             s_catch_up_one, &c) < 0)
-            break;
-        job->warm_at = head;
-    }
-    bctx_store_destroy (&reader);
-    if (failed) {
-        json_decref (job->warm);
-        job->warm = NULL;
-        bctx_plugin_destroy (&next);
-        return NULL;
-    }
-    return next;
-}
-
-/*
- * Switches to the version a reload job brings.  Runs between batches, so
- * the commands before it finished on the old version and the ones queued
- * behind it run on the new one.  A cancelled job (the reload timed out
- * while a decide held the worker) is dropped.
- */
-static void
-s_reload (bctx_worker_t *self, bctx_job_t *job)
-{
-    int expected = BCTX_JOB_PENDING;
-    if (!atomic_compare_exchange_strong (&job->state, &expected, BCTX_JOB_TAKEN)) {
-        bctx_log (BCTX_LOG_INFO, "context %s: dropping a reload that timed out", self->name);
-        bctx_job_destroy (&job);
-        return;
-    }
-    double t0 = bctx_now ();
-    bctx_plugin_t *next = job->plugin;
-    pthread_mutex_lock (&self->info_lock);
-    bctx_plugin_t *old = self->plugin;
-    self->plugin = next;
-    bctx_time_iso (self->loaded_at, sizeof self->loaded_at);
-    if (job->rollback) {
-        self->reloads--;
-    } else {
-        self->reloads++;
-        self->reload_error[0] = '\0';
-    }
-    pthread_mutex_unlock (&self->info_lock);
-    /* The new evolve's cache: what the preparer folded, brought up to date
-     * with the events appended since; the old one is freed by whoever takes
-     * the job back, not here where commands wait. */
-    job->dropped = self->cache;
-    self->cache = json_object ();
-    if (job->warm) {
-        s_catch_up_t c = { .plugin = next, .warm = job->warm };
-        int64_t head = bctx_store_position (self->store);
-        if (head > job->warm_at
-            && bctx_store_read (self->store, job->warm_at + 1, NULL, head - job->warm_at,
-                                s_catch_up_one, &c) < 0)
-            json_object_clear (job->warm);
-        json_decref (self->cache);
-        self->cache = job->warm;
-        job->warm = NULL;
-    }
-    job->plugin = old;
-    job->pause_us = (long long) ((bctx_now () - t0) * 1e6);
-    job->ok = 1;
-    job->reply = bctx_reply_dump_new (json_pack (
-        "{s:b, s:s, s:s, s:s, s:s, s:I}", "ok", 1, "context", self->name,
-        "version", next->desc->version ? next->desc->version : "",
-        "previous", old->desc->version ? old->desc->version : "",
-        "plugin", next->path, "pause_us", (json_int_t) job->pause_us));
-    s_reply (self, job);
-}
-
 /* Takes one command waiting on the command link, a frame whose body is
  * a "send" (its origin as the supervisor let it through), as a job,
  * reading what the link has when none is buffered.  A body that is not
@@ -953,10 +794,9 @@ s_run (void *arg)
     int stopping = 0;
     while (!stopping) {
         size_t n = 0;
-        bctx_job_t *reload = NULL;
         if (self->listener >= 0 && s_wait (self) < 0)
             break;
-        while (n < self->max_batch && !reload) {
+        while (n < self->max_batch) {
             bctx_job_t *job = self->listener >= 0 ? s_take_link (self) : NULL;
             if (job) {
                 batch[n++] = (s_pending_t) { .job = job };
@@ -978,15 +818,10 @@ s_run (void *arg)
                 stopping = 1;
                 break;
             }
-            if (job->kind == BCTX_JOB_RELOAD)
-                reload = job;      /* after the commands before it */
-            else
-                batch[n++] = (s_pending_t) { .job = job };
+            batch[n++] = (s_pending_t) { .job = job };
         }
         if (n)
             s_batch (self, batch, n);
-        if (reload)
-            s_reload (self, reload);
     }
     /* At a drain, what the supervisor sent before it stopped sending. */
     for (size_t n = 1; self->conn >= 0 && n > 0;) {
@@ -1001,12 +836,15 @@ s_run (void *arg)
 }
 
 bctx_worker_t *
-bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
+bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index, int *failure,
                  char *err, size_t errlen)
 {
     const bctx_context_config_t *cc = &config->contexts[index];
     char where[48];
-    snprintf (where, sizeof where, "contexts[%zu].plugin", cc->index);
+    if (config->standby)
+        snprintf (where, sizeof where, "reload");
+    else
+        snprintf (where, sizeof where, "contexts[%zu].plugin", cc->index);
     bctx_worker_t *self = calloc (1, sizeof *self);
     self->name = strdup (cc->name);
     self->zctx = zctx;
@@ -1021,13 +859,14 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index,
         goto fail;
     pthread_mutex_init (&self->info_lock, NULL);
     self->info_lock_ready = 1;
-    /* Under the same bounds as a reload, without its deadline. */
+    /* A handover's new version has the reload's deadline for its copy. */
     bctx_plugin_bounds_t bounds = {
         .dirs = config->plugin_dirs, .n_dirs = config->n_plugin_dirs,
         .dirs_given = config->plugin_dirs_given, .max_bytes = config->max_plugin_bytes,
+        .deadline = config->load_deadline,
     };
     self->plugin = bctx_plugin_load (cc->name, cc->plugin, cc->settings, &bounds,
-                                     where, NULL, err, errlen);
+                                     where, failure, err, errlen);
     if (!self->plugin)
         goto fail;
     atomic_store (&self->loaded, 1);
@@ -1119,24 +958,14 @@ bctx_worker_describe (bctx_worker_t *self)
     for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++)
         json_array_append_new (reactors, json_string (d->name));
     json_t *info = json_pack (
-        "{s:s, s:s, s:s, s:s, s:I, s:s?, s:i, s:I, s:o, s:o, s:o}",
+        "{s:s, s:s, s:s, s:s, s:i, s:I, s:o, s:o, s:o}",
         "name", self->name, "version", p->desc->version ? p->desc->version : "",
         "plugin", p->path, "loaded_at", self->loaded_at,
-        "reloads", (json_int_t) self->reloads,
-        "last_reload_error", self->reload_error[0] ? self->reload_error : NULL,
         "versions_loaded", atomic_load (&self->loaded),
         "position", (json_int_t) atomic_load (&self->stats.position),
         "commands", commands, "projections", projections, "reactors", reactors);
     pthread_mutex_unlock (&self->info_lock);
     return info;
-}
-
-void
-bctx_worker_reload_failed (bctx_worker_t *self, const char *why)
-{
-    pthread_mutex_lock (&self->info_lock);
-    snprintf (self->reload_error, sizeof self->reload_error, "%s", why);
-    pthread_mutex_unlock (&self->info_lock);
 }
 
 _Atomic int *
@@ -1149,6 +978,15 @@ bctx_worker_stats_t *
 bctx_worker_stats (bctx_worker_t *self)
 {
     return &self->stats;
+}
+
+int64_t
+bctx_worker_refresh (bctx_worker_t *self)
+{
+    int64_t head = bctx_store_head (self->store);
+    if (head >= 0)
+        atomic_store (&self->stats.position, head);
+    return head;
 }
 
 const char *

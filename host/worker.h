@@ -40,53 +40,16 @@ typedef struct bctx_job {
     json_t *request;              /* owned: the parsed "send" request */
     char *reply;                  /* owned: reply JSON text, set by the worker */
     bctx_waiter_t *waiter;        /* borrowed: who waits, or NULL for the API */
-    int kind;                     /* BCTX_JOB_SEND or BCTX_JOB_RELOAD */
     int origin;                   /* a send: BCTX_ORIGIN_CLIENT or _REACTOR, set by
                                      whoever made the job, never by the request */
-    /* A reload: the new version going in (a reference), and once the
-     * worker has switched, the old version coming out (the worker's former
-     * reference, handed to whoever takes the job back). */
-    bctx_plugin_t *plugin;
-    _Atomic int state;            /* BCTX_JOB_PENDING, _TAKEN or _CANCELLED */
-    long long pause_us;           /* a reload: how long the switch held commands */
-    json_t *dropped;              /* a reload: the old aggregate cache, for the
-                                     taker to free off the command path */
-    json_t *warm;                 /* a reload: aggregates folded beforehand by
-                                     the new version, as of position warm_at */
-    int64_t warm_at;              /* the log's head when warming began */
-    int prepared;                 /* a reload: loaded and checked off-thread */
-    long tag;                     /* the API thread's own mark (a rollback's context) */
-    int rollback;                 /* a reload undoing one that failed after its
-                                     switch: not counted, its error kept */
-    int load_failure;             /* a reload that could not be prepared: why
-                                     (BCTX_LOAD_*, loader.h) */
-    int ok;                       /* set with reply by the worker: the reload
-                                     switched (reply is its success) */
     int link;                     /* a send that came on the worker's own link:
                                      identity is [routing id][tag], and the reply
                                      goes straight back on it */
 } bctx_job_t;
 
-enum { BCTX_JOB_SEND = 0, BCTX_JOB_RELOAD = 1 };
 /* Where a command came from.  Command ids are remembered per origin, so an
  * id a client chooses can never be taken for one a reactor derived. */
 enum { BCTX_ORIGIN_CLIENT = 0, BCTX_ORIGIN_REACTOR = 1 };
-enum { BCTX_JOB_PENDING = 0, BCTX_JOB_TAKEN = 1, BCTX_JOB_CANCELLED = 2 };
-
-/*
- * Prepares a reload off the command path, in the calling thread: loads the
- * plugin at `path` for context `name` (settings, bounds borrowed: where it
- * may come from, how big it may be, when to give up), checks that its
- * evolve folds the aggregates of the log's recent events, and folds them
- * into a warm cache the worker adopts at the switch, so the first commands
- * after it do not all rebuild their aggregate.  store_path: the context's
- * log, opened read-only here.  Return: new plugin (job->warm, job->warm_at
- * set), or NULL with the reason in err and job->load_failure set.
- */
-bctx_plugin_t *bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
-                                    const json_t *settings,
-                                    const bctx_plugin_bounds_t *bounds,
-                                    const char *store_path, char *err, size_t errlen);
 
 /* What bctx_decided_check found wrong with what a decide returned. */
 enum {
@@ -132,10 +95,11 @@ typedef struct bctx_worker bctx_worker_t;
  * Loads the context's plugin, opens its store (host.data/<name>.db) and
  * binds its queue in ZeroMQ context zctx.  `index` names it in messages
  * ("contexts[index]").  Return: new worker (not yet running), or NULL with
- * the reason in err.
+ * the reason in err and, when the plugin did not load, a BCTX_LOAD_* in
+ * *failure (if failure is set).
  */
 bctx_worker_t *bctx_worker_new (void *zctx, const bctx_config_t *config,
-                                size_t index, char *err, size_t errlen);
+                                size_t index, int *failure, char *err, size_t errlen);
 
 /* Starts the worker thread.  Replies go to the PULL socket bound at
  * `replies`.  Return 0 or -1. */
@@ -154,19 +118,21 @@ const char *bctx_worker_name (const bctx_worker_t *self);
 bctx_plugin_t *bctx_worker_plugin (bctx_worker_t *self);
 
 /* What `bctx contexts` shows of the context: its plugin's version, path,
- * commands, load time, reload count, last reload error.  Thread-safe.
+ * commands, load time, versions loaded.  Thread-safe.
  * Return: new. */
 json_t *bctx_worker_describe (bctx_worker_t *self);
 
-/* Records a reload that failed before it reached the worker (a bad file,
- * a failing init), for bctx_worker_describe.  why: borrowed. */
-void bctx_worker_reload_failed (bctx_worker_t *self, const char *why);
-
-/* How many versions of the context are loaded (1, or 2 while an old one
- * drains).  Passed to bctx_plugin_t.loaded of each version. */
+/* How many versions of the context this process has loaded: 1, as a
+ * handover swaps versions between processes.  Passed to
+ * bctx_plugin_t.loaded. */
 _Atomic int *bctx_worker_loaded (bctx_worker_t *self);
 bctx_worker_stats_t *bctx_worker_stats (bctx_worker_t *self);
 const char *bctx_worker_store_path (const bctx_worker_t *self);
+
+/* Reads the log's head again into the stats' position (a handover's new
+ * process, before it starts: the old one appended since it opened the
+ * store).  Not while the worker runs.  Return the head, or -1. */
+int64_t bctx_worker_refresh (bctx_worker_t *self);
 
 /* Waits for the thread to end (after a NULL job was queued).  The worker
  * stays allocated: jobs it handed back may still refer to it. */

@@ -1,9 +1,12 @@
 /*
- * test_rollback - a reload that fails after the worker has switched (here:
- * the new version's added projection cannot open its file) rolls the
- * context back to the old version: commands are decided by it again, its
- * projections run its code, and a later reload, once the cause is gone,
- * succeeds.
+ * test_rollback - a reload is a handover between two context processes,
+ * so a new version that fails never costs the old one its place:
+ *   - one that fails while it starts (here: its added projection cannot
+ *     open its file) never served: the old version keeps serving, its
+ *     projections run its code, and a later reload, once the cause is
+ *     gone, succeeds;
+ *   - one that crashes on its first command after the switch is rolled
+ *     back: the old version serves again, and the context says why.
  */
 #include "harness.h"
 
@@ -61,7 +64,7 @@ s_has_projection (const char *name)
 }
 
 static void
-test_a_failure_after_the_switch_rolls_back (void **state)
+test_a_failure_before_the_switch_keeps_the_old_version (void **state)
 {
     (void) state;
     char *v = s_deciding_version ("x");
@@ -75,9 +78,10 @@ test_a_failure_after_the_switch_rolls_back (void **state)
     int code = h_cli (&s_host, &out, "reload", "grower", h_path ("tests/plugins/grower_v2.so"),
                       NULL);
     assert_int_equal (code, 1);
-    assert_non_null (strstr (out, "rolled back"));
+    assert_non_null (strstr (out, "the old version keeps serving"));
+    assert_non_null (strstr (out, "projection-grower_more.db"));
     free (out);
-    /* The rollback goes through the worker: wait for it, bounded. */
+    /* The old version never stopped serving: bounded all the same. */
     json_t *c = NULL;
     for (int i = 0; i < 200; i++) {
         json_decref (c);
@@ -97,7 +101,7 @@ test_a_failure_after_the_switch_rolls_back (void **state)
     assert_false (s_has_projection ("grower_more"));
     assert_true (s_has_projection ("grower_totals"));
     char *log = h_read_log (&s_host);
-    assert_non_null (strstr (log, "rolled back to the previous version"));
+    assert_non_null (strstr (log, "reload failed, the old version keeps serving"));
     free (log);
 
     /* Cause gone: the same reload succeeds. */
@@ -109,6 +113,85 @@ test_a_failure_after_the_switch_rolls_back (void **state)
     assert_string_equal (v, "2.0.0");
     free (v);
     assert_true (s_has_projection ("grower_more"));
+}
+
+/* The version that decided fault's last Hit, or NULL when it failed. */
+static char *
+s_hit_version (const char *id)
+{
+    json_t *r = h_send (s_host.endpoint, "fault", "Hit", NULL, json_pack ("{s:s}", "id", id));
+    if (!json_is_true (json_object_get (r, "ok"))) {
+        json_decref (r);
+        return NULL;
+    }
+    json_int_t pos = json_integer_value (json_object_get (
+        json_array_get (json_object_get (r, "events"), 0), "position"));
+    json_decref (r);
+    char body[128];
+    int n = snprintf (body, sizeof body, "{\"op\":\"events\",\"context\":\"fault\","
+                      "\"from\":%lld,\"limit\":1}", (long long) pos);
+    r = h_request (s_host.endpoint, body, (size_t) n, 5000);
+    json_t *meta = json_object_get (json_array_get (json_object_get (r, "events"), 0),
+                                    "metadata");
+    char *v = strdup (json_string_value (json_object_get (meta, "context_version")));
+    json_decref (r);
+    return v;
+}
+
+static void
+test_a_crash_after_the_switch_rolls_back (void **state)
+{
+    (void) state;
+    char *v = s_hit_version ("h0");
+    assert_non_null (v);
+    assert_string_equal (v, "1.0.0");
+    free (v);
+    /* Version 2 segfaults in decide while DIR/armed-v2 exists; 1 never. */
+    char armed[400];
+    snprintf (armed, sizeof armed, "%s/armed-v2", s_host.dir);
+    FILE *f = fopen (armed, "w");
+    assert_non_null (f);
+    fclose (f);
+    char *out = NULL;
+    assert_int_equal (h_cli (&s_host, &out, "reload", "fault",
+                             h_path ("tests/plugins/fault_v2.so"), NULL), 0);
+    assert_non_null (strstr (out, "\"version\":\"2.0.0\""));
+    free (out);
+    /* Its first command crashes it: never acknowledged. */
+    v = s_hit_version ("h1");
+    assert_null (v);
+    /* The old version comes back, bounded. */
+    for (int i = 0; i < 200 && !v; i++) {
+        v = s_hit_version ("h2");
+        if (!v)
+            usleep (50000);
+    }
+    assert_non_null (v);
+    assert_string_equal (v, "1.0.0");
+    free (v);
+    json_t *c = s_context ("fault");
+    assert_string_equal (json_string_value (json_object_get (c, "version")), "1.0.0");
+    const char *why = json_string_value (json_object_get (c, "last_reload_error"));
+    assert_non_null (why);
+    assert_non_null (strstr (why, "rolled back to the previous version"));
+    json_decref (c);
+    char *log = h_read_log (&s_host);
+    assert_non_null (strstr (log, "rolled back to the previous version"));
+    free (log);
+}
+
+static int
+s_setup_fault (void **state)
+{
+    (void) state;
+    if (h_init (&s_host) < 0)
+        return -1;
+    s_host.faults_expected = 1;
+    snprintf (s_host.contexts, sizeof s_host.contexts,
+              "[{\"name\": \"fault\", \"plugin\": \"%s\", \"settings\": {\"dir\": \"%s\", "
+              "\"fault\": \"segv\", \"in\": \"decide\"}}]", h_path ("tests/plugins/fault.so"),
+              s_host.dir);
+    return h_start (&s_host);
 }
 
 static int
@@ -136,7 +219,10 @@ int
 main (void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test (test_a_failure_after_the_switch_rolls_back),
+        cmocka_unit_test_setup_teardown (test_a_failure_before_the_switch_keeps_the_old_version,
+                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_crash_after_the_switch_rolls_back,
+                                         s_setup_fault, s_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }

@@ -3,7 +3,9 @@
  * so a test can show that it costs only its own context a restart.
  * Settings: {"dir": DIR, "fault": "segv"|"abort"|"exit"|"hang"|"leak",
  *            "in": "decide"|"evolve"|"projection"|"reactor"|"init"}.
- * The fault fires only while the file DIR/armed exists; with "aggregate":
+ * The fault fires only while the file DIR/armed exists (DIR/armed-v2 for
+ * fault_v2.so, version 2.0.0: a new version that fails where the old one
+ * did not); with "aggregate":
  * A in the settings, a projection's or reactor's fault fires only on the
  * events of aggregate A (a poison event).
  *
@@ -83,7 +85,11 @@ s_init (const bctx_host_t *host, const json_t *settings, void **user)
     fault_t *self = calloc (1, sizeof *self);
     if (!self)
         return BCTX_ERROR;
+#ifdef PLUGIN_V2
+    snprintf (self->armed, sizeof self->armed, "%s/armed-v2", dir);
+#else
     snprintf (self->armed, sizeof self->armed, "%s/armed", dir);
+#endif
     snprintf (self->fault, sizeof self->fault, "%s", fault);
     snprintf (self->in, sizeof self->in, "%s", in);
     const char *only = json_string_value (json_object_get (settings, "aggregate"));
@@ -166,7 +172,11 @@ static const bctx_command_t s_commands[] = {
 
 static const bctx_context_t s_context = BCTX_CONTEXT_INIT (
     .name = "fault",
+#ifdef PLUGIN_V2
+    .version = "2.0.0",
+#else
     .version = "1.0.0",
+#endif
     .commands = s_commands,
     .evolve = s_evolve,
     .projections = s_projections,

@@ -75,17 +75,20 @@ test_every_op_reaches_its_own_handler (void **state)
 {
     (void) state;
     const char *names[] = { "send", "events", "query", "contexts", "stats",
-                            "replay", "retry", "reload" };
+                            "replay", "retry", "reload", "release", "take" };
+    /* What a context process's link carries: an admin's requests and its
+     * supervisor's handover steps. */
+    const unsigned link = BCTX_ROLE_ADMIN | BCTX_ROLE_SUPERVISOR;
     s_seen_t seen = { .role = 0 };
     bctx_api_t *api = s_api_with_stubs (&seen);
     assert_int_equal (bctx_api_unhandled (api), -1);
     for (int i = 0; i < BCTX_OP_COUNT; i++) {
-        char *reply = s_ask (api, names[i], BCTX_ROLE_ADMIN);
+        char *reply = s_ask (api, names[i], link);
         assert_string_equal (s_code (reply), "");
         free (reply);
         for (int op = 0; op < BCTX_OP_COUNT; op++)
             assert_int_equal (seen.called[op], op <= i ? 1 : 0);
-        assert_int_equal (seen.role, BCTX_ROLE_ADMIN);
+        assert_int_equal (seen.role, link);
         assert_int_equal (seen.envelope_len, 4);
     }
     assert_int_equal (bctx_api_counters (api)->bad, 0);
@@ -119,11 +122,17 @@ test_the_modules_of_a_host_handle_every_op (void **state)
     bctx_commands_t *commands = bctx_commands_new (&registry, api, err, sizeof err);
     assert_non_null (commands);
     assert_int_not_equal (bctx_api_unhandled (api), -1);
-    bctx_reload_t *reload = bctx_reload_new (&registry, api);
+    /* The supervisor's shape: ops, the relay to the context processes and
+     * the handovers between them. */
     bctx_ops_t *ops = bctx_ops_new (&registry, api, commands, NULL);
+    bctx_supervise_t *supervise = bctx_supervise_new (&registry, zctx, "/bin/false");
+    bctx_relay_t *relay = bctx_relay_new (&registry, api, supervise, NULL);
+    bctx_reload_t *reload = bctx_reload_new (&registry, api, supervise, relay);
     assert_int_equal (bctx_api_unhandled (api), -1);
     bctx_ops_destroy (&ops);
     bctx_reload_destroy (&reload);
+    bctx_relay_destroy (&relay);
+    bctx_supervise_destroy (&supervise);
     bctx_commands_destroy (&commands);
     bctx_api_destroy (&api);
     zmq_ctx_term (zctx);
@@ -135,7 +144,7 @@ test_roles_are_checked_before_any_handler_runs (void **state)
     (void) state;
     const unsigned roles[] = { BCTX_ROLE_PEER, BCTX_ROLE_CLIENT, BCTX_ROLE_ADMIN };
     const char *names[] = { "send", "events", "query", "contexts", "stats",
-                            "replay", "retry", "reload" };
+                            "replay", "retry", "reload", "release", "take" };
     s_seen_t seen = { .role = 0 };
     bctx_api_t *api = s_api_with_stubs (&seen);
     int64_t refused = 0;
@@ -154,8 +163,9 @@ test_roles_are_checked_before_any_handler_runs (void **state)
             }
             free (reply);
         }
-    /* A client may not reload, replay or retry: at least those. */
-    assert_true (refused >= 3);
+    /* A client may not reload, replay or retry, and nobody but a
+     * supervisor release or take: at least those. */
+    assert_true (refused >= 3 + 2 * 3);
     assert_int_equal (bctx_api_counters (api)->forbidden, refused);
     bctx_api_destroy (&api);
 }

@@ -17,7 +17,7 @@ test_every_op_is_found_by_name (void **state)
 {
     (void) state;
     const char *names[] = { "send", "events", "query", "contexts", "stats",
-                            "replay", "retry", "reload" };
+                            "replay", "retry", "reload", "release", "take" };
     for (int i = 0; i < BCTX_OP_COUNT; i++) {
         const bctx_op_t *op = bctx_op_find (names[i]);
         assert_non_null (op);
@@ -39,6 +39,13 @@ test_roles (void **state)
         const bctx_op_t *op = bctx_op_find (admin_only[i]);
         assert_true (bctx_op_is_admin (op));
         assert_int_equal (op->roles, BCTX_ROLE_ADMIN);
+    }
+    /* A handover's steps: only a supervisor, on a context process's link. */
+    const char *handover[] = { "release", "take" };
+    for (int i = 0; i < 2; i++) {
+        const bctx_op_t *op = bctx_op_find (handover[i]);
+        assert_int_equal (op->roles, BCTX_ROLE_SUPERVISOR);
+        assert_false (bctx_op_is_admin (op));
     }
     const char *peer_ok[] = { "send", "events" };
     for (int i = 0; i < 2; i++)
