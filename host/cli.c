@@ -41,7 +41,9 @@ s_usage (void)
         "  events [--context C] [--aggregate A] [--from POS] [--limit N]\n"
         "  query PROJECTION [KEY] [--limit N] [--after KEY]\n"
         "  replay PROJECTION\n"
-        "  retry REACTOR\n"
+        "  retry REACTOR          run a reactor's parked events again\n"
+        "  retry PROJECTION CONTEXT POSITION\n"
+        "                         apply a projection's parked poison event now\n"
         "  reload CONTEXT [PLUGIN]\n"
         "  keygen                 print a new CURVE key pair\n"
         "  contexts\n"
@@ -356,6 +358,28 @@ s_named (s_client_t *c, const char *op, const char *field, int argc, char **argv
     return s_simple (c, json_pack ("{s:s, s:s}", "op", op, field, argv[0]));
 }
 
+/* retry REACTOR, or retry PROJECTION CONTEXT POSITION: the poison event
+ * parked for PROJECTION, named by its context's log and position (as
+ * `stats` lists it). */
+static int
+s_retry (s_client_t *c, int argc, char **argv)
+{
+    if (argc == 1)
+        return s_named (c, "retry", "reactor", argc, argv);
+    char *end = NULL;
+    long long position = argc == 3 ? strtoll (argv[2], &end, 10) : 0;
+    if (argc != 3 || !end || *end || end == argv[2] || position < 1) {
+        if (argc == 3)
+            fprintf (stderr, "bctx: retry: POSITION must be a position in the log (1, 2, "
+                             "...), got \"%s\"\n", argv[2]);
+        s_usage ();
+        return EXIT_USAGE;
+    }
+    return s_simple (c, json_pack ("{s:s, s:s, s:s, s:I}", "op", "retry", "projection",
+                                   argv[0], "context", argv[1], "position",
+                                   (json_int_t) position));
+}
+
 /* reload CONTEXT [PLUGIN]: a relative PLUGIN is made absolute, since the
  * host may run elsewhere in the file system. */
 static int
@@ -485,7 +509,7 @@ main (int argc, char **argv)
     } else if (strcmp (sub, "replay") == 0) {
         code = s_named (&c, "replay", "projection", sargc, sargv);
     } else if (strcmp (sub, "retry") == 0) {
-        code = s_named (&c, "retry", "reactor", sargc, sargv);
+        code = s_retry (&c, sargc, sargv);
     } else if (strcmp (sub, "reload") == 0) {
         code = s_reload (&c, sargc, sargv);
     } else {

@@ -283,6 +283,40 @@ s_op_steer (void *arg, bctx_request_t *req)
                                            "parked", (json_int_t) parked));
 }
 
+/* {"op":"retry","projection":P,"context":C,"position":N} runs the poison
+ * event of C at N parked for P again: applied now to P's read models
+ * (answered at once; `stats` shows the outcome); {"op":"retry",
+ * "reactor":R} as s_op_steer. */
+static char *
+s_op_retry (void *arg, bctx_request_t *req)
+{
+    bctx_ops_t *self = arg;
+    if (!json_object_get (req->body, "projection"))
+        return s_op_steer (arg, req);
+    const char *op = NULL, *name = NULL, *context = NULL;
+    json_int_t position = 0;
+    json_error_t jerr;
+    if (json_unpack_ex (req->body, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:I}", "op", &op,
+                        "projection", &name, "context", &context, "position", &position) != 0)
+        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "retry: %s (a projection's "
+                                   "parked event is named by its context and position)",
+                                   jerr.text);
+    bctx_read_model_t *p = bctx_registry_find_projection (self->registry, name);
+    if (!p)
+        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "no projection \"%s\" on this "
+                                   "host", name);
+    if (bctx_projector_retry (p->projector, context, position) != 0)
+        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "projection %s has no parked "
+                                   "event of %s at position %lld; `bctx stats` lists its "
+                                   "parked events under \"poison\"", name, context,
+                                   (long long) position);
+    bctx_log (BCTX_LOG_INFO, "projection %s: retry of %s's parked event at position %lld "
+              "asked", name, context, (long long) position);
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:s, s:I, s:b}", "ok", 1,
+                                           "projection", name, "context", context,
+                                           "position", position, "retrying", 1));
+}
+
 /* {"op":"contexts"}: the local contexts and the remote ones. */
 static char *
 s_op_contexts (void *arg, bctx_request_t *req)
@@ -369,7 +403,7 @@ bctx_ops_new (bctx_registry_t *registry, bctx_api_t *api, bctx_commands_t *comma
     bctx_api_handle (api, BCTX_OP_CONTEXTS, s_op_contexts, self);
     bctx_api_handle (api, BCTX_OP_STATS, s_op_stats, self);
     bctx_api_handle (api, BCTX_OP_REPLAY, s_op_steer, self);
-    bctx_api_handle (api, BCTX_OP_RETRY, s_op_steer, self);
+    bctx_api_handle (api, BCTX_OP_RETRY, s_op_retry, self);
     return self;
 }
 

@@ -4,20 +4,28 @@
 
 #include "poison.h"
 #include "log.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 struct bctx_poison {
     bctx_slot_t *slots;           /* BCTX_POISON_SLOTS, mapped shared */
-    json_t *parked;               /* {runner: [[source, position], ...]} */
+    char *context;                /* the context, for messages */
+    char *path;                   /* the park file */
+    pthread_mutex_t lock;         /* guards parked (runners and the API thread) */
+    _Atomic long long n_parked;   /* entries in parked: at 0 a lookup takes no lock */
+    json_t *parked;               /* {runner: [{"context", "position", "aggregate",
+                                     "type", "ends", "parked_at"}, ...]} */
 };
 
 /* host.data/run/NAME-CONTEXT(.json) into out. */
@@ -26,6 +34,51 @@ s_path (char *out, size_t size, const char *data, const char *name, const char *
         const char *ext)
 {
     snprintf (out, size, "%s/run/%s-%s%s", data, name, context, ext);
+}
+
+/* The park file at path: an object, empty when there is none or it does
+ * not parse.  Return: new. */
+static json_t *
+s_load (const char *path)
+{
+    json_t *parked = json_load_file (path, 0, NULL);
+    if (!json_is_object (parked)) {
+        json_decref (parked);
+        parked = json_object ();
+    }
+    return parked;
+}
+
+/* Writes parked (borrowed) to path whole, through a new file renamed over
+ * it, so a reader never sees half of it.  Return 0, or -1 (logged). */
+static int
+s_save (const char *context, const char *path, const json_t *parked)
+{
+    char tmp[4300];
+    snprintf (tmp, sizeof tmp, "%s.new", path);
+    if (json_dump_file (parked, tmp, JSON_COMPACT) != 0 || rename (tmp, path) != 0) {
+        bctx_log (BCTX_LOG_ERROR, "context %s: cannot write %s: %s", context, path,
+                  strerror (errno));
+        unlink (tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The index in list (an array, or NULL) of the entry for source's event at
+ * position, or -1. */
+static ssize_t
+s_find (const json_t *list, const char *source, int64_t position)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach (list, i, e) {
+        const char *context = json_string_value (json_object_get (e, "context"));
+        if (json_integer_value (json_object_get (e, "position")) == position
+            && context && strcmp (context, source) == 0)
+            return (ssize_t) i;
+    }
+    return -1;
 }
 
 bctx_poison_t *
@@ -47,12 +100,17 @@ bctx_poison_open (const char *data, const char *context)
     }
     bctx_poison_t *self = calloc (1, sizeof *self);
     self->slots = map;
+    pthread_mutex_init (&self->lock, NULL);
+    self->context = strdup (context);
     s_path (path, sizeof path, data, "park", context, ".json");
-    self->parked = json_load_file (path, 0, NULL);
-    if (!json_is_object (self->parked)) {
-        json_decref (self->parked);
-        self->parked = json_object ();
-    }
+    self->path = strdup (path);
+    self->parked = s_load (path);
+    const char *who;
+    json_t *list;
+    long long n = 0;
+    json_object_foreach (self->parked, who, list)
+        n += (long long) json_array_size (list);
+    atomic_store (&self->n_parked, n);
     return self;
 }
 
@@ -72,29 +130,72 @@ bctx_poison_slot (bctx_poison_t *self, const char *who)
 }
 
 int
-bctx_poison_parked (const bctx_poison_t *self, const char *who, const char *source,
+bctx_poison_parked (bctx_poison_t *self, const char *who, const char *source,
+                    int64_t position)
+{
+    if (!self || atomic_load (&self->n_parked) == 0)
+        return 0;
+    pthread_mutex_lock (&self->lock);
+    int found = s_find (json_object_get (self->parked, who), source, position) >= 0;
+    pthread_mutex_unlock (&self->lock);
+    return found;
+}
+
+json_t *
+bctx_poison_list (bctx_poison_t *self, const char *who)
+{
+    if (!self)
+        return json_array ();
+    pthread_mutex_lock (&self->lock);
+    json_t *list = json_object_get (self->parked, who);
+    json_t *copy = json_is_array (list) ? json_deep_copy (list) : json_array ();
+    pthread_mutex_unlock (&self->lock);
+    return copy;
+}
+
+int
+bctx_poison_unpark (bctx_poison_t *self, const char *who, const char *source,
                     int64_t position)
 {
     if (!self)
-        return 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach (json_object_get (self->parked, who), i, e)
-        if (json_integer_value (json_array_get (e, 1)) == position
-            && json_is_string (json_array_get (e, 0))
-            && strcmp (json_string_value (json_array_get (e, 0)), source) == 0)
-            return 1;
-    return 0;
+        return -1;
+    pthread_mutex_lock (&self->lock);
+    json_t *list = json_object_get (self->parked, who);
+    ssize_t at = s_find (list, source, position);
+    int rc = -1;
+    if (at >= 0) {
+        json_array_remove (list, (size_t) at);
+        if (json_array_size (list) == 0)
+            json_object_del (self->parked, who);
+        atomic_fetch_sub (&self->n_parked, 1);
+        rc = s_save (self->context, self->path, self->parked);
+    }
+    pthread_mutex_unlock (&self->lock);
+    if (rc == 0)
+        bctx_log (BCTX_LOG_INFO, "context %s: %s: %s's event at position %lld is no "
+                  "longer parked", self->context, who, source, (long long) position);
+    return rc;
+}
+
+/* Copies value (NULL: "") into field of size bytes, cut to fit. */
+static void
+s_note (char *field, size_t size, const char *value)
+{
+    size_t n = value ? strnlen (value, size - 1) : 0;
+    if (n)
+        memcpy (field, value, n);
+    field[n] = '\0';
 }
 
 void
-bctx_slot_enter (bctx_slot_t *slot, const char *source, int64_t position)
+bctx_slot_enter (bctx_slot_t *slot, const bctx_event_t *event)
 {
     if (!slot)
         return;
-    if (strncmp (slot->source, source, sizeof slot->source) != 0)
-        snprintf (slot->source, sizeof slot->source, "%s", source);
-    atomic_store (&slot->position, (long long) position);
+    s_note (slot->source, sizeof slot->source, event->context);
+    s_note (slot->aggregate, sizeof slot->aggregate, event->aggregate);
+    s_note (slot->type, sizeof slot->type, event->type);
+    atomic_store (&slot->position, (long long) event->position);
 }
 
 void
@@ -109,9 +210,13 @@ bctx_poison_close (bctx_poison_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    munmap ((*self_p)->slots, BCTX_POISON_SLOTS * sizeof (bctx_slot_t));
-    json_decref ((*self_p)->parked);
-    free (*self_p);
+    bctx_poison_t *self = *self_p;
+    munmap (self->slots, BCTX_POISON_SLOTS * sizeof (bctx_slot_t));
+    json_decref (self->parked);
+    pthread_mutex_destroy (&self->lock);
+    free (self->context);
+    free (self->path);
+    free (self);
     *self_p = NULL;
 }
 
@@ -128,38 +233,58 @@ bctx_poison_count (const char *data, const char *context, json_t *crashes)
     if (n != (ssize_t) sizeof slots)
         return 0;
     s_path (path, sizeof path, data, "park", context, ".json");
-    json_t *parked = json_load_file (path, 0, NULL);
-    if (!json_is_object (parked)) {
-        json_decref (parked);
-        parked = json_object ();
-    }
-    int now = 0;
+    json_t *parked = s_load (path);
+    int now = 0, changed = 0;
     for (size_t i = 0; i < BCTX_POISON_SLOTS; i++) {
         bctx_slot_t *s = &slots[i];
         long long position = atomic_load (&s->position);
         s->runner[sizeof s->runner - 1] = s->source[sizeof s->source - 1] = '\0';
+        s->aggregate[sizeof s->aggregate - 1] = s->type[sizeof s->type - 1] = '\0';
         if (!s->runner[0] || position <= 0)
             continue;
         char key[200];
         snprintf (key, sizeof key, "%.95s\x1f%.71s\x1f%lld", s->runner, s->source, position);
-        json_int_t times = json_integer_value (json_object_get (crashes, key)) + 1;
-        json_object_set_new (crashes, key, json_integer (times));
-        if (times != BCTX_POISON_LIMIT)
-            continue;
         json_t *list = json_object_get (parked, s->runner);
+        ssize_t at = s_find (list, s->source, position);
+        if (at >= 0) {
+            /* A retry of the parked event ended the process: one more
+             * end, and it stays parked. */
+            json_t *e = json_array_get (list, (size_t) at);
+            json_int_t ends = json_integer_value (json_object_get (e, "ends")) + 1;
+            json_object_set_new (e, "ends", json_integer (ends));
+            json_object_set_new (crashes, key, json_integer (ends));
+            bctx_log (BCTX_LOG_ERROR, "context %s: %s ended its process again on %s's "
+                      "event at position %lld (%lld times), retried: it stays parked",
+                      context, s->runner, s->source, position, (long long) ends);
+            changed = 1;
+            continue;
+        }
+        /* Counted to the limit before but not parked now: a retry
+         * unparked it, so this is its first end since. */
+        json_int_t before = json_integer_value (json_object_get (crashes, key));
+        json_int_t times = (before >= BCTX_POISON_LIMIT ? 0 : before) + 1;
+        json_object_set_new (crashes, key, json_integer (times));
+        if (times < BCTX_POISON_LIMIT)
+            continue;
         if (!list) {
             list = json_array ();
             json_object_set_new (parked, s->runner, list);
         }
-        json_array_append_new (list, json_pack ("[s, I]", s->source, (json_int_t) position));
+        char when[40];
+        bctx_time_iso (when, sizeof when);
+        json_array_append_new (list, json_pack ("{s:s, s:I, s:s, s:s, s:I, s:s}",
+                                                "context", s->source,
+                                                "position", (json_int_t) position,
+                                                "aggregate", s->aggregate, "type", s->type,
+                                                "ends", times, "parked_at", when));
         bctx_log (BCTX_LOG_ERROR, "context %s: %s ended its process %d times on %s's event "
                   "at position %lld: parked for it; it goes on with the other events",
                   context, s->runner, BCTX_POISON_LIMIT, s->source, position);
         now++;
+        changed = 1;
     }
-    if (now && json_dump_file (parked, path, JSON_COMPACT) != 0)
-        bctx_log (BCTX_LOG_ERROR, "context %s: cannot write %s: %s", context, path,
-                  strerror (errno));
+    if (changed)
+        s_save (context, path, parked);
     json_decref (parked);
     return now;
 }

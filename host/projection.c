@@ -24,11 +24,13 @@
 enum {
     S_REPLAY = 1,                 /* rebuild from position 1 */
     S_SWITCH,                     /* take the version handed over */
+    S_RETRY,                      /* apply the parked events asked for */
 };
 
 static const char *const s_commands[] = {
     [S_REPLAY] = "REPLAY",
     [S_SWITCH] = "SWITCH",
+    [S_RETRY] = "RETRY",
 };
 
 struct bctx_models {
@@ -40,7 +42,7 @@ struct bctx_models {
 
 struct bctx_projector {
     bctx_busy_t busy;             /* its handler running (the watchdog's) */
-    const bctx_poison_t *poison;  /* the events parked in this process, or NULL */
+    bctx_poison_t *poison;        /* the events parked in this process, or NULL */
     bctx_slot_t *slot;            /* its note of the event it handles, or NULL */
     char who[100];                /* "projection NAME", as poison names it */
     int64_t passed_over;          /* parked events it did not hand its handler */
@@ -66,6 +68,7 @@ struct bctx_projector {
     /* Shared with the API thread, under lock: */
     pthread_mutex_t lock;         /* guards what follows */
     bctx_handover_t next;         /* a version to switch to, after a reload */
+    json_t *retries;              /* parked events to apply: [[source, position], ...] */
     uint32_t version;             /* the version it runs */
     int64_t *shown;               /* per source: checkpoint of the live gen */
     int64_t *shown_build;         /* per source: checkpoint of the rebuild */
@@ -274,7 +277,7 @@ s_handle (const bctx_event_t *event, void *arg)
         self->passed_over++;
         return 0;
     }
-    bctx_slot_enter (self->slot, event->context, event->position);
+    bctx_slot_enter (self->slot, event);
     bctx_busy_begin (&self->busy);
     int rc = self->def->handle (p->user, &p->host, &self->models, event);
     bctx_busy_end (&self->busy);
@@ -453,6 +456,103 @@ s_take_switch (bctx_projector_t *self)
     }
 }
 
+/* --- retry of parked events ------------------------------------------ */
+
+typedef struct {
+    bctx_projector_t *self;       /* the projector */
+    int64_t position;             /* the parked event's */
+    int rc;                       /* its handler's result, or -1 when not read */
+} s_retrying_t;
+
+/* Hands the parked event to the handler (the one row read: nothing else
+ * is handed on). */
+static int
+s_retry_handle (const bctx_event_t *event, void *arg)
+{
+    s_retrying_t *r = arg;
+    bctx_projector_t *self = r->self;
+    if (event->position != r->position)
+        return 0;
+    const bctx_plugin_t *p = self->plugin;
+    bctx_slot_enter (self->slot, event);
+    bctx_busy_begin (&self->busy);
+    r->rc = self->def->handle (p->user, &p->host, &self->models, event);
+    bctx_busy_end (&self->busy);
+    bctx_slot_leave (self->slot);
+    return 0;
+}
+
+/* Runs source's parked event at position again.  The projection is past
+ * it, so the event is applied now, alone, to the read models as they are
+ * (in the transaction of its read models; the checkpoint stays), and is
+ * unparked.  A generation that has not reached it yet (a rebuild) folds
+ * it in order once unparked.  A handler that fails leaves it parked; one
+ * that crashes ends the process, which counts it (poison.h). */
+static void
+s_retry_one (bctx_projector_t *self, const char *source, int64_t position)
+{
+    if (!bctx_poison_parked (self->poison, self->who, source, position))
+        return;                    /* asked twice: done already */
+    int i = bctx_feed_index (self->feed, source);
+    if (i < 0) {
+        s_set_error (self, "cannot retry %s's event at position %lld: this version does "
+                     "not consume %s; it stays parked", source, (long long) position, source);
+        return;
+    }
+    if (self->checkpoints[i] < position) {
+        bctx_log (BCTX_LOG_INFO, "projection %s: has not reached %s's parked event at "
+                  "position %lld yet (a rebuild): unparked, it is folded in order", self->name,
+                  source, (long long) position);
+        bctx_poison_unpark (self->poison, self->who, source, position);
+        return;
+    }
+    bctx_log (BCTX_LOG_INFO, "projection %s: retrying %s's parked event at position %lld",
+              self->name, source, (long long) position);
+    if (bctx_readside_begin (self->db) != 0) {
+        s_set_error (self, "cannot begin: %s", bctx_readside_error (self->db));
+        return;
+    }
+    s_retrying_t r = { .self = self, .position = position, .rc = -1 };
+    int64_t last = position - 1;
+    self->models.failed = 0;
+    int64_t n = bctx_feed_read (self->feed, (size_t) i, position, 1, s_retry_handle, &r,
+                                &last);
+    if (n != 1 || r.rc != BCTX_OK || self->models.failed || s_flush (self) != 0
+        || bctx_readside_commit (self->db) != 0) {
+        if (n == 1 && r.rc != BCTX_OK)
+            s_set_error (self, "retry of %s's parked event at position %lld: handler "
+                         "failed (%d); it stays parked", source, (long long) position, r.rc);
+        else
+            s_set_error (self, "retry of %s's parked event at position %lld: cannot read "
+                         "it or store its read models (%s); it stays parked", source,
+                         (long long) position, bctx_readside_error (self->db));
+        bctx_readside_rollback (self->db);
+        json_object_clear (self->models.cache);
+        json_object_clear (self->models.dirty);
+        return;
+    }
+    pthread_mutex_lock (&self->lock);
+    self->handled++;
+    pthread_mutex_unlock (&self->lock);
+    bctx_poison_unpark (self->poison, self->who, source, position);
+}
+
+/* Runs the parked events asked for, in the order asked. */
+static void
+s_retry (bctx_projector_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    json_t *asked = self->retries;
+    self->retries = json_array ();
+    pthread_mutex_unlock (&self->lock);
+    size_t k;
+    json_t *e;
+    json_array_foreach (asked, k, e)
+        s_retry_one (self, json_string_value (json_array_get (e, 0)),
+                     json_integer_value (json_array_get (e, 1)));
+    json_decref (asked);
+}
+
 /* The projector's thread: commands, then a pass over the sources, then a
  * wait for the bus, a command or the idle tick. */
 static void
@@ -461,10 +561,12 @@ s_run (bctx_runner_t *runner, void *arg)
     bctx_projector_t *self = arg;
     bctx_log_set_context (self->context);
     for (;;) {
-        int cmd, replay = 0;
+        int cmd, replay = 0, retry = 0;
         while ((cmd = bctx_runner_recv (runner)) > 0) {
             if (cmd == S_REPLAY)
                 replay = 1;
+            else if (cmd == S_RETRY)
+                retry = 1;
             else if (cmd == S_SWITCH)
                 s_take_switch (self);
         }
@@ -472,6 +574,8 @@ s_run (bctx_runner_t *runner, void *arg)
             break;
         if (replay && s_start_rebuild (self, "asked by replay") != 0)
             s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
+        if (retry)
+            s_retry (self);
         if (!self->streak_start) {
             self->streak_start = bctx_now ();
             self->streak_from = self->handled;
@@ -527,6 +631,7 @@ bctx_projector_new (void *zctx, const char *data, bctx_plugin_t *plugin,
     self->models.owner = self;
     self->models.cache = json_object ();
     self->models.dirty = json_object ();
+    self->retries = json_array ();
     char who[160];
     snprintf (who, sizeof who, "context %s: projection %s", plugin->name, def->name);
     if (!def->handle || def->version == 0) {
@@ -596,6 +701,18 @@ bctx_projector_replay (bctx_projector_t *self)
     bctx_runner_send (self->runner, S_REPLAY);
 }
 
+int
+bctx_projector_retry (bctx_projector_t *self, const char *source, int64_t position)
+{
+    if (!bctx_poison_parked (self->poison, self->who, source, position))
+        return -1;
+    pthread_mutex_lock (&self->lock);
+    json_array_append_new (self->retries, json_pack ("[s, I]", source, (json_int_t) position));
+    pthread_mutex_unlock (&self->lock);
+    bctx_runner_send (self->runner, S_RETRY);
+    return 0;
+}
+
 const char *
 bctx_projector_name (const bctx_projector_t *self)
 {
@@ -628,6 +745,7 @@ bctx_projector_stats (bctx_projector_t *self)
     json_t *checkpoints = json_object ();
     json_t *lag = json_object ();
     json_t *rebuild = json_null ();
+    json_t *poison = bctx_poison_list (self->poison, self->who);
     pthread_mutex_lock (&self->lock);
     size_t n = bctx_feed_size (self->feed);
     int64_t done = 0, total = 0;
@@ -655,6 +773,7 @@ bctx_projector_stats (bctx_projector_t *self)
                                "rebuilds", (json_int_t) self->rebuilds,
                                "error", self->error[0] ? self->error : NULL);
     json_object_set_new (stats, "passed_over", json_integer (self->passed_over));
+    json_object_set_new (stats, "poison", poison);
     pthread_mutex_unlock (&self->lock);
     return stats;
 }
@@ -672,6 +791,7 @@ bctx_projector_destroy (bctx_projector_t **self_p)
     bctx_feed_destroy (&self->feed);
     json_decref (self->models.cache);
     json_decref (self->models.dirty);
+    json_decref (self->retries);
     free (self->checkpoints);
     free (self->shown);
     free (self->shown_build);

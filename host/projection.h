@@ -55,6 +55,13 @@ const char *bctx_projector_context (const bctx_projector_t *self);
 /* Asks for a rebuild from position 1 (from the API thread only). */
 void bctx_projector_replay (bctx_projector_t *self);
 
+/* Asks it to run source's parked poison event at position again (from the
+ * API thread only): applied now to the read models as they are, since
+ * the projection is past it, then unparked; a rebuild that has not
+ * reached it folds it in order.  Return 0, or -1 when that event is not
+ * parked for it. */
+int bctx_projector_retry (bctx_projector_t *self, const char *source, int64_t position);
+
 /* Its name and its read-side file (borrowed). */
 const char *bctx_projector_name (const bctx_projector_t *self);
 const char *bctx_projector_path (const bctx_projector_t *self);
@@ -67,7 +74,7 @@ const bctx_busy_t *bctx_projector_busy (const bctx_projector_t *self);
 void bctx_projector_guard (bctx_projector_t *self, bctx_poison_t *poison);
 
 /* Its state for `stats`: version, state, checkpoints, lag, rebuild
- * progress, last error.  Thread-safe.  Return: new. */
+ * progress, last error, the poison events parked for it.  Thread-safe.  Return: new. */
 json_t *bctx_projector_stats (bctx_projector_t *self);
 
 /* Stops the thread (after the batch in hand), closes everything; sets

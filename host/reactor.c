@@ -44,7 +44,7 @@ struct bctx_reaction {
 };
 
 struct bctx_reactor_runner {
-    const bctx_poison_t *poison;  /* the events parked in this process, or NULL */
+    bctx_poison_t *poison;        /* the events parked in this process, or NULL */
     bctx_slot_t *slot;            /* its note of the event it handles, or NULL */
     char who[100];                /* "reactor NAME", as poison names it */
     bctx_busy_t busy;             /* its handler running, not counting the time it
@@ -386,7 +386,7 @@ s_on_event (const bctx_event_t *ev, void *arg)
         snprintf (why, sizeof why, "ended its process %d times", BCTX_POISON_LIMIT);
         rc = 1;
     } else {
-        bctx_slot_enter (self->slot, ev->context, ev->position);
+        bctx_slot_enter (self->slot, ev);
         rc = s_attempt (self, ev, why, sizeof why);
         bctx_slot_leave (self->slot);
     }
@@ -484,11 +484,15 @@ typedef struct {
     char why[256];                /* its reason */
 } s_retrying_t;
 
+/* Runs one parked event again, noted in the runner's slot: a poison
+ * event that crashes again is counted again (poison.h). */
 static int
 s_retry_one (const bctx_event_t *ev, void *arg)
 {
     s_retrying_t *r = arg;
+    bctx_slot_enter (r->self->slot, ev);
     r->rc = s_attempt (r->self, ev, r->why, sizeof r->why);
+    bctx_slot_leave (r->self->slot);
     return 0;
 }
 
@@ -539,6 +543,9 @@ s_retry_parked (bctx_reactor_runner_t *self)
                 resumed++;
             else
                 bctx_readside_rollback (self->db);
+            /* A poison event that ran well is no longer one. */
+            if (bctx_poison_parked (self->poison, self->who, it->source, it->position))
+                bctx_poison_unpark (self->poison, self->who, it->source, it->position);
         } else {
             json_object_set_new (failed, key, json_true ());
         }
@@ -728,6 +735,7 @@ bctx_reactor_stats (bctx_reactor_runner_t *self)
 {
     json_t *checkpoints = json_object ();
     json_t *lag = json_object ();
+    json_t *poison = bctx_poison_list (self->poison, self->who);
     pthread_mutex_lock (&self->lock);
     for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
         const char *src = bctx_feed_name (self->feed, i);
@@ -745,6 +753,7 @@ bctx_reactor_stats (bctx_reactor_runner_t *self)
                                "handled", (json_int_t) self->handled,
                                "retries", (json_int_t) self->retries,
                                "error", self->error[0] ? self->error : NULL);
+    json_object_set_new (stats, "poison", poison);
     pthread_mutex_unlock (&self->lock);
     return stats;
 }

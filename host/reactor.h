@@ -51,7 +51,8 @@ void bctx_reactor_switch (bctx_reactor_runner_t *self, bctx_plugin_t *plugin,
 /* The name of the context declaring it (borrowed). */
 const char *bctx_reactor_context (const bctx_reactor_runner_t *self);
 
-/* Asks it to run its parked events again (from the API thread only). */
+/* Asks it to run its parked events again, its parked poison events too
+ * (from the API thread only). */
 void bctx_reactor_retry (bctx_reactor_runner_t *self);
 
 const char *bctx_reactor_name (const bctx_reactor_runner_t *self);
@@ -59,7 +60,8 @@ const char *bctx_reactor_name (const bctx_reactor_runner_t *self);
 /* Parked events right now (thread-safe). */
 int64_t bctx_reactor_parked (bctx_reactor_runner_t *self);
 
-/* Its state for `stats`.  Thread-safe.  Return: new. */
+/* Its state for `stats`, with the poison events parked for it (among its
+ * parked events).  Thread-safe.  Return: new. */
 json_t *bctx_reactor_stats (bctx_reactor_runner_t *self);
 
 /* Since when its handler runs (borrowed), for the watchdog. */

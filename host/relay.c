@@ -475,16 +475,19 @@ s_op_gather (void *arg, bctx_request_t *req)
     return NULL;
 }
 
-/* {"op":"replay","projection":P} and {"op":"retry","reactor":R}: to the
- * process that runs it. */
+/* {"op":"replay","projection":P}, {"op":"retry","reactor":R} and
+ * {"op":"retry","projection":P,...} (a parked event: the process checks
+ * the rest): to the process that runs it. */
 static char *
 s_op_named (void *arg, bctx_request_t *req)
 {
     bctx_relay_t *self = arg;
-    const char *key = req->op->id == BCTX_OP_REPLAY ? "projection" : "reactor";
+    int replay = req->op->id == BCTX_OP_REPLAY;
+    int projection = replay || json_object_get (req->body, "projection");
+    const char *key = projection ? "projection" : "reactor";
     const char *op = NULL, *name = NULL;
     json_error_t jerr;
-    if (json_unpack_ex (req->body, &jerr, JSON_STRICT, "{s:s, s:s}", "op", &op,
+    if (json_unpack_ex (req->body, &jerr, replay ? JSON_STRICT : 0, "{s:s, s:s}", "op", &op,
                         key, &name) != 0)
         return bctx_request_error (req, BCTX_E_BAD_REQUEST, "%s: %s", req->op->name,
                                    jerr.text);
@@ -493,8 +496,7 @@ s_op_named (void *arg, bctx_request_t *req)
     for (size_t i = 0; i < n; i++) {
         if (children[i]->standby || children[i]->retired)
             continue;
-        json_t *names = req->op->id == BCTX_OP_REPLAY ? children[i]->projections
-                                                     : children[i]->reactors;
+        json_t *names = projection ? children[i]->projections : children[i]->reactors;
         size_t k;
         json_t *v;
         json_array_foreach (names, k, v) {
