@@ -103,7 +103,7 @@ $(O)/bin/bctx-ceiling: $(O)/obj/bench/ceiling.o
 # The soak and chaos runner (make soak, tests/integration/test_soak).
 $(O)/bin/bctx-soak: $(O)/obj/tests/soak/soak.o $(HARNESS_OBJ) $(HOST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 $(O)/plugins/%.so: plugins/%.c plugin-api/bctx/plugin.h
 	@mkdir -p $(dir $@)

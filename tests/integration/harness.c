@@ -17,6 +17,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 const char *
 h_build (void)
 {
@@ -99,7 +104,7 @@ s_kill_leftovers (void)
 }
 
 static pid_t
-s_spawn_host (const char *config, const char *log)
+s_spawn_host (const char *config, const char *log, const char *const *args)
 {
     if (s_n_hosts == 0)
         atexit (s_kill_leftovers);
@@ -115,10 +120,23 @@ s_spawn_host (const char *config, const char *log)
         int null = open ("/dev/null", O_RDWR);
         dup2 (null, 0);
         dup2 (null, 1);
-        execl (h_path ("bin/bctx-host"), "bctx-host", config, (char *) NULL);
+        char *argv[16];
+        int n = 0;
+        argv[n++] = "bctx-host";
+        for (size_t i = 0; args && args[i] && n < 14; i++)
+            argv[n++] = (char *) args[i];
+        argv[n++] = (char *) config;
+        argv[n] = NULL;
+        execv (h_path ("bin/bctx-host"), argv);
         _exit (127);
     }
     return pid;
+}
+
+pid_t
+h_spawn_host (const h_host_t *h, const char *const *args)
+{
+    return s_spawn_host (h->config, h->log, args);
 }
 
 /* Does the host answer, on its API or (a host with CURVE keys, which
@@ -137,10 +155,20 @@ s_ready (h_host_t *h)
 int
 h_start (h_host_t *h)
 {
+    return h_start_args (h, NULL);
+}
+
+int
+h_start_args (h_host_t *h, const char *const *args)
+{
     for (int attempt = 0; attempt < 5; attempt++) {
+        /* A retry's log starts afresh: the last attempt only failed for
+         * its port. */
+        if (attempt > 0 && truncate (h->log, 0) < 0 && errno != ENOENT)
+            return -1;
         if (h_write_config (h) < 0)
             return -1;
-        h->pid = s_spawn_host (h->config, h->log);
+        h->pid = s_spawn_host (h->config, h->log, args);
         long long deadline = h_now_us () + 10000000;
         while (h_now_us () < deadline) {
             int status;
@@ -196,7 +224,7 @@ h_run_host_expecting_exit (const char *config, char **err)
     if (fd < 0)
         return -1;
     close (fd);
-    pid_t pid = s_spawn_host (config, log);
+    pid_t pid = s_spawn_host (config, log, NULL);
     int status = -1;
     long long deadline = h_now_us () + 10000000;
     while (h_now_us () < deadline) {
@@ -445,4 +473,178 @@ h_events (const h_host_t *h, const char *context)
     }
     free (out);
     return all;
+}
+
+h_keys_t
+h_keygen (void)
+{
+    h_keys_t k;
+    assert_int_equal (zmq_curve_keypair (k.pub, k.sec), 0);
+    return k;
+}
+
+long long
+h_deadline (int seconds)
+{
+    return h_now_us () + (long long) seconds * 1000000;
+}
+
+const char *
+h_str (const json_t *j, const char *key)
+{
+    return json_string_value (json_object_get (j, key));
+}
+
+json_int_t
+h_int (const json_t *j, const char *key)
+{
+    return json_integer_value (json_object_get (j, key));
+}
+
+json_t *
+h_at (const json_t *j, const char *path)
+{
+    char buf[256];
+    snprintf (buf, sizeof buf, "%s", path);
+    json_t *v = (json_t *) j;
+    char *save = NULL;
+    for (char *k = strtok_r (buf, ".", &save); k && v; k = strtok_r (NULL, ".", &save))
+        v = json_object_get (v, k);
+    return v;
+}
+
+json_int_t
+h_int_at (const json_t *j, const char *path)
+{
+    return json_integer_value (h_at (j, path));
+}
+
+int
+h_ok (const json_t *reply)
+{
+    return json_is_true (json_object_get (reply, "ok"));
+}
+
+const char *
+h_error_code (const json_t *reply)
+{
+    return h_str (json_object_get (reply, "error"), "code");
+}
+
+const char *
+h_error_message (const json_t *reply)
+{
+    return h_str (json_object_get (reply, "error"), "message");
+}
+
+json_t *
+h_stats (const h_host_t *h)
+{
+    static const char body[] = "{\"op\":\"stats\"}";
+    return h_request (h->endpoint, body, sizeof body - 1, 5000);
+}
+
+json_t *
+h_context_in (const json_t *reply, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach (json_object_get (reply, "contexts"), i, c) {
+        const char *n = h_str (c, "name");
+        if (n && strcmp (n, name) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+json_t *
+h_context_info (const h_host_t *h, const char *name)
+{
+    static const char body[] = "{\"op\":\"contexts\"}";
+    json_t *r = h_request (h->endpoint, body, sizeof body - 1, 5000);
+    json_t *found = h_context_in (r, name);
+    json_incref (found);
+    json_decref (r);
+    return found;
+}
+
+json_t *
+h_cli_json (const h_host_t *h, int timeout_s, int *code, ...)
+{
+    char timeout[16];
+    snprintf (timeout, sizeof timeout, "%d", timeout_s);
+    char *argv[32];
+    int n = 0;
+    argv[n++] = "bctx";
+    argv[n++] = "-e";
+    argv[n++] = (char *) h->endpoint;
+    argv[n++] = "--timeout";
+    argv[n++] = timeout;
+    va_list ap;
+    va_start (ap, code);
+    char *a;
+    while ((a = va_arg (ap, char *)) && n < 31)
+        argv[n++] = a;
+    va_end (ap);
+    argv[n] = NULL;
+    char *out = NULL;
+    int rc = h_cli_argv (&out, argv);
+    if (code)
+        *code = rc;
+    json_t *j = h_json (out);
+    free (out);
+    return j;
+}
+
+json_t *
+h_query_all (const h_host_t *h, const char *projection, int limit)
+{
+    json_t *all = json_object ();
+    char lim[16], after[256] = "";
+    snprintf (lim, sizeof lim, "%d", limit);
+    for (int page = 0; page < 10000; page++) {
+        int code;
+        json_t *r = after[0]
+                    ? h_cli_json (h, 30, &code, "query", projection, "--limit", lim,
+                                  "--after", after, NULL)
+                    : h_cli_json (h, 30, &code, "query", projection, "--limit", lim, NULL);
+        assert_int_equal (code, 0);
+        assert_non_null (r);
+        json_t *items = json_object_get (r, "items");
+        assert_true (json_is_array (items));
+        assert_true (json_array_size (items) <= (size_t) limit);
+        size_t i;
+        json_t *item;
+        json_array_foreach (items, i, item) {
+            const char *key = h_str (item, "key");
+            assert_non_null (key);
+            if (after[0] && strcmp (key, after) <= 0)
+                fail_msg ("page after \"%s\" holds \"%s\": keys out of order", after, key);
+            if (json_object_get (all, key))
+                fail_msg ("key \"%s\" came twice", key);
+            json_object_set (all, key, json_object_get (item, "value"));
+            snprintf (after, sizeof after, "%s", key);
+        }
+        json_t *next = json_object_get (r, "next");
+        assert_non_null (next);
+        if (json_is_null (next)) {
+            json_decref (r);
+            return all;
+        }
+        /* A page that has a next one is full and ends with the next key. */
+        assert_true (json_is_string (next));
+        assert_int_equal (json_array_size (items), limit);
+        assert_string_equal (json_string_value (next), after);
+        json_decref (r);
+    }
+    fail_msg ("query %s never reached a last page", projection);
+    return NULL;
+}
+
+int
+h_teardown (h_host_t *h)
+{
+    if (h_cleanup (h) != 0)
+        exit (1);
+    return 0;
 }

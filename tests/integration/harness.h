@@ -4,7 +4,8 @@
  * real bin/bctx and capture what it prints, and talk to a host's API
  * socket directly when a test needs bytes the CLI would never send.
  *
- * Built files are found under $BCTX_BUILD (tests/run.sh sets it).
+ * Built files are found under $BCTX_BUILD (tests/run.sh sets it).  The
+ * h_query_all and h_keygen helpers assert with cmocka: link cmocka.
  */
 #ifndef BCTX_HARNESS_H
 #define BCTX_HARNESS_H
@@ -41,10 +42,20 @@ int h_init (h_host_t *h);
 /* Writes h->config from h's fields, picking fresh ports. */
 int h_write_config (h_host_t *h);
 
+/* Starts bctx-host ARGS... h->config (args: NULL-terminated, or NULL)
+ * without waiting for it, its stderr appended to h->log; a host still
+ * running when the test program exits is killed then.  Return its pid
+ * (h->pid is not set). */
+pid_t h_spawn_host (const h_host_t *h, const char *const *args);
+
 /* Starts bctx-host (writing the config first) and waits until it answers
  * (up to 10 s).  Retries with other ports if they are taken.  Return 0, or
  * -1 (the host's log is printed). */
 int h_start (h_host_t *h);
+
+/* As h_start, with extra arguments (NULL-terminated, or NULL) before the
+ * config. */
+int h_start_args (h_host_t *h, const char *const *args);
 
 /* Starts bctx-host on a config file and waits for it to exit (up to 10 s).
  * Return its exit status (or -1), with its stderr in *err (new). */
@@ -99,5 +110,67 @@ int h_cleanup (h_host_t *h);
 
 /* Microseconds since some fixed point. */
 long long h_now_us (void);
+
+/* h_now_us () `seconds` from now: the end of a bounded wait. */
+long long h_deadline (int seconds);
+
+/* A CURVE key pair. */
+typedef struct h_keys {
+    char pub[41];                 /* public key, Z85 */
+    char sec[41];                 /* secret key, Z85 */
+} h_keys_t;
+
+/* A new key pair (asserts that ZeroMQ made one). */
+h_keys_t h_keygen (void);
+
+/* --- replies and their fields ---------------------------------------- */
+
+/* j's string field key (borrowed), or NULL (no such string, or j NULL). */
+const char *h_str (const json_t *j, const char *key);
+
+/* j's integer field key, or 0. */
+json_int_t h_int (const json_t *j, const char *key);
+
+/* The value at a dotted path of object keys in j, e.g.
+ * "projections.balances.lag.accounts" (borrowed), or NULL. */
+json_t *h_at (const json_t *j, const char *path);
+
+/* The integer at a dotted path in j, or 0. */
+json_int_t h_int_at (const json_t *j, const char *path);
+
+/* Does reply say "ok": true? */
+int h_ok (const json_t *reply);
+
+/* An error reply's error.code and error.message (borrowed), or NULL. */
+const char *h_error_code (const json_t *reply);
+const char *h_error_message (const json_t *reply);
+
+/* The host's stats (the "stats" op on its API, 5 s at most).  Return:
+ * new, or NULL when no reply came. */
+json_t *h_stats (const h_host_t *h);
+
+/* The entry named name in a "contexts" reply's list (borrowed), or NULL. */
+json_t *h_context_in (const json_t *reply, const char *name);
+
+/* The host's entry for context name (the "contexts" op, 5 s at most).
+ * Return: new, or NULL (no reply, or no such context). */
+json_t *h_context_info (const h_host_t *h, const char *name);
+
+/* Runs `bctx -e h->endpoint --timeout timeout_s ARGS...` (NULL-ended).
+ * *code (code may be NULL) gets the exit code.  Return: the parsed
+ * output (new), or NULL if it printed no JSON. */
+json_t *h_cli_json (const h_host_t *h, int timeout_s, int *code, ...);
+
+/* Every read model of projection, read with `bctx query` in pages of
+ * limit (30 s for each): asserts that each page is at most limit long,
+ * keys come in order and never twice, and a page that has a next one is
+ * full and names its last key as next.  Return: new object, key ->
+ * value. */
+json_t *h_query_all (const h_host_t *h, const char *projection, int limit);
+
+/* A test group's teardown: h_cleanup, and the test program exits 1 when
+ * the host did not exit 0 (or leaked under ASan), since cmocka does not
+ * count a failed group teardown.  Return 0. */
+int h_teardown (h_host_t *h);
 
 #endif

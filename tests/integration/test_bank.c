@@ -193,76 +193,16 @@ s_make_plan (void)
 
 /* --- reading the host ------------------------------------------------ */
 
-static json_t *
-s_stats (const h_host_t *h)
-{
-    static const char body[] = "{\"op\":\"stats\"}";
-    return h_request (h->endpoint, body, sizeof body - 1, 5000);
-}
-
-static json_int_t
-s_path_int (json_t *j, const char *a, const char *b, const char *c, const char *d)
-{
-    json_t *v = json_object_get (json_object_get (json_object_get (j, a), b), c);
-    return json_integer_value (d ? json_object_get (v, d) : v);
-}
-
-/* Every read model of a projection, through `bctx query`, a page at a time.
- * Return: new object key -> value. */
-static json_t *
-s_query_all (const h_host_t *h, const char *projection, const char *limit)
-{
-    json_t *all = json_object ();
-    char after[128] = "";
-    for (int pages = 0;; pages++) {
-        assert_true (pages < 1000);
-        char *out = NULL;
-        int code = after[0]
-                   ? h_cli (h, &out, "query", projection, "--limit", limit, "--after", after, NULL)
-                   : h_cli (h, &out, "query", projection, "--limit", limit, NULL);
-        assert_int_equal (code, 0);
-        json_t *page = h_json (out);
-        free (out);
-        assert_non_null (page);
-        size_t i;
-        json_t *item;
-        json_array_foreach (json_object_get (page, "items"), i, item) {
-            const char *key = json_string_value (json_object_get (item, "key"));
-            assert_null (json_object_get (all, key));
-            json_object_set (all, key, json_object_get (item, "value"));
-        }
-        const char *next = json_string_value (json_object_get (page, "next"));
-        if (next)
-            snprintf (after, sizeof after, "%s", next);
-        json_decref (page);
-        if (!next)
-            break;
-    }
-    return all;
-}
-
-static const char *
-s_str (const json_t *j, const char *key)
-{
-    return json_string_value (json_object_get (j, key));
-}
-
-static json_int_t
-s_int (const json_t *j, const char *key)
-{
-    return json_integer_value (json_object_get (j, key));
-}
-
 /* Every transfer is completed or failed in the transfers read models. */
 static int
 s_all_finished (const h_host_t *h, json_t **models)
 {
-    json_t *all = s_query_all (h, "transfers", "100");
+    json_t *all = h_query_all (h, "transfers", 100);
     int finished = json_object_size (all) == N_TRANSFERS;
     const char *key;
     json_t *v;
     json_object_foreach (all, key, v) {
-        const char *state = s_str (v, "state");
+        const char *state = h_str (v, "state");
         if (!state || (strcmp (state, "completed") != 0 && strcmp (state, "failed") != 0))
             finished = 0;
     }
@@ -280,13 +220,13 @@ s_wait_settled (const h_host_t *h)
 {
     long long deadline = h_now_us () + 60 * 1000000LL;
     for (;;) {
-        json_t *st = s_stats (h);
+        json_t *st = h_stats (h);
         assert_non_null (st);
         int caught_up =
-            s_path_int (st, "reactors", "transfer-process", "lag", "transfers") == 0
-            && s_path_int (st, "projections", "balances", "lag", "accounts") == 0
-            && s_path_int (st, "projections", "transfers", "lag", "transfers") == 0;
-        json_int_t parked = s_path_int (st, "reactors", "transfer-process", "parked", NULL);
+            h_int_at (st, "reactors.transfer-process.lag.transfers") == 0
+            && h_int_at (st, "projections.balances.lag.accounts") == 0
+            && h_int_at (st, "projections.transfers.lag.transfers") == 0;
+        json_int_t parked = h_int_at (st, "reactors.transfer-process.parked");
         if (parked != 0) {
             char *text = json_dumps (json_object_get (st, "reactors"), JSON_COMPACT);
             fail_msg ("the transfer process parked events: %s", text);
@@ -350,9 +290,9 @@ test_money_is_conserved_across_kill_9 (void **state)
         /* For the record (not a pass/fail matter): how far behind the
          * process was, and how many of its commands a restart repeated
          * (answered from the log: their ids were already there). */
-        json_t *st = s_stats (h);
-        behind += s_path_int (st, "reactors", "transfer-process", "lag", "transfers");
-        repeated += s_path_int (st, "contexts", "accounts", "duplicates", NULL);
+        json_t *st = h_stats (h);
+        behind += h_int_at (st, "reactors.transfer-process.lag.transfers");
+        repeated += h_int_at (st, "contexts.accounts.duplicates");
         json_decref (st);
         assert_int_equal (h_stop (h, SIGKILL), 128 + SIGKILL);
         assert_int_equal (h_start (h), 0);
@@ -370,8 +310,8 @@ test_money_is_conserved_across_kill_9 (void **state)
     }
 
     s_wait_settled (h);
-    json_t *st = s_stats (h);
-    repeated += s_path_int (st, "contexts", "accounts", "duplicates", NULL);
+    json_t *st = h_stats (h);
+    repeated += h_int_at (st, "contexts.accounts.duplicates");
     json_decref (st);
 
     /* The logs, read back in full. */
@@ -388,30 +328,30 @@ test_money_is_conserved_across_kill_9 (void **state)
     size_t i;
     json_t *e;
     json_array_foreach (accounts, i, e) {
-        assert_int_equal (s_int (e, "position"), (json_int_t) i + 1);
+        assert_int_equal (h_int (e, "position"), (json_int_t) i + 1);
         json_t *meta = json_object_get (e, "metadata");
-        const char *id = s_str (meta, "command_id");
+        const char *id = h_str (meta, "command_id");
         assert_non_null (id);
         if (json_object_get (ids, id))
             fail_msg ("command %s acted twice on the accounts", id);
         json_object_set_new (ids, id, json_true ());
-        const char *type = s_str (e, "type");
-        const char *account = s_str (e, "aggregate");
+        const char *type = h_str (e, "type");
+        const char *account = h_str (e, "aggregate");
         int a = -1;
         if (sscanf (account, "acc-%d", &a) != 1 || a < 0 || a >= N_ACCOUNTS)
             fail_msg ("an event on unexpected account %s", account);
         json_t *data = json_object_get (e, "data");
         if (strcmp (type, "Deposited") == 0)
-            folded[a] += s_int (data, "amount");
+            folded[a] += h_int (data, "amount");
         else if (strcmp (type, "Withdrawn") == 0)
-            folded[a] -= s_int (data, "amount");
+            folded[a] -= h_int (data, "amount");
         else
             assert_string_equal (type, "AccountOpened");
         if (strcmp (type, "AccountOpened") != 0)
-            assert_int_equal (s_int (data, "balance"), folded[a]);
+            assert_int_equal (h_int (data, "balance"), folded[a]);
         assert_true (folded[a] >= 0);
         if (strncmp (id, "transfer-process:", 17) == 0) {
-            const char *cause = s_str (meta, "causation_id");
+            const char *cause = h_str (meta, "causation_id");
             assert_non_null (cause);
             json_t *list = json_object_get (caused, cause);
             if (!list)
@@ -425,7 +365,7 @@ test_money_is_conserved_across_kill_9 (void **state)
 
     /* (a) The balances projection, page by page, agrees with the fold,
      * and the money adds up to what was deposited. */
-    json_t *balances = s_query_all (h, "balances", "3");
+    json_t *balances = h_query_all (h, "balances", 3);
     assert_int_equal (json_object_size (balances), N_ACCOUNTS);
     json_int_t sum = 0;
     for (int a = 0; a < N_ACCOUNTS; a++) {
@@ -433,9 +373,9 @@ test_money_is_conserved_across_kill_9 (void **state)
         s_account (account, sizeof account, a);
         json_t *m = json_object_get (balances, account);
         assert_non_null (m);
-        assert_true (s_int (m, "balance") >= 0);
-        assert_int_equal (s_int (m, "balance"), folded[a]);
-        sum += s_int (m, "balance");
+        assert_true (h_int (m, "balance") >= 0);
+        assert_int_equal (h_int (m, "balance"), folded[a]);
+        sum += h_int (m, "balance");
     }
     assert_int_equal (sum, deposited);
 
@@ -444,11 +384,11 @@ test_money_is_conserved_across_kill_9 (void **state)
     json_t *requested = json_object ();  /* transfer -> position of TransferRequested */
     json_t *ended = json_object ();      /* transfer -> its TransferCompleted/Failed */
     json_array_foreach (transfers, i, e) {
-        const char *type = s_str (e, "type");
-        const char *t = s_str (e, "aggregate");
+        const char *type = h_str (e, "type");
+        const char *t = h_str (e, "aggregate");
         if (strcmp (type, "TransferRequested") == 0) {
             assert_null (json_object_get (requested, t));
-            json_object_set_new (requested, t, json_integer (s_int (e, "position")));
+            json_object_set_new (requested, t, json_integer (h_int (e, "position")));
         } else {
             if (json_object_get (ended, t))
                 fail_msg ("transfer %s ended twice", t);
@@ -470,36 +410,36 @@ test_money_is_conserved_across_kill_9 (void **state)
         assert_non_null (pos);
         assert_non_null (end);
         assert_non_null (model);
-        assert_string_equal (s_str (model, "from"), from);
-        assert_string_equal (s_str (model, "to"), to);
-        assert_int_equal (s_int (model, "amount"), s_plan[k].amount);
+        assert_string_equal (h_str (model, "from"), from);
+        assert_string_equal (h_str (model, "to"), to);
+        assert_int_equal (h_int (model, "amount"), s_plan[k].amount);
         snprintf (cause, sizeof cause, "transfers:%lld", (long long) json_integer_value (pos));
         json_t *moved = json_object_get (caused, cause);
         size_t n = json_array_size (moved);
         movements += n;
         json_t *first = json_array_get (moved, 0), *second = json_array_get (moved, 1);
-        if (strcmp (s_str (end, "type"), "TransferCompleted") == 0) {
+        if (strcmp (h_str (end, "type"), "TransferCompleted") == 0) {
             completed++;
-            assert_string_equal (s_str (model, "state"), "completed");
+            assert_string_equal (h_str (model, "state"), "completed");
             assert_int_equal (n, 2);
-            assert_string_equal (s_str (first, "type"), "Withdrawn");
-            assert_string_equal (s_str (first, "aggregate"), from);
-            assert_string_equal (s_str (second, "type"), "Deposited");
-            assert_string_equal (s_str (second, "aggregate"), to);
+            assert_string_equal (h_str (first, "type"), "Withdrawn");
+            assert_string_equal (h_str (first, "aggregate"), from);
+            assert_string_equal (h_str (second, "type"), "Deposited");
+            assert_string_equal (h_str (second, "aggregate"), to);
         } else {
-            assert_string_equal (s_str (end, "type"), "TransferFailed");
-            assert_string_equal (s_str (model, "state"), "failed");
-            const char *reason = s_str (json_object_get (end, "data"), "reason");
+            assert_string_equal (h_str (end, "type"), "TransferFailed");
+            assert_string_equal (h_str (model, "state"), "failed");
+            const char *reason = h_str (json_object_get (end, "data"), "reason");
             assert_non_null (reason);
-            assert_string_equal (s_str (model, "reason"), reason);
+            assert_string_equal (h_str (model, "reason"), reason);
             if (strstr (reason, "(refunded)")) {
                 refunded++;
                 assert_int_equal (s_plan[k].to, NOBODY);
                 assert_int_equal (n, 2);
-                assert_string_equal (s_str (first, "type"), "Withdrawn");
-                assert_string_equal (s_str (first, "aggregate"), from);
-                assert_string_equal (s_str (second, "type"), "Deposited");
-                assert_string_equal (s_str (second, "aggregate"), from);
+                assert_string_equal (h_str (first, "type"), "Withdrawn");
+                assert_string_equal (h_str (first, "aggregate"), from);
+                assert_string_equal (h_str (second, "type"), "Deposited");
+                assert_string_equal (h_str (second, "aggregate"), from);
             } else {
                 assert_int_equal (n, 0);
                 if (s_plan[k].from == NOBODY) {
@@ -512,9 +452,9 @@ test_money_is_conserved_across_kill_9 (void **state)
             }
         }
         if (s_plan[k].from == NOBODY)
-            assert_string_equal (s_str (end, "type"), "TransferFailed");
+            assert_string_equal (h_str (end, "type"), "TransferFailed");
         for (size_t m = 0; m < n; m++)
-            assert_int_equal (s_int (json_object_get (json_array_get (moved, m), "data"),
+            assert_int_equal (h_int (json_object_get (json_array_get (moved, m), "data"),
                                      "amount"), s_plan[k].amount);
     }
     /* Nothing moved money on behalf of a transfer that is not one of ours. */
@@ -561,11 +501,7 @@ s_setup (void **state)
 static int
 s_teardown (void **state)
 {
-    /* A host that does not exit 0 on SIGTERM (or leaks under ASan) fails
-     * the run: cmocka would not count a failed teardown. */
-    if (h_cleanup (*state) != 0)
-        exit (1);
-    return 0;
+    return h_teardown (*state);
 }
 
 int

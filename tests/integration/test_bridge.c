@@ -166,29 +166,6 @@ s_pair_configure (s_pair_t *p, int fake)
                            fake ? p->fake_publish : p->a.publish, contexts);
 }
 
-/* Starts bctx-host on h's config, its stderr appended to h's log, and
- * returns at once (h->pid set). */
-static void
-s_spawn (h_host_t *h)
-{
-    char bin[512];
-    snprintf (bin, sizeof bin, "%s", h_path ("bin/bctx-host"));
-    pid_t pid = fork ();
-    if (pid == 0) {
-        int fd = open (h->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2 (fd, 2);
-            close (fd);
-        }
-        int null = open ("/dev/null", O_RDWR);
-        dup2 (null, 0);
-        dup2 (null, 1);
-        execl (bin, "bctx-host", h->config, (char *) NULL);
-        _exit (127);
-    }
-    h->pid = pid;
-}
-
 /* Waits (up to 20 s) until the host answers `contexts`.  Return 0, or -1
  * with its log printed. */
 static int
@@ -218,7 +195,7 @@ s_wait_ready (h_host_t *h)
 static int
 s_start (h_host_t *h)
 {
-    s_spawn (h);
+    h->pid = h_spawn_host (h, NULL);
     return s_wait_ready (h);
 }
 
@@ -309,84 +286,6 @@ s_teardown (void **state)
 
 /* --- reading hosts -------------------------------------------------- */
 
-static json_t *
-s_stats (const h_host_t *h)
-{
-    static const char body[] = "{\"op\":\"stats\"}";
-    return h_request (h->endpoint, body, sizeof body - 1, 5000);
-}
-
-/* The value at a dotted path ("bridges.accounts.lag"), borrowed. */
-static json_t *
-s_at (json_t *j, const char *path)
-{
-    char buf[256];
-    snprintf (buf, sizeof buf, "%s", path);
-    char *save = NULL;
-    for (char *k = strtok_r (buf, ".", &save); k && j; k = strtok_r (NULL, ".", &save))
-        j = json_object_get (j, k);
-    return j;
-}
-
-static json_int_t
-s_int_at (json_t *j, const char *path)
-{
-    return json_integer_value (s_at (j, path));
-}
-
-static const char *
-s_str (const json_t *j, const char *key)
-{
-    return json_string_value (json_object_get (j, key));
-}
-
-static json_int_t
-s_int (const json_t *j, const char *key)
-{
-    return json_integer_value (json_object_get (j, key));
-}
-
-static const char *
-s_code (json_t *reply)
-{
-    return s_str (json_object_get (reply, "error"), "code");
-}
-
-/* Every read model of a projection on h, a page at a time.  Return: new
- * object key -> value. */
-static json_t *
-s_query_all (const h_host_t *h, const char *projection)
-{
-    json_t *all = json_object ();
-    char after[128] = "";
-    for (int pages = 0;; pages++) {
-        assert_true (pages < 1000);
-        char *out = NULL;
-        int code = after[0]
-                   ? h_cli (h, &out, "query", projection, "--limit", "50", "--after", after, NULL)
-                   : h_cli (h, &out, "query", projection, "--limit", "50", NULL);
-        assert_int_equal (code, 0);
-        json_t *page = h_json (out);
-        free (out);
-        assert_non_null (page);
-        size_t i;
-        json_t *item;
-        json_array_foreach (json_object_get (page, "items"), i, item) {
-            const char *key = s_str (item, "key");
-            assert_non_null (key);
-            assert_null (json_object_get (all, key));
-            json_object_set (all, key, json_object_get (item, "value"));
-        }
-        const char *next = s_str (page, "next");
-        if (next)
-            snprintf (after, sizeof after, "%s", next);
-        json_decref (page);
-        if (!next)
-            break;
-    }
-    return all;
-}
-
 /* How many times `what` is in h's log. */
 static int
 s_count_in_log (const h_host_t *h, const char *what)
@@ -449,7 +348,7 @@ s_send_until_done (const char *endpoint, const char *context, const char *comman
     long long deadline = h_now_us () + 30 * 1000000LL;
     for (int tries = 0; tries < 1000 && h_now_us () < deadline; tries++) {
         reply = h_request (endpoint, body, strlen (body), 5000);
-        const char *code = s_code (reply);
+        const char *code = h_error_code (reply);
         if (reply && !(code && strcmp (code, "unavailable") == 0))
             break;
         json_decref (reply);
@@ -584,12 +483,12 @@ s_deposit_many (const char *endpoint, const char *prefix, int n, json_int_t amou
 static int
 s_all_finished (const h_host_t *b, size_t *count)
 {
-    json_t *all = s_query_all (b, "transfers");
+    json_t *all = h_query_all (b, "transfers", 50);
     int finished = 1;
     const char *key;
     json_t *v;
     json_object_foreach (all, key, v) {
-        const char *state = s_str (v, "state");
+        const char *state = h_str (v, "state");
         if (!state || (strcmp (state, "completed") != 0 && strcmp (state, "failed") != 0))
             finished = 0;
     }
@@ -606,32 +505,32 @@ s_wait_settled (const s_pair_t *p, size_t n_transfers)
 {
     long long deadline = h_now_us () + SETTLE_S * 1000000LL;
     for (int rounds = 0;; rounds++) {
-        json_t *sa = s_stats (&p->a), *sb = s_stats (&p->b);
+        json_t *sa = h_stats (&p->a), *sb = h_stats (&p->b);
         assert_non_null (sa);
         assert_non_null (sb);
-        json_int_t parked = s_int_at (sb, "reactors.transfer-process.parked");
+        json_int_t parked = h_int_at (sb, "reactors.transfer-process.parked");
         if (parked != 0) {
-            char *text = json_dumps (s_at (sb, "reactors"), JSON_COMPACT);
+            char *text = json_dumps (h_at (sb, "reactors"), JSON_COMPACT);
             fail_msg ("b's transfer process parked events: %s", text);
         }
-        json_int_t head = s_int_at (sa, "contexts.accounts.position");
+        json_int_t head = h_int_at (sa, "contexts.accounts.position");
         size_t count = 0;
         int settled =
-            s_at (sb, "reactors.transfer-process.lag.transfers")
-            && s_int_at (sb, "reactors.transfer-process.lag.transfers") == 0
-            && s_int_at (sb, "projections.transfers.lag.transfers") == 0
-            && s_int_at (sb, "bridges.accounts.lag") == 0
-            && s_int_at (sb, "bridges.accounts.checkpoint") == head
-            && s_int_at (sb, "projections.balances.lag.accounts") == 0
-            && s_int_at (sb, "projections.balances.checkpoints.accounts") == head
+            h_at (sb, "reactors.transfer-process.lag.transfers")
+            && h_int_at (sb, "reactors.transfer-process.lag.transfers") == 0
+            && h_int_at (sb, "projections.transfers.lag.transfers") == 0
+            && h_int_at (sb, "bridges.accounts.lag") == 0
+            && h_int_at (sb, "bridges.accounts.checkpoint") == head
+            && h_int_at (sb, "projections.balances.lag.accounts") == 0
+            && h_int_at (sb, "projections.balances.checkpoints.accounts") == head
             && s_all_finished (&p->b, &count) && count == n_transfers;
         /* The process may still be sending to a when its lag is 0 (the
          * lag moves after the event is handled): a's head must hold
          * still across two looks. */
         if (settled) {
             usleep (100000);
-            json_t *again = s_stats (&p->a);
-            settled = s_int_at (again, "contexts.accounts.position") == head;
+            json_t *again = h_stats (&p->a);
+            settled = h_int_at (again, "contexts.accounts.position") == head;
             json_decref (again);
         }
         if (settled) {
@@ -675,32 +574,32 @@ s_check_bank (const s_pair_t *p, json_int_t deposited, int n_transfers)
     size_t i;
     json_t *e;
     json_array_foreach (accounts, i, e) {
-        assert_int_equal (s_int (e, "position"), (json_int_t) i + 1);
+        assert_int_equal (h_int (e, "position"), (json_int_t) i + 1);
         json_t *meta = json_object_get (e, "metadata");
-        const char *id = s_str (meta, "command_id");
+        const char *id = h_str (meta, "command_id");
         assert_non_null (id);
         if (json_object_get (ids, id))
             fail_msg ("command %s acted twice on the accounts", id);
         json_object_set_new (ids, id, json_true ());
-        const char *type = s_str (e, "type"), *account = s_str (e, "aggregate");
+        const char *type = h_str (e, "type"), *account = h_str (e, "aggregate");
         json_t *data = json_object_get (e, "data");
-        json_int_t balance = s_int (folded, account);
+        json_int_t balance = h_int (folded, account);
         if (strcmp (type, "AccountOpened") == 0) {
             assert_null (json_object_get (folded, account));
         } else {
             assert_non_null (json_object_get (folded, account));
             if (strcmp (type, "Deposited") == 0)
-                balance += s_int (data, "amount");
+                balance += h_int (data, "amount");
             else if (strcmp (type, "Withdrawn") == 0)
-                balance -= s_int (data, "amount");
+                balance -= h_int (data, "amount");
             else
                 fail_msg ("unexpected event %s in the accounts log", type);
-            assert_int_equal (s_int (data, "balance"), balance);
+            assert_int_equal (h_int (data, "balance"), balance);
             assert_true (balance >= 0);
         }
         json_object_set_new (folded, account, json_integer (balance));
         if (strncmp (id, "transfer-process:", 17) == 0) {
-            const char *cause = s_str (meta, "causation_id");
+            const char *cause = h_str (meta, "causation_id");
             assert_non_null (cause);
             json_t *list = json_object_get (caused, cause);
             if (!list)
@@ -710,7 +609,7 @@ s_check_bank (const s_pair_t *p, json_int_t deposited, int n_transfers)
     }
 
     /* b's balances: the fold, account by account, and the money adds up. */
-    json_t *balances = s_query_all (&p->b, "balances");
+    json_t *balances = h_query_all (&p->b, "balances", 50);
     assert_int_equal (json_object_size (balances), json_object_size (folded));
     json_int_t sum = 0;
     const char *key;
@@ -719,10 +618,10 @@ s_check_bank (const s_pair_t *p, json_int_t deposited, int n_transfers)
         json_t *m = json_object_get (balances, key);
         if (!m)
             fail_msg ("account %s is in a's log but not in b's balances", key);
-        if (s_int (m, "balance") != json_integer_value (v))
+        if (h_int (m, "balance") != json_integer_value (v))
             fail_msg ("account %s: b's balances say %lld, a's log folds to %lld", key,
-                      (long long) s_int (m, "balance"), (long long) json_integer_value (v));
-        sum += s_int (m, "balance");
+                      (long long) h_int (m, "balance"), (long long) json_integer_value (v));
+        sum += h_int (m, "balance");
     }
     assert_int_equal (sum, deposited);
 
@@ -730,10 +629,10 @@ s_check_bank (const s_pair_t *p, json_int_t deposited, int n_transfers)
     json_t *requested = json_object ();   /* transfer -> position */
     json_t *ended = json_object ();       /* transfer -> its last event */
     json_array_foreach (transfers, i, e) {
-        const char *type = s_str (e, "type"), *t = s_str (e, "aggregate");
+        const char *type = h_str (e, "type"), *t = h_str (e, "aggregate");
         if (strcmp (type, "TransferRequested") == 0) {
             assert_null (json_object_get (requested, t));
-            json_object_set_new (requested, t, json_integer (s_int (e, "position")));
+            json_object_set_new (requested, t, json_integer (h_int (e, "position")));
         } else {
             if (json_object_get (ended, t))
                 fail_msg ("transfer %s ended twice", t);
@@ -757,28 +656,28 @@ s_check_bank (const s_pair_t *p, json_int_t deposited, int n_transfers)
         size_t n = json_array_size (moved);
         movements += n;
         json_t *first = json_array_get (moved, 0), *second = json_array_get (moved, 1);
-        const char *reason = s_str (json_object_get (end, "data"), "reason");
-        if (strcmp (s_str (end, "type"), "TransferCompleted") == 0) {
+        const char *reason = h_str (json_object_get (end, "data"), "reason");
+        if (strcmp (h_str (end, "type"), "TransferCompleted") == 0) {
             completed++;
             assert_int_equal (n, 2);
-            assert_string_equal (s_str (first, "type"), "Withdrawn");
-            assert_string_equal (s_str (first, "aggregate"), from);
-            assert_string_equal (s_str (second, "type"), "Deposited");
-            assert_string_equal (s_str (second, "aggregate"), to);
+            assert_string_equal (h_str (first, "type"), "Withdrawn");
+            assert_string_equal (h_str (first, "aggregate"), from);
+            assert_string_equal (h_str (second, "type"), "Deposited");
+            assert_string_equal (h_str (second, "aggregate"), to);
         } else if (reason && strstr (reason, "(refunded)")) {
             refunded++;
             assert_string_equal (to, "nobody");
             assert_int_equal (n, 2);
-            assert_string_equal (s_str (first, "type"), "Withdrawn");
-            assert_string_equal (s_str (second, "type"), "Deposited");
-            assert_string_equal (s_str (second, "aggregate"), from);
+            assert_string_equal (h_str (first, "type"), "Withdrawn");
+            assert_string_equal (h_str (second, "type"), "Deposited");
+            assert_string_equal (h_str (second, "aggregate"), from);
         } else {
             failed++;
-            assert_string_equal (s_str (end, "type"), "TransferFailed");
+            assert_string_equal (h_str (end, "type"), "TransferFailed");
             assert_int_equal (n, 0);
         }
         for (size_t m = 0; m < n; m++)
-            assert_int_equal (s_int (json_object_get (json_array_get (moved, m), "data"),
+            assert_int_equal (h_int (json_object_get (json_array_get (moved, m), "data"),
                                      "amount"), amount);
     }
     size_t all_moved = 0;
@@ -819,7 +718,7 @@ test_bank_across_two_hosts (void **state)
     free (out);
     assert_int_equal (code, 0);
     assert_true (json_is_true (json_object_get (r, "ok")));
-    assert_string_equal (s_str (json_array_get (json_object_get (r, "events"), 0), "type"),
+    assert_string_equal (h_str (json_array_get (json_object_get (r, "events"), 0), "type"),
                          "Deposited");
     json_decref (r);
     deposited += 5;
@@ -829,19 +728,19 @@ test_bank_across_two_hosts (void **state)
     r = h_json (out);
     free (out);
     assert_int_equal (code, 1);
-    assert_string_equal (s_code (r), "rejected");
+    assert_string_equal (h_error_code (r), "rejected");
     json_decref (r);
     /* a connects to b in its own time: until then, "unavailable". */
     r = s_send_until_done (p->a.endpoint, "transfers", "RequestTransfer", "bad",
                            json_pack ("{s:s, s:s, s:s, s:i}", "transfer", "bad", "from", "acc-1",
                                       "to", "acc-1", "amount", 1));
-    assert_string_equal (s_code (r), "rejected");
+    assert_string_equal (h_error_code (r), "rejected");
     json_decref (r);
 
     /* From here on, both are connected: nothing goes unanswered. */
-    json_t *sa = s_stats (&p->a), *sb = s_stats (&p->b);
-    json_int_t a_unanswered = s_int_at (sa, "peers.b.unanswered");
-    json_int_t b_unanswered = s_int_at (sb, "peers.a.unanswered");
+    json_t *sa = h_stats (&p->a), *sb = h_stats (&p->b);
+    json_int_t a_unanswered = h_int_at (sa, "peers.b.unanswered");
+    json_int_t b_unanswered = h_int_at (sb, "peers.a.unanswered");
     json_decref (sa);
     json_decref (sb);
 
@@ -856,18 +755,18 @@ test_bank_across_two_hosts (void **state)
     s_check_bank (p, deposited, N);
 
     /* Both hosts counted what they forwarded. */
-    sa = s_stats (&p->a);
-    sb = s_stats (&p->b);
-    assert_true (s_int_at (sa, "peers.b.forwarded") >= N / 2 + 2);
-    assert_int_equal (s_int_at (sa, "peers.b.unanswered"), a_unanswered);
-    assert_true (s_int_at (sb, "peers.a.forwarded") >= N_ACCOUNTS + 2);
-    assert_int_equal (s_int_at (sb, "peers.a.unanswered"), b_unanswered);
-    assert_string_equal (json_string_value (s_at (sb, "bridges.accounts.state")), "live");
-    assert_string_equal (json_string_value (s_at (sb, "bridges.accounts.peer")), "a");
-    assert_int_equal (s_int_at (sb, "bridges.accounts.dropped"), 0);
-    assert_true (s_int_at (sb, "bridges.accounts.fetched") + s_int_at (sb, "bridges.accounts.live")
-                 == s_int_at (sb, "bridges.accounts.checkpoint"));
-    assert_int_equal (s_replica (&p->b, "count(*)"), s_int_at (sb, "bridges.accounts.checkpoint"));
+    sa = h_stats (&p->a);
+    sb = h_stats (&p->b);
+    assert_true (h_int_at (sa, "peers.b.forwarded") >= N / 2 + 2);
+    assert_int_equal (h_int_at (sa, "peers.b.unanswered"), a_unanswered);
+    assert_true (h_int_at (sb, "peers.a.forwarded") >= N_ACCOUNTS + 2);
+    assert_int_equal (h_int_at (sb, "peers.a.unanswered"), b_unanswered);
+    assert_string_equal (json_string_value (h_at (sb, "bridges.accounts.state")), "live");
+    assert_string_equal (json_string_value (h_at (sb, "bridges.accounts.peer")), "a");
+    assert_int_equal (h_int_at (sb, "bridges.accounts.dropped"), 0);
+    assert_true (h_int_at (sb, "bridges.accounts.fetched") + h_int_at (sb, "bridges.accounts.live")
+                 == h_int_at (sb, "bridges.accounts.checkpoint"));
+    assert_int_equal (s_replica (&p->b, "count(*)"), h_int_at (sb, "bridges.accounts.checkpoint"));
     /* a bridges nothing: no projection or reactor of a reads transfers. */
     assert_int_equal (json_object_size (json_object_get (sa, "bridges")), 0);
     json_decref (sa);
@@ -918,7 +817,7 @@ s_assert_unavailable_now (const s_pair_t *p, int forward_ms)
                       "{\"account\":\"nobody\",\"amount\":1}", NULL);
     long long ms = (h_now_us () - t0) / 1000;
     json_t *r = h_json (out);
-    if (code != 1 || !r || !s_code (r) || strcmp (s_code (r), "unavailable") != 0)
+    if (code != 1 || !r || !h_error_code (r) || strcmp (h_error_code (r), "unavailable") != 0)
         fail_msg ("a command for a peer that is down: exit %d, %s", code, out ? out : "");
     free (out);
     json_decref (r);
@@ -941,15 +840,15 @@ test_kill_9_of_either_host (void **state)
     assert_int_equal (pthread_create (&thread, NULL, s_sender, &sender), 0);
     long long deadline = h_now_us () + 30 * 1000000LL;
     for (int polls = 0; polls < 3000 && h_now_us () < deadline; polls++) {
-        json_t *sb = s_stats (&p->b);
-        json_int_t handled = s_int_at (sb, "reactors.transfer-process.handled");
+        json_t *sb = h_stats (&p->b);
+        json_int_t handled = h_int_at (sb, "reactors.transfer-process.handled");
         json_decref (sb);
         if (sender.acked >= WAVE1 / 3 && handled >= 5)
             break;
         usleep (2000);
     }
-    json_t *sb = s_stats (&p->b);
-    json_int_t behind = s_int_at (sb, "reactors.transfer-process.lag.transfers");
+    json_t *sb = h_stats (&p->b);
+    json_int_t behind = h_int_at (sb, "reactors.transfer-process.lag.transfers");
     json_decref (sb);
     assert_int_equal (h_stop (&p->a, SIGKILL), 128 + SIGKILL);
 
@@ -960,8 +859,8 @@ test_kill_9_of_either_host (void **state)
     s_assert_unavailable_now (p, 1500);
     usleep (300000);
     s_assert_unavailable_now (p, 1500);
-    sb = s_stats (&p->b);
-    assert_true (s_int_at (sb, "peers.a.unanswered") >= 2);
+    sb = h_stats (&p->b);
+    assert_true (h_int_at (sb, "peers.a.unanswered") >= 2);
     json_decref (sb);
     /* A transfer taken now makes b's reactor send to a, which does not
      * answer: the reactor waits for a (it does not park the event), and
@@ -970,8 +869,8 @@ test_kill_9_of_either_host (void **state)
     int waiting = 0;
     deadline = h_now_us () + 15 * 1000000LL;
     while (!waiting && h_now_us () < deadline) {
-        sb = s_stats (&p->b);
-        const char *st = json_string_value (s_at (sb, "reactors.transfer-process.state"));
+        sb = h_stats (&p->b);
+        const char *st = json_string_value (h_at (sb, "reactors.transfer-process.state"));
         waiting = st && strcmp (st, "waiting") == 0;
         json_decref (sb);
         if (!waiting)
@@ -991,20 +890,20 @@ test_kill_9_of_either_host (void **state)
         s_request_transfer (p->a.endpoint, k);
     s_wait_settled (p, WAVE1 + WAVE2);
     s_check_bank (p, deposited, WAVE1 + WAVE2);
-    sb = s_stats (&p->b);
+    sb = h_stats (&p->b);
     printf ("  a killed with b's process %lld events behind; it retried %lld times\n",
-            (long long) behind, (long long) s_int_at (sb, "reactors.transfer-process.retries"));
+            (long long) behind, (long long) h_int_at (sb, "reactors.transfer-process.retries"));
     json_decref (sb);
 
     /* Now b: stopped cleanly, while a takes thousands of deposits … */
-    json_t *before = s_stats (&p->b);
-    json_int_t checkpoint = s_int_at (before, "bridges.accounts.checkpoint");
+    json_t *before = h_stats (&p->b);
+    json_int_t checkpoint = h_int_at (before, "bridges.accounts.checkpoint");
     json_decref (before);
     assert_int_equal (h_stop (&p->b, SIGTERM), 0);
     assert_int_equal (s_deposit_many (p->a.endpoint, "bulk", BULK_DEPOSITS, 3), BULK_DEPOSITS);
     deposited += (json_int_t) BULK_DEPOSITS * 3;
-    json_t *sa = s_stats (&p->a);
-    json_int_t head = s_int_at (sa, "contexts.accounts.position");
+    json_t *sa = h_stats (&p->a);
+    json_int_t head = h_int_at (sa, "contexts.accounts.position");
     json_decref (sa);
     assert_true (head >= checkpoint + BULK_DEPOSITS);
 
@@ -1014,7 +913,7 @@ test_kill_9_of_either_host (void **state)
     int short_of_head = 0;
     for (int round = 0; round < 5; round++) {
         int before_start = s_count_in_log (&p->b, " serving ");
-        s_spawn (&p->b);
+        p->b.pid = h_spawn_host (&p->b, NULL);
         deadline = h_now_us () + 20 * 1000000LL;
         for (int polls = 0; polls < 20000 && h_now_us () < deadline; polls++) {
             if (s_count_in_log (&p->b, " serving ") > before_start)
@@ -1039,10 +938,10 @@ test_kill_9_of_either_host (void **state)
     assert_int_equal (s_start (&p->b), 0);
     s_wait_settled (p, WAVE1 + WAVE2);
     s_check_bank (p, deposited, WAVE1 + WAVE2);
-    sb = s_stats (&p->b);
-    assert_int_equal (s_int_at (sb, "bridges.accounts.checkpoint"), head);
-    assert_int_equal (s_int_at (sb, "bridges.accounts.lag"), 0);
-    assert_int_equal (s_int_at (sb, "bridges.accounts.dropped"), 0);
+    sb = h_stats (&p->b);
+    assert_int_equal (h_int_at (sb, "bridges.accounts.checkpoint"), head);
+    assert_int_equal (h_int_at (sb, "bridges.accounts.lag"), 0);
+    assert_int_equal (h_int_at (sb, "bridges.accounts.dropped"), 0);
     json_decref (sb);
     /* Each position once in the replica, none missing. */
     assert_int_equal (s_replica (&p->b, "max(position)"), head);
@@ -1065,16 +964,16 @@ test_peer_down_gives_unavailable (void **state)
     json_t *r = h_json (out);
     free (out);
     assert_int_equal (code, 1);
-    assert_string_equal (s_code (r), "rejected");
+    assert_string_equal (h_error_code (r), "rejected");
     json_decref (r);
     assert_int_equal (h_cli (&p->b, NULL, "contexts", NULL), 0);
-    json_t *sb = s_stats (&p->b);
-    const char *st = json_string_value (s_at (sb, "bridges.accounts.state"));
+    json_t *sb = h_stats (&p->b);
+    const char *st = json_string_value (h_at (sb, "bridges.accounts.state"));
     assert_non_null (st);
     if (strcmp (st, "connecting") != 0 && strcmp (st, "down") != 0)
         fail_msg ("bridge of a peer never started: %s", st);
-    assert_int_equal (s_int_at (sb, "bridges.accounts.checkpoint"), 0);
-    assert_true (s_int_at (sb, "peers.a.unanswered") >= 1);
+    assert_int_equal (h_int_at (sb, "bridges.accounts.checkpoint"), 0);
+    assert_true (h_int_at (sb, "peers.a.unanswered") >= 1);
     json_decref (sb);
 
     /* a starts: the same command now reaches it (and is rejected
@@ -1082,15 +981,15 @@ test_peer_down_gives_unavailable (void **state)
     assert_int_equal (s_start (&p->a), 0);
     r = s_send_until_done (p->b.endpoint, "accounts", "Deposit", "probe-1",
                            json_pack ("{s:s, s:i}", "account", "nobody", "amount", 1));
-    assert_string_equal (s_code (r), "rejected");
+    assert_string_equal (h_error_code (r), "rejected");
     json_decref (r);
     s_send_ok (p->b.endpoint, "accounts", "OpenAccount", "open-s1",
                json_pack ("{s:s, s:s}", "account", "s1", "owner", "Sam"));
 
     /* a stopped (SIGSTOP): connected but silent.  The forwarded command
      * is answered "unavailable" after forward_timeout_ms (1 s). */
-    sb = s_stats (&p->b);
-    json_int_t unanswered = s_int_at (sb, "peers.a.unanswered");
+    sb = h_stats (&p->b);
+    json_int_t unanswered = h_int_at (sb, "peers.a.unanswered");
     json_decref (sb);
     assert_int_equal (kill (p->a.pid, SIGSTOP), 0);
     long long t0 = h_now_us ();
@@ -1098,12 +997,12 @@ test_peer_down_gives_unavailable (void **state)
                 json_pack ("{s:s, s:i}", "account", "s1", "amount", 7));
     long long ms = (h_now_us () - t0) / 1000;
     assert_non_null (r);
-    assert_string_equal (s_code (r), "unavailable");
+    assert_string_equal (h_error_code (r), "unavailable");
     json_decref (r);
     if (ms < 500 || ms >= 3000)
         fail_msg ("\"unavailable\" from a stopped peer after %lld ms (forward timeout 1000)", ms);
-    sb = s_stats (&p->b);
-    assert_int_equal (s_int_at (sb, "peers.a.unanswered"), unanswered + 1);
+    sb = h_stats (&p->b);
+    assert_int_equal (h_int_at (sb, "peers.a.unanswered"), unanswered + 1);
     json_decref (sb);
     assert_int_equal (kill (p->a.pid, SIGCONT), 0);
 
@@ -1119,7 +1018,7 @@ test_peer_down_gives_unavailable (void **state)
     json_t *e;
     int deposits = 0;
     json_array_foreach (events, i, e)
-        deposits += strcmp (s_str (e, "type"), "Deposited") == 0;
+        deposits += strcmp (h_str (e, "type"), "Deposited") == 0;
     assert_int_equal (deposits, 1);
     json_decref (events);
     /* And b's replica catches up with it. */
@@ -1130,7 +1029,7 @@ test_peer_down_gives_unavailable (void **state)
         if (h_cli (&p->b, &q, "query", "balances", "s1", NULL) == 0)
             m = h_json (q);
         free (q);
-        if (m && s_int (json_object_get (m, "value"), "balance") == 7)
+        if (m && h_int (json_object_get (m, "value"), "balance") == 7)
             break;
         json_decref (m);
         m = NULL;
@@ -1162,7 +1061,7 @@ s_fake_api (void *arg)
         if (n >= 2 && !more) {
             json_t *req = json_loadb (zmq_msg_data (&frames[n - 1]),
                                       zmq_msg_size (&frames[n - 1]), 0, NULL);
-            const char *op = s_str (req, "op");
+            const char *op = h_str (req, "op");
             const char *reply;
             if (op && strcmp (op, "events") == 0) {
                 reply = "{\"ok\":true,\"events\":[]}";
@@ -1213,8 +1112,8 @@ s_wait_bridge (const h_host_t *b, const char *path, json_int_t want)
     json_int_t v = -1;
     long long deadline = h_now_us () + 10 * 1000000LL;
     for (int polls = 0; polls < 500 && h_now_us () < deadline; polls++) {
-        json_t *st = s_stats (b);
-        v = s_int_at (st, path);
+        json_t *st = h_stats (b);
+        v = h_int_at (st, path);
         json_decref (st);
         if (v >= want)
             break;
@@ -1255,8 +1154,8 @@ test_malformed_frames_from_a_fake_peer (void **state)
     long long deadline = h_now_us () + 10 * 1000000LL;
     char state_now[32] = "";
     for (int polls = 0; polls < 500 && h_now_us () < deadline; polls++) {
-        json_t *st = s_stats (&p->b);
-        const char *now = json_string_value (s_at (st, "bridges.accounts.state"));
+        json_t *st = h_stats (&p->b);
+        const char *now = json_string_value (h_at (st, "bridges.accounts.state"));
         snprintf (state_now, sizeof state_now, "%s", now ? now : "");
         int live = strcmp (state_now, "live") == 0;
         json_decref (st);
@@ -1294,9 +1193,9 @@ test_malformed_frames_from_a_fake_peer (void **state)
     s_publish (pub, 2, "accounts.Deposited", "{\"position\":2}");
     assert_int_equal (s_wait_bridge (&p->b, "bridges.accounts.dropped", JUNK + 1), JUNK + 1);
 
-    json_t *st = s_stats (&p->b);
-    assert_int_equal (s_int_at (st, "bridges.accounts.checkpoint"), 1);
-    assert_int_equal (s_int_at (st, "bridges.accounts.live"), 1);
+    json_t *st = h_stats (&p->b);
+    assert_int_equal (h_int_at (st, "bridges.accounts.checkpoint"), 1);
+    assert_int_equal (h_int_at (st, "bridges.accounts.live"), 1);
     json_decref (st);
     /* A line for each frame dropped. */
     assert_true (s_count_in_log (&p->b, "dropping a malformed frame") >= JUNK);
@@ -1315,8 +1214,8 @@ test_malformed_frames_from_a_fake_peer (void **state)
     }
     assert_non_null (m);
     json_t *value = json_object_get (m, "value");
-    assert_string_equal (s_str (value, "owner"), "Fay");
-    assert_int_equal (s_int (value, "balance"), 0);
+    assert_string_equal (h_str (value, "owner"), "Fay");
+    assert_int_equal (h_int (value, "balance"), 0);
     json_decref (m);
 
     /* b still serves: its contexts, its own commands, and its process,
@@ -1335,7 +1234,7 @@ test_malformed_frames_from_a_fake_peer (void **state)
         if (h_cli (&p->b, &out, "query", "transfers", "t-f", NULL) == 0)
             m = h_json (out);
         free (out);
-        const char *s = s_str (json_object_get (m, "value"), "state");
+        const char *s = h_str (json_object_get (m, "value"), "state");
         if (s && strcmp (s, "failed") == 0)
             break;
         json_decref (m);
@@ -1343,7 +1242,7 @@ test_malformed_frames_from_a_fake_peer (void **state)
         usleep (50000);
     }
     assert_non_null (m);
-    assert_non_null (strstr (s_str (json_object_get (m, "value"), "reason"),
+    assert_non_null (strstr (h_str (json_object_get (m, "value"), "reason"),
                              "the fake peer rejects everything"));
     json_decref (m);
     assert_true (fake->sends >= 1);
@@ -1381,9 +1280,9 @@ test_catch_up_through_cut_pages (void **state)
     s_wait_settled (p, 0);
     assert_int_equal (s_replica (&p->b, "max(position)"), FILLED);
     assert_int_equal (s_replica (&p->b, "count(*)"), FILLED);
-    json_t *sb = s_stats (&p->b);
-    assert_int_equal (s_int_at (sb, "bridges.accounts.fetched"), FILLED);
-    assert_int_equal (s_int_at (sb, "bridges.accounts.dropped"), 0);
+    json_t *sb = h_stats (&p->b);
+    assert_int_equal (h_int_at (sb, "bridges.accounts.fetched"), FILLED);
+    assert_int_equal (h_int_at (sb, "bridges.accounts.dropped"), 0);
     json_decref (sb);
 
     /* The CLI reads a's whole log across the cut pages, and b's balances
@@ -1395,17 +1294,17 @@ test_catch_up_through_cut_pages (void **state)
     size_t i;
     json_t *e;
     json_array_foreach (log, i, e) {
-        assert_int_equal (s_int (e, "position"), (json_int_t) i + 1);
-        const char *account = s_str (e, "aggregate");
-        json_int_t amount = s_int (json_object_get (e, "data"), "amount");
-        json_object_set_new (folded, account, json_integer (s_int (folded, account) + amount));
+        assert_int_equal (h_int (e, "position"), (json_int_t) i + 1);
+        const char *account = h_str (e, "aggregate");
+        json_int_t amount = h_int (json_object_get (e, "data"), "amount");
+        json_object_set_new (folded, account, json_integer (h_int (folded, account) + amount));
     }
-    json_t *balances = s_query_all (&p->b, "balances");
+    json_t *balances = h_query_all (&p->b, "balances", 50);
     assert_int_equal (json_object_size (balances), 8);
     const char *key;
     json_t *v;
     json_object_foreach (folded, key, v)
-        assert_int_equal (s_int (json_object_get (balances, key), "balance"),
+        assert_int_equal (h_int (json_object_get (balances, key), "balance"),
                           json_integer_value (v));
     printf ("  %d events fetched in pages of %zu events (%d bytes)\n", FILLED, cut,
             SMALL_REPLY);

@@ -21,19 +21,6 @@
 #include <cmocka.h>
 
 typedef struct {
-    char pub[41];                 /* public key, Z85 */
-    char sec[41];                 /* secret key, Z85 */
-} s_keys_t;
-
-static s_keys_t
-s_keygen (void)
-{
-    s_keys_t k;
-    assert_int_equal (zmq_curve_keypair (k.pub, k.sec), 0);
-    return k;
-}
-
-typedef struct {
     char dir[256];                /* temp directory */
     char config[320];             /* its config */
     char log[320];                /* its stderr */
@@ -59,7 +46,7 @@ s_host_init (s_host_t *h)
 
 /* Writes the config: host section with keys, then peers and contexts. */
 static void
-s_write (s_host_t *h, const s_keys_t *keys, const char *clients, const char *peers,
+s_write (s_host_t *h, const h_keys_t *keys, const char *clients, const char *peers,
          const char *contexts)
 {
     FILE *f = fopen (h->config, "w");
@@ -111,7 +98,7 @@ s_stop (s_host_t *h)
 
 /* bctx with keys (NULL: none) against host h; output in *out (new). */
 static int
-s_cli (const s_host_t *h, const s_keys_t *server, const s_keys_t *client, char **out, ...)
+s_cli (const s_host_t *h, const h_keys_t *server, const h_keys_t *client, char **out, ...)
 {
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", h->port);
@@ -158,7 +145,7 @@ static void
 test_api_needs_the_right_key (void **state)
 {
     (void) state;
-    s_keys_t host = s_keygen (), client = s_keygen (), stranger = s_keygen ();
+    h_keys_t host = h_keygen (), client = h_keygen (), stranger = h_keygen ();
     s_host_t h;
     s_host_init (&h);
     char clients[64], ctx[512];
@@ -189,7 +176,7 @@ static void
 test_bridge_needs_the_right_peer_key (void **state)
 {
     (void) state;
-    s_keys_t ka = s_keygen (), kb = s_keygen (), kc = s_keygen (), client = s_keygen ();
+    h_keys_t ka = h_keygen (), kb = h_keygen (), kc = h_keygen (), client = h_keygen ();
     s_host_t a, b, c;
     s_host_init (&a);
     s_host_init (&b);

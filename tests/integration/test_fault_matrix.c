@@ -119,10 +119,9 @@ s_code (const json_t *reply)
 {
     if (!reply)
         return "no reply";
-    if (json_is_true (json_object_get (reply, "ok")))
+    if (h_ok (reply))
         return "ok";
-    const char *code = json_string_value (json_object_get (json_object_get (reply, "error"),
-                                                           "code"));
+    const char *code = h_error_code (reply);
     return code ? code : "no code";
 }
 

@@ -62,70 +62,13 @@ s_names (const char *dir)
     return text;
 }
 
-/* Starts bctx-host with extra arguments (NULL-terminated) before the
- * config, its stderr appended to h->log.  Return its pid. */
-static pid_t
-s_spawn (h_host_t *h, const char *const *args)
-{
-    pid_t pid = fork ();
-    if (pid == 0) {
-        int fd = open (h->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2 (fd, 2);
-            close (fd);
-        }
-        int null = open ("/dev/null", O_RDWR);
-        dup2 (null, 0);
-        dup2 (null, 1);
-        char *argv[16];
-        int n = 0;
-        argv[n++] = "bctx-host";
-        for (size_t i = 0; args && args[i] && n < 14; i++)
-            argv[n++] = (char *) args[i];
-        argv[n++] = h->config;
-        argv[n] = NULL;
-        execv (h_path ("bin/bctx-host"), argv);
-        _exit (127);
-    }
-    return pid;
-}
-
-/* As h_start, with extra arguments.  Return 0, or -1 (log printed). */
+/* As h_start, with extra arguments, on an emptied log.  Return 0, or -1
+ * (log printed). */
 static int
 s_start (h_host_t *h, const char *const *args)
 {
-    for (int attempt = 0; attempt < 5; attempt++) {
-        truncate (h->log, 0);
-        if (h_write_config (h) < 0)
-            return -1;
-        h->pid = s_spawn (h, args);
-        long long deadline = h_now_us () + 10000000;
-        while (h_now_us () < deadline) {
-            int status;
-            if (waitpid (h->pid, &status, WNOHANG) == h->pid) {
-                h->pid = 0;
-                break;
-            }
-            json_t *r = h_request (h->endpoint, "{\"op\":\"contexts\"}", 17, 200);
-            int ok = r && json_is_true (json_object_get (r, "ok"));
-            json_decref (r);
-            if (ok)
-                return 0;
-        }
-        if (h->pid) {
-            kill (h->pid, SIGKILL);
-            waitpid (h->pid, NULL, 0);
-            h->pid = 0;
-        }
-        char *log = h_read_log (h);
-        int port_taken = log && strstr (log, "Address already in use");
-        if (!port_taken)
-            fprintf (stderr, "test: host did not start; its log:\n%s\n", log ? log : "(none)");
-        free (log);
-        if (!port_taken)
-            return -1;
-    }
-    return -1;
+    truncate (h->log, 0);
+    return h_start_args (h, args);
 }
 
 /* Runs bctx-host with extra arguments and waits for it to exit (10 s at
@@ -134,7 +77,7 @@ static int
 s_run_expecting_exit (h_host_t *h, const char *const *args, char **log)
 {
     truncate (h->log, 0);
-    pid_t pid = s_spawn (h, args);
+    pid_t pid = h_spawn_host (h, args);
     int status = h_wait (pid, 10000);
     *log = h_read_log (h);
     return status;

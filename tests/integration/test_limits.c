@@ -36,8 +36,7 @@ s_emit (const char *id, const char *aggregate, int n, int bytes)
 static const char *
 s_code (json_t *reply)
 {
-    const char *code = json_string_value (json_object_get (json_object_get (reply, "error"),
-                                                           "code"));
+    const char *code = h_error_code (reply);
     return code ? code : "";
 }
 
@@ -56,7 +55,7 @@ s_logged (void)
 static json_int_t
 s_stat (const char *field)
 {
-    json_t *st = h_request (s_host.endpoint, "{\"op\":\"stats\"}", 14, 5000);
+    json_t *st = h_stats (&s_host);
     assert_non_null (st);
     json_int_t v = json_integer_value (json_object_get (
         json_object_get (json_object_get (st, "contexts"), "emitter"), field));
@@ -175,10 +174,7 @@ static int
 s_teardown (void **state)
 {
     (void) state;
-    /* cmocka does not count a failed group teardown: fail the run here. */
-    if (h_cleanup (&s_host) != 0)
-        exit (1);
-    return 0;
+    return h_teardown (&s_host);
 }
 
 int

@@ -64,18 +64,6 @@ s_raw (const char *body, size_t *size)
     return reply;
 }
 
-static const char *
-s_str (const json_t *j, const char *key)
-{
-    return json_string_value (json_object_get (j, key));
-}
-
-static const char *
-s_code (json_t *reply)
-{
-    return s_str (json_object_get (reply, "error"), "code");
-}
-
 /* Sends a command and asserts it was accepted. */
 static void
 s_ok (const char *context, const char *command, json_t *data_new)
@@ -267,7 +255,7 @@ test_aggregate_from_any_position (void **state)
             size_t k = 0, i;
             json_t *e;
             json_array_foreach (all, i, e) {
-                if ((json_int_t) i + 1 < from || strcmp (s_str (e, "aggregate"), aggregates[a]))
+                if ((json_int_t) i + 1 < from || strcmp (h_str (e, "aggregate"), aggregates[a]))
                     continue;
                 json_t *g = json_array_get (got, k++);
                 if (!g || json_integer_value (json_object_get (g, "position")) != (json_int_t) i + 1)
@@ -289,7 +277,7 @@ test_aggregate_from_any_position (void **state)
     json_t *e;
     int seen = 0;
     json_array_foreach (all, i, e)
-        if (strcmp (s_str (e, "aggregate"), "s-a") == 0 && ++seen == 2)
+        if (strcmp (h_str (e, "aggregate"), "s-a") == 0 && ++seen == 2)
             second = (json_int_t) i + 1;
     assert_int_equal (json_integer_value (json_object_get (r, "next")), second);
     json_decref (r);
@@ -324,12 +312,12 @@ test_query_pages_within_budget (void **state)
         json_t *item;
         const char *last = NULL;
         json_array_foreach (items, i, item) {
-            last = s_str (item, "key");
+            last = h_str (item, "key");
             assert_non_null (last);
             assert_null (json_object_get (keys, last));
             json_object_set_new (keys, last, json_true ());
             if (strncmp (last, "big-", 4) == 0)
-                assert_int_equal (strlen (s_str (json_object_get (item, "value"), "owner")),
+                assert_int_equal (strlen (h_str (json_object_get (item, "value"), "owner")),
                                   OWNER_SIZE);
         }
         json_t *next = json_object_get (r, "next");
@@ -351,18 +339,18 @@ test_query_pages_within_budget (void **state)
     size_t size;
     json_t *r = s_raw ("{\"op\":\"query\",\"projection\":\"balances\",\"after\":\"big-11\","
                        "\"limit\":1}", &size);
-    assert_string_equal (s_str (json_array_get (json_object_get (r, "items"), 0), "key"), "s-a");
-    assert_string_equal (s_str (r, "next"), "s-a");
+    assert_string_equal (h_str (json_array_get (json_object_get (r, "items"), 0), "key"), "s-a");
+    assert_string_equal (h_str (r, "next"), "s-a");
     json_decref (r);
     r = s_raw ("{\"op\":\"query\",\"projection\":\"balances\",\"after\":\"s-a\","
                "\"limit\":1}", &size);
-    assert_string_equal (s_str (json_array_get (json_object_get (r, "items"), 0), "key"), "s-b");
+    assert_string_equal (h_str (json_array_get (json_object_get (r, "items"), 0), "key"), "s-b");
     assert_true (json_is_null (json_object_get (r, "next")));
     json_decref (r);
     /* One read model by key, as before. */
     r = s_raw ("{\"op\":\"query\",\"projection\":\"balances\",\"key\":\"s-b\"}", &size);
-    assert_string_equal (s_str (r, "key"), "s-b");
-    assert_string_equal (s_str (json_object_get (r, "value"), "owner"), "B");
+    assert_string_equal (h_str (r, "key"), "s-b");
+    assert_string_equal (h_str (json_object_get (r, "value"), "owner"), "B");
     json_decref (r);
     r = s_raw ("{\"op\":\"query\",\"projection\":\"balances\",\"key\":\"nobody\"}", &size);
     assert_true (json_is_true (json_object_get (r, "ok")));
@@ -388,8 +376,8 @@ test_oversize_read_model (void **state)
     size_t size;
     json_t *r = s_raw ("{\"op\":\"query\",\"projection\":\"piles\",\"key\":\"big\"}", &size);
     assert_non_null (r);
-    assert_string_equal (s_code (r), "too_large");
-    const char *msg = s_str (json_object_get (r, "error"), "message");
+    assert_string_equal (h_error_code (r), "too_large");
+    const char *msg = h_str (json_object_get (r, "error"), "message");
     assert_non_null (strstr (msg, "\"big\""));
     assert_non_null (strstr (msg, "3145728"));
     assert_non_null (strstr (msg, "host.max_reply"));
@@ -398,17 +386,17 @@ test_oversize_read_model (void **state)
     /* In a list: the page before it ends short of it ... */
     r = s_raw ("{\"op\":\"query\",\"projection\":\"piles\"}", &size);
     assert_int_equal (json_array_size (json_object_get (r, "items")), 1);
-    assert_string_equal (s_str (r, "next"), "a-small");
+    assert_string_equal (h_str (r, "next"), "a-small");
     json_decref (r);
     /* ... the page that starts with it is refused, naming it ... */
     r = s_raw ("{\"op\":\"query\",\"projection\":\"piles\",\"after\":\"a-small\"}", &size);
-    assert_string_equal (s_code (r), "too_large");
-    assert_non_null (strstr (s_str (json_object_get (r, "error"), "message"), "\"big\""));
+    assert_string_equal (h_error_code (r), "too_large");
+    assert_non_null (strstr (h_str (json_object_get (r, "error"), "message"), "\"big\""));
     json_decref (r);
     /* ... and the list goes on past it. */
     r = s_raw ("{\"op\":\"query\",\"projection\":\"piles\",\"after\":\"big\"}", &size);
     json_t *item = json_array_get (json_object_get (r, "items"), 0);
-    assert_string_equal (s_str (item, "key"), "c-small");
+    assert_string_equal (h_str (item, "key"), "c-small");
     assert_string_equal (json_string_value (json_array_get (
                              json_object_get (json_object_get (item, "value"), "texts"), 0)), "y");
     assert_true (json_is_null (json_object_get (r, "next")));

@@ -33,24 +33,6 @@ static h_host_t s_host;         /* the host of the test that runs */
 
 /* --- helpers --------------------------------------------------------- */
 
-static const char *
-s_str (const json_t *obj, const char *key)
-{
-    return json_string_value (json_object_get (obj, key));
-}
-
-static const char *
-s_error_code (const json_t *reply)
-{
-    return s_str (json_object_get (reply, "error"), "code");
-}
-
-static const char *
-s_error_message (const json_t *reply)
-{
-    return s_str (json_object_get (reply, "error"), "message");
-}
-
 /* Fails unless `text` contains `part`. */
 static void
 s_assert_contains (const char *text, const char *part)
@@ -145,11 +127,11 @@ s_assert_refused (const char *context, const char *plugin, const char *code, ...
     json_t *r = s_reload (context, plugin, &exit_code);
     char *text = r ? json_dumps (r, JSON_COMPACT) : NULL;
     if (exit_code != 1 || !r || json_is_true (json_object_get (r, "ok"))
-        || !s_error_code (r) || strcmp (s_error_code (r), code) != 0)
+        || !h_error_code (r) || strcmp (h_error_code (r), code) != 0)
         fail_msg ("reload %s %s: exit %d (expected 1, %s): %s", context,
                   plugin ? plugin : "", exit_code, code, text ? text : "no output");
     free (text);
-    const char *message = s_error_message (r);
+    const char *message = h_error_message (r);
     s_assert_contains (message, "the old version keeps serving");
     va_list ap;
     va_start (ap, code);
@@ -161,22 +143,6 @@ s_assert_refused (const char *context, const char *plugin, const char *code, ...
     return copy;
 }
 
-/* One context's entry in the "contexts" reply.  Return: new, or NULL. */
-static json_t *
-s_context_info (const char *name)
-{
-    json_t *r = h_request (s_host.endpoint, "{\"op\":\"contexts\"}", 17, 5000);
-    json_t *found = NULL;
-    size_t i;
-    json_t *c;
-    json_array_foreach (json_object_get (r, "contexts"), i, c) {
-        if (s_str (c, "name") && strcmp (s_str (c, "name"), name) == 0)
-            found = json_incref (c);
-    }
-    json_decref (r);
-    return found;
-}
-
 /* Waits until context `name` runs `version` with a last_reload_error that
  * contains `error` (NULL: is null).  Fails the test after WAIT_S. */
 static void
@@ -185,8 +151,8 @@ s_wait_context (const char *name, const char *version, const char *error)
     long long deadline = h_now_us () + WAIT_S * 1000000LL;
     char *last = NULL;
     while (h_now_us () < deadline) {
-        json_t *info = s_context_info (name);
-        const char *v = s_str (info, "version");
+        json_t *info = h_context_info (&s_host, name);
+        const char *v = h_str (info, "version");
         json_t *err = json_object_get (info, "last_reload_error");
         int there = v && strcmp (v, version) == 0
                     && (error ? json_is_string (err) && strstr (json_string_value (err), error)
@@ -234,11 +200,7 @@ s_teardown (void **state)
     (void) state;
     unsetenv ("BCTX_TEST_MARKER");
     unsetenv ("TMPDIR");
-    /* A host that does not exit 0 on SIGTERM (or leaks under ASan) fails
-     * the run: cmocka does not count a failed teardown. */
-    if (h_cleanup (&s_host) != 0)
-        exit (1);
-    return 0;
+    return h_teardown (&s_host);
 }
 
 /* accounts and ctor (the constructor plugin), with the default

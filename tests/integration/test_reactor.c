@@ -90,20 +90,13 @@ s_poke (const h_host_t *h, const char *id)
 static json_t *
 s_stats (const h_host_t *h)
 {
-    static const char body[] = "{\"op\":\"stats\"}";
-    json_t *all = h_request (h->endpoint, body, sizeof body - 1, 5000);
+    json_t *all = h_stats (h);
     assert_non_null (all);
     json_t *r = json_object_get (json_object_get (all, "reactors"), REACTOR);
     assert_non_null (r);
     json_incref (r);
     json_decref (all);
     return r;
-}
-
-static json_int_t
-s_int (const json_t *stats, const char *key)
-{
-    return json_integer_value (json_object_get (stats, key));
 }
 
 static const char *
@@ -212,8 +205,8 @@ test_failing_aggregate_is_parked_and_retried (void **state)
         stats = s_stats (h);
         noted = s_noted (h);
         if (s_count (noted, "good1") == 1 && s_count (noted, "good2") == 1
-            && s_count (noted, "good3") == 1 && s_int (stats, "parked") == 2
-            && s_int (json_object_get (stats, "lag"), "flaky") == 0)
+            && s_count (noted, "good3") == 1 && h_int (stats, "parked") == 2
+            && h_int (json_object_get (stats, "lag"), "flaky") == 0)
             break;
         if (h_now_us () > deadline) {
             char *text = json_dumps (stats, JSON_COMPACT);
@@ -223,7 +216,7 @@ test_failing_aggregate_is_parked_and_retried (void **state)
     }
     assert_string_equal (s_state (stats), "parked");
     /* Every try of the first "bad" event failed before it was parked. */
-    assert_true (s_int (stats, "retries") >= 4);
+    assert_true (h_int (stats, "retries") >= 4);
     assert_non_null (json_string_value (json_object_get (stats, "error")));
     assert_int_equal (s_count (noted, "bad"), 0);
     assert_non_null (s_caused_by (noted, good1));
@@ -236,17 +229,17 @@ test_failing_aggregate_is_parked_and_retried (void **state)
 
     /* A retry while the failure lasts: the first parked event is tried
      * again (and fails again), the second keeps waiting behind it. */
-    json_int_t retries = s_int (stats, "retries");
+    json_int_t retries = h_int (stats, "retries");
     json_decref (stats);
     char *out = NULL;
     assert_int_equal (h_cli (h, &out, "retry", REACTOR, NULL), 0);
     json_t *reply = h_json (out);
     free (out);
     assert_true (json_is_true (json_object_get (reply, "ok")));
-    assert_int_equal (s_int (reply, "parked"), 2);
+    assert_int_equal (h_int (reply, "parked"), 2);
     json_decref (reply);
     deadline = h_now_us () + 20 * 1000000LL;
-    for (stats = s_stats (h); s_int (stats, "retries") < retries + 5; stats = s_stats (h)) {
+    for (stats = s_stats (h); h_int (stats, "retries") < retries + 5; stats = s_stats (h)) {
         if (h_now_us () > deadline)
             fail_msg ("a retry while the failure lasts did not try again");
         json_decref (stats);
@@ -266,7 +259,7 @@ test_failing_aggregate_is_parked_and_retried (void **state)
         usleep (20000);
     }
     stats = s_stats (h);
-    assert_int_equal (s_int (stats, "parked"), 2);
+    assert_int_equal (h_int (stats, "parked"), 2);
     assert_string_equal (s_state (stats), "parked");
     json_decref (stats);
     noted = s_noted (h);
@@ -285,12 +278,12 @@ test_failing_aggregate_is_parked_and_retried (void **state)
     for (;;) {
         stats = s_stats (h);
         noted = s_noted (h);
-        if (s_count (noted, "bad") == 2 && s_int (stats, "parked") == 0)
+        if (s_count (noted, "bad") == 2 && h_int (stats, "parked") == 0)
             break;
         if (h_now_us () > deadline)
             fail_msg ("the retry did not run the parked events: %zu Noted for bad, "
                       "%lld parked", s_count (noted, "bad"),
-                      (long long) s_int (stats, "parked"));
+                      (long long) h_int (stats, "parked"));
         json_decref (stats);
         json_decref (noted);
         usleep (50000);
@@ -317,10 +310,10 @@ test_failing_aggregate_is_parked_and_retried (void **state)
     assert_int_equal (s_log_size (h), before);
     s_assert_command_ids_unique (h);
     stats = s_stats (h);
-    assert_int_equal (s_int (stats, "parked"), 0);
+    assert_int_equal (h_int (stats, "parked"), 0);
     assert_string_equal (s_state (stats), "live");
-    assert_int_equal (s_int (json_object_get (stats, "lag"), "flaky"), 0);
-    assert_int_equal (s_int (json_object_get (stats, "checkpoints"), "flaky"), before);
+    assert_int_equal (h_int (json_object_get (stats, "lag"), "flaky"), 0);
+    assert_int_equal (h_int (json_object_get (stats, "checkpoints"), "flaky"), before);
     json_decref (stats);
 
     /* And it goes on with new events. */
@@ -344,7 +337,7 @@ test_transient_failure_is_retried_without_parking (void **state)
 {
     h_host_t *h = *state;
     json_t *stats = s_stats (h);
-    json_int_t retries = s_int (stats, "retries");
+    json_int_t retries = h_int (stats, "retries");
     json_decref (stats);
 
     s_fail_file (h, "blip", 1);
@@ -354,7 +347,7 @@ test_transient_failure_is_retried_without_parking (void **state)
     long long deadline = h_now_us () + 10 * 1000000LL;
     for (;;) {
         stats = s_stats (h);
-        json_int_t now = s_int (stats, "retries");
+        json_int_t now = h_int (stats, "retries");
         json_decref (stats);
         if (now > retries)
             break;
@@ -379,10 +372,10 @@ test_transient_failure_is_retried_without_parking (void **state)
     assert_non_null (s_caused_by (noted, blip));
     json_decref (noted);
     stats = s_stats (h);
-    assert_int_equal (s_int (stats, "parked"), 0);
+    assert_int_equal (h_int (stats, "parked"), 0);
     assert_string_equal (s_state (stats), "live");
-    assert_true (s_int (stats, "retries") > retries);
-    assert_true (s_int (stats, "retries") < retries + 5);
+    assert_true (h_int (stats, "retries") > retries);
+    assert_true (h_int (stats, "retries") < retries + 5);
     json_decref (stats);
     char *log = h_read_log (h);
     assert_null (strstr (log, "parked aggregate"));

@@ -29,7 +29,7 @@
 #define BANK_ACCOUNTS 50        /* accounts the kill -9 tests fill */
 #define LEDGER_IDS    20        /* aggregates the ledger tests spread over */
 #define REPLY_MS      30000     /* how long a client waits for one reply: long, */
-#define REPLY_S       "30"      /* so that a loaded machine is no failure */
+#define REPLY_S       30        /* so that a loaded machine is no failure */
 
 static h_host_t s_host;         /* the host of the test that runs */
 
@@ -73,11 +73,7 @@ static int
 s_teardown (void **state)
 {
     (void) state;
-    /* A host that does not exit 0 on SIGTERM (or leaks under ASan) fails
-     * the run: cmocka does not count a failed teardown. */
-    if (h_cleanup (&s_host) != 0)
-        exit (1);
-    return 0;
+    return h_teardown (&s_host);
 }
 
 /* --- helpers --------------------------------------------------------- */
@@ -86,30 +82,6 @@ static void
 s_sleep_ms (int ms)
 {
     usleep ((useconds_t) ms * 1000);
-}
-
-static long long
-s_deadline (int seconds)
-{
-    return h_now_us () + (long long) seconds * 1000000;
-}
-
-static json_int_t
-s_int (const json_t *obj, const char *key)
-{
-    return json_integer_value (json_object_get (obj, key));
-}
-
-static const char *
-s_str (const json_t *obj, const char *key)
-{
-    return json_string_value (json_object_get (obj, key));
-}
-
-static const char *
-s_error_code (const json_t *reply)
-{
-    return s_str (json_object_get (reply, "error"), "code");
 }
 
 /* Prints the end of the host's log, to explain a failure that follows. */
@@ -123,41 +95,12 @@ s_print_log_tail (const h_host_t *h)
     free (log);
 }
 
-/* Runs `bctx -e ENDPOINT --timeout REPLY_S ARGS...` (NULL-ended).  *code
- * gets the exit code.  Return: the parsed output (new), or NULL if it
- * printed no JSON. */
-static json_t *
-s_cli (const h_host_t *h, int *code, ...)
-{
-    char *argv[32];
-    int n = 0;
-    argv[n++] = "bctx";
-    argv[n++] = "-e";
-    argv[n++] = (char *) h->endpoint;
-    argv[n++] = "--timeout";
-    argv[n++] = REPLY_S;
-    va_list ap;
-    va_start (ap, code);
-    char *a;
-    while ((a = va_arg (ap, char *)) && n < 31)
-        argv[n++] = a;
-    va_end (ap);
-    argv[n] = NULL;
-    char *out = NULL;
-    int rc = h_cli_argv (&out, argv);
-    if (code)
-        *code = rc;
-    json_t *j = h_json (out);
-    free (out);
-    return j;
-}
-
 /* `bctx send` that must be accepted. */
 static void
 s_must_send (const h_host_t *h, const char *context, const char *command, const char *data)
 {
     int code;
-    json_t *r = s_cli (h, &code, "send", context, command, data, NULL);
+    json_t *r = h_cli_json (h, REPLY_S, &code, "send", context, command, data, NULL);
     if (code != 0 || !json_is_true (json_object_get (r, "ok"))) {
         s_print_log_tail (h);
         char *text = r ? json_dumps (r, JSON_COMPACT) : NULL;
@@ -173,13 +116,13 @@ static json_t *
 s_query (const h_host_t *h, const char *projection, const char *key)
 {
     int code;
-    json_t *r = s_cli (h, &code, "query", projection, key, NULL);
+    json_t *r = h_cli_json (h, REPLY_S, &code, "query", projection, key, NULL);
     if (code != 0)
         s_print_log_tail (h);
     assert_int_equal (code, 0);
     assert_non_null (r);
     assert_true (json_is_true (json_object_get (r, "ok")));
-    assert_string_equal (s_str (r, "key"), key);
+    assert_string_equal (h_str (r, "key"), key);
     json_t *value = json_object_get (r, "value");
     assert_non_null (value);
     value = json_is_null (value) ? NULL : json_incref (value);
@@ -212,7 +155,7 @@ s_proj (const json_t *stats, const char *name)
 static json_int_t
 s_position (const json_t *stats, const char *context)
 {
-    return s_int (json_object_get (json_object_get (stats, "contexts"), context), "position");
+    return h_int (json_object_get (json_object_get (stats, "contexts"), context), "position");
 }
 
 /* The projection is live, has no error, and has handled source up to its
@@ -221,10 +164,10 @@ static int
 s_caught_up (const json_t *stats, const char *projection, const char *source)
 {
     json_t *p = s_proj (stats, projection);
-    const char *st = s_str (p, "state");
+    const char *st = h_str (p, "state");
     return p && st && strcmp (st, "live") == 0
-           && s_int (json_object_get (p, "checkpoints"), source) == s_position (stats, source)
-           && s_int (json_object_get (p, "lag"), source) == 0;
+           && h_int (json_object_get (p, "checkpoints"), source) == s_position (stats, source)
+           && h_int (json_object_get (p, "lag"), source) == 0;
 }
 
 /* Polls stats until projection has caught up with source (at most
@@ -232,7 +175,7 @@ s_caught_up (const json_t *stats, const char *projection, const char *source)
 static json_t *
 s_wait_caught_up (const h_host_t *h, const char *projection, const char *source)
 {
-    long long deadline = s_deadline (WAIT_S);
+    long long deadline = h_deadline (WAIT_S);
     while (h_now_us () < deadline) {
         json_t *stats = s_stats (h);
         if (stats && s_caught_up (stats, projection, source))
@@ -240,54 +183,6 @@ s_wait_caught_up (const h_host_t *h, const char *projection, const char *source)
         json_decref (stats);
         s_sleep_ms (20);
     }
-    return NULL;
-}
-
-/* Every read model of a projection, paged through with `bctx query
- * PROJECTION --limit N [--after KEY]`.  Checks that keys come in strictly
- * increasing order, each once, and that a page is never over the limit.
- * Return: key -> value (new). */
-static json_t *
-s_query_all (const h_host_t *h, const char *projection, int limit)
-{
-    json_t *all = json_object ();
-    char lim[16], after[256] = "";
-    snprintf (lim, sizeof lim, "%d", limit);
-    for (int page = 0; page < 10000; page++) {
-        int code;
-        json_t *r = after[0]
-                    ? s_cli (h, &code, "query", projection, "--limit", lim, "--after", after, NULL)
-                    : s_cli (h, &code, "query", projection, "--limit", lim, NULL);
-        assert_int_equal (code, 0);
-        assert_non_null (r);
-        json_t *items = json_object_get (r, "items");
-        assert_true (json_is_array (items));
-        assert_true (json_array_size (items) <= (size_t) limit);
-        size_t i;
-        json_t *item;
-        json_array_foreach (items, i, item) {
-            const char *key = s_str (item, "key");
-            assert_non_null (key);
-            if (after[0] && strcmp (key, after) <= 0)
-                fail_msg ("page after \"%s\" holds \"%s\": keys out of order", after, key);
-            if (json_object_get (all, key))
-                fail_msg ("key \"%s\" came twice", key);
-            json_object_set (all, key, json_object_get (item, "value"));
-            snprintf (after, sizeof after, "%s", key);
-        }
-        json_t *next = json_object_get (r, "next");
-        assert_non_null (next);
-        if (json_is_null (next)) {
-            json_decref (r);
-            return all;
-        }
-        /* A page that has a next one is full and ends with the next key. */
-        assert_true (json_is_string (next));
-        assert_int_equal (json_array_size (items), limit);
-        assert_string_equal (json_string_value (next), after);
-        json_decref (r);
-    }
-    fail_msg ("query %s never reached a last page", projection);
     return NULL;
 }
 
@@ -314,27 +209,27 @@ test_query_balances_and_transfers (void **state)
      * are finished in the read model, then check how. */
     const char *t1 = NULL, *t2 = NULL;
     json_t *m1 = NULL, *m2 = NULL;
-    long long deadline = s_deadline (WAIT_S);
+    long long deadline = h_deadline (WAIT_S);
     while (h_now_us () < deadline) {
         json_decref (m1);
         json_decref (m2);
         m1 = s_query (h, "transfers", "t1");
         m2 = s_query (h, "transfers", "t2");
-        t1 = s_str (m1, "state");
-        t2 = s_str (m2, "state");
+        t1 = h_str (m1, "state");
+        t2 = h_str (m2, "state");
         if (t1 && t2 && strcmp (t1, "requested") != 0 && strcmp (t2, "requested") != 0)
             break;
         s_sleep_ms (20);
     }
     assert_non_null (t1);
     assert_string_equal (t1, "completed");
-    assert_string_equal (s_str (m1, "from"), "a1");
-    assert_string_equal (s_str (m1, "to"), "a2");
-    assert_int_equal (s_int (m1, "amount"), 20);
+    assert_string_equal (h_str (m1, "from"), "a1");
+    assert_string_equal (h_str (m1, "to"), "a2");
+    assert_int_equal (h_int (m1, "amount"), 20);
     assert_non_null (t2);
     assert_string_equal (t2, "failed");
-    assert_non_null (s_str (m2, "reason"));
-    assert_non_null (strstr (s_str (m2, "reason"), "insufficient funds"));
+    assert_non_null (h_str (m2, "reason"));
+    assert_non_null (strstr (h_str (m2, "reason"), "insufficient funds"));
     json_decref (m1);
     json_decref (m2);
 
@@ -349,17 +244,17 @@ test_query_balances_and_transfers (void **state)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         json_t *m = s_query (h, "balances", want[i].key);
         assert_non_null (m);
-        assert_string_equal (s_str (m, "owner"), want[i].owner);
-        assert_int_equal (s_int (m, "balance"), want[i].balance);
+        assert_string_equal (h_str (m, "owner"), want[i].owner);
+        assert_int_equal (h_int (m, "balance"), want[i].balance);
         json_decref (m);
     }
 
     /* A key with no read model: ok, value null. */
     int code;
-    json_t *r = s_cli (h, &code, "query", "balances", "nobody", NULL);
+    json_t *r = h_cli_json (h, REPLY_S, &code, "query", "balances", "nobody", NULL);
     assert_int_equal (code, 0);
     assert_true (json_is_true (json_object_get (r, "ok")));
-    assert_string_equal (s_str (r, "key"), "nobody");
+    assert_string_equal (h_str (r, "key"), "nobody");
     assert_true (json_is_null (json_object_get (r, "value")));
     json_decref (r);
 
@@ -368,26 +263,26 @@ test_query_balances_and_transfers (void **state)
         { "query", "nope", NULL }, { "query", "nope", "a1" }, { "replay", "nope", NULL },
     };
     for (size_t i = 0; i < 3; i++) {
-        r = s_cli (h, &code, unknown[i][0], unknown[i][1], unknown[i][2], NULL);
+        r = h_cli_json (h, REPLY_S, &code, unknown[i][0], unknown[i][1], unknown[i][2], NULL);
         assert_int_equal (code, 1);
         assert_non_null (r);
         assert_false (json_is_true (json_object_get (r, "ok")));
-        assert_string_equal (s_error_code (r), "bad_request");
-        assert_non_null (strstr (s_str (json_object_get (r, "error"), "message"), "nope"));
+        assert_string_equal (h_error_code (r), "bad_request");
+        assert_non_null (strstr (h_str (json_object_get (r, "error"), "message"), "nope"));
         json_decref (r);
     }
     /* Usage errors never reach the host: exit 2. */
-    r = s_cli (h, &code, "query", NULL);
+    r = h_cli_json (h, REPLY_S, &code, "query", NULL);
     assert_int_equal (code, 2);
     json_decref (r);
-    r = s_cli (h, &code, "query", "balances", "a1", "--limit", "2", NULL);
+    r = h_cli_json (h, REPLY_S, &code, "query", "balances", "a1", "--limit", "2", NULL);
     assert_int_equal (code, 2);
     json_decref (r);
     /* A page and a key at once over the wire: bad_request. */
     const char *both = "{\"op\":\"query\",\"projection\":\"balances\",\"key\":\"a1\",\"after\":\"a1\"}";
     r = h_request (h->endpoint, both, strlen (both), REPLY_MS);
     assert_non_null (r);
-    assert_string_equal (s_error_code (r), "bad_request");
+    assert_string_equal (h_error_code (r), "bad_request");
     json_decref (r);
 }
 
@@ -415,16 +310,16 @@ test_query_pages_with_limit_and_after (void **state)
      * the right value. */
     int limits[] = { 2, 1, 3, 7, 100 };
     for (size_t l = 0; l < sizeof limits / sizeof limits[0]; l++) {
-        json_t *all = s_query_all (h, "balances", limits[l]);
+        json_t *all = h_query_all (h, "balances", limits[l]);
         assert_int_equal (json_object_size (all), n);
         for (size_t i = 0; i < n; i++) {
             json_t *v = json_object_get (all, ids[i]);
             if (!v)
                 fail_msg ("limit %d: key %s missing", limits[l], ids[i]);
-            assert_int_equal (s_int (v, "balance"), (json_int_t) i + 1);
+            assert_int_equal (h_int (v, "balance"), (json_int_t) i + 1);
             char owner[32];
             snprintf (owner, sizeof owner, "o-%s", ids[i]);
-            assert_string_equal (s_str (v, "owner"), owner);
+            assert_string_equal (h_str (v, "owner"), owner);
         }
         json_decref (all);
     }
@@ -432,32 +327,32 @@ test_query_pages_with_limit_and_after (void **state)
     /* The first page of 2 by hand: the two smallest keys, next = the
      * second; then the page after it. */
     int code;
-    json_t *r = s_cli (h, &code, "query", "balances", "--limit", "2", NULL);
+    json_t *r = h_cli_json (h, REPLY_S, &code, "query", "balances", "--limit", "2", NULL);
     assert_int_equal (code, 0);
     json_t *items = json_object_get (r, "items");
     assert_int_equal (json_array_size (items), 2);
-    assert_string_equal (s_str (json_array_get (items, 0), "key"), sorted[0]);
-    assert_string_equal (s_str (json_array_get (items, 1), "key"), sorted[1]);
-    assert_string_equal (s_str (r, "next"), sorted[1]);
+    assert_string_equal (h_str (json_array_get (items, 0), "key"), sorted[0]);
+    assert_string_equal (h_str (json_array_get (items, 1), "key"), sorted[1]);
+    assert_string_equal (h_str (r, "next"), sorted[1]);
     json_decref (r);
-    r = s_cli (h, &code, "query", "balances", "--limit", "2", "--after", sorted[1], NULL);
+    r = h_cli_json (h, REPLY_S, &code, "query", "balances", "--limit", "2", "--after", sorted[1], NULL);
     assert_int_equal (code, 0);
     items = json_object_get (r, "items");
     assert_int_equal (json_array_size (items), 2);
-    assert_string_equal (s_str (json_array_get (items, 0), "key"), sorted[2]);
-    assert_string_equal (s_str (json_array_get (items, 1), "key"), sorted[3]);
+    assert_string_equal (h_str (json_array_get (items, 0), "key"), sorted[2]);
+    assert_string_equal (h_str (json_array_get (items, 1), "key"), sorted[3]);
     json_decref (r);
     /* --after alone: the rest, and no next. */
-    r = s_cli (h, &code, "query", "balances", "--after", "c", NULL);
+    r = h_cli_json (h, REPLY_S, &code, "query", "balances", "--after", "c", NULL);
     assert_int_equal (code, 0);
     items = json_object_get (r, "items");
     assert_int_equal (json_array_size (items), 2);
-    assert_string_equal (s_str (json_array_get (items, 0), "key"), "m3");
-    assert_string_equal (s_str (json_array_get (items, 1), "key"), "z9");
+    assert_string_equal (h_str (json_array_get (items, 0), "key"), "m3");
+    assert_string_equal (h_str (json_array_get (items, 1), "key"), "z9");
     assert_true (json_is_null (json_object_get (r, "next")));
     json_decref (r);
     /* After the last key (or a key past every other): empty, no next. */
-    r = s_cli (h, &code, "query", "balances", "--after", "zzz", NULL);
+    r = h_cli_json (h, REPLY_S, &code, "query", "balances", "--after", "zzz", NULL);
     assert_int_equal (code, 0);
     assert_int_equal (json_array_size (json_object_get (r, "items")), 0);
     assert_true (json_is_null (json_object_get (r, "next")));
@@ -466,7 +361,7 @@ test_query_pages_with_limit_and_after (void **state)
     const char *big = "{\"op\":\"query\",\"projection\":\"balances\",\"limit\":0}";
     r = h_request (h->endpoint, big, strlen (big), REPLY_MS);
     assert_non_null (r);
-    assert_string_equal (s_error_code (r), "bad_request");
+    assert_string_equal (h_error_code (r), "bad_request");
     json_decref (r);
 }
 
@@ -483,7 +378,7 @@ test_stats_shows_checkpoints_and_lag (void **state)
     s_must_send (h, "transfers", "RequestTransfer",
                  "{\"transfer\":\"st1\",\"from\":\"s1\",\"to\":\"s2\",\"amount\":15}");
     /* The transfer ends with TransferCompleted at transfers position 2. */
-    long long deadline = s_deadline (WAIT_S);
+    long long deadline = h_deadline (WAIT_S);
     json_t *stats = NULL;
     while (h_now_us () < deadline) {
         json_decref (stats);
@@ -498,7 +393,7 @@ test_stats_shows_checkpoints_and_lag (void **state)
 
     /* The same through `bctx stats`. */
     int code;
-    stats = s_cli (h, &code, "stats", NULL);
+    stats = h_cli_json (h, REPLY_S, &code, "stats", NULL);
     assert_int_equal (code, 0);
     assert_non_null (stats);
     /* accounts: 2 opened, 1 deposit, the transfer's withdraw and deposit. */
@@ -510,26 +405,26 @@ test_stats_shows_checkpoints_and_lag (void **state)
     for (size_t i = 0; i < 2; i++) {
         json_t *p = s_proj (stats, want[i].name);
         assert_non_null (p);
-        assert_string_equal (s_str (p, "name"), want[i].name);
-        assert_string_equal (s_str (p, "context"), "transfers");
-        assert_int_equal (s_int (p, "version"), 1);
-        assert_string_equal (s_str (p, "state"), "live");
+        assert_string_equal (h_str (p, "name"), want[i].name);
+        assert_string_equal (h_str (p, "context"), "transfers");
+        assert_int_equal (h_int (p, "version"), 1);
+        assert_string_equal (h_str (p, "state"), "live");
         json_t *cp = json_object_get (p, "checkpoints");
         json_t *lag = json_object_get (p, "lag");
         /* One checkpoint per source it consumes, and only those. */
         assert_int_equal (json_object_size (cp), 1);
         assert_int_equal (json_object_size (lag), 1);
-        assert_int_equal (s_int (cp, want[i].source), want[i].position);
-        assert_int_equal (s_int (lag, want[i].source), 0);
+        assert_int_equal (h_int (cp, want[i].source), want[i].position);
+        assert_int_equal (h_int (lag, want[i].source), 0);
         assert_true (json_is_null (json_object_get (p, "rebuild")));
-        assert_int_equal (s_int (p, "handled"), want[i].position);
-        assert_int_equal (s_int (p, "rebuilds"), 0);
+        assert_int_equal (h_int (p, "handled"), want[i].position);
+        assert_int_equal (h_int (p, "rebuilds"), 0);
         assert_true (json_is_null (json_object_get (p, "error")));
     }
     json_decref (stats);
     json_t *m = s_query (h, "balances", "s2");
     assert_non_null (m);
-    assert_int_equal (s_int (m, "balance"), 15);
+    assert_int_equal (h_int (m, "balance"), 15);
     json_decref (m);
 }
 
@@ -552,8 +447,8 @@ s_fill_accounts (const h_host_t *h, const char *prefix, int per_client)
     json_error_t jerr;
     json_t *report = json_load_file (out, 0, &jerr);
     assert_non_null (report);
-    assert_int_equal (s_int (report, "commands"), (json_int_t) per_client * 4);
-    assert_int_equal (s_int (report, "errors"), 0);
+    assert_int_equal (h_int (report, "commands"), (json_int_t) per_client * 4);
+    assert_int_equal (h_int (report, "errors"), 0);
     json_decref (report);
 }
 
@@ -586,8 +481,8 @@ s_assert_balances_match_log (const h_host_t *h)
     size_t i;
     json_t *e;
     json_array_foreach (events, i, e) {
-        const char *agg = s_str (e, "aggregate");
-        const char *type = s_str (e, "type");
+        const char *agg = h_str (e, "aggregate");
+        const char *type = h_str (e, "type");
         json_t *data = json_object_get (e, "data");
         assert_non_null (agg);
         assert_non_null (type);
@@ -599,8 +494,8 @@ s_assert_balances_match_log (const h_host_t *h)
         }
         json_t *m = json_object_get (want, agg);
         assert_non_null (m);
-        json_int_t amount = s_int (data, "amount");
-        json_int_t balance = s_int (m, "balance");
+        json_int_t amount = h_int (data, "amount");
+        json_int_t balance = h_int (m, "balance");
         if (strcmp (type, "Deposited") == 0)
             balance += amount;
         else if (strcmp (type, "Withdrawn") == 0)
@@ -611,7 +506,7 @@ s_assert_balances_match_log (const h_host_t *h)
     }
     json_decref (events);
 
-    json_t *got = s_query_all (h, "balances", 1000);
+    json_t *got = h_query_all (h, "balances", 1000);
     assert_int_equal (json_object_size (got), json_object_size (want));
     const char *key;
     json_t *w;
@@ -681,23 +576,11 @@ s_start_and_kill_during_catch_up (h_host_t *h, const char *projection, const cha
     int killed = 0;
     for (int attempt = 0; attempt < 5 && !killed && !h->pid; attempt++) {
         assert_int_equal (h_write_config (h), 0);
-        pid_t pid = fork ();
+        pid_t pid = h_spawn_host (h, NULL);
         assert_true (pid >= 0);
-        if (pid == 0) {
-            int fd = open (h->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd >= 0) {
-                dup2 (fd, 2);
-                close (fd);
-            }
-            int null = open ("/dev/null", O_RDWR);
-            dup2 (null, 0);
-            dup2 (null, 1);
-            execl (h_path ("bin/bctx-host"), "bctx-host", h->config, (char *) NULL);
-            _exit (127);
-        }
         h->pid = pid;
         json_t *stats = NULL;
-        long long deadline = s_deadline (10);
+        long long deadline = h_deadline (10);
         while (!stats && h_now_us () < deadline) {
             if (waitpid (pid, NULL, WNOHANG) == pid) {
                 h->pid = 0;         /* exited: maybe the port was taken */
@@ -713,8 +596,8 @@ s_start_and_kill_during_catch_up (h_host_t *h, const char *projection, const cha
         for (int k = 0; k < 10000 && stats; k++) {
             json_t *p = s_proj (stats, projection);
             assert_non_null (p);
-            lag = s_int (json_object_get (p, "lag"), source);
-            done = s_int (json_object_get (p, "checkpoints"), source);
+            lag = h_int (json_object_get (p, "lag"), source);
+            done = h_int (json_object_get (p, "checkpoints"), source);
             if (lag == 0 || done > 0)
                 break;
             json_decref (stats);
@@ -773,7 +656,7 @@ test_kill_9_during_catch_up_then_restart (void **state)
     assert_non_null (stats);
     json_decref (stats);
     json_t *after = s_query (h, "balances", "acc-3");
-    assert_int_equal (s_int (after, "balance"), s_int (before, "balance") + 1000);
+    assert_int_equal (h_int (after, "balance"), h_int (before, "balance") + 1000);
     json_decref (before);
     json_decref (after);
 }
@@ -792,7 +675,7 @@ test_kill_9_during_replay_then_restart (void **state)
     for (int round = 0; round < 4 && !killed; round++) {
         stats = s_stats (h);
         assert_non_null (stats);
-        json_int_t rebuilds = s_int (s_proj (stats, "balances"), "rebuilds");
+        json_int_t rebuilds = h_int (s_proj (stats, "balances"), "rebuilds");
         json_decref (stats);
         const char *replay = "{\"op\":\"replay\",\"projection\":\"balances\"}";
         json_t *r = h_request (h->admin, replay, strlen (replay), REPLY_MS);
@@ -801,27 +684,27 @@ test_kill_9_during_replay_then_restart (void **state)
         assert_true (json_is_true (json_object_get (r, "rebuilding")));
         json_decref (r);
         /* Kill it at the first stats that show a rebuild part done. */
-        long long deadline = s_deadline (WAIT_S);
+        long long deadline = h_deadline (WAIT_S);
         while (h_now_us () < deadline) {
             stats = s_stats (h);
             assert_non_null (stats);
             json_t *p = s_proj (stats, "balances");
-            const char *st = s_str (p, "state");
+            const char *st = h_str (p, "state");
             assert_non_null (st);
             assert_string_not_equal (st, "failing");
             /* Queries answer from the live models meanwhile: lag 0. */
-            assert_int_equal (s_int (json_object_get (p, "lag"), "accounts"), 0);
+            assert_int_equal (h_int (json_object_get (p, "lag"), "accounts"), 0);
             json_t *rb = json_object_get (p, "rebuild");
             if (strcmp (st, "rebuilding") == 0 && json_is_object (rb)
-                && s_int (rb, "read") > 0 && s_int (rb, "read") < s_int (rb, "of")) {
+                && h_int (rb, "read") > 0 && h_int (rb, "read") < h_int (rb, "of")) {
                 assert_int_equal (h_stop (h, SIGKILL), 128 + SIGKILL);
                 printf ("killed -9 with the rebuild at %lld of %lld\n",
-                        (long long) s_int (rb, "read"), (long long) s_int (rb, "of"));
+                        (long long) h_int (rb, "read"), (long long) h_int (rb, "of"));
                 killed = 1;
                 json_decref (stats);
                 break;
             }
-            int over = strcmp (st, "live") == 0 && s_int (p, "rebuilds") > rebuilds;
+            int over = strcmp (st, "live") == 0 && h_int (p, "rebuilds") > rebuilds;
             json_decref (stats);
             if (over)
                 break;          /* the rebuild finished before we saw it */
@@ -842,10 +725,10 @@ test_kill_9_during_replay_then_restart (void **state)
         assert_int_equal (h_start (h), 0);
         /* The restarted host carries on with the rebuild it was doing,
          * answering from the live read models meanwhile, and switches. */
-        long long deadline = s_deadline (WAIT_S);
+        long long deadline = h_deadline (WAIT_S);
         while (h_now_us () < deadline) {
             stats = s_stats (h);
-            int done = stats && s_int (s_proj (stats, "balances"), "rebuilds") >= 1
+            int done = stats && h_int (s_proj (stats, "balances"), "rebuilds") >= 1
                        && s_caught_up (stats, "balances", "accounts");
             json_decref (stats);
             if (done)
@@ -860,7 +743,7 @@ test_kill_9_during_replay_then_restart (void **state)
     stats = s_wait_caught_up (h, "balances", "accounts");
     assert_non_null (stats);
     if (killed)
-        assert_int_equal (s_int (s_proj (stats, "balances"), "rebuilds"), 1);
+        assert_int_equal (h_int (s_proj (stats, "balances"), "rebuilds"), 1);
     json_decref (stats);
     s_assert_balances_match_log (h);
 }
@@ -880,7 +763,7 @@ s_add_many (const h_host_t *h, const char *prefix, int count, json_int_t *totals
     zmq_setsockopt (dealer, ZMQ_LINGER, &linger, sizeof linger);
     zmq_connect (dealer, h->endpoint);
     int sent = 0, got = 0, ok = 0;
-    long long deadline = s_deadline (WAIT_S);
+    long long deadline = h_deadline (WAIT_S);
     while (got < count && h_now_us () < deadline) {
         while (sent < count && sent - got < 200) {
             char body[256];
@@ -930,7 +813,7 @@ static void
 s_assert_totals (const h_host_t *h, const json_int_t *totals, int v, const char *extra,
                  json_int_t extra_total)
 {
-    json_t *all = s_query_all (h, "totals", 7);
+    json_t *all = h_query_all (h, "totals", 7);
     assert_int_equal (json_object_size (all), LEDGER_IDS + (extra ? 1 : 0));
     for (int i = 0; i < LEDGER_IDS; i++) {
         char id[16];
@@ -938,14 +821,14 @@ s_assert_totals (const h_host_t *h, const json_int_t *totals, int v, const char 
         json_t *m = json_object_get (all, id);
         if (!m)
             fail_msg ("totals has no read model for %s", id);
-        assert_int_equal (s_int (m, "total"), totals[i]);
-        assert_int_equal (s_int (m, "v"), v);
+        assert_int_equal (h_int (m, "total"), totals[i]);
+        assert_int_equal (h_int (m, "v"), v);
     }
     if (extra) {
         json_t *m = json_object_get (all, extra);
         assert_non_null (m);
-        assert_int_equal (s_int (m, "total"), extra_total);
-        assert_int_equal (s_int (m, "v"), v);
+        assert_int_equal (h_int (m, "total"), extra_total);
+        assert_int_equal (h_int (m, "v"), v);
     }
     json_decref (all);
 }
@@ -979,14 +862,14 @@ test_rebuild_on_version_change_keeps_answering (void **state)
     int seen_rebuilding = 0, seen_switched = 0, seen_v2 = 0, late_sent = 0;
     json_int_t last_read = -1, late_total = 0;
     long queries = 0;
-    long long deadline = s_deadline (WAIT_S);
+    long long deadline = h_deadline (WAIT_S);
     for (int k = 0; h_now_us () < deadline; k++) {
         json_t *stats = s_stats (h);
         assert_non_null (stats);
         json_t *p = s_proj (stats, "totals");
         assert_non_null (p);
-        assert_int_equal (s_int (p, "version"), 2);
-        const char *st = s_str (p, "state");
+        assert_int_equal (h_int (p, "version"), 2);
+        const char *st = h_str (p, "state");
         assert_non_null (st);
         json_t *rb = json_object_get (p, "rebuild");
         if (strcmp (st, "rebuilding") == 0) {
@@ -996,10 +879,10 @@ test_rebuild_on_version_change_keeps_answering (void **state)
             seen_rebuilding = 1;
             /* Progress: read of the log's length, never going back. */
             assert_true (json_is_object (rb));
-            assert_int_equal (s_int (rb, "of"), s_position (stats, "ledger"));
-            assert_true (s_int (rb, "read") >= last_read);
-            assert_true (s_int (rb, "read") <= s_int (rb, "of"));
-            last_read = s_int (rb, "read");
+            assert_int_equal (h_int (rb, "of"), s_position (stats, "ledger"));
+            assert_true (h_int (rb, "read") >= last_read);
+            assert_true (h_int (rb, "read") <= h_int (rb, "of"));
+            last_read = h_int (rb, "read");
             if (!late_sent) {
                 /* Commands go on during the rebuild: to ids the loop
                  * below does not query (their live models are stale until
@@ -1030,8 +913,8 @@ test_rebuild_on_version_change_keeps_answering (void **state)
         json_t *m = s_query (h, "totals", id);
         queries++;
         assert_non_null (m);
-        assert_int_equal (s_int (m, "total"), totals[k % (LEDGER_IDS / 2)]);
-        json_int_t v = s_int (m, "v");
+        assert_int_equal (h_int (m, "total"), totals[k % (LEDGER_IDS / 2)]);
+        json_int_t v = h_int (m, "v");
         json_decref (m);
         if (seen_v2 || seen_switched)
             assert_int_equal (v, 2);
@@ -1053,7 +936,7 @@ test_rebuild_on_version_change_keeps_answering (void **state)
     json_t *stats = s_wait_caught_up (h, "totals", "ledger");
     assert_non_null (stats);
     assert_int_equal (s_position (stats, "ledger"), 12000 + LEDGER_IDS / 2 + 1);
-    assert_int_equal (s_int (s_proj (stats, "totals"), "rebuilds"), 1);
+    assert_int_equal (h_int (s_proj (stats, "totals"), "rebuilds"), 1);
     json_decref (stats);
     s_assert_totals (h, totals, 2, "late", late_total);
     char *log = h_read_log (h);
@@ -1067,7 +950,7 @@ test_rebuild_on_version_change_keeps_answering (void **state)
     assert_int_equal (h_start (h), 0);
     stats = s_wait_caught_up (h, "totals", "ledger");
     assert_non_null (stats);
-    assert_int_equal (s_int (s_proj (stats, "totals"), "rebuilds"), 0);
+    assert_int_equal (h_int (s_proj (stats, "totals"), "rebuilds"), 0);
     assert_true (json_is_null (json_object_get (s_proj (stats, "totals"), "rebuild")));
     json_decref (stats);
     s_assert_totals (h, totals, 2, "late", late_total);
@@ -1082,38 +965,38 @@ test_replay_rebuilds_and_totals_stay (void **state)
     s_fill_ledger (h, 8000, totals);
     json_t *stats = s_stats (h);
     assert_non_null (stats);
-    json_int_t rebuilds = s_int (s_proj (stats, "totals"), "rebuilds");
+    json_int_t rebuilds = h_int (s_proj (stats, "totals"), "rebuilds");
     json_decref (stats);
 
     int code;
-    json_t *r = s_cli (h, &code, "replay", "totals", NULL);
+    json_t *r = h_cli_json (h, REPLY_S, &code, "replay", "totals", NULL);
     assert_int_equal (code, 0);
     assert_non_null (r);
     assert_true (json_is_true (json_object_get (r, "ok")));
-    assert_string_equal (s_str (r, "projection"), "totals");
+    assert_string_equal (h_str (r, "projection"), "totals");
     json_decref (r);
 
     /* While it rebuilds, every query answers from the live models with
      * the same totals; it ends with one rebuild more. */
     int seen_rebuilding = 0, done = 0;
-    long long deadline = s_deadline (WAIT_S);
+    long long deadline = h_deadline (WAIT_S);
     for (int k = 0; h_now_us () < deadline && !done; k++) {
         stats = s_stats (h);
         assert_non_null (stats);
         json_t *p = s_proj (stats, "totals");
-        const char *st = s_str (p, "state");
+        const char *st = h_str (p, "state");
         assert_non_null (st);
         assert_string_not_equal (st, "failing");
         if (strcmp (st, "rebuilding") == 0)
             seen_rebuilding = 1;
-        done = strcmp (st, "live") == 0 && s_int (p, "rebuilds") > rebuilds;
+        done = strcmp (st, "live") == 0 && h_int (p, "rebuilds") > rebuilds;
         json_decref (stats);
         char id[16];
         snprintf (id, sizeof id, "l-%02d", k % LEDGER_IDS);
         json_t *m = s_query (h, "totals", id);
         assert_non_null (m);
-        assert_int_equal (s_int (m, "total"), totals[k % LEDGER_IDS]);
-        assert_int_equal (s_int (m, "v"), 1);
+        assert_int_equal (h_int (m, "total"), totals[k % LEDGER_IDS]);
+        assert_int_equal (h_int (m, "v"), 1);
         json_decref (m);
         s_sleep_ms (10);
     }
@@ -1122,7 +1005,7 @@ test_replay_rebuilds_and_totals_stay (void **state)
     assert_true (seen_rebuilding);
     stats = s_wait_caught_up (h, "totals", "ledger");
     assert_non_null (stats);
-    assert_int_equal (s_int (s_proj (stats, "totals"), "rebuilds"), rebuilds + 1);
+    assert_int_equal (h_int (s_proj (stats, "totals"), "rebuilds"), rebuilds + 1);
     json_decref (stats);
     s_assert_totals (h, totals, 1, NULL, 0);
     char *log = h_read_log (h);

@@ -39,18 +39,6 @@ s_raw (const char *endpoint, const char *body)
     return h_request (endpoint, body, strlen (body), REPLY_MS);
 }
 
-static const char *
-s_code (json_t *reply)
-{
-    return json_string_value (json_object_get (json_object_get (reply, "error"), "code"));
-}
-
-static const char *
-s_message (json_t *reply)
-{
-    return json_string_value (json_object_get (json_object_get (reply, "error"), "message"));
-}
-
 /* The reload count of context `name`, read on endpoint. */
 static json_int_t
 s_reloads (const char *endpoint, const char *name)
@@ -82,7 +70,7 @@ test_admin_ops_refused_on_the_public_api (void **state)
               "\"%s\"}", h_path ("tests/plugins/constructor.so"));
     json_t *refused = s_raw (h.endpoint, body);
     assert_non_null (refused);
-    assert_string_equal (s_code (refused), "forbidden");
+    assert_string_equal (h_error_code (refused), "forbidden");
     json_decref (refused);
     assert_int_not_equal (access (marker, F_OK), 0);
     const char *ops[] = {
@@ -94,9 +82,9 @@ test_admin_ops_refused_on_the_public_api (void **state)
         json_t *r = s_raw (h.endpoint, ops[i]);
         assert_non_null (r);
         assert_false (json_is_true (json_object_get (r, "ok")));
-        assert_string_equal (s_code (r), "forbidden");
+        assert_string_equal (h_error_code (r), "forbidden");
         /* It says where admin ops are served, in the text and as a field. */
-        assert_non_null (strstr (s_message (r), h.admin));
+        assert_non_null (strstr (h_error_message (r), h.admin));
         assert_string_equal (json_string_value (json_object_get (json_object_get (r, "error"),
                                                                  "admin")), h.admin);
         json_decref (r);
@@ -143,21 +131,8 @@ test_admin_ops_refused_on_the_public_api (void **state)
     assert_int_equal (h_cleanup (&h), 0);
 }
 
-typedef struct {
-    char pub[41];                 /* public key, Z85 */
-    char sec[41];                 /* secret key, Z85 */
-} s_keys_t;
-
-static s_keys_t
-s_keygen (void)
-{
-    s_keys_t k;
-    assert_int_equal (zmq_curve_keypair (k.pub, k.sec), 0);
-    return k;
-}
-
 static json_t *
-s_as (const h_host_t *h, const s_keys_t *server, const s_keys_t *me, const char *body)
+s_as (const h_host_t *h, const h_keys_t *server, const h_keys_t *me, const char *body)
 {
     return h_request_keys (h->endpoint, server->pub, me->pub, me->sec, body, strlen (body),
                            REPLY_MS);
@@ -167,7 +142,7 @@ static void
 test_curve_roles (void **state)
 {
     (void) state;
-    s_keys_t host = s_keygen (), client = s_keygen (), admin = s_keygen (), peer = s_keygen ();
+    h_keys_t host = h_keygen (), client = h_keygen (), admin = h_keygen (), peer = h_keygen ();
     h_host_t h;
     assert_int_equal (h_init (&h), 0);
     snprintf (h.host_extra, sizeof h.host_extra,
@@ -197,15 +172,15 @@ test_curve_roles (void **state)
     json_decref (r);
     r = s_as (&h, &host, &client, reload);
     assert_non_null (r);
-    assert_string_equal (s_code (r), "forbidden");
-    assert_non_null (strstr (s_message (r), "role is client"));
+    assert_string_equal (h_error_code (r), "forbidden");
+    assert_non_null (strstr (h_error_message (r), "role is client"));
     json_decref (r);
     /* A client key cannot claim a reactor's origin. */
     r = s_as (&h, &host, &client, "{\"op\":\"send\",\"context\":\"accounts\",\"command\":"
               "\"Deposit\",\"id\":\"x\",\"origin\":\"reactor\",\"data\":{\"account\":\"a1\","
               "\"amount\":1}}");
     assert_non_null (r);
-    assert_string_equal (s_code (r), "forbidden");
+    assert_string_equal (h_error_code (r), "forbidden");
     json_decref (r);
     /* An admin key: admin ops on the public API. */
     r = s_as (&h, &host, &admin, reload);
@@ -229,8 +204,8 @@ test_curve_roles (void **state)
     for (size_t i = 0; i < 4; i++) {
         r = s_as (&h, &host, &peer, peer_refused[i]);
         assert_non_null (r);
-        assert_string_equal (s_code (r), "forbidden");
-        assert_non_null (strstr (s_message (r), "peer"));
+        assert_string_equal (h_error_code (r), "forbidden");
+        assert_non_null (strstr (h_error_message (r), "peer"));
         json_decref (r);
     }
     /* The same id from a client and from a (peer's) reactor are two
@@ -288,7 +263,7 @@ s_ok_send (h_host_t *h, const char *context, const char *command, const char *id
     json_t *r = h_send (h->endpoint, context, command, id, data_new);
     assert_non_null (r);
     if (!json_is_true (json_object_get (r, "ok")))
-        fail_msg ("%s %s: %s", context, command, s_message (r));
+        fail_msg ("%s %s: %s", context, command, h_error_message (r));
     return r;
 }
 
@@ -364,7 +339,7 @@ test_reactor_id_forgery_conserves_money (void **state)
     json_t *r = h_send (h.endpoint, "accounts", "Deposit", "\x1etransfer-process:transfers:1:0",
                         json_pack ("{s:s, s:i}", "account", "a1", "amount", 1));
     assert_non_null (r);
-    assert_string_equal (s_code (r), "bad_request");
+    assert_string_equal (h_error_code (r), "bad_request");
     json_decref (r);
     assert_int_equal (h_cleanup (&h), 0);
 }

@@ -44,17 +44,6 @@ s_contexts_until (int (*pred) (json_t *))
     return r;
 }
 
-static json_t *
-s_context (json_t *reply, const char *name)
-{
-    size_t i;
-    json_t *c;
-    json_array_foreach (json_object_get (reply, "contexts"), i, c)
-        if (strcmp (json_string_value (json_object_get (c, "name")), name) == 0)
-            return c;
-    return NULL;
-}
-
 static int
 s_two (json_t *r)
 {
@@ -70,7 +59,7 @@ s_one (json_t *r)
 static int
 s_v2 (json_t *r)
 {
-    json_t *a = s_context (r, "accounts");
+    json_t *a = h_context_in (r, "accounts");
     return a && strcmp (json_string_value (json_object_get (a, "version")), "2.0.0") == 0;
 }
 
@@ -92,7 +81,7 @@ test_sighup_applies_a_changed_config (void **state)
     s_rewrite (ctx);
     kill (s_host.pid, SIGHUP);
     r = s_contexts_until (s_two);
-    assert_non_null (s_context (r, "transfers"));
+    assert_non_null (h_context_in (r, "transfers"));
     json_decref (r);
     r = h_send (s_host.endpoint, "transfers", "RequestTransfer", NULL,
                 json_pack ("{s:s, s:s, s:s, s:i}", "transfer", "t1", "from", "a1",
@@ -132,7 +121,7 @@ test_sighup_applies_a_changed_config (void **state)
     s_rewrite (ctx);
     kill (s_host.pid, SIGHUP);
     r = s_contexts_until (s_one);
-    assert_null (s_context (r, "transfers"));
+    assert_null (h_context_in (r, "transfers"));
     json_decref (r);
     r = s_contexts_until (s_v2);
     assert_true (s_v2 (r));
@@ -160,10 +149,7 @@ static int
 s_teardown (void **state)
 {
     (void) state;
-    /* cmocka does not count a failed group teardown: fail the run here. */
-    if (h_cleanup (&s_host) != 0)
-        exit (1);
-    return 0;
+    return h_teardown (&s_host);
 }
 
 int

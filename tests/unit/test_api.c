@@ -3,7 +3,9 @@
  * reaches its own handler, the modules of a host register a handler for
  * every op, a role the op does not name is refused before any handler
  * runs, and an outcome is counted by the code its handler returns, never
- * by the reply's text.
+ * by the reply's text.  A handler registered again for an op replaces the
+ * first (with its own argument), an op number outside the table changes
+ * nothing, and an unknown op is a bad request that names it.
  */
 #include "api.h"
 #include "commands.h"
@@ -246,6 +248,74 @@ test_bad_requests_never_reach_a_handler (void **state)
     bctx_api_destroy (&api);
 }
 
+/* The error message of a reply (static copy), or "". */
+static const char *
+s_message (const char *reply)
+{
+    static char message[256];
+    json_t *json = json_loads (reply, 0, NULL);
+    assert_non_null (json);
+    const char *m = json_string_value (json_object_get (json_object_get (json, "error"),
+                                                        "message"));
+    snprintf (message, sizeof message, "%s", m ? m : "");
+    json_decref (json);
+    return message;
+}
+
+static void
+test_registration (void **state)
+{
+    (void) state;
+    s_seen_t first = { .role = 0 }, second = { .role = 0 };
+    bctx_api_t *api = bctx_api_new (4096);
+    bctx_api_handle (api, BCTX_OP_STATS, s_stub, &first);
+    bctx_api_handle (api, BCTX_OP_STATS, s_stub, &second);
+    char *reply = s_ask (api, "stats", BCTX_ROLE_CLIENT);
+    assert_string_equal (s_code (reply), "");
+    free (reply);
+    /* The later registration answers, with its own argument. */
+    assert_int_equal (first.called[BCTX_OP_STATS], 0);
+    assert_int_equal (second.called[BCTX_OP_STATS], 1);
+    assert_int_equal (second.role, BCTX_ROLE_CLIENT);
+    /* Outside the table: ignored, every op but stats still unhandled. */
+    bctx_api_handle (api, -1, s_stub, &first);
+    bctx_api_handle (api, BCTX_OP_COUNT, s_stub, &first);
+    assert_int_equal (bctx_api_unhandled (api), BCTX_OP_SEND);
+    for (int op = 0; op < BCTX_OP_COUNT; op++)
+        if (op != BCTX_OP_STATS)
+            bctx_api_handle (api, op, s_stub, &first);
+    assert_int_equal (bctx_api_unhandled (api), -1);
+    bctx_api_destroy (&api);
+}
+
+static void
+test_an_unknown_op_is_a_bad_request_naming_it (void **state)
+{
+    (void) state;
+    s_seen_t seen = { .role = 0 };
+    bctx_api_t *api = s_api_with_stubs (&seen);
+    /* Whatever the role: the op is checked before the role. */
+    const unsigned roles[] = { BCTX_ROLE_PEER, BCTX_ROLE_CLIENT, BCTX_ROLE_ADMIN };
+    for (size_t r = 0; r < 3; r++) {
+        char *reply = s_ask (api, "launch", roles[r]);
+        assert_string_equal (s_code (reply), BCTX_E_BAD_REQUEST);
+        assert_string_equal (s_message (reply), "unknown op \"launch\"");
+        free (reply);
+    }
+    /* Op names are exact: no case folding, no prefixes. */
+    char *reply = s_ask (api, "SEND", BCTX_ROLE_ADMIN);
+    assert_string_equal (s_code (reply), BCTX_E_BAD_REQUEST);
+    free (reply);
+    reply = s_ask (api, "sen", BCTX_ROLE_ADMIN);
+    assert_string_equal (s_code (reply), BCTX_E_BAD_REQUEST);
+    free (reply);
+    assert_int_equal (bctx_api_counters (api)->bad, 5);
+    assert_int_equal (bctx_api_counters (api)->forbidden, 0);
+    for (int op = 0; op < BCTX_OP_COUNT; op++)
+        assert_int_equal (seen.called[op], 0);
+    bctx_api_destroy (&api);
+}
+
 int
 main (void)
 {
@@ -256,6 +326,8 @@ main (void)
         cmocka_unit_test (test_roles_are_checked_before_any_handler_runs),
         cmocka_unit_test (test_outcomes_are_counted_by_code_not_text),
         cmocka_unit_test (test_bad_requests_never_reach_a_handler),
+        cmocka_unit_test (test_registration),
+        cmocka_unit_test (test_an_unknown_op_is_a_bad_request_naming_it),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -6,7 +6,10 @@
  * over; events that no bus message announced are read all the same, since
  * the bus only wakes; a callback that stops leaves the position before
  * the event it stopped at; a declaration naming an unknown or unbridged
- * context, or malformed, is refused with a message.
+ * context, or malformed, is refused with a message.  A sibling's head
+ * (another process writes its log) is read from its file when asked,
+ * known to other threads as last read, and never moves back, even when
+ * the file does (a log restored from an older copy).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "feed.h"
 #include "store.h"
@@ -240,6 +245,105 @@ test_refusals (void **state)
     s_refused (f, far, "lives on a peer and is not bridged here");
 }
 
+/* Overwrites the log at path with the one at from, through SQLite's
+ * backup (as a restore of an older copy under a running reader would). */
+static void
+s_restore (const char *path, const char *from)
+{
+    sqlite3 *src = NULL, *dst = NULL;
+    assert_int_equal (sqlite3_open (from, &src), SQLITE_OK);
+    assert_int_equal (sqlite3_open (path, &dst), SQLITE_OK);
+    sqlite3_busy_timeout (dst, 5000);
+    sqlite3_backup *b = sqlite3_backup_init (dst, "main", src, "main");
+    assert_non_null (b);
+    assert_int_equal (sqlite3_backup_step (b, -1), SQLITE_DONE);
+    assert_int_equal (sqlite3_backup_finish (b), SQLITE_OK);
+    sqlite3_close (src);
+    sqlite3_close (dst);
+}
+
+/* The head of the log at path, through a connection of its own. */
+static int64_t
+s_file_head (const char *path)
+{
+    char err[256] = "";
+    bctx_store_t *store = bctx_store_open (path, BCTX_STORE_READONLY, err, sizeof err);
+    if (!store)
+        fail_msg ("bctx_store_open: %s", err);
+    int64_t head = bctx_store_head (store);
+    bctx_store_destroy (&store);
+    return head;
+}
+
+static void
+test_a_sibling_head_read_in_pages (void **state)
+{
+    s_fixture_t *f = *state;
+    /* bank as a sibling: no live head, its log is read from the file. */
+    _Atomic int64_t unused = 0;
+    bctx_source_t sources[] = {
+        { .name = "bank", .store_path = f->bank_path, .remote = BCTX_SOURCE_SIBLING },
+    };
+    const char *const consumes[] = { "bank.*", NULL };
+    char err[256] = "";
+    bctx_feed_t *feed = bctx_feed_new ("test", consumes, sources, 1, err, sizeof err);
+    if (!feed)
+        fail_msg ("bctx_feed_new: %s", err);
+    assert_int_equal (bctx_feed_head (feed, 0), 0);
+    assert_int_equal (bctx_feed_head_known (feed, 0), 0);
+    for (int i = 0; i < 5; i++)
+        s_append (f->bank, &unused, i < 3 ? "a1" : "a2", "Moved");
+    /* Known is what was last read: not yet. */
+    assert_int_equal (bctx_feed_head_known (feed, 0), 0);
+    assert_int_equal (bctx_feed_head (feed, 0), 5);
+    assert_int_equal (bctx_feed_head_known (feed, 0), 5);
+
+    /* Read in pages of 2 up to the head, each page on from the last. */
+    s_seen_t seen = { .n = 0 };
+    int64_t last = 0;
+    int64_t pages[] = { 2, 2, 1, 0 };
+    int64_t lasts[] = { 2, 4, 5, 5 };
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal (bctx_feed_read (feed, 0, last + 1, 2, s_collect, &seen, &last),
+                          pages[i]);
+        assert_int_equal (last, lasts[i]);
+    }
+    assert_int_equal (seen.n, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal (seen.positions[i], i + 1);
+
+    /* The file goes back to an older copy with one event: the head this
+     * feed has read stays, so its consumer never goes back either. */
+    char old_path[320];
+    snprintf (old_path, sizeof old_path, "%s/old.db", f->dir);
+    bctx_store_t *old = bctx_store_open (old_path, 0, err, sizeof err);
+    assert_non_null (old);
+    s_append (old, &unused, "a1", "Moved");
+    bctx_store_destroy (&old);
+    bctx_store_destroy (&f->bank);
+    s_restore (f->bank_path, old_path);
+    assert_int_equal (s_file_head (f->bank_path), 1);
+    assert_int_equal (bctx_feed_head (feed, 0), 5);
+    assert_int_equal (bctx_feed_head_known (feed, 0), 5);
+    bctx_feed_destroy (&feed);
+}
+
+static void
+test_a_live_head_is_the_workers (void **state)
+{
+    s_fixture_t *f = *state;
+    const char *const consumes[] = { "bank.Opened", NULL };
+    bctx_feed_t *feed = s_feed (f, consumes);
+    /* The worker's head, as it moves, whatever the file says. */
+    atomic_store (&f->bank_head, 3);
+    assert_int_equal (bctx_feed_head (feed, 0), 3);
+    assert_int_equal (bctx_feed_head_known (feed, 0), 3);
+    atomic_store (&f->bank_head, 9);
+    assert_int_equal (bctx_feed_head_known (feed, 0), 9);
+    assert_int_equal (s_file_head (f->bank_path), 0);
+    bctx_feed_destroy (&feed);
+}
+
 int
 main (void)
 {
@@ -247,6 +351,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_consumed_types_only, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_gaps_read_from_the_store, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_refusals, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_sibling_head_read_in_pages, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_a_live_head_is_the_workers, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
