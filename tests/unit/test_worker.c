@@ -94,7 +94,7 @@ s_open (s_fixture_t *f, size_t index, int start)
     f->zctx = zmq_ctx_new ();
     f->replies = zmq_socket (f->zctx, ZMQ_PULL);
     assert_int_equal (zmq_bind (f->replies, S_REPLIES), 0);
-    f->worker = bctx_worker_new (f->zctx, f->config, index, err, sizeof err);
+    f->worker = bctx_worker_new (f->zctx, f->config, index, NULL, err, sizeof err);
     if (!f->worker)
         fail_msg ("bctx_worker_new: %s", err);
     f->push = zmq_socket (f->zctx, ZMQ_PUSH);
@@ -157,7 +157,6 @@ s_job (const char *command, const char *id, const char *data, int origin)
     if (!jdata)
         fail_msg ("bad test JSON %s: %s", data, jerr.text);
     bctx_job_t *job = calloc (1, sizeof *job);
-    job->kind = BCTX_JOB_SEND;
     job->origin = origin;
     job->request = json_pack ("{s:s, s:s, s:s, s:o}", "op", "send", "context", "ledger",
                               "command", command, "data", jdata);
