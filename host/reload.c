@@ -381,7 +381,8 @@ bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
                           .next = next, .step = S_STARTING,
                           .path = strdup (path ? path : config->contexts[ctx].plugin),
                           .env_len = envelope_len, .delimiter = delimiter };
-    memcpy (h->env, envelope, envelope_len);
+    if (envelope_len)
+        memcpy (h->env, envelope, envelope_len);
     self->handovers = bctx_realloc (self->handovers,
                                     (self->n_handovers + 1) * sizeof *self->handovers);
     self->handovers[self->n_handovers++] = h;
