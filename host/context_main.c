@@ -115,7 +115,7 @@ s_build (bctx_context_main_t *self, bctx_config_t *config, char *err, size_t err
     if (bctx_api_bind (self->api, self->zctx, config, self->security, err, errlen) < 0)
         return -1;
     if (config->standby)
-        return 0;
+        return bctx_worker_warm (self->registry->contexts[0].worker, err, errlen);
     if (bctx_registry_start (self->registry, BCTX_COMMANDS_REPLIES, err, errlen) < 0)
         return -1;
     self->running = 1;

@@ -48,6 +48,7 @@ struct bctx_worker {
     int info_lock_ready;          /* info_lock was initialised */
     bctx_store_t *store;          /* the context's log (read-write) */
     json_t *cache;                /* aggregate id -> [version, state] */
+    int64_t warm_at;              /* a standby: the position its cache is folded to */
     size_t max_batch;             /* most commands per commit */
     size_t max_events;            /* most events per command (host.max_events_per_command) */
     size_t max_data;              /* largest event data, in bytes (host.max_message) */
@@ -980,10 +981,98 @@ bctx_worker_stats (bctx_worker_t *self)
     return &self->stats;
 }
 
+/* Notes an aggregate of the log's recent events (arg: the set). */
+static int
+s_note_recent (const bctx_row_t *e, void *arg)
+{
+    json_object_set_new ((json_t *) arg, e->aggregate, json_true ());
+    return 0;
+}
+
+/* Folds one event appended after warming into the cache entry it belongs
+ * to; drops an entry it cannot bring exactly up to date. */
+static int
+s_catch_up_one (const bctx_row_t *e, void *arg)
+{
+    bctx_worker_t *self = arg;
+    json_t *entry = json_object_get (self->cache, e->aggregate);
+    if (!entry)
+        return 0;
+    int64_t version = json_integer_value (json_array_get (entry, S_VERSION));
+    if (e->version <= version)
+        return 0;                  /* already folded while warming */
+    json_t *data = e->version == version + 1 ? json_loads (e->data, 0, NULL) : NULL;
+    json_t *state = json_array_get (entry, S_STATE);
+    const bctx_plugin_t *p = self->plugin;
+    json_t *next = data ? p->desc->evolve (p->user, json_is_null (state) ? NULL
+                                                                      : json_incref (state),
+                                           e->type, data) : NULL;
+    json_decref (data);
+    if (!next) {
+        json_object_del (self->cache, e->aggregate);
+        return 0;
+    }
+    json_array_set_new (entry, S_VERSION, json_integer (e->version));
+    json_array_set_new (entry, S_STATE, next);
+    if (e->command)
+        s_note_command (json_array_get (entry, S_IDS), e->command, e->position);
+    return 0;
+}
+
+/* Brings the cache up to the log's head.  Return the head, or -1. */
+static int64_t
+s_catch_up (bctx_worker_t *self)
+{
+    int64_t head = bctx_store_head (self->store);
+    if (head > self->warm_at
+        && bctx_store_read (self->store, self->warm_at + 1, NULL, head - self->warm_at,
+                            s_catch_up_one, self) < 0)
+        json_object_clear (self->cache);
+    if (head >= 0)
+        self->warm_at = head;
+    return head;
+}
+
+int
+bctx_worker_warm (bctx_worker_t *self, char *err, size_t errlen)
+{
+    /* The aggregates of the log's recent events: the likely hot ones. */
+    self->warm_at = bctx_store_head (self->store);
+    json_t *recent = json_object ();
+    int64_t from = self->warm_at > 10000 ? self->warm_at - 9999 : 1;
+    int64_t n = bctx_store_read (self->store, from, NULL, 10000, s_note_recent, recent);
+    int failed = n < 0 || self->warm_at < 0;
+    if (failed)
+        snprintf (err, errlen, "cannot read the log: %s", bctx_store_error (self->store));
+    const char *aggregate;
+    json_t *flag;
+    json_object_foreach (recent, aggregate, flag) {
+        if (failed || json_object_size (self->cache) >= 4000)
+            break;
+        json_t *entry = s_fold_entry (self->plugin, self->store, aggregate, err, errlen);
+        if (!entry)
+            failed = 1;
+        else
+            json_object_set_new (self->cache, aggregate, entry);
+    }
+    json_decref (recent);
+    /* Warming took a while: fold what the serving process appended
+     * meanwhile, again while that is much, so that little is left for the
+     * take, when commands wait. */
+    for (int round = 0; round < 8 && !failed; round++) {
+        int64_t before = self->warm_at;
+        if (s_catch_up (self) - before < 64)
+            break;
+    }
+    if (failed)
+        json_object_clear (self->cache);
+    return failed ? -1 : 0;
+}
+
 int64_t
 bctx_worker_refresh (bctx_worker_t *self)
 {
-    int64_t head = bctx_store_head (self->store);
+    int64_t head = s_catch_up (self);
     if (head >= 0)
         atomic_store (&self->stats.position, head);
     return head;

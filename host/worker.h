@@ -129,9 +129,17 @@ _Atomic int *bctx_worker_loaded (bctx_worker_t *self);
 bctx_worker_stats_t *bctx_worker_stats (bctx_worker_t *self);
 const char *bctx_worker_store_path (const bctx_worker_t *self);
 
-/* Reads the log's head again into the stats' position (a handover's new
- * process, before it starts: the old one appended since it opened the
- * store).  Not while the worker runs.  Return the head, or -1. */
+/* A handover's standby, before it is ready: folds the aggregates of the
+ * log's most recent 10 000 events (at most 4000) into the cache with its
+ * version's evolve, then what the serving process appended meanwhile.
+ * Not while the worker runs.  Return 0, or -1 with the reason (an event
+ * the version cannot fold) in err. */
+int bctx_worker_warm (bctx_worker_t *self, char *err, size_t errlen);
+
+/* Reads the log's head again into the stats' position, and folds into
+ * the cache what was appended since it was warmed (a handover's take:
+ * the old process appended since).  Not while the worker runs.  Return
+ * the head, or -1. */
 int64_t bctx_worker_refresh (bctx_worker_t *self);
 
 /* Waits for the thread to end (after a NULL job was queued).  The worker
