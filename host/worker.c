@@ -413,6 +413,220 @@ s_pending_clear (s_pending_t *p)
     p->n_published = 0;
 }
 
+/* One command on its way through s_handle: what it names, then what its
+ * decide returned.  s_decision_clear frees what it owns. */
+typedef struct {
+    const char *command;          /* its name (in the request) */
+    const char *id;               /* its id, given or made (idbuf) */
+    const char *key;              /* the id as remembered (s_command_key) */
+    int given;                    /* the request named its id */
+    char idbuf[33];               /* a made id */
+    char keybuf[S_KEY_MAX];       /* a reactor's key */
+    const bctx_command_t *cmd;    /* the plugin's command */
+    const char *aggregate;        /* its aggregate id (in the request) */
+    json_t *entry;                /* the aggregate's cache entry (borrowed) */
+    json_t *events;               /* what decide returned (owned) */
+    char **texts;                 /* each event's data as JSON text (owned) */
+    size_t n;                     /* how many events */
+    json_t *next;                 /* the state after folding them (owned), or NULL */
+} s_decision_t;
+
+/* s_handle's steps return this to go on, or s_handle's own result. */
+#define S_GO_ON 1
+
+static void
+s_decision_clear (s_decision_t *d)
+{
+    if (d->texts)
+        s_texts_free (d->texts, d->n);
+    free (d->texts);
+    json_decref (d->events);
+    json_decref (d->next);
+}
+
+/* Fails job with code and a message (static or formatted by the
+ * caller), counted as failed.  Return 0: the command is answered. */
+static int
+s_fail (bctx_worker_t *self, bctx_job_t *job, char *reply)
+{
+    atomic_fetch_add (&self->stats.failed, 1);
+    job->reply = reply;
+    return 0;
+}
+
+/* What the command names: its id (a remembered one is answered from
+ * memory or from its stream), its command and its aggregate's entry.
+ * Return S_GO_ON, or s_handle's result once the job is answered. */
+static int
+s_resolve (bctx_worker_t *self, bctx_job_t *job, s_decision_t *d)
+{
+    json_t *req = job->request;
+    d->command = json_string_value (json_object_get (req, "command"));
+    json_t *data = json_object_get (req, "data");
+    json_t *jid = json_object_get (req, "id");
+    d->given = jid != NULL;
+    if (jid) {
+        d->id = json_string_value (jid);
+        d->key = s_command_key (job->origin, d->id, d->keybuf, sizeof d->keybuf);
+        /* A retry of a command that appended nothing (a rejection). */
+        char *first = bctx_store_recall (self->store, d->key);
+        if (first) {
+            atomic_fetch_add (&self->stats.duplicates, 1);
+            job->reply = first;
+            return 0;
+        }
+    } else {
+        s_new_id (d->idbuf);
+        d->id = d->key = d->idbuf;
+    }
+    d->cmd = bctx_plugin_command (self->plugin, d->command);
+    if (!d->cmd)
+        return s_fail (self, job, bctx_reply_error (BCTX_E_UNKNOWN_COMMAND,
+                                                    "context \"%s\" has no command \"%s\"",
+                                                    self->name, d->command));
+    json_t *jagg = json_object_get (data, d->cmd->aggregate_field);
+    d->aggregate = json_string_value (jagg);
+    if (!d->aggregate || !*d->aggregate || json_string_length (jagg) > S_AGG_MAX
+        || strlen (d->aggregate) != json_string_length (jagg))
+        return s_fail (self, job, bctx_reply_error (
+            BCTX_E_BAD_REQUEST, "data.%s: expected the aggregate id, a string of 1 to %d bytes",
+            d->cmd->aggregate_field, S_AGG_MAX));
+    char why[512];
+    d->entry = s_aggregate (self, d->aggregate, why, sizeof why);
+    if (!d->entry) {
+        bctx_log (BCTX_LOG_ERROR, "context %s: %s", self->name, why);
+        return s_fail (self, job, bctx_reply_error (BCTX_E_INTERNAL, "%s", why));
+    }
+    json_t *seen = d->given ? json_object_get (json_array_get (d->entry, S_IDS), d->key)
+                            : NULL;
+    if (seen) {
+        /* A retry of a command whose events are in this stream. */
+        job->reply = s_replay_reply (self, d->key, d->id, d->aggregate, seen);
+        if (!job->reply) {
+            job->reply = bctx_reply_error (BCTX_E_INTERNAL, "cannot read back command %s",
+                                           d->id);
+            return -1;
+        }
+        atomic_fetch_add (&self->stats.duplicates, 1);
+        return 0;
+    }
+    return S_GO_ON;
+}
+
+/* Runs decide, checks what it returned and folds it, before anything is
+ * stored: nothing is folded (so the cache is untouched) when the check
+ * fails.  Return S_GO_ON with events to store, or s_handle's result once
+ * the job is answered. */
+static int
+s_decide (bctx_worker_t *self, bctx_job_t *job, s_decision_t *d)
+{
+    const bctx_plugin_t *p = self->plugin;
+    json_t *state = json_array_get (d->entry, S_STATE);
+    d->events = json_array ();
+    bctx_reason_t reason = { { 0 } };
+    int rc = d->cmd->decide (p->user, json_is_null (state) ? NULL : state,
+                             json_object_get (job->request, "data"), d->events, &reason);
+    if (rc == BCTX_REJECT) {
+        atomic_fetch_add (&self->stats.rejected, 1);
+        return s_settle (self, job, d->key, bctx_reply_error (
+            BCTX_E_REJECTED, "%s", reason.text[0] ? reason.text : "rejected"));
+    }
+    if (rc == BCTX_INVALID)
+        return s_fail (self, job, bctx_reply_error (
+            BCTX_E_BAD_REQUEST, "%s", reason.text[0] ? reason.text : "invalid command data"));
+    if (rc != BCTX_OK)
+        return s_fail (self, job, bctx_reply_error (BCTX_E_INTERNAL, "%s.%s: decide failed (%d)",
+                                                    self->name, d->command, rc));
+    size_t n = json_array_size (d->events);
+    char bad[256];
+    d->texts = n <= self->max_events ? calloc (n ? n : 1, sizeof *d->texts) : NULL;
+    int crc = bctx_decided_check (d->events, self->max_events, self->max_data, d->texts,
+                                  bad, sizeof bad);
+    if (crc == 0 && !d->texts) {
+        snprintf (bad, sizeof bad, "%zu events, more than memory allows", n);
+        crc = BCTX_DECIDED_TOO_LARGE;
+    }
+    if (crc != 0)
+        return s_fail (self, job, bctx_reply_error (
+            crc == BCTX_DECIDED_TOO_LARGE ? BCTX_E_TOO_LARGE : BCTX_E_INTERNAL,
+            "%s.%s: decide returned %s", self->name, d->command, bad));
+    d->n = n;
+    d->next = json_is_null (state) ? NULL : json_incref (state);
+    for (size_t i = 0; i < n; i++) {
+        json_t *ev = json_array_get (d->events, i);
+        d->next = p->desc->evolve (p->user, d->next,
+                                   json_string_value (json_object_get (ev, "type")),
+                                   json_object_get (ev, "data"));
+        if (!d->next) {
+            /* evolve may have changed the cached state in place: forget it. */
+            json_object_del (self->cache, d->aggregate);
+            return s_fail (self, job, bctx_reply_error (
+                BCTX_E_INTERNAL, "%s.%s: evolve failed on a new event", self->name,
+                d->command));
+        }
+    }
+    if (n == 0) {
+        /* Accepted, nothing to record: remember the reply by id. */
+        atomic_fetch_add (&self->stats.accepted, 1);
+        return s_settle (self, job, d->key, s_accepted_reply (d->id, d->aggregate, NULL, 0));
+    }
+    return S_GO_ON;
+}
+
+/* Appends the decided events with the aggregate's expected version, and
+ * on success moves the cache entry on and queues the events to publish
+ * after the commit.  Return s_handle's result. */
+static int
+s_record (bctx_worker_t *self, s_pending_t *pending, s_decision_t *d)
+{
+    bctx_job_t *job = pending->job;
+    const bctx_plugin_t *p = self->plugin;
+    int64_t version = json_integer_value (json_array_get (d->entry, S_VERSION));
+    char *metadata = s_metadata (job->request, d->id, job->origin, p->desc->version);
+    bctx_row_t *rows = calloc (d->n, sizeof *rows);
+    for (size_t i = 0; i < d->n; i++) {
+        json_t *ev = json_array_get (d->events, i);
+        rows[i] = (bctx_row_t) {
+            .aggregate = d->aggregate,
+            .type = json_string_value (json_object_get (ev, "type")),
+            .data = d->texts[i],
+            .metadata = metadata,
+            .command = d->key,
+        };
+    }
+    int arc = bctx_store_append (self->store, d->aggregate, version, rows, d->n);
+    int result = 0;
+    if (arc == BCTX_STORE_CONFLICT) {
+        /* Another writer moved the aggregate on: forget what we knew.
+         * The version check comes before any insert, so nothing of this
+         * command is in the transaction. */
+        json_object_del (self->cache, d->aggregate);
+        s_fail (self, job, bctx_reply_error (BCTX_E_CONFLICT, "aggregate \"%s\" is no longer "
+                                             "at version %lld", d->aggregate,
+                                             (long long) version));
+    } else if (arc != 0) {
+        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "store: %s",
+                                       bctx_store_error (self->store));
+        result = -1;
+    } else {
+        for (size_t i = 0; i < d->n; i++) {
+            char *topic = NULL;
+            if (asprintf (&topic, "%s.%s", self->name, rows[i].type) < 0)
+                topic = NULL;
+            s_publish_later (pending, topic, s_full_event (self->name, &rows[i]));
+        }
+        json_array_set_new (d->entry, S_VERSION, json_integer (version + (json_int_t) d->n));
+        json_array_set_new (d->entry, S_STATE, d->next ? d->next : json_null ());
+        d->next = NULL;
+        s_note_command (json_array_get (d->entry, S_IDS), d->key, rows[0].position);
+        atomic_fetch_add (&self->stats.accepted, 1);
+        job->reply = s_accepted_reply (d->id, d->aggregate, rows, d->n);
+    }
+    free (rows);
+    free (metadata);
+    return result;
+}
+
 /*
  * Decides one command inside the open transaction.  Sets job->reply.
  * Return 0, or -1 when the store failed and the batch must be rolled back.
@@ -421,194 +635,14 @@ s_pending_clear (s_pending_t *p)
 static int
 s_handle (bctx_worker_t *self, s_pending_t *pending)
 {
-    bctx_job_t *job = pending->job;
-    json_t *req = job->request;
-    const char *command = json_string_value (json_object_get (req, "command"));
-    json_t *data = json_object_get (req, "data");
-    json_t *jid = json_object_get (req, "id");
-    char idbuf[33], keybuf[S_KEY_MAX];
-    const char *id, *key;
-    if (jid) {
-        id = json_string_value (jid);
-        key = s_command_key (job->origin, id, keybuf, sizeof keybuf);
-        /* A retry of a command that appended nothing (a rejection). */
-        char *first = bctx_store_recall (self->store, key);
-        if (first) {
-            atomic_fetch_add (&self->stats.duplicates, 1);
-            job->reply = first;
-            return 0;
-        }
-    } else {
-        s_new_id (idbuf);
-        id = key = idbuf;
-    }
-    const bctx_command_t *cmd = bctx_plugin_command (self->plugin, command);
-    if (!cmd) {
-        atomic_fetch_add (&self->stats.failed, 1);
-        job->reply = bctx_reply_error (BCTX_E_UNKNOWN_COMMAND,
-                                       "context \"%s\" has no command \"%s\"",
-                                       self->name, command);
-        return 0;
-    }
-    json_t *jagg = json_object_get (data, cmd->aggregate_field);
-    const char *aggregate = json_string_value (jagg);
-    if (!aggregate || !*aggregate || json_string_length (jagg) > S_AGG_MAX
-        || strlen (aggregate) != json_string_length (jagg)) {
-        atomic_fetch_add (&self->stats.failed, 1);
-        job->reply = bctx_reply_error (BCTX_E_BAD_REQUEST,
-                                       "data.%s: expected the aggregate id, a string of 1 to %d bytes",
-                                       cmd->aggregate_field, S_AGG_MAX);
-        return 0;
-    }
-    char why[512];
-    json_t *entry = s_aggregate (self, aggregate, why, sizeof why);
-    if (!entry) {
-        atomic_fetch_add (&self->stats.failed, 1);
-        bctx_log (BCTX_LOG_ERROR, "context %s: %s", self->name, why);
-        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "%s", why);
-        return 0;
-    }
-    json_t *ids = json_array_get (entry, S_IDS);
-    json_t *seen = jid ? json_object_get (ids, key) : NULL;
-    if (seen) {
-        /* A retry of a command whose events are in this stream. */
-        job->reply = s_replay_reply (self, key, id, aggregate, seen);
-        if (!job->reply) {
-            job->reply = bctx_reply_error (BCTX_E_INTERNAL, "cannot read back command %s", id);
-            return -1;
-        }
-        atomic_fetch_add (&self->stats.duplicates, 1);
-        return 0;
-    }
-    int64_t version = json_integer_value (json_array_get (entry, S_VERSION));
-    json_t *state = json_array_get (entry, S_STATE);
-    json_t *events = json_array ();
-    bctx_reason_t reason = { { 0 } };
-    const bctx_plugin_t *p = self->plugin;
-    int rc = cmd->decide (p->user, json_is_null (state) ? NULL : state, data,
-                          events, &reason);
-    if (rc == BCTX_REJECT) {
-        json_decref (events);
-        atomic_fetch_add (&self->stats.rejected, 1);
-        return s_settle (self, job, key,
-                         bctx_reply_error (BCTX_E_REJECTED, "%s",
-                                           reason.text[0] ? reason.text
-                                                          : "rejected"));
-    }
-    if (rc == BCTX_INVALID) {
-        json_decref (events);
-        atomic_fetch_add (&self->stats.failed, 1);
-        job->reply = bctx_reply_error (BCTX_E_BAD_REQUEST, "%s",
-                                       reason.text[0] ? reason.text
-                                                      : "invalid command data");
-        return 0;
-    }
-    if (rc != BCTX_OK) {
-        json_decref (events);
-        atomic_fetch_add (&self->stats.failed, 1);
-        job->reply = bctx_reply_error (BCTX_E_INTERNAL,
-                                       "%s.%s: decide failed (%d)",
-                                       self->name, command, rc);
-        return 0;
-    }
-
-    /* Check what decide returned, then fold it, before anything is stored:
-     * nothing is folded (so the cache is untouched) when the check fails. */
-    size_t n = json_array_size (events);
-    char **texts = n <= self->max_events ? calloc (n ? n : 1, sizeof *texts) : NULL;
-    char bad[256];
-    int crc = bctx_decided_check (events, self->max_events, self->max_data, texts,
-                                  bad, sizeof bad);
-    if (crc == 0 && !texts) {
-        snprintf (bad, sizeof bad, "%zu events, more than memory allows", n);
-        crc = BCTX_DECIDED_TOO_LARGE;
-    }
-    if (crc != 0) {
-        free (texts);
-        json_decref (events);
-        atomic_fetch_add (&self->stats.failed, 1);
-        job->reply = bctx_reply_error (crc == BCTX_DECIDED_TOO_LARGE ? BCTX_E_TOO_LARGE
-                                                                     : BCTX_E_INTERNAL,
-                                       "%s.%s: decide returned %s", self->name, command, bad);
-        return 0;
-    }
-    json_t *next = json_is_null (state) ? NULL : json_incref (state);
-    int folded = 1;
-    for (size_t i = 0; i < n && folded; i++) {
-        json_t *ev = json_array_get (events, i);
-        next = p->desc->evolve (p->user, next, json_string_value (json_object_get (ev, "type")),
-                                json_object_get (ev, "data"));
-        folded = next != NULL;
-    }
-    if (!folded) {
-        /* evolve may have changed the cached state in place: forget it. */
-        json_object_del (self->cache, aggregate);
-        s_texts_free (texts, n);
-        free (texts);
-        json_decref (events);
-        atomic_fetch_add (&self->stats.failed, 1);
-        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "%s.%s: evolve failed on a new event",
-                                       self->name, command);
-        return 0;
-    }
-    if (n == 0) {
-        /* Accepted, nothing to record: remember the reply by id. */
-        free (texts);
-        json_decref (next);
-        json_decref (events);
-        atomic_fetch_add (&self->stats.accepted, 1);
-        return s_settle (self, job, key, s_accepted_reply (id, aggregate, NULL, 0));
-    }
-
-    char *metadata = s_metadata (req, id, job->origin, p->desc->version);
-    bctx_row_t *rows = calloc (n, sizeof *rows);
-    for (size_t i = 0; i < n; i++) {
-        json_t *ev = json_array_get (events, i);
-        rows[i] = (bctx_row_t) {
-            .aggregate = aggregate,
-            .type = json_string_value (json_object_get (ev, "type")),
-            .data = texts[i],
-            .metadata = metadata,
-            .command = key,
-        };
-    }
-    int arc = bctx_store_append (self->store, aggregate, version, rows, n);
-    int result = 0;
-    if (arc == BCTX_STORE_CONFLICT) {
-        /* Another writer moved the aggregate on: forget what we knew.
-         * The version check comes before any insert, so nothing of this
-         * command is in the transaction. */
-        json_object_del (self->cache, aggregate);
-        json_decref (next);
-        atomic_fetch_add (&self->stats.failed, 1);
-        job->reply = bctx_reply_error (BCTX_E_CONFLICT,
-                                       "aggregate \"%s\" is no longer at version %lld",
-                                       aggregate, (long long) version);
-    } else if (arc != 0) {
-        json_decref (next);
-        job->reply = bctx_reply_error (BCTX_E_INTERNAL, "store: %s",
-                                       bctx_store_error (self->store));
-        result = -1;
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            char *topic = NULL;
-            if (asprintf (&topic, "%s.%s", self->name, rows[i].type) < 0)
-                topic = NULL;
-            s_publish_later (pending, topic, s_full_event (self->name, &rows[i]));
-        }
-        json_array_set_new (entry, S_VERSION, json_integer (version + (json_int_t) n));
-        json_array_set_new (entry, S_STATE, next ? next : json_null ());
-        s_note_command (ids, key, rows[0].position);
-        atomic_fetch_add (&self->stats.accepted, 1);
-        job->reply = s_accepted_reply (id, aggregate, rows, n);
-    }
-    for (size_t i = 0; i < n; i++)
-        free (texts[i]);
-    free (texts);
-    free (rows);
-    free (metadata);
-    json_decref (events);
-    return result;
+    s_decision_t d = { .command = NULL };
+    int rc = s_resolve (self, pending->job, &d);
+    if (rc == S_GO_ON)
+        rc = s_decide (self, pending->job, &d);
+    if (rc == S_GO_ON)
+        rc = s_record (self, pending, &d);
+    s_decision_clear (&d);
+    return rc;
 }
 
 static void
