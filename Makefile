@@ -52,7 +52,7 @@ endif
 
 HOST_MODULES := util runner config endpoint log host_api loader store readside datadir bus protocol security \
                 worker feed projection reactor bridge \
-                loop registry api peers commands reload watch reconfig ops link poison supervise relay context_main server
+                loop registry api peers commands reload watch reconfig ops link poison supervise relay gather context_main server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
 

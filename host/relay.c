@@ -13,7 +13,6 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define S_GATHER_WAIT   2.0      /* seconds a stats or contexts waits for a process */
 #define S_PROBE_AGAIN   0.01     /* seconds between tries to reach a starting one */
 #define S_PROBE_RESEND  1.0      /* seconds before asking a silent one again */
 
@@ -21,8 +20,8 @@
 enum {
     S_CLIENT = 0,                 /* a client's: the reply goes back as it is */
     S_PROBE = 1,                  /* the relay's own stats: the process is up */
-    S_GATHER = 2,                 /* one part of a stats or contexts */
-    S_ASK = 3                     /* a handover's step: the reply goes to its fn */
+    S_ASK = 2                     /* the relay's users' own requests (gather.h,
+                                     reload.h): the reply goes to its fn */
 };
 
 /* A command held while its context is handed over. */
@@ -36,18 +35,6 @@ typedef struct {
     char what[160];               /* the command, for an obituary */
 } s_held_t;
 
-/* A stats or contexts waiting for the processes' parts. */
-typedef struct {
-    uint64_t id;                  /* named by its parts */
-    int op;                       /* BCTX_OP_STATS or BCTX_OP_CONTEXTS */
-    unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope */
-    size_t env_len;               /* its length */
-    int delimiter;                /* the client sent an empty frame first */
-    int waiting;                  /* parts not in yet */
-    json_t *parts;                /* {context: its reply} */
-    double deadline;              /* monotonic: then answered with what is in */
-} s_gather_t;
-
 /* A request at a process, waiting for its reply. */
 typedef struct {
     uint64_t tag;                 /* sent beside it, comes back with the reply */
@@ -57,7 +44,6 @@ typedef struct {
     unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope (S_CLIENT) */
     size_t env_len;               /* its length */
     int delimiter;                /* the client sent an empty frame first */
-    uint64_t gather;              /* S_GATHER: its gather's id */
     char what[160];               /* the command, for an obituary, or "" */
     bctx_relay_fn *fn;            /* S_ASK: who takes the reply */
     void *arg;                    /* its argument */
@@ -67,14 +53,11 @@ struct bctx_relay {
     bctx_registry_t *registry;    /* the config, handles and views (borrowed) */
     bctx_api_t *api;              /* to answer clients (borrowed) */
     bctx_supervise_t *supervise;  /* the children (borrowed) */
-    bctx_peers_t *peers;          /* for stats (borrowed) */
     bctx_loop_t *loop;            /* where the links are read (borrowed) */
     s_pending_t *pending;         /* requests at processes */
     size_t n_pending;             /* how many */
     int64_t in_flight;            /* of which clients' commands */
-    s_gather_t *gathers;          /* stats and contexts being gathered */
-    size_t n_gathers;             /* how many */
-    uint64_t next_tag;            /* tags and gather ids */
+    uint64_t next_tag;            /* tags */
     char **holds;                 /* contexts whose commands are held */
     size_t n_holds;               /* how many */
     s_held_t *held;               /* the commands held, in arrival order */
@@ -90,21 +73,13 @@ static void s_on_exit (void *arg, bctx_child_t *child);
 static void s_unlink (bctx_relay_t *self, bctx_child_t *c);
 static void s_link_commands (bctx_relay_t *self, bctx_child_t *c);
 static int s_on_readable (void *arg);
-static char *s_op_gather (void *arg, bctx_request_t *req);
-static char *s_op_named (void *arg, bctx_request_t *req);
 
 bctx_relay_t *
-bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *supervise,
-                bctx_peers_t *peers)
+bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *supervise)
 {
     bctx_relay_t *self = calloc (1, sizeof *self);
-    *self = (bctx_relay_t) { .registry = registry, .api = api, .supervise = supervise,
-                             .peers = peers };
+    *self = (bctx_relay_t) { .registry = registry, .api = api, .supervise = supervise };
     bctx_supervise_on_exit (supervise, s_on_exit, self);
-    bctx_api_handle (api, BCTX_OP_STATS, s_op_gather, self);
-    bctx_api_handle (api, BCTX_OP_CONTEXTS, s_op_gather, self);
-    bctx_api_handle (api, BCTX_OP_REPLAY, s_op_named, self);
-    bctx_api_handle (api, BCTX_OP_RETRY, s_op_named, self);
     return self;
 }
 
@@ -212,6 +187,20 @@ bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name)
     return NULL;
 }
 
+char *
+bctx_relay_forward (bctx_relay_t *self, bctx_child_t *c, bctx_request_t *req, double timeout)
+{
+    s_pending_t *p = c->state == BCTX_CHILD_UP ? s_pass (self, c, req->text, req->text_len)
+                                              : NULL;
+    if (!p)
+        return s_unavailable (req, c);
+    p->kind = S_CLIENT;
+    p->deadline = bctx_now () + timeout;
+    s_return_to (p, req);
+    self->in_flight++;
+    return NULL;
+}
+
 /* Removes pending entry i. */
 static void
 s_drop (bctx_relay_t *self, size_t i)
@@ -272,9 +261,8 @@ s_consumed (json_t *consumes, const char *kind, const json_t *runners)
     }
 }
 
-/* Learns from a process's stats reply (borrowed) what it runs. */
-static void
-s_learn (bctx_relay_t *self, bctx_child_t *c, const json_t *stats)
+void
+bctx_relay_learn (bctx_relay_t *self, bctx_child_t *c, const json_t *stats)
 {
     json_t *projections = json_object_get (stats, "projections");
     json_t *reactors = json_object_get (stats, "reactors");
@@ -312,7 +300,7 @@ s_probed (bctx_relay_t *self, bctx_child_t *c, const char *reply)
 {
     json_t *stats = json_loads (reply, 0, NULL);
     if (stats)
-        s_learn (self, c, stats);
+        bctx_relay_learn (self, c, stats);
     json_decref (stats);
     c->probing = 0;
     if (c->standby) {
@@ -326,194 +314,6 @@ s_probed (bctx_relay_t *self, bctx_child_t *c, const char *reply)
         bctx_registry_open_reader (self->registry, handle);
     s_link_commands (self, c);
     bctx_supervise_up (self->supervise, c);
-}
-
-/* The gather of id, or NULL. */
-static s_gather_t *
-s_gather_find (bctx_relay_t *self, uint64_t id)
-{
-    for (size_t i = 0; i < self->n_gathers; i++)
-        if (self->gathers[i].id == id)
-            return &self->gathers[i];
-    return NULL;
-}
-
-/* One object member of every part, merged into one object: stats'
- * contexts, projections, reactors and bridges.  Return: new. */
-static json_t *
-s_merge (const json_t *parts, const char *key)
-{
-    json_t *all = json_object ();
-    const char *name;
-    json_t *part;
-    json_object_foreach ((json_t *) parts, name, part) {
-        json_t *o = json_object_get (part, key);
-        if (json_is_object (o))
-            json_object_update (all, o);
-    }
-    return all;
-}
-
-/* The stats reply of a finished gather.  Return: new. */
-static char *
-s_stats_reply (bctx_relay_t *self, s_gather_t *g)
-{
-    json_t *contexts = s_merge (g->parts, "contexts");
-    size_t n;
-    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (children[i]->state == BCTX_CHILD_GONE || children[i]->standby
-            || children[i]->retired)
-            continue;
-        json_t *c = json_object_get (contexts, children[i]->name);
-        if (!c) {
-            c = json_object ();
-            json_object_set_new (contexts, children[i]->name, c);
-        }
-        json_object_set_new (c, "process", bctx_supervise_process (children[i]));
-    }
-    const bctx_api_counters_t *k = bctx_api_counters (self->api);
-    return bctx_reply_dump_new (json_pack (
-        "{s:b, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "host",
-        self->registry->config->name, "api", "requests", (json_int_t) k->requests,
-        "in_flight", (json_int_t) self->in_flight, "bad_request", (json_int_t) k->bad,
-        "too_large", (json_int_t) k->too_large, "forbidden", (json_int_t) k->forbidden,
-        "contexts", contexts, "projections", s_merge (g->parts, "projections"),
-        "reactors", s_merge (g->parts, "reactors"), "bridges", s_merge (g->parts, "bridges"),
-        "peers", bctx_peers_stats (self->peers)));
-}
-
-/* The contexts reply of a finished gather, in config order.  Return: new. */
-static char *
-s_contexts_reply (bctx_relay_t *self, s_gather_t *g)
-{
-    const bctx_config_t *config = self->registry->config;
-    json_t *list = json_array ();
-    for (size_t i = 0; i < config->n_contexts; i++) {
-        const char *name = config->contexts[i].name;
-        bctx_child_t *c = bctx_supervise_find (self->supervise, name);
-        /* One that SIGHUP added is listed once it serves. */
-        if (c && c->state == BCTX_CHILD_STARTING && !c->restarts)
-            continue;
-        json_t *part = json_object_get (g->parts, name);
-        json_t *info = json_array_get (json_object_get (part, "contexts"), 0);
-        info = info ? json_deep_copy (info) : json_pack ("{s:s}", "name", name);
-        if (c) {
-            /* The handovers are the supervisor's to count. */
-            json_object_set_new (info, "reloads", json_integer (c->reloads));
-            json_object_set_new (info, "last_reload_error", c->last_reload_error[0]
-                                 ? json_string (c->last_reload_error) : json_null ());
-            json_object_set_new (info, "process", bctx_supervise_process (c));
-        }
-        json_array_append_new (list, info);
-    }
-    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "host",
-                                           config->name, "contexts", list, "remote",
-                                           bctx_registry_remotes (config)));
-}
-
-/* Answers gather i and removes it. */
-static void
-s_gather_end (bctx_relay_t *self, size_t i)
-{
-    s_gather_t *g = &self->gathers[i];
-    char *reply = g->op == BCTX_OP_STATS ? s_stats_reply (self, g) : s_contexts_reply (self, g);
-    bctx_api_send (self->api, g->env, g->env_len, g->delimiter, reply);
-    free (reply);
-    json_decref (g->parts);
-    self->gathers[i] = self->gathers[--self->n_gathers];
-}
-
-/* A part of gather id came in from child (reply borrowed). */
-static void
-s_gathered (bctx_relay_t *self, uint64_t id, bctx_child_t *c, const char *reply)
-{
-    s_gather_t *g = s_gather_find (self, id);
-    if (!g)
-        return;
-    json_t *part = json_loads (reply, 0, NULL);
-    if (part) {
-        if (g->op == BCTX_OP_STATS)
-            s_learn (self, c, part);
-        json_object_set_new (g->parts, c->name, part);
-    }
-    if (--g->waiting == 0)
-        s_gather_end (self, (size_t) (g - self->gathers));
-}
-
-/* {"op":"stats"} and {"op":"contexts"}: every process's, with the
- * supervisor's own (api, peers, each process's pid and memory). */
-static char *
-s_op_gather (void *arg, bctx_request_t *req)
-{
-    bctx_relay_t *self = arg;
-    self->gathers = bctx_realloc (self->gathers, (self->n_gathers + 1) * sizeof *self->gathers);
-    s_gather_t *g = &self->gathers[self->n_gathers++];
-    *g = (s_gather_t) { .id = ++self->next_tag, .op = req->op->id, .parts = json_object (),
-                        .deadline = bctx_now () + S_GATHER_WAIT };
-    memcpy (g->env, req->envelope, req->envelope_len);
-    g->env_len = req->envelope_len;
-    g->delimiter = req->delimiter;
-    uint64_t id = g->id;
-    size_t n;
-    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (children[i]->state != BCTX_CHILD_UP || children[i]->standby
-            || children[i]->retired)
-            continue;
-        s_pending_t *p = s_pass (self, children[i], req->text, req->text_len);
-        if (!p)
-            continue;
-        p->kind = S_GATHER;
-        p->gather = id;
-        p->deadline = bctx_now () + S_GATHER_WAIT;
-        s_gather_find (self, id)->waiting++;
-    }
-    g = s_gather_find (self, id);
-    if (g->waiting == 0)
-        s_gather_end (self, (size_t) (g - self->gathers));
-    return NULL;
-}
-
-/* {"op":"replay","projection":P}, {"op":"retry","reactor":R} and
- * {"op":"retry","projection":P,...} (a parked event: the process checks
- * the rest): to the process that runs it. */
-static char *
-s_op_named (void *arg, bctx_request_t *req)
-{
-    bctx_relay_t *self = arg;
-    int replay = req->op->id == BCTX_OP_REPLAY;
-    int projection = replay || json_object_get (req->body, "projection");
-    const char *key = projection ? "projection" : "reactor";
-    const char *op = NULL, *name = NULL;
-    json_error_t jerr;
-    if (json_unpack_ex (req->body, &jerr, replay ? JSON_STRICT : 0, "{s:s, s:s}", "op", &op,
-                        key, &name) != 0)
-        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "%s: %s", req->op->name,
-                                   jerr.text);
-    size_t n;
-    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (children[i]->standby || children[i]->retired)
-            continue;
-        json_t *names = projection ? children[i]->projections : children[i]->reactors;
-        size_t k;
-        json_t *v;
-        json_array_foreach (names, k, v) {
-            if (strcmp (json_string_value (v), name) != 0)
-                continue;
-            s_pending_t *p = children[i]->state == BCTX_CHILD_UP
-                             ? s_pass (self, children[i], req->text, req->text_len) : NULL;
-            if (!p)
-                return s_unavailable (req, children[i]);
-            p->kind = S_CLIENT;
-            p->deadline = bctx_now () + S_GATHER_WAIT;
-            s_return_to (p, req);
-            self->in_flight++;
-            return NULL;
-        }
-    }
-    return bctx_request_error (req, BCTX_E_BAD_REQUEST, "no %s \"%s\" on this host", key, name);
 }
 
 /* Passes one reply of child (tag, body borrowed) on. */
@@ -537,9 +337,6 @@ s_deliver (bctx_relay_t *self, bctx_child_t *c, uint64_t tag, const char *body, 
         break;
     case S_PROBE:
         s_probed (self, c, reply);
-        break;
-    case S_GATHER:
-        s_gathered (self, p.gather, c, reply);
         break;
     case S_ASK:
         p.fn (p.arg, c, reply);
@@ -724,12 +521,8 @@ s_fail (bctx_relay_t *self, size_t i, const char *why)
     }
     if (p->kind == S_PROBE)
         p->child->probing = 0;
-    uint64_t gather = p->kind == S_GATHER ? p->gather : 0;
     s_pending_t was = *p;
     s_drop (self, i);
-    s_gather_t *g = gather ? s_gather_find (self, gather) : NULL;
-    if (g && --g->waiting == 0)
-        s_gather_end (self, (size_t) (g - self->gathers));
     if (was.kind == S_ASK)
         was.fn (was.arg, was.child, NULL);
     else if (was.kind == S_CLIENT)
@@ -768,11 +561,6 @@ bctx_relay_tick (bctx_relay_t *self)
         }
         s_fail (self, i, "its process did not answer in time");
     }
-    for (size_t i = 0; i < self->n_gathers;)
-        if (now >= self->gathers[i].deadline)
-            s_gather_end (self, i);
-        else
-            i++;
     return next;
 }
 
@@ -903,10 +691,10 @@ bctx_relay_when_idle (bctx_relay_t *self, bctx_child_t *child, bctx_relay_fn *fn
 }
 
 int
-bctx_relay_ask (bctx_relay_t *self, bctx_child_t *child, const char *text, double timeout,
-                bctx_relay_fn *fn, void *arg)
+bctx_relay_ask (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len,
+                double timeout, bctx_relay_fn *fn, void *arg)
 {
-    s_pending_t *p = s_pass (self, child, text, strlen (text));
+    s_pending_t *p = s_pass (self, child, text, len);
     if (!p)
         return -1;
     p->kind = S_ASK;
@@ -934,8 +722,6 @@ bctx_relay_abandon (bctx_relay_t *self)
     self->n_held = 0;
     while (self->n_pending > 0)
         s_fail (self, 0, "the host stopped before its process answered");
-    while (self->n_gathers > 0)
-        s_gather_end (self, 0);
 }
 
 void
@@ -952,8 +738,6 @@ bctx_relay_destroy (bctx_relay_t **self_p)
     for (size_t i = 0; i < self->n_holds; i++)
         free (self->holds[i]);
     free (self->holds);
-    for (size_t i = 0; i < self->n_gathers; i++)
-        json_decref (self->gathers[i].parts);
     size_t n;
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
     for (size_t i = 0; i < n; i++) {
@@ -962,7 +746,6 @@ bctx_relay_destroy (bctx_relay_t **self_p)
     }
     bctx_supervise_on_exit (self->supervise, NULL, NULL);
     free (self->pending);
-    free (self->gathers);
     free (self);
     *self_p = NULL;
 }

@@ -2,14 +2,15 @@
  * relay - the supervisor's side of each context process's link: requests
  * passed on as they came ([tag][""][request] on the link's DEALER, the
  * tag back with the reply names who waits), the answers passed back, and
- * the ops that span every context (stats, contexts) gathered from all
- * of them.  A command in flight when its context process ends is
- * answered "unavailable": it was never acknowledged.
+ * the requests of the modules above it (gather.h, reload.h) passed on
+ * with a callback for the reply.  A command in flight when its context
+ * process ends is answered "unavailable": it was never acknowledged.
  *
  * It also asks a starting process for its stats until it answers (then
  * it is up), and learns from them which projections and reactors it
  * runs: queries then read those read models from their files here, and
- * replay and retry go to the process that runs them.
+ * replay and retry go to the process that runs them.  During a handover
+ * it holds the context's commands (reload.h).
  */
 #ifndef BCTX_RELAY_H
 #define BCTX_RELAY_H
@@ -18,21 +19,28 @@
 
 #include "api.h"
 #include "loop.h"
-#include "peers.h"
 #include "registry.h"
 #include "supervise.h"
 
 typedef struct bctx_relay bctx_relay_t;
 
-/* The relay of supervisor's children (all borrowed).  Registers the
- * handlers of contexts, stats, replay and retry in api.
- * Return: new. */
+/* The relay of supervisor's children (all borrowed).  Return: new. */
 bctx_relay_t *bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api,
-                              bctx_supervise_t *supervise, bctx_peers_t *peers);
+                              bctx_supervise_t *supervise);
 
 /* Registers the links' readers (again after SIGHUP added some) and the
  * tick in loop. */
 void bctx_relay_attach (bctx_relay_t *self, bctx_loop_t *loop);
+
+/* Passes a client's request (borrowed; not a command) to child, its reply
+ * back to the client as it comes, or "unavailable" after timeout seconds.
+ * Return NULL, or an error reply (new) when child is not up. */
+char *bctx_relay_forward (bctx_relay_t *self, bctx_child_t *child, bctx_request_t *req,
+                          double timeout);
+
+/* Learns from a process's stats (borrowed) what it runs: its projections
+ * (the views queries read here), its reactors, what each consumes. */
+void bctx_relay_learn (bctx_relay_t *self, bctx_child_t *child, const json_t *stats);
 
 /* Passes a "send" for context `name`, checked already, to its process.
  * Return NULL (its reply comes later), or an error reply (new) with
@@ -81,10 +89,10 @@ void bctx_relay_unhold (bctx_relay_t *self, const char *name);
 void bctx_relay_when_idle (bctx_relay_t *self, bctx_child_t *child, bctx_relay_fn *fn,
                            void *arg);
 
-/* Sends request text (borrowed) to child; fn (arg, child, reply) when it
- * answers, with reply NULL after timeout seconds or at its end.
- * Return 0, or -1 when it cannot be sent. */
-int bctx_relay_ask (bctx_relay_t *self, bctx_child_t *child, const char *text,
+/* Sends request text (len bytes, borrowed) to child; fn (arg, child,
+ * reply) when it answers, with reply NULL after timeout seconds or at its
+ * end.  Return 0, or -1 when it cannot be sent. */
+int bctx_relay_ask (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len,
                     double timeout, bctx_relay_fn *fn, void *arg);
 
 /* A handover switched to child: queries read what it runs, and its

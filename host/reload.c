@@ -223,7 +223,7 @@ s_take (bctx_reload_t *self, s_handover_t *h)
     static const char take[] = "{\"op\":\"take\"}";
     h->step = S_TAKING;
     double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + 7.0;
-    if (bctx_relay_ask (self->relay, h->next, take, timeout, s_taken, self) < 0)
+    if (bctx_relay_ask (self->relay, h->next, take, sizeof take - 1, timeout, s_taken, self) < 0)
         s_roll_back (self, h, "the new version's process cannot be reached");
 }
 
@@ -261,7 +261,8 @@ s_idle (void *arg, bctx_child_t *old, const char *reply)
     static const char release[] = "{\"op\":\"release\"}";
     h->step = S_RELEASING;
     double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + 2.0;
-    if (bctx_relay_ask (self->relay, old, release, timeout, s_released, self) < 0)
+    if (bctx_relay_ask (self->relay, old, release, sizeof release - 1, timeout, s_released,
+                        self) < 0)
         s_give_up (self, h, BCTX_E_UNAVAILABLE, "the old version's process cannot be reached");
 }
 

@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "datadir.h"
 #include "endpoint.h"
+#include "gather.h"
 #include "log.h"
 #include "loop.h"
 #include "ops.h"
@@ -53,7 +54,8 @@ struct bctx_server {
     bctx_watch_t *watch;          /* the watched plugin files */
     bctx_ops_t *ops;              /* events, query */
     bctx_supervise_t *supervise;  /* the context processes */
-    bctx_relay_t *relay;          /* requests to them: commands, stats, replay, retry */
+    bctx_relay_t *relay;          /* requests to them, commands among them */
+    bctx_gather_t *gather;        /* stats, contexts, replay and retry across them */
     bctx_loop_t *loop;            /* readers and timers of this thread */
     int stop_fd;                  /* the signalfd bctx_server_run was given */
 };
@@ -153,7 +155,9 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
         return -1;
     self->ops = bctx_ops_new (self->registry, self->api, self->commands, self->peers);
     self->supervise = bctx_supervise_new (self->registry, self->zctx, exe);
-    self->relay = bctx_relay_new (self->registry, self->api, self->supervise, self->peers);
+    self->relay = bctx_relay_new (self->registry, self->api, self->supervise);
+    self->gather = bctx_gather_new (self->registry, self->api, self->supervise, self->relay,
+                                    self->peers);
     self->reload = bctx_reload_new (self->registry, self->api, self->supervise, self->relay);
     self->watch = bctx_watch_new (self->registry, self->reload, err, errlen);
     if (!self->watch)
@@ -280,6 +284,7 @@ bctx_server_destroy (bctx_server_t **self_p)
         return;
     bctx_watch_destroy (&self->watch);
     bctx_reload_destroy (&self->reload);
+    bctx_gather_destroy (&self->gather);
     bctx_relay_destroy (&self->relay);
     bctx_supervise_destroy (&self->supervise);
     bctx_peers_destroy (&self->peers);

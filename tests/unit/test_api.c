@@ -9,6 +9,7 @@
  */
 #include "api.h"
 #include "commands.h"
+#include "gather.h"
 #include "ops.h"
 #include "registry.h"
 #include "reload.h"
@@ -128,11 +129,13 @@ test_the_modules_of_a_host_handle_every_op (void **state)
      * the handovers between them. */
     bctx_ops_t *ops = bctx_ops_new (&registry, api, commands, NULL);
     bctx_supervise_t *supervise = bctx_supervise_new (&registry, zctx, "/bin/false");
-    bctx_relay_t *relay = bctx_relay_new (&registry, api, supervise, NULL);
+    bctx_relay_t *relay = bctx_relay_new (&registry, api, supervise);
+    bctx_gather_t *gather = bctx_gather_new (&registry, api, supervise, relay, NULL);
     bctx_reload_t *reload = bctx_reload_new (&registry, api, supervise, relay);
     assert_int_equal (bctx_api_unhandled (api), -1);
     bctx_ops_destroy (&ops);
     bctx_reload_destroy (&reload);
+    bctx_gather_destroy (&gather);
     bctx_relay_destroy (&relay);
     bctx_supervise_destroy (&supervise);
     bctx_commands_destroy (&commands);
