@@ -244,7 +244,7 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
             bctx_log (BCTX_LOG_ERROR, "bridge %s from peer %s: cannot append position %lld "
                       "(%s); the replica does not match the peer's log", self->context,
                       self->peer, (long long) pos,
-                      rc == BCTX_STORE_CONFLICT ? "its aggregate version is taken"
+                      rc == BCTX_ESTORECONFLICT ? "its aggregate version is taken"
                       : rc ? bctx_store_error (self->store) : "position differs");
             bctx_store_rollback (self->store);
             s_set_state (self, "diverged");

@@ -362,7 +362,7 @@ bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
 {
     sqlite3 *db = NULL;
     if (bctx_store_sql_open_readonly (path, &db, err, errlen) != 0)
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     int has = bctx_store_sql_has_table (db, "checkpoints");
     sqlite3_stmt *st = NULL;
     int rc = has < 0 ? SQLITE_ERROR : SQLITE_DONE;
@@ -382,5 +382,5 @@ bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
         bctx_store_sql_err (err, errlen, path, db);
     sqlite3_finalize (st);
     sqlite3_close (db);
-    return rc == SQLITE_DONE ? 0 : BCTX_STORE_ERROR;
+    return rc == SQLITE_DONE ? 0 : BCTX_ESTORE;
 }

@@ -197,16 +197,16 @@ s_refuse (bctx_reload_t *self, s_reload_t *r, char *err, size_t errlen)
     /* The wire code follows why: a timeout is "unavailable" like the
      * tick's, a refused file by its reason, anything else the request's. */
     const char *code = BCTX_E_BAD_REQUEST;
-    if (job->plugin || job->load_failure == BCTX_LOAD_TIMED_OUT) {
+    if (job->plugin || job->load_failure == BCTX_ELOADTIMEDOUT) {
         char why[1024];
         snprintf (why, sizeof why, "%.1000s", job->plugin ? "" : err);
         snprintf (err, errlen, "reload of context %s timed out after %zu ms while "
                   "loading the plugin%s%s", name, self->registry->config->reload_timeout_ms,
                   *why ? ": " : "", why);
         code = BCTX_E_UNAVAILABLE;
-    } else if (job->load_failure == BCTX_LOAD_FORBIDDEN) {
+    } else if (job->load_failure == BCTX_ELOADFORBIDDEN) {
         code = BCTX_E_FORBIDDEN;
-    } else if (job->load_failure == BCTX_LOAD_TOO_BIG) {
+    } else if (job->load_failure == BCTX_ELOADTOOBIG) {
         code = BCTX_E_TOO_LARGE;
     }
     bctx_plugin_unref (&job->plugin);
@@ -284,7 +284,7 @@ bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
     bctx_plugin_bounds_t bounds = bctx_reload_bounds (config, 0);
     char *resolved = NULL, why[2048];
     if (bctx_plugin_dirs_check (&bounds, path, "reload", &resolved, why, sizeof why)
-        == BCTX_LOAD_FORBIDDEN) {
+        == BCTX_ELOADFORBIDDEN) {
         bctx_worker_reload_failed (self->registry->contexts[ctx].worker, why);
         bctx_log (BCTX_LOG_ERROR, "context %s: reload refused, the old version keeps "
                   "serving: %s", name, why);

@@ -18,7 +18,7 @@ int bctx_store_sql_exec (sqlite3_stmt *st);
 int bctx_store_sql_has_table (sqlite3 *db, const char *name);
 
 /* Opens path read-only; without a -wal beside it immutable, so no empty
- * -wal is created.  Return 0, or BCTX_STORE_ERROR with err. */
+ * -wal is created.  Return 0, or BCTX_ESTORE with err. */
 int bctx_store_sql_open_readonly (const char *path, sqlite3 **db, char *err, size_t errlen);
 
 #endif

@@ -362,7 +362,7 @@ s_settle (bctx_worker_t *self, bctx_job_t *job, const char *key, char *reply)
     if (!json_object_get (job->request, "id"))
         return 0;
     int rc = bctx_store_remember (self->store, key, reply);
-    return rc == BCTX_STORE_ERROR ? -1 : 0;
+    return rc == BCTX_ESTORE ? -1 : 0;
 }
 
 /* Builds the metadata of a command's events.  Return: new text. */
@@ -584,7 +584,7 @@ s_handle (bctx_worker_t *self, s_pending_t *pending)
     }
     int arc = bctx_store_append (self->store, aggregate, version, rows, n);
     int result = 0;
-    if (arc == BCTX_STORE_CONFLICT) {
+    if (arc == BCTX_ESTORECONFLICT) {
         /* Another writer moved the aggregate on: forget what we knew.
          * The version check comes before any insert, so nothing of this
          * command is in the transaction. */
@@ -766,7 +766,7 @@ bctx_worker_prepare (bctx_job_t *job, const char *name, const char *path,
                      const json_t *settings, const bctx_plugin_bounds_t *bounds,
                      const char *store_path, char *err, size_t errlen)
 {
-    job->load_failure = BCTX_LOAD_FAILED;
+    job->load_failure = BCTX_ELOAD;
     bctx_plugin_t *next = bctx_plugin_load (name, path, settings, bounds, "reload",
                                             &job->load_failure, err, errlen);
     if (!next)

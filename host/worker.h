@@ -59,7 +59,7 @@ typedef struct bctx_job {
     int rollback;                 /* a reload undoing one that failed after its
                                      switch: not counted, its error kept */
     int load_failure;             /* a reload that could not be prepared: why
-                                     (BCTX_LOAD_*, loader.h) */
+                                     (BCTX_ELOAD*, loader.h) */
     int ok;                       /* set with reply by the worker: the reload
                                      switched (reply is its success) */
     int link;                     /* a send that came on the worker's own link:
