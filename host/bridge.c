@@ -34,6 +34,7 @@ struct bctx_bridge {
     size_t timeout_ms;            /* per request to the peer */
     bctx_store_t *store;          /* the replica (the thread's) */
     void *zctx;                   /* ZeroMQ context (borrowed) */
+    const bctx_security_t *security; /* CURVE for the sockets to the peer (borrowed) */
     void *sub;                    /* SUB on the peer's bus (the thread's) */
     void *req;                    /* DEALER to the peer's API (the thread's) */
     void *wake;                   /* PUB into this host's bus (the thread's) */
@@ -71,7 +72,7 @@ s_socket (bctx_bridge_t *self, int type, const char *endpoint)
     zmq_setsockopt (s, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
     zmq_setsockopt (s, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
     zmq_setsockopt (s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    bctx_security_client (bctx_security, s, self->server_key);
+    bctx_security_client (self->security, s, self->server_key);
     if (type == ZMQ_SUB) {
         char topic[128];
         snprintf (topic, sizeof topic, "%s.", self->context);
@@ -482,7 +483,8 @@ s_run (bctx_runner_t *runner, void *arg)
 }
 
 bctx_bridge_t *
-bctx_bridge_new (void *zctx, const char *data, const char *context,
+bctx_bridge_new (void *zctx, const bctx_security_t *security, const char *data,
+                 const char *context,
                  const bctx_peer_config_t *peer, size_t timeout_ms, char *err, size_t errlen)
 {
     bctx_bridge_t *self = calloc (1, sizeof *self);
@@ -494,6 +496,7 @@ bctx_bridge_new (void *zctx, const char *data, const char *context,
     self->server_key = peer->public_key ? strdup (peer->public_key) : NULL;
     self->timeout_ms = timeout_ms;
     self->zctx = zctx;
+    self->security = security;
     self->state = "connecting";
     if (asprintf (&self->path, "%s/replica-%s.db", data, context) < 0)
         goto fail;

@@ -57,6 +57,7 @@ struct bctx_reactor_runner {
     bctx_feed_t *feed;            /* its sources */
     bctx_readside_t *db;          /* checkpoints and parked events */
     void *zctx;                   /* ZeroMQ context (borrowed) */
+    const bctx_security_t *security; /* CURVE for a remote target's REQ (borrowed) */
     void *sub;                    /* bus subscription (the thread's) */
     bctx_runner_t *runner;        /* its thread (s_run) and control pipe */
     char **target_names;          /* contexts it may send to */
@@ -109,7 +110,7 @@ s_target (bctx_reactor_runner_t *self, const char *context)
                 zmq_setsockopt (push, ZMQ_SNDHWM, &hwm, sizeof hwm);
                 zmq_setsockopt (push, ZMQ_LINGER, &linger, sizeof linger);
                 if (self->target_remote[i])
-                    bctx_security_client (bctx_security, push, self->target_keys[i]);
+                    bctx_security_client (self->security, push, self->target_keys[i]);
                 if (zmq_connect (push, self->target_endpoints[i]) != 0) {
                     zmq_close (push);
                     return -1;
@@ -601,7 +602,8 @@ s_run (bctx_runner_t *runner, void *arg)
 /* --- lifecycle ------------------------------------------------------- */
 
 bctx_reactor_runner_t *
-bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
+bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
+                  bctx_plugin_t *plugin,
                   const bctx_reactor_t *def, const bctx_source_t *targets,
                   size_t n, char *err, size_t errlen)
 {
@@ -612,6 +614,7 @@ bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
     self->def = def;
     self->context = strdup (plugin->name);
     self->zctx = zctx;
+    self->security = security;
     self->parked = json_object ();
     char who[160];
     snprintf (who, sizeof who, "context %s: reactor %s", plugin->name, def->name);

@@ -104,7 +104,7 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     self->security = bctx_security_new (self->zctx, config, err, errlen);
     if (!self->security)
         return -1;
-    bctx_security = self->security;
+    self->registry->security = self->security;
     self->registry->poison = bctx_poison_open (config->data, config->only);
     self->bus = bctx_bus_relay_new (self->zctx, config->bus_in, config->bus_out, err, errlen);
     if (!self->bus || bctx_registry_open_contexts (self->registry, err, errlen) < 0)
@@ -234,7 +234,7 @@ s_build_supervisor (bctx_server_t *self, bctx_config_t *config, char *err, size_
     self->security = bctx_security_new (self->zctx, config, err, errlen);
     if (!self->security)
         return -1;
-    bctx_security = self->security;
+    self->registry->security = self->security;
     self->bus = bctx_bus_new (self->zctx, config->publish, in, out, self->security, err, errlen);
     if (!self->bus)
         return -1;
@@ -519,7 +519,6 @@ bctx_server_destroy (bctx_server_t **self_p)
     if (self->zctx)
         zmq_ctx_shutdown (self->zctx);
     bctx_bus_destroy (&self->bus);
-    bctx_security = NULL;
     bctx_security_destroy (&self->security);
     if (self->zctx)
         zmq_ctx_term (self->zctx);
