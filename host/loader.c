@@ -277,12 +277,15 @@ s_failed (int *failure, int code)
         *failure = code;
 }
 
-bctx_plugin_t *
-bctx_plugin_load (const char *name, const char *path, const json_t *settings,
-                  const bctx_plugin_bounds_t *bounds, const char *where, int *failure,
-                  char *err, size_t errlen)
+/* The checks before dlopen: path resolves within bounds (NULL: none), is
+ * a regular file within its size, and its copy, made and checked before
+ * the deadline, is a whole shared object.  Return the copy's path (new;
+ * the caller unlinks it), or NULL with err and, for a refusal by bounds,
+ * its code in *failure. */
+static char *
+s_copy_checked (const char *path, const bctx_plugin_bounds_t *bounds, const char *where,
+                int *failure, char *err, size_t errlen)
 {
-    s_failed (failure, BCTX_ELOAD);
     /* Where the file really is, and whether it may load from there, before
      * anything opens it: opening it by its resolved path (no symlink at the
      * end either) then reads the file that was checked. */
@@ -351,6 +354,18 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
         }
         return NULL;
     }
+    return copy;
+}
+
+bctx_plugin_t *
+bctx_plugin_load (const char *name, const char *path, const json_t *settings,
+                  const bctx_plugin_bounds_t *bounds, const char *where, int *failure,
+                  char *err, size_t errlen)
+{
+    s_failed (failure, BCTX_ELOAD);
+    char *copy = s_copy_checked (path, bounds, where, failure, err, errlen);
+    if (!copy)
+        return NULL;
     dlerror ();
     void *handle = dlopen (copy, RTLD_NOW | RTLD_LOCAL);
     unlink (copy);
