@@ -177,6 +177,32 @@ bctx_bridge_live_parse (const void *frame, size_t size, char *why, size_t whylen
     return ev;
 }
 
+/* Counts an event from the peer dropped (why: borrowed) and logs it. */
+static void
+s_drop (bctx_bridge_t *self, const char *why)
+{
+    pthread_mutex_lock (&self->lock);
+    self->dropped++;
+    pthread_mutex_unlock (&self->lock);
+    bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping %s",
+              self->context, self->peer, why);
+}
+
+/* Notes, for stats, that the peer answered: its head is at least last,
+ * and added events (if any) were appended, counted in *count (a field of
+ * self, fetched or live). */
+static void
+s_heard (bctx_bridge_t *self, int64_t last, int64_t added, int64_t *count)
+{
+    pthread_mutex_lock (&self->lock);
+    self->last_contact = bctx_now ();
+    if (last > self->peer_head)
+        self->peer_head = last;
+    if (added > 0)
+        *count += added;
+    pthread_mutex_unlock (&self->lock);
+}
+
 /* Appends events (a JSON array, borrowed) that continue the replica, in
  * one transaction.  Stops at the first one that does not: a duplicate is
  * skipped, a gap ends the run.  Return how many were appended, or -1. */
@@ -194,11 +220,7 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
         int valid = bctx_bridge_event_read (ev, &e, why, sizeof why);
         int64_t pos = e.position;
         if (valid == BCTX_BRIDGE_UNPLACED) {
-            pthread_mutex_lock (&self->lock);
-            self->dropped++;
-            pthread_mutex_unlock (&self->lock);
-            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping %s",
-                      self->context, self->peer, why);
+            s_drop (self, why);
             *gap = 1;
             break;
         }
@@ -224,11 +246,7 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
             break;
         }
         if (valid != 0) {
-            pthread_mutex_lock (&self->lock);
-            self->dropped++;
-            pthread_mutex_unlock (&self->lock);
-            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping %s",
-                      self->context, self->peer, why);
+            s_drop (self, why);
             *gap = 1;
             break;
         }
@@ -345,13 +363,7 @@ s_fetch (bctx_bridge_t *self)
         int gap = 0;
         int64_t added = s_append (self, events, &gap);
         json_decref (reply);
-        pthread_mutex_lock (&self->lock);
-        self->last_contact = bctx_now ();
-        if (last > self->peer_head)
-            self->peer_head = last;
-        if (added > 0)
-            self->fetched += added;
-        pthread_mutex_unlock (&self->lock);
+        s_heard (self, last, added, &self->fetched);
         if (added < 0 || gap) {
             /* The page in flight may not follow: start afresh next time. */
             if (more)
@@ -413,13 +425,7 @@ s_take_live (bctx_bridge_t *self)
         int64_t added = s_append (self, batch, &gap);
         json_int_t last = json_integer_value (json_object_get (
             json_array_get (batch, json_array_size (batch) - 1), "position"));
-        pthread_mutex_lock (&self->lock);
-        self->last_contact = bctx_now ();
-        if (last > self->peer_head)
-            self->peer_head = last;
-        if (added > 0)
-            self->live += added;
-        pthread_mutex_unlock (&self->lock);
+        s_heard (self, last, added, &self->live);
         need_fetch |= gap || added < 0;
     }
     json_decref (batch);

@@ -368,17 +368,28 @@ s_read_remote (bctx_config_t *self, size_t i, json_t *c, char *err, size_t errle
     return 0;
 }
 
+/* Names entry i of the array `list` in where ("peers[1]") and checks that
+ * it is an object.  Return 0, or -1 with err. */
+static int
+s_entry (char *where, size_t size, const char *list, size_t i, const json_t *entry,
+         const char *file, char *err, size_t errlen)
+{
+    snprintf (where, size, "%s[%zu]", list, i);
+    if (!json_is_object (entry)) {
+        s_fail (err, errlen, file, "%s: expected an object", where);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 s_read_peer (bctx_config_t *self, size_t i, json_t *p, char *err, size_t errlen)
 {
     static const char *const keys[] = { "name", "api", "publish", "public_key", NULL };
     const char *file = self->path;
     char where[32];
-    snprintf (where, sizeof where, "peers[%zu]", i);
-    if (!json_is_object (p)) {
-        s_fail (err, errlen, file, "%s: expected an object", where);
+    if (s_entry (where, sizeof where, "peers", i, p, file, err, errlen) < 0)
         return -1;
-    }
     bctx_peer_config_t *pc = &self->peers[i];
     if (s_only_keys (p, keys, where, file, err, errlen) < 0
         || s_string (p, "name", where, &pc->name, file, err, errlen) < 0
@@ -410,11 +421,8 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
                                         NULL };
     const char *file = self->path;
     char where[32];
-    snprintf (where, sizeof where, "contexts[%zu]", i);
-    if (!json_is_object (c)) {
-        s_fail (err, errlen, file, "%s: expected an object", where);
+    if (s_entry (where, sizeof where, "contexts", i, c, file, err, errlen) < 0)
         return -1;
-    }
     if (json_object_get (c, "peer"))
         return s_read_remote (self, i, c, err, errlen);
     bctx_context_config_t *cc = &self->contexts[self->n_contexts];

@@ -584,15 +584,9 @@ bctx_reactor_busy (const bctx_reactor_runner_t *self)
 json_t *
 bctx_reactor_stats (bctx_reactor_runner_t *self)
 {
-    json_t *checkpoints = json_object ();
-    json_t *lag = json_object ();
+    json_t *checkpoints, *lag;
     pthread_mutex_lock (&self->lock);
-    for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
-        const char *src = bctx_feed_name (self->feed, i);
-        json_object_set_new (checkpoints, src, json_integer (self->shown[i]));
-        json_object_set_new (lag, src, json_integer (bctx_feed_head_known (self->feed, i)
-                                                     - self->shown[i]));
-    }
+    bctx_feed_lag (self->feed, self->shown, &checkpoints, &lag);
     json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
                                "context", self->context, "name", self->name,
                                "state", self->n_parked ? "parked"

@@ -211,17 +211,23 @@ bctx_sender_close (bctx_sender_t *self)
         }
 }
 
+/* Frees what target t holds (its socket is closed already). */
+static void
+s_target_free (s_target_t *t)
+{
+    free (t->name);
+    free (t->endpoint);
+    free (t->key);
+}
+
 void
 bctx_sender_destroy (bctx_sender_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
     bctx_sender_t *self = *self_p;
-    for (size_t i = 0; i < self->n_targets; i++) {
-        free (self->targets[i].name);
-        free (self->targets[i].endpoint);
-        free (self->targets[i].key);
-    }
+    for (size_t i = 0; i < self->n_targets; i++)
+        s_target_free (&self->targets[i]);
     free (self->targets);
     free (self);
     *self_p = NULL;

@@ -120,43 +120,50 @@ s_last_position (bctx_store_t *self)
     return pos;
 }
 
-bctx_store_t *
-bctx_store_open (const char *path, int flags, char *err, size_t errlen)
+int
+bctx_store_sql_open (const char *path, int readonly, const char *synchronous,
+                     const char *schema, const char *const *sql, int n,
+                     sqlite3_stmt **stmt, sqlite3 **db, char *err, size_t errlen)
 {
-    int readonly = flags & BCTX_STORE_READONLY;
     int oflags = SQLITE_OPEN_NOMUTEX
                  | (readonly ? SQLITE_OPEN_READONLY
                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    bctx_store_t *self = calloc (1, sizeof *self);
-    self->path = strdup (path);
-    if (sqlite3_open_v2 (path, &self->db, oflags, NULL) != SQLITE_OK) {
-        bctx_store_sql_err (err, errlen, path, self->db);
-        goto fail;
+    if (sqlite3_open_v2 (path, db, oflags, NULL) != SQLITE_OK) {
+        bctx_store_sql_err (err, errlen, path, *db);
+        return BCTX_ESTORE;
     }
-    sqlite3_busy_timeout (self->db, 5000);
-    sqlite3_extended_result_codes (self->db, 1);
+    sqlite3_busy_timeout (*db, 5000);
     if (!readonly) {
+        char pragmas[160];
+        snprintf (pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+                  "PRAGMA cache_size=-16384;", synchronous);
         char *msg = NULL;
-        if (sqlite3_exec (self->db,
-                          flags & BCTX_STORE_REPLICA
-                          ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                            "PRAGMA cache_size=-16384;"
-                          : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                            "PRAGMA cache_size=-16384;",
-                          NULL, NULL, &msg) != SQLITE_OK
-            || sqlite3_exec (self->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
+        if (sqlite3_exec (*db, pragmas, NULL, NULL, &msg) != SQLITE_OK
+            || sqlite3_exec (*db, schema, NULL, NULL, &msg) != SQLITE_OK) {
             snprintf (err, errlen, "%s: %s", path, msg ? msg : "cannot set up");
             sqlite3_free (msg);
-            goto fail;
+            return BCTX_ESTORE;
         }
     }
-    for (int i = 0; i < S_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, s_sql[i], -1,
-                                SQLITE_PREPARE_PERSISTENT, &self->stmt[i],
+    for (int i = 0; i < n; i++)
+        if (sqlite3_prepare_v3 (*db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &stmt[i],
                                 NULL) != SQLITE_OK) {
-            bctx_store_sql_err (err, errlen, path, self->db);
-            goto fail;
+            bctx_store_sql_err (err, errlen, path, *db);
+            return BCTX_ESTORE;
         }
+    return 0;
+}
+
+bctx_store_t *
+bctx_store_open (const char *path, int flags, char *err, size_t errlen)
+{
+    bctx_store_t *self = calloc (1, sizeof *self);
+    self->path = strdup (path);
+    if (bctx_store_sql_open (path, flags & BCTX_STORE_READONLY,
+                             flags & BCTX_STORE_REPLICA ? "NORMAL" : "FULL", s_schema,
+                             s_sql, S_COUNT, self->stmt, &self->db, err, errlen) != 0)
+        goto fail;
+    sqlite3_extended_result_codes (self->db, 1);
     self->position = self->committed = s_last_position (self);
     if (self->position < 0) {
         bctx_store_sql_err (err, errlen, path, self->db);
