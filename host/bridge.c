@@ -34,6 +34,7 @@ struct bctx_bridge {
     size_t timeout_ms;            /* per request to the peer */
     bctx_store_t *store;          /* the replica (the thread's) */
     void *zctx;                   /* ZeroMQ context (borrowed) */
+    const bctx_security_t *security; /* CURVE for the sockets to the peer (borrowed) */
     void *sub;                    /* SUB on the peer's bus (the thread's) */
     void *req;                    /* DEALER to the peer's API (the thread's) */
     void *wake;                   /* PUB into this host's bus (the thread's) */
@@ -71,7 +72,7 @@ s_socket (bctx_bridge_t *self, int type, const char *endpoint)
     zmq_setsockopt (s, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl);
     zmq_setsockopt (s, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max);
     zmq_setsockopt (s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    bctx_security_client (bctx_security, s, self->server_key);
+    bctx_security_client (self->security, s, self->server_key);
     if (type == ZMQ_SUB) {
         char topic[128];
         snprintf (topic, sizeof topic, "%s.", self->context);
@@ -176,6 +177,32 @@ bctx_bridge_live_parse (const void *frame, size_t size, char *why, size_t whylen
     return ev;
 }
 
+/* Counts an event from the peer dropped (why: borrowed) and logs it. */
+static void
+s_drop (bctx_bridge_t *self, const char *why)
+{
+    pthread_mutex_lock (&self->lock);
+    self->dropped++;
+    pthread_mutex_unlock (&self->lock);
+    bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping %s",
+              self->context, self->peer, why);
+}
+
+/* Notes, for stats, that the peer answered: its head is at least last,
+ * and added events (if any) were appended, counted in *count (a field of
+ * self, fetched or live). */
+static void
+s_heard (bctx_bridge_t *self, int64_t last, int64_t added, int64_t *count)
+{
+    pthread_mutex_lock (&self->lock);
+    self->last_contact = bctx_now ();
+    if (last > self->peer_head)
+        self->peer_head = last;
+    if (added > 0)
+        *count += added;
+    pthread_mutex_unlock (&self->lock);
+}
+
 /* Appends events (a JSON array, borrowed) that continue the replica, in
  * one transaction.  Stops at the first one that does not: a duplicate is
  * skipped, a gap ends the run.  Return how many were appended, or -1. */
@@ -193,11 +220,7 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
         int valid = bctx_bridge_event_read (ev, &e, why, sizeof why);
         int64_t pos = e.position;
         if (valid == BCTX_BRIDGE_UNPLACED) {
-            pthread_mutex_lock (&self->lock);
-            self->dropped++;
-            pthread_mutex_unlock (&self->lock);
-            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping %s",
-                      self->context, self->peer, why);
+            s_drop (self, why);
             *gap = 1;
             break;
         }
@@ -223,11 +246,7 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
             break;
         }
         if (valid != 0) {
-            pthread_mutex_lock (&self->lock);
-            self->dropped++;
-            pthread_mutex_unlock (&self->lock);
-            bctx_log (BCTX_LOG_WARN, "bridge %s from peer %s: dropping %s",
-                      self->context, self->peer, why);
+            s_drop (self, why);
             *gap = 1;
             break;
         }
@@ -244,7 +263,7 @@ s_append (bctx_bridge_t *self, json_t *events, int *gap)
             bctx_log (BCTX_LOG_ERROR, "bridge %s from peer %s: cannot append position %lld "
                       "(%s); the replica does not match the peer's log", self->context,
                       self->peer, (long long) pos,
-                      rc == BCTX_STORE_CONFLICT ? "its aggregate version is taken"
+                      rc == BCTX_ESTORECONFLICT ? "its aggregate version is taken"
                       : rc ? bctx_store_error (self->store) : "position differs");
             bctx_store_rollback (self->store);
             s_set_state (self, "diverged");
@@ -344,13 +363,7 @@ s_fetch (bctx_bridge_t *self)
         int gap = 0;
         int64_t added = s_append (self, events, &gap);
         json_decref (reply);
-        pthread_mutex_lock (&self->lock);
-        self->last_contact = bctx_now ();
-        if (last > self->peer_head)
-            self->peer_head = last;
-        if (added > 0)
-            self->fetched += added;
-        pthread_mutex_unlock (&self->lock);
+        s_heard (self, last, added, &self->fetched);
         if (added < 0 || gap) {
             /* The page in flight may not follow: start afresh next time. */
             if (more)
@@ -412,13 +425,7 @@ s_take_live (bctx_bridge_t *self)
         int64_t added = s_append (self, batch, &gap);
         json_int_t last = json_integer_value (json_object_get (
             json_array_get (batch, json_array_size (batch) - 1), "position"));
-        pthread_mutex_lock (&self->lock);
-        self->last_contact = bctx_now ();
-        if (last > self->peer_head)
-            self->peer_head = last;
-        if (added > 0)
-            self->live += added;
-        pthread_mutex_unlock (&self->lock);
+        s_heard (self, last, added, &self->live);
         need_fetch |= gap || added < 0;
     }
     json_decref (batch);
@@ -482,7 +489,8 @@ s_run (bctx_runner_t *runner, void *arg)
 }
 
 bctx_bridge_t *
-bctx_bridge_new (void *zctx, const char *data, const char *context,
+bctx_bridge_new (void *zctx, const bctx_security_t *security, const char *data,
+                 const char *context,
                  const bctx_peer_config_t *peer, size_t timeout_ms, char *err, size_t errlen)
 {
     bctx_bridge_t *self = calloc (1, sizeof *self);
@@ -494,6 +502,7 @@ bctx_bridge_new (void *zctx, const char *data, const char *context,
     self->server_key = peer->public_key ? strdup (peer->public_key) : NULL;
     self->timeout_ms = timeout_ms;
     self->zctx = zctx;
+    self->security = security;
     self->state = "connecting";
     if (asprintf (&self->path, "%s/replica-%s.db", data, context) < 0)
         goto fail;

@@ -17,13 +17,16 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "security.h"
 
 typedef struct bctx_bridge bctx_bridge_t;
 
 /* Opens (creating) the replica of `context` from `peer` (borrowed) under
- * data.  timeout_ms bounds each request to the peer.  Return: new bridge
+ * data; its sockets to the peer are CURVE clients of `security` (borrowed,
+ * outlives the bridge).  timeout_ms bounds each request to the peer.  Return: new bridge
  * (not running), or NULL with the reason in err. */
-bctx_bridge_t *bctx_bridge_new (void *zctx, const char *data, const char *context,
+bctx_bridge_t *bctx_bridge_new (void *zctx, const bctx_security_t *security,
+                                const char *data, const char *context,
                                 const bctx_peer_config_t *peer, size_t timeout_ms,
                                 char *err, size_t errlen);
 

@@ -200,6 +200,46 @@ s_default_plugin_dirs (bctx_config_t *self)
     }
 }
 
+/* host.clients (borrowed): the client keys, each with its role.  file
+ * starts messages.  Return 0, or -1 with err. */
+static int
+s_read_clients (bctx_config_t *self, json_t *clients, const char *file, char *err,
+                size_t errlen)
+{
+    if (!json_is_array (clients)) {
+        s_fail (err, errlen, file, "host.clients: expected an array of public keys");
+        return -1;
+    }
+    self->clients = calloc (json_array_size (clients) + 1, sizeof *self->clients);
+    self->client_roles = calloc (json_array_size (clients) + 1, sizeof *self->client_roles);
+    size_t i;
+    json_t *k;
+    json_array_foreach (clients, i, k) {
+        /* A key alone is a client; {"key": K, "role": R} names the role. */
+        static const char *const kkeys[] = { "key", "role", NULL };
+        char where[48];
+        snprintf (where, sizeof where, "host.clients[%zu]", i);
+        json_t *key = json_is_object (k) ? json_object_get (k, "key") : k;
+        const char *role = json_is_object (k)
+                           ? json_string_value (json_object_get (k, "role")) : "client";
+        unsigned r = bctx_role_parse (role);
+        if (json_is_object (k) && s_only_keys (k, kkeys, where, file, err, errlen) < 0)
+            return -1;
+        if (!s_z85_key (json_string_value (key))) {
+            s_fail (err, errlen, file, "%s: expected a 40-character Z85 key, or "
+                    "{\"key\": KEY, \"role\": \"client\" or \"admin\"}", where);
+            return -1;
+        }
+        if (r != BCTX_ROLE_CLIENT && r != BCTX_ROLE_ADMIN) {
+            s_fail (err, errlen, file, "%s.role: expected \"client\" or \"admin\"", where);
+            return -1;
+        }
+        self->client_roles[self->n_clients] = r;
+        self->clients[self->n_clients++] = strdup (json_string_value (key));
+    }
+    return 0;
+}
+
 static int
 s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
@@ -276,39 +316,8 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
         }
     }
     json_t *clients = json_object_get (host, "clients");
-    if (clients) {
-        if (!json_is_array (clients)) {
-            s_fail (err, errlen, file, "host.clients: expected an array of public keys");
-            return -1;
-        }
-        self->clients = calloc (json_array_size (clients) + 1, sizeof *self->clients);
-        self->client_roles = calloc (json_array_size (clients) + 1, sizeof *self->client_roles);
-        size_t i;
-        json_t *k;
-        json_array_foreach (clients, i, k) {
-            /* A key alone is a client; {"key": K, "role": R} names the role. */
-            static const char *const kkeys[] = { "key", "role", NULL };
-            char where[48];
-            snprintf (where, sizeof where, "host.clients[%zu]", i);
-            json_t *key = json_is_object (k) ? json_object_get (k, "key") : k;
-            const char *role = json_is_object (k)
-                               ? json_string_value (json_object_get (k, "role")) : "client";
-            unsigned r = bctx_role_parse (role);
-            if (json_is_object (k) && s_only_keys (k, kkeys, where, file, err, errlen) < 0)
-                return -1;
-            if (!s_z85_key (json_string_value (key))) {
-                s_fail (err, errlen, file, "%s: expected a 40-character Z85 key, or "
-                        "{\"key\": KEY, \"role\": \"client\" or \"admin\"}", where);
-                return -1;
-            }
-            if (r != BCTX_ROLE_CLIENT && r != BCTX_ROLE_ADMIN) {
-                s_fail (err, errlen, file, "%s.role: expected \"client\" or \"admin\"", where);
-                return -1;
-            }
-            self->client_roles[self->n_clients] = r;
-            self->clients[self->n_clients++] = strdup (json_string_value (key));
-        }
-    }
+    if (clients && s_read_clients (self, clients, file, err, errlen) < 0)
+        return -1;
     return 0;
 }
 
@@ -359,17 +368,28 @@ s_read_remote (bctx_config_t *self, size_t i, json_t *c, char *err, size_t errle
     return 0;
 }
 
+/* Names entry i of the array `list` in where ("peers[1]") and checks that
+ * it is an object.  Return 0, or -1 with err. */
+static int
+s_entry (char *where, size_t size, const char *list, size_t i, const json_t *entry,
+         const char *file, char *err, size_t errlen)
+{
+    snprintf (where, size, "%s[%zu]", list, i);
+    if (!json_is_object (entry)) {
+        s_fail (err, errlen, file, "%s: expected an object", where);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 s_read_peer (bctx_config_t *self, size_t i, json_t *p, char *err, size_t errlen)
 {
     static const char *const keys[] = { "name", "api", "publish", "public_key", NULL };
     const char *file = self->path;
     char where[32];
-    snprintf (where, sizeof where, "peers[%zu]", i);
-    if (!json_is_object (p)) {
-        s_fail (err, errlen, file, "%s: expected an object", where);
+    if (s_entry (where, sizeof where, "peers", i, p, file, err, errlen) < 0)
         return -1;
-    }
     bctx_peer_config_t *pc = &self->peers[i];
     if (s_only_keys (p, keys, where, file, err, errlen) < 0
         || s_string (p, "name", where, &pc->name, file, err, errlen) < 0
@@ -401,11 +421,8 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
                                         NULL };
     const char *file = self->path;
     char where[32];
-    snprintf (where, sizeof where, "contexts[%zu]", i);
-    if (!json_is_object (c)) {
-        s_fail (err, errlen, file, "%s: expected an object", where);
+    if (s_entry (where, sizeof where, "contexts", i, c, file, err, errlen) < 0)
         return -1;
-    }
     if (json_object_get (c, "peer"))
         return s_read_remote (self, i, c, err, errlen);
     bctx_context_config_t *cc = &self->contexts[self->n_contexts];

@@ -94,7 +94,7 @@ s_build (bctx_context_main_t *self, bctx_config_t *config, char *err, size_t err
     self->security = bctx_security_new (self->zctx, config, err, errlen);
     if (!self->security)
         return -1;
-    bctx_security = self->security;
+    self->registry->security = self->security;
     self->registry->poison = bctx_poison_open (config->data, config->only);
     self->bus = bctx_bus_relay_new (self->zctx, config->bus_in, config->bus_out, err, errlen);
     if (!self->bus || bctx_registry_open_contexts (self->registry, err, errlen) < 0)
@@ -382,7 +382,6 @@ bctx_context_main_destroy (bctx_context_main_t **self_p)
     if (self->zctx)
         zmq_ctx_shutdown (self->zctx);
     bctx_bus_destroy (&self->bus);
-    bctx_security = NULL;
     bctx_security_destroy (&self->security);
     if (self->zctx)
         zmq_ctx_term (self->zctx);

@@ -280,7 +280,7 @@ s_check (const char *path, const char *fix, char *err, size_t errlen)
 {
     char why[2048];
     int rc = bctx_store_check (path, BCTX_DATADIR_CHECK_MS, why, sizeof why);
-    if (rc == BCTX_STORE_CUT_SHORT) {
+    if (rc == BCTX_ESTORECUTSHORT) {
         bctx_log (BCTX_LOG_WARN, "integrity check at start: %s; the rest of the file "
                   "is not checked", why);
         return 0;

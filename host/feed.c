@@ -164,6 +164,20 @@ bctx_feed_head_known (const bctx_feed_t *self, size_t i)
     return in->head ? atomic_load (in->head) : atomic_load (&in->last_head);
 }
 
+void
+bctx_feed_lag (const bctx_feed_t *self, const int64_t *shown, json_t **checkpoints,
+               json_t **lag)
+{
+    *checkpoints = json_object ();
+    *lag = json_object ();
+    for (size_t i = 0; i < self->n; i++) {
+        const char *src = self->inputs[i].name;
+        json_object_set_new (*checkpoints, src, json_integer (shown[i]));
+        json_object_set_new (*lag, src, json_integer (bctx_feed_head_known (self, i)
+                                                      - shown[i]));
+    }
+}
+
 typedef struct {
     s_input_t *in;                /* the source */
     bctx_feed_fn fn;              /* the consumer's callback */

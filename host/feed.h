@@ -73,6 +73,13 @@ int64_t bctx_feed_head (const bctx_feed_t *self, size_t i);
  * for any thread (stats). */
 int64_t bctx_feed_head_known (const bctx_feed_t *self, size_t i);
 
+/* A consumer's place in each source for its stats: shown[i] (its
+ * checkpoint in source i) by source name in *checkpoints, and how far it
+ * is behind the source's head as last known in *lag.  Return: both new
+ * objects. */
+void bctx_feed_lag (const bctx_feed_t *self, const int64_t *shown, json_t **checkpoints,
+                    json_t **lag);
+
 /*
  * Reads source i from position `from` on, at most `limit` rows, calling fn
  * for each event whose type is consumed.  *last gets the last position

@@ -125,7 +125,7 @@ bctx_plugin_dirs_check (const bctx_plugin_bounds_t *bounds, const char *path,
     char *real = realpath (path, NULL);
     if (!real) {
         snprintf (err, errlen, "%s: %s: %s", where, path, strerror (errno));
-        return BCTX_LOAD_FAILED;
+        return BCTX_ELOAD;
     }
     for (size_t i = 0; i < bounds->n_dirs; i++)
         if (s_under (bounds->dirs[i], real)) {
@@ -141,7 +141,7 @@ bctx_plugin_dirs_check (const bctx_plugin_bounds_t *bounds, const char *path,
               *cwd ? " (relative to the working directory " : "", cwd, *cwd ? ")" : "",
               real, s_dirs_text (bounds, dirs, sizeof dirs));
     free (real);
-    return BCTX_LOAD_FORBIDDEN;
+    return BCTX_ELOADFORBIDDEN;
 }
 
 /* Refuses a file that is not a whole 64-bit ELF shared object before
@@ -277,12 +277,15 @@ s_failed (int *failure, int code)
         *failure = code;
 }
 
-bctx_plugin_t *
-bctx_plugin_load (const char *name, const char *path, const json_t *settings,
-                  const bctx_plugin_bounds_t *bounds, const char *where, int *failure,
-                  char *err, size_t errlen)
+/* The checks before dlopen: path resolves within bounds (NULL: none), is
+ * a regular file within its size, and its copy, made and checked before
+ * the deadline, is a whole shared object.  Return the copy's path (new;
+ * the caller unlinks it), or NULL with err and, for a refusal by bounds,
+ * its code in *failure. */
+static char *
+s_copy_checked (const char *path, const bctx_plugin_bounds_t *bounds, const char *where,
+                int *failure, char *err, size_t errlen)
 {
-    s_failed (failure, BCTX_LOAD_FAILED);
     /* Where the file really is, and whether it may load from there, before
      * anything opens it: opening it by its resolved path (no symlink at the
      * end either) then reads the file that was checked. */
@@ -318,7 +321,7 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
                   "refused without copying it (raise host.max_plugin_bytes if a plugin "
                   "really is that big)", where, path, (long long) st.st_size,
                   bounds->max_bytes);
-        s_failed (failure, BCTX_LOAD_TOO_BIG);
+        s_failed (failure, BCTX_ELOADTOOBIG);
         close (in);
         return NULL;
     }
@@ -329,7 +332,7 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
     if (!copy && e == ETIMEDOUT) {
         snprintf (err, errlen, "%s: %s: the deadline passed while copying it for loading "
                   "(%lld of %lld bytes copied)", where, path, copied, (long long) st.st_size);
-        s_failed (failure, BCTX_LOAD_TIMED_OUT);
+        s_failed (failure, BCTX_ELOADTIMEDOUT);
         return NULL;
     }
     if (!copy) {
@@ -345,12 +348,24 @@ bctx_plugin_load (const char *name, const char *path, const json_t *settings,
         if (late) {
             snprintf (err, errlen, "%s: %s: the deadline passed while checking it for "
                       "loading", where, path);
-            s_failed (failure, BCTX_LOAD_TIMED_OUT);
+            s_failed (failure, BCTX_ELOADTIMEDOUT);
         } else {
             snprintf (err, errlen, "%s: %s: not a loadable shared object: %s", where, path, why);
         }
         return NULL;
     }
+    return copy;
+}
+
+bctx_plugin_t *
+bctx_plugin_load (const char *name, const char *path, const json_t *settings,
+                  const bctx_plugin_bounds_t *bounds, const char *where, int *failure,
+                  char *err, size_t errlen)
+{
+    s_failed (failure, BCTX_ELOAD);
+    char *copy = s_copy_checked (path, bounds, where, failure, err, errlen);
+    if (!copy)
+        return NULL;
     dlerror ();
     void *handle = dlopen (copy, RTLD_NOW | RTLD_LOCAL);
     unlink (copy);

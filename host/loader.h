@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "bctx/plugin.h"
+#include "errors.h"
 
 typedef struct bctx_plugin {
     void *handle;                 /* from dlopen */
@@ -44,13 +45,10 @@ typedef struct bctx_plugin_bounds {
                                      and checking the file give up; 0: never */
 } bctx_plugin_bounds_t;
 
-/* Why a load failed, for the caller to pick its reply's code. */
-enum {
-    BCTX_LOAD_FAILED = -1,        /* missing, not a plugin, init failed, ... */
-    BCTX_LOAD_FORBIDDEN = -2,     /* outside the bounds' folders */
-    BCTX_LOAD_TOO_BIG = -3,       /* over the bounds' max_bytes */
-    BCTX_LOAD_TIMED_OUT = -4      /* the bounds' deadline passed */
-};
+/* Why a load failed, for the caller to pick its reply's code: BCTX_ELOAD
+ * (missing, not a plugin, init failed, ...), BCTX_ELOADFORBIDDEN (outside
+ * the bounds' folders), BCTX_ELOADTOOBIG (over the bounds' max_bytes),
+ * BCTX_ELOADTIMEDOUT (the bounds' deadline passed); errors.h. */
 
 /*
  * Resolves `path` with realpath (a relative path against the working
@@ -58,8 +56,8 @@ enum {
  * lies under one of bounds->dirs, comparing whole path components (/a/b
  * holds /a/b/x.so, not /a/bc/x.so); symlinks are followed first, so none
  * leads out.  Nothing is opened.  `where` starts messages.  Return 0 with
- * the resolved path in *resolved (new); BCTX_LOAD_FAILED when path does not
- * resolve (errno's text in err); BCTX_LOAD_FORBIDDEN with err naming the
+ * the resolved path in *resolved (new); BCTX_ELOAD when path does not
+ * resolve (errno's text in err); BCTX_ELOADFORBIDDEN with err naming the
  * resolved path and the allowed folders.
  */
 int bctx_plugin_dirs_check (const bctx_plugin_bounds_t *bounds, const char *path,
@@ -71,7 +69,7 @@ int bctx_plugin_dirs_check (const bctx_plugin_bounds_t *bounds, const char *path
  * (e.g. "contexts[0].plugin").  bounds (borrowed): where it may come from,
  * how big it may be, and when to give up; the host always passes them,
  * NULL (no bounds) is for tests.  Return: new plugin, or NULL with the
- * reason in err and, if failure is set, a BCTX_LOAD_* in *failure.
+ * reason in err and, if failure is set, a BCTX_ELOAD* in *failure.
  * Checks, in order: the path resolves to a file under bounds->dirs (before
  * anything opens it), that file (opened by its resolved path) is a regular
  * file of at most bounds->max_bytes, its copy is made before the deadline

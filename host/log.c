@@ -9,10 +9,17 @@
 #include <time.h>
 #include <unistd.h>
 
-int bctx_log_level = BCTX_LOG_INFO;
+/* The least important level printed (bctx_log_set_level). */
+static int s_level = BCTX_LOG_INFO;
 
 /* The context whose plugin code this thread runs, or NULL. */
 static _Thread_local const char *s_context;
+
+void
+bctx_log_set_level (int level)
+{
+    s_level = level;
+}
 
 const char *
 bctx_log_set_context (const char *name)
@@ -38,7 +45,7 @@ void
 bctx_log (int level, const char *fmt, ...)
 {
     static const char *const names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
-    if (level > bctx_log_level)
+    if (level > s_level)
         return;
     if (level < 0 || level > BCTX_LOG_DEBUG)
         level = BCTX_LOG_ERROR;

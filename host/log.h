@@ -6,8 +6,9 @@
 
 #include "bctx/plugin.h"
 
-/* Least important level printed; BCTX_LOG_INFO unless BCTX_LOG=debug. */
-extern int bctx_log_level;
+/* Sets the least important level printed (BCTX_LOG_*; BCTX_LOG_INFO until
+ * it is set).  Call once, before any thread but the first starts. */
+void bctx_log_set_level (int level);
 
 /* Names the context whose plugin code the calling thread runs (borrowed,
  * must outlive the thread's use; NULL: none), so that a plugin that ends

@@ -116,9 +116,9 @@ main (int argc, char **argv)
     }
     const char *level = getenv ("BCTX_LOG");
     if (level && strcmp (level, "debug") == 0)
-        bctx_log_level = BCTX_LOG_DEBUG;
+        bctx_log_set_level (BCTX_LOG_DEBUG);
     else if (level && strcmp (level, "warn") == 0)
-        bctx_log_level = BCTX_LOG_WARN;
+        bctx_log_set_level (BCTX_LOG_WARN);
 
     char err[1024];
     bctx_config_t *config = bctx_config_load (path, err, sizeof err);

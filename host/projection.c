@@ -742,20 +742,15 @@ bctx_projector_path (const bctx_projector_t *self)
 json_t *
 bctx_projector_stats (bctx_projector_t *self)
 {
-    json_t *checkpoints = json_object ();
-    json_t *lag = json_object ();
+    json_t *checkpoints, *lag;
     json_t *rebuild = json_null ();
     json_t *poison = bctx_poison_list (self->poison, self->who);
     pthread_mutex_lock (&self->lock);
-    size_t n = bctx_feed_size (self->feed);
+    bctx_feed_lag (self->feed, self->shown, &checkpoints, &lag);
     int64_t done = 0, total = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *src = bctx_feed_name (self->feed, i);
-        int64_t head = bctx_feed_head_known (self->feed, i);
-        json_object_set_new (checkpoints, src, json_integer (self->shown[i]));
-        json_object_set_new (lag, src, json_integer (head - self->shown[i]));
+    for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
         done += self->shown_build[i];
-        total += head;
+        total += bctx_feed_head_known (self->feed, i);
     }
     if (self->shown_building) {
         rebuild = json_pack ("{s:I, s:I, s:f}", "read", (json_int_t) done,

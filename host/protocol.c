@@ -167,22 +167,29 @@ bctx_buf_add_json_string (bctx_buf_t *b, const char *text)
     bctx_buf_add (b, "\"", 1);
 }
 
+/* Adds `key` (the JSON text before a member's value, e.g. ",\"type\":")
+ * then value: a string to quote, or JSON text as it is (raw). */
+static void
+s_member (bctx_buf_t *b, const char *key, const char *value, int raw)
+{
+    bctx_buf_add_str (b, key);
+    if (raw)
+        bctx_buf_add_str (b, value);
+    else
+        bctx_buf_add_json_string (b, value);
+}
+
 void
 bctx_buf_add_event (bctx_buf_t *b, const char *context, const bctx_row_t *e)
 {
-    bctx_buf_add_str (b, "{\"context\":");
-    bctx_buf_add_json_string (b, context);
-    bctx_buf_add_str (b, ",\"type\":");
-    bctx_buf_add_json_string (b, e->type);
-    bctx_buf_add_str (b, ",\"aggregate\":");
-    bctx_buf_add_json_string (b, e->aggregate);
+    s_member (b, "{\"context\":", context, 0);
+    s_member (b, ",\"type\":", e->type, 0);
+    s_member (b, ",\"aggregate\":", e->aggregate, 0);
     bctx_buf_add_str (b, ",\"version\":");
     bctx_buf_add_int (b, e->version);
     bctx_buf_add_str (b, ",\"position\":");
     bctx_buf_add_int (b, e->position);
-    bctx_buf_add_str (b, ",\"data\":");
-    bctx_buf_add_str (b, e->data);
-    bctx_buf_add_str (b, ",\"metadata\":");
-    bctx_buf_add_str (b, e->metadata);
+    s_member (b, ",\"data\":", e->data, 1);
+    s_member (b, ",\"metadata\":", e->metadata, 1);
     bctx_buf_add_str (b, "}");
 }

@@ -8,16 +8,8 @@
 
 #include <jansson.h>
 
-#define BCTX_E_BAD_REQUEST      "bad_request"
-#define BCTX_E_UNKNOWN_CONTEXT  "unknown_context"
-#define BCTX_E_UNKNOWN_COMMAND  "unknown_command"
-#define BCTX_E_UNKNOWN_PROJECTION "unknown_projection"
-#define BCTX_E_REJECTED         "rejected"
-#define BCTX_E_CONFLICT         "conflict"
-#define BCTX_E_UNAVAILABLE      "unavailable"
-#define BCTX_E_TOO_LARGE        "too_large"
-#define BCTX_E_FORBIDDEN        "forbidden"
-#define BCTX_E_INTERNAL         "internal"
+/* The wire's error codes (BCTX_E_*) and the one code space. */
+#include "errors.h"
 
 /*
  * Who may do what.  A request arrives with one role, from where it came:

@@ -1,12 +1,11 @@
 /*
  * reactor - the reactor runner: feed, retries with back-off, parking by
- * aggregate, and the synchronous send of a reactor's commands.
+ * aggregate; its commands leave through its sender (sender.c).
  */
 #include "reactor.h"
 #include "log.h"
-#include "protocol.h"
 #include "runner.h"
-#include "security.h"
+#include "sender.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
@@ -59,14 +58,7 @@ struct bctx_reactor_runner {
     void *zctx;                   /* ZeroMQ context (borrowed) */
     void *sub;                    /* bus subscription (the thread's) */
     bctx_runner_t *runner;        /* its thread (s_run) and control pipe */
-    char **target_names;          /* contexts it may send to */
-    char **target_endpoints;      /* their workers' queues */
-    void **target_push;           /* PUSH per target (the thread's), lazily;
-                                     a REQ to the peer's API for a remote one */
-    int *target_remote;           /* the target lives on a peer */
-    char **target_keys;           /* its peer's CURVE key, or NULL */
-    size_t *target_timeouts;      /* how long to wait for its peer, in ms */
-    size_t n_targets;             /* how many */
+    bctx_sender_t *sender;        /* the contexts it may send to */
     int stopping;                 /* a stop arrived */
     int retry_asked;              /* a retry arrived while backing off */
     int64_t *checkpoints;         /* per source */
@@ -97,93 +89,6 @@ s_read_commands (bctx_reactor_runner_t *self)
         self->stopping = 1;
 }
 
-static int
-s_target (bctx_reactor_runner_t *self, const char *context)
-{
-    for (size_t i = 0; i < self->n_targets; i++)
-        if (strcmp (self->target_names[i], context) == 0) {
-            if (!self->target_push[i]) {
-                void *push = zmq_socket (self->zctx,
-                                         self->target_remote[i] ? ZMQ_REQ : ZMQ_PUSH);
-                int hwm = 0, linger = 0;
-                zmq_setsockopt (push, ZMQ_SNDHWM, &hwm, sizeof hwm);
-                zmq_setsockopt (push, ZMQ_LINGER, &linger, sizeof linger);
-                if (self->target_remote[i])
-                    bctx_security_client (bctx_security, push, self->target_keys[i]);
-                if (zmq_connect (push, self->target_endpoints[i]) != 0) {
-                    zmq_close (push);
-                    return -1;
-                }
-                self->target_push[i] = push;
-            }
-            return (int) i;
-        }
-    return -1;
-}
-
-/* What a command's reply (borrowed, NULL when none) means to a reactor:
- * BCTX_OK, BCTX_REJECT (a business outcome: why says why) or BCTX_ERROR
- * (anything else: the event is retried). */
-static int
-s_outcome (json_t *reply, bctx_reason_t *why)
-{
-    if (json_is_true (json_object_get (reply, "ok")))
-        return BCTX_OK;
-    json_t *error = json_object_get (reply, "error");
-    const char *code = json_string_value (json_object_get (error, "code"));
-    const char *message = json_string_value (json_object_get (error, "message"));
-    bctx_reason (why, "%s", message ? message : "no reply");
-    return code && strcmp (code, BCTX_E_REJECTED) == 0 ? BCTX_REJECT : BCTX_ERROR;
-}
-
-/* Sends a command to a peer's API and waits (bounded) for the outcome.
- * A peer that does not answer is a BCTX_ERROR: the event is retried. */
-static int
-s_send_remote (bctx_reactor_runner_t *self, bctx_reaction_t *r, int t, json_t *request,
-               bctx_reason_t *why)
-{
-    char *body = request ? json_dumps (request, JSON_COMPACT) : NULL;
-    void *req = self->target_push[t];
-    int rc = BCTX_ERROR;
-    if (!body || zmq_send (req, body, strlen (body), 0) < 0) {
-        bctx_reason (why, "send: cannot reach %s", self->target_names[t]);
-        free (body);
-        return BCTX_ERROR;
-    }
-    free (body);
-    size_t timeout = self->target_timeouts[t] ? self->target_timeouts[t] : 5000;
-    int ready = bctx_runner_wait (self->runner, req, (long) timeout);
-    if (ready <= 0 || !(ready & BCTX_RUNNER_READY)) {
-        /* A REQ that got no answer cannot send again: start afresh. */
-        zmq_close (req);
-        self->target_push[t] = NULL;
-        if (ready != 0) {
-            s_read_commands (self);
-            bctx_reason (why, "send: interrupted");
-        } else {
-            r->unreachable = 1;
-            bctx_reason (why, "send: the peer of context %s did not answer",
-                         self->target_names[t]);
-        }
-        return BCTX_ERROR;
-    }
-    zmq_msg_t msg;
-    zmq_msg_init (&msg);
-    json_t *reply = NULL;
-    if (zmq_msg_recv (&msg, req, 0) >= 0)
-        reply = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL);
-    zmq_msg_close (&msg);
-    rc = s_outcome (reply, why);
-    /* A context that restarts (its process ended) is no fault of the
-     * event either: it waits, as for a peer that does not answer. */
-    const char *code = json_string_value (json_object_get (json_object_get (reply, "error"),
-                                                           "code"));
-    if (code && strcmp (code, BCTX_E_UNAVAILABLE) == 0)
-        r->unreachable = 1;
-    json_decref (reply);
-    return rc;
-}
-
 int
 bctx_reaction_send (bctx_reaction_t *r, const char *context,
                     const char *command, json_t *data, bctx_reason_t *why)
@@ -198,8 +103,7 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
         return BCTX_ERROR;
     }
     bctx_reactor_runner_t *self = r->owner;
-    int t = s_target (self, context);
-    if (t < 0) {
+    if (!bctx_sender_knows (self->sender, context)) {
         json_decref (data);
         bctx_reason (why, "send: no context \"%s\" on this host", context);
         return BCTX_ERROR;
@@ -211,52 +115,22 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
     snprintf (cause, sizeof cause, "%s:%lld", ev->context, (long long) ev->position);
     json_t *meta = ev->metadata ? json_loads (ev->metadata, 0, NULL) : NULL;
     const char *corr = json_string_value (json_object_get (meta, "correlation_id"));
-    bctx_waiter_t waiter = { .done = 0 };
-    pthread_mutex_init (&waiter.lock, NULL);
-    pthread_cond_init (&waiter.cond, NULL);
-    bctx_job_t *job = calloc (1, sizeof *job);
-    job->waiter = &waiter;
-    job->origin = BCTX_ORIGIN_REACTOR;
-    job->request = json_pack ("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "op", "send",
-                              "context", context, "command", command, "id", id,
-                              "data", data, "correlation_id", corr ? corr : id,
-                              "causation_id", cause);
+    json_t *request = json_pack ("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "op", "send",
+                                 "context", context, "command", command, "id", id,
+                                 "data", data, "correlation_id", corr ? corr : id,
+                                 "causation_id", cause);
     json_decref (meta);
-    int rc = BCTX_ERROR;
     /* Waiting for a reply is not the handler's time. */
     long long busy = atomic_load (&self->busy.since_us);
     bctx_busy_end (&self->busy);
-    if (self->target_remote[t]) {
-        /* A context on a peer: the same request over its API.  With CURVE
-         * the peer knows this host's key, so it takes the command as a
-         * reactor's; without keys it cannot tell this host from a local
-         * client there, and keeps the id with its clients' ids.  A sibling
-         * is reached through this host's own supervisor, on its admin
-         * endpoint, which takes the command as a reactor's. */
-        if (self->target_keys[t] || self->target_remote[t] == BCTX_SOURCE_SIBLING)
-            json_object_set_new (job->request, "origin", json_string ("reactor"));
-        rc = s_send_remote (self, r, t, job->request, why);
-        bctx_job_destroy (&job);
-        goto done;
-    }
-    if (!job->request || zmq_send (self->target_push[t], &job, sizeof job, 0) < 0) {
-        bctx_reason (why, "send: cannot queue the command for \"%s\"", context);
-        bctx_job_destroy (&job);
-        goto done;
-    }
-    pthread_mutex_lock (&waiter.lock);
-    while (!waiter.done)
-        pthread_cond_wait (&waiter.cond, &waiter.lock);
-    pthread_mutex_unlock (&waiter.lock);
-    json_t *reply = job->reply ? json_loads (job->reply, 0, NULL) : NULL;
-    rc = s_outcome (reply, why);
-    json_decref (reply);
-    bctx_job_destroy (&job);
-done:
+    bctx_sent_t sent = { 0 };
+    int rc = bctx_sender_send (self->sender, self->runner, context, request, &sent, why);
+    if (sent.interrupted)
+        s_read_commands (self);
+    if (sent.unreachable)
+        r->unreachable = 1;
     if (busy)
         bctx_busy_begin (&self->busy);
-    pthread_mutex_destroy (&waiter.lock);
-    pthread_cond_destroy (&waiter.cond);
     return rc;
 }
 
@@ -598,17 +472,14 @@ s_run (bctx_runner_t *runner, void *arg)
         if (ready & BCTX_RUNNER_READY)
             bctx_feed_drain (self->sub);
     }
-    for (size_t i = 0; i < self->n_targets; i++)
-        if (self->target_push[i]) {
-            zmq_close (self->target_push[i]);
-            self->target_push[i] = NULL;
-        }
+    bctx_sender_close (self->sender);
 }
 
 /* --- lifecycle ------------------------------------------------------- */
 
 bctx_reactor_runner_t *
-bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
+bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
+                  bctx_plugin_t *plugin,
                   const bctx_reactor_t *def, const bctx_source_t *targets,
                   size_t n, char *err, size_t errlen)
 {
@@ -629,20 +500,7 @@ bctx_reactor_new (void *zctx, const char *data, bctx_plugin_t *plugin,
     self->feed = bctx_feed_new (who, def->consumes, targets, n, err, errlen);
     if (!self->feed)
         goto fail;
-    self->n_targets = n;
-    self->target_names = calloc (n ? n : 1, sizeof *self->target_names);
-    self->target_endpoints = calloc (n ? n : 1, sizeof *self->target_endpoints);
-    self->target_push = calloc (n ? n : 1, sizeof *self->target_push);
-    self->target_remote = calloc (n ? n : 1, sizeof *self->target_remote);
-    self->target_keys = calloc (n ? n : 1, sizeof *self->target_keys);
-    self->target_timeouts = calloc (n ? n : 1, sizeof *self->target_timeouts);
-    for (size_t i = 0; i < n; i++) {
-        self->target_names[i] = strdup (targets[i].name);
-        self->target_endpoints[i] = strdup (targets[i].endpoint);
-        self->target_remote[i] = targets[i].remote;
-        self->target_keys[i] = targets[i].server_key ? strdup (targets[i].server_key) : NULL;
-        self->target_timeouts[i] = targets[i].timeout_ms;
-    }
+    self->sender = bctx_sender_new (zctx, security, targets, n);
     size_t k = bctx_feed_size (self->feed);
     self->checkpoints = calloc (k, sizeof *self->checkpoints);
     self->shown = calloc (k, sizeof *self->shown);
@@ -733,16 +591,10 @@ bctx_reactor_busy (const bctx_reactor_runner_t *self)
 json_t *
 bctx_reactor_stats (bctx_reactor_runner_t *self)
 {
-    json_t *checkpoints = json_object ();
-    json_t *lag = json_object ();
+    json_t *checkpoints, *lag;
     json_t *poison = bctx_poison_list (self->poison, self->who);
     pthread_mutex_lock (&self->lock);
-    for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
-        const char *src = bctx_feed_name (self->feed, i);
-        json_object_set_new (checkpoints, src, json_integer (self->shown[i]));
-        json_object_set_new (lag, src, json_integer (bctx_feed_head_known (self->feed, i)
-                                                     - self->shown[i]));
-    }
+    bctx_feed_lag (self->feed, self->shown, &checkpoints, &lag);
     json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
                                "context", self->context, "name", self->name,
                                "state", self->n_parked ? "parked"
@@ -767,18 +619,7 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     bctx_runner_destroy (&self->runner);
     if (self->sub)
         zmq_close (self->sub);
-    for (size_t i = 0; i < self->n_targets; i++) {
-        free (self->target_names[i]);
-        free (self->target_endpoints[i]);
-        if (self->target_keys)
-            free (self->target_keys[i]);
-    }
-    free (self->target_keys);
-    free (self->target_timeouts);
-    free (self->target_names);
-    free (self->target_endpoints);
-    free (self->target_push);
-    free (self->target_remote);
+    bctx_sender_destroy (&self->sender);
     bctx_readside_destroy (&self->db);
     bctx_feed_destroy (&self->feed);
     json_decref (self->parked);

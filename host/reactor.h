@@ -20,6 +20,7 @@
 #include "bctx/plugin.h"
 #include "feed.h"
 #include "loader.h"
+#include "security.h"
 
 typedef struct bctx_reactor_runner bctx_reactor_runner_t;
 
@@ -30,9 +31,11 @@ int bctx_reaction_send (bctx_reaction_t *reaction, const char *context,
 /* Opens the reactor `def` (borrowed, from `plugin`, of which it takes a
  * reference)
  * with its file under `data`; it reads from and sends to `targets` (every
- * local context).  Return: new runner (not running), or NULL with the
+ * local context), a remote one through a CURVE client of `security`
+ * (borrowed, outlives the runner).  Return: new runner (not running), or NULL with the
  * reason in err. */
-bctx_reactor_runner_t *bctx_reactor_new (void *zctx, const char *data,
+bctx_reactor_runner_t *bctx_reactor_new (void *zctx, const bctx_security_t *security,
+                                         const char *data,
                                          bctx_plugin_t *plugin,
                                          const bctx_reactor_t *def,
                                          const bctx_source_t *targets, size_t n,

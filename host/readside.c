@@ -81,38 +81,12 @@ struct bctx_readside {
 bctx_readside_t *
 bctx_readside_open (const char *path, int flags, char *err, size_t errlen)
 {
-    int readonly = flags & BCTX_STORE_READONLY;
-    int oflags = SQLITE_OPEN_NOMUTEX
-                 | (readonly ? SQLITE_OPEN_READONLY
-                             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     bctx_readside_t *self = calloc (1, sizeof *self);
-    if (sqlite3_open_v2 (path, &self->db, oflags, NULL) != SQLITE_OK) {
-        bctx_store_sql_err (err, errlen, path, self->db);
+    /* NORMAL is enough: a read model can always be rebuilt from the log,
+     * and in WAL mode a process crash loses no commit. */
+    if (bctx_store_sql_open (path, flags & BCTX_STORE_READONLY, "NORMAL", r_schema, r_sql,
+                             R_COUNT, self->stmt, &self->db, err, errlen) != 0)
         goto fail;
-    }
-    sqlite3_busy_timeout (self->db, 5000);
-    if (!readonly) {
-        /* NORMAL is enough: a read model can always be rebuilt from the
-         * log, and in WAL mode a process crash loses no commit. */
-        char *msg = NULL;
-        if (sqlite3_exec (self->db,
-                          "PRAGMA journal_mode=WAL;"
-                          "PRAGMA synchronous=NORMAL;"
-                          "PRAGMA cache_size=-16384;",
-                          NULL, NULL, &msg) != SQLITE_OK
-            || sqlite3_exec (self->db, r_schema, NULL, NULL, &msg) != SQLITE_OK) {
-            snprintf (err, errlen, "%s: %s", path, msg ? msg : "cannot set up");
-            sqlite3_free (msg);
-            goto fail;
-        }
-    }
-    for (int i = 0; i < R_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, r_sql[i], -1,
-                                SQLITE_PREPARE_PERSISTENT, &self->stmt[i],
-                                NULL) != SQLITE_OK) {
-            bctx_store_sql_err (err, errlen, path, self->db);
-            goto fail;
-        }
     return self;
 fail:
     bctx_readside_destroy (&self);
@@ -174,17 +148,25 @@ r_run (sqlite3_stmt *st)
     return rc == 0 ? 0 : -1;
 }
 
-int64_t
-bctx_readside_meta (bctx_readside_t *self, const char *key, int64_t otherwise)
+/* Steps st (bound) for one row: its first column, or otherwise when there
+ * is none; then resets it. */
+static int64_t
+r_int_row (sqlite3_stmt *st, int64_t otherwise)
 {
-    sqlite3_stmt *st = self->stmt[R_META];
-    sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
     int64_t v = otherwise;
     if (sqlite3_step (st) == SQLITE_ROW)
         v = sqlite3_column_int64 (st, 0);
     sqlite3_reset (st);
     sqlite3_clear_bindings (st);
     return v;
+}
+
+int64_t
+bctx_readside_meta (bctx_readside_t *self, const char *key, int64_t otherwise)
+{
+    sqlite3_stmt *st = self->stmt[R_META];
+    sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
+    return r_int_row (st, otherwise);
 }
 
 int
@@ -290,12 +272,7 @@ bctx_readside_checkpoint (bctx_readside_t *self, int64_t gen, const char *source
     sqlite3_stmt *st = self->stmt[R_CHECKPOINT];
     sqlite3_bind_int64 (st, 1, gen);
     sqlite3_bind_text (st, 2, source, -1, SQLITE_STATIC);
-    int64_t pos = 0;
-    if (sqlite3_step (st) == SQLITE_ROW)
-        pos = sqlite3_column_int64 (st, 0);
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    return pos;
+    return r_int_row (st, 0);
 }
 
 int
@@ -362,7 +339,7 @@ bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
 {
     sqlite3 *db = NULL;
     if (bctx_store_sql_open_readonly (path, &db, err, errlen) != 0)
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     int has = bctx_store_sql_has_table (db, "checkpoints");
     sqlite3_stmt *st = NULL;
     int rc = has < 0 ? SQLITE_ERROR : SQLITE_DONE;
@@ -382,5 +359,5 @@ bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
         bctx_store_sql_err (err, errlen, path, db);
     sqlite3_finalize (st);
     sqlite3_close (db);
-    return rc == SQLITE_DONE ? 0 : BCTX_STORE_ERROR;
+    return rc == SQLITE_DONE ? 0 : BCTX_ESTORE;
 }

@@ -110,7 +110,7 @@ s_check_contexts (bctx_registry_t *reg, const bctx_config_t *next, char *whybuf,
         char where[48], *resolved = NULL;
         snprintf (where, sizeof where, "contexts[%zu].plugin", next->contexts[j].index);
         if (bctx_plugin_dirs_check (&bounds, next->contexts[j].plugin, where, &resolved,
-                                    whybuf, size) == BCTX_LOAD_FORBIDDEN)
+                                    whybuf, size) == BCTX_ELOADFORBIDDEN)
             why = whybuf;
         free (resolved);
     }
@@ -313,7 +313,7 @@ bctx_reconfig_supervisor (bctx_registry_t *reg, bctx_supervise_t *supervise,
         char where[48], *resolved = NULL;
         snprintf (where, sizeof where, "contexts[%zu].plugin", next->contexts[j].index);
         if (bctx_plugin_dirs_check (&bounds, next->contexts[j].plugin, where, &resolved,
-                                    whybuf, sizeof whybuf) == BCTX_LOAD_FORBIDDEN)
+                                    whybuf, sizeof whybuf) == BCTX_ELOADFORBIDDEN)
             why = whybuf;
         free (resolved);
     }

@@ -317,7 +317,7 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
     for (const bctx_reactor_t *d = p->desc->reactors; d && d->name; d++) {
         if (bctx_registry_find_reactor (self, d->name))
             continue;
-        bctx_reactor_runner_t *r = bctx_reactor_new (self->zctx, data, p, d,
+        bctx_reactor_runner_t *r = bctx_reactor_new (self->zctx, self->security, data, p, d,
                                                      self->sources, self->n_sources, err, errlen);
         if (!r)
             return -1;
@@ -430,7 +430,7 @@ s_open_bridges (bctx_registry_t *self, char *err, size_t errlen)
         }
         if (!needed)
             continue;
-        bctx_bridge_t *b = bctx_bridge_new (self->zctx, config->data, rc->name,
+        bctx_bridge_t *b = bctx_bridge_new (self->zctx, self->security, config->data, rc->name,
                                             &config->peers[rc->peer],
                                             config->forward_timeout_ms, err, errlen);
         if (!b)

@@ -63,6 +63,8 @@ typedef struct bctx_registry {
     bctx_reactor_runner_t **reactors; /* every reactor of every context */
     bctx_poison_t *poison;        /* a context process's notes and parked events
                                      (owned), or NULL */
+    const bctx_security_t *security; /* CURVE for the sockets reactors and bridges
+                                     open to peers (borrowed; set by the server) */
     size_t n_reactors;            /* how many */
 } bctx_registry_t;
 

@@ -165,14 +165,15 @@ s_standby_failure (bctx_reload_t *self, s_handover_t *h, char *why, size_t size)
         snprintf (why, size, "the new version's process %s before it was ready",
                   h->next->last_exit);
         code = BCTX_E_UNAVAILABLE;
-    } else if (failure == BCTX_LOAD_TIMED_OUT) {
+    } else if (failure == BCTX_ELOADTIMEDOUT) {
         snprintf (why, size, "reload of context %s timed out after %zu ms while loading the "
                   "plugin: %s", h->name, self->registry->config->reload_timeout_ms, message);
-        code = BCTX_E_UNAVAILABLE;
+        code = bctx_error_wire (failure);
     } else {
+        /* The loader's outcome carries its wire code; anything else that
+         * stopped the standby (its read side, its log) is the request's. */
         snprintf (why, size, "%s", message);
-        code = failure == BCTX_LOAD_FORBIDDEN ? BCTX_E_FORBIDDEN
-             : failure == BCTX_LOAD_TOO_BIG ? BCTX_E_TOO_LARGE : BCTX_E_BAD_REQUEST;
+        code = failure < 0 ? bctx_error_wire (failure) : BCTX_E_BAD_REQUEST;
     }
     json_decref (told);
     return code;
@@ -321,7 +322,7 @@ s_check (bctx_reload_t *self, size_t ctx, const char *path, const char **code)
     bctx_plugin_bounds_t bounds = bctx_reload_bounds (config, 0);
     char *resolved = NULL, why[2048];
     if (bctx_plugin_dirs_check (&bounds, path, "reload", &resolved, why, sizeof why)
-        == BCTX_LOAD_FORBIDDEN) {
+        == BCTX_ELOADFORBIDDEN) {
         bctx_child_t *c = bctx_supervise_find (self->supervise, name);
         if (c)
             snprintf (c->last_reload_error, sizeof c->last_reload_error, "%.1000s", why);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <zmq.h>
 
-const bctx_security_t *bctx_security;
 
 struct bctx_security {
     char *public_key;             /* this host's key (Z85), or NULL: no CURVE */

@@ -38,8 +38,4 @@ unsigned bctx_security_role (const bctx_security_t *self, const char *user_id);
 /* Joins the ZAP handler; call after zmq_ctx_shutdown.  Idempotent. */
 void bctx_security_destroy (bctx_security_t **self_p);
 
-/* The process's security, for threads that open sockets to peers (set by
- * the server at start; NULL before). */
-extern const bctx_security_t *bctx_security;
-
 #endif

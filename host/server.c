@@ -146,7 +146,7 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     self->security = bctx_security_new (self->zctx, config, err, errlen);
     if (!self->security)
         return -1;
-    bctx_security = self->security;
+    self->registry->security = self->security;
     self->bus = bctx_bus_new (self->zctx, config->publish, in, out, self->security, err, errlen);
     if (!self->bus)
         return -1;
@@ -295,7 +295,6 @@ bctx_server_destroy (bctx_server_t **self_p)
     if (self->zctx)
         zmq_ctx_shutdown (self->zctx);
     bctx_bus_destroy (&self->bus);
-    bctx_security = NULL;
     bctx_security_destroy (&self->security);
     if (self->zctx)
         zmq_ctx_term (self->zctx);

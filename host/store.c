@@ -120,43 +120,50 @@ s_last_position (bctx_store_t *self)
     return pos;
 }
 
-bctx_store_t *
-bctx_store_open (const char *path, int flags, char *err, size_t errlen)
+int
+bctx_store_sql_open (const char *path, int readonly, const char *synchronous,
+                     const char *schema, const char *const *sql, int n,
+                     sqlite3_stmt **stmt, sqlite3 **db, char *err, size_t errlen)
 {
-    int readonly = flags & BCTX_STORE_READONLY;
     int oflags = SQLITE_OPEN_NOMUTEX
                  | (readonly ? SQLITE_OPEN_READONLY
                              : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    bctx_store_t *self = calloc (1, sizeof *self);
-    self->path = strdup (path);
-    if (sqlite3_open_v2 (path, &self->db, oflags, NULL) != SQLITE_OK) {
-        bctx_store_sql_err (err, errlen, path, self->db);
-        goto fail;
+    if (sqlite3_open_v2 (path, db, oflags, NULL) != SQLITE_OK) {
+        bctx_store_sql_err (err, errlen, path, *db);
+        return BCTX_ESTORE;
     }
-    sqlite3_busy_timeout (self->db, 5000);
-    sqlite3_extended_result_codes (self->db, 1);
+    sqlite3_busy_timeout (*db, 5000);
     if (!readonly) {
+        char pragmas[160];
+        snprintf (pragmas, sizeof pragmas, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+                  "PRAGMA cache_size=-16384;", synchronous);
         char *msg = NULL;
-        if (sqlite3_exec (self->db,
-                          flags & BCTX_STORE_REPLICA
-                          ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                            "PRAGMA cache_size=-16384;"
-                          : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                            "PRAGMA cache_size=-16384;",
-                          NULL, NULL, &msg) != SQLITE_OK
-            || sqlite3_exec (self->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
+        if (sqlite3_exec (*db, pragmas, NULL, NULL, &msg) != SQLITE_OK
+            || sqlite3_exec (*db, schema, NULL, NULL, &msg) != SQLITE_OK) {
             snprintf (err, errlen, "%s: %s", path, msg ? msg : "cannot set up");
             sqlite3_free (msg);
-            goto fail;
+            return BCTX_ESTORE;
         }
     }
-    for (int i = 0; i < S_COUNT; i++)
-        if (sqlite3_prepare_v3 (self->db, s_sql[i], -1,
-                                SQLITE_PREPARE_PERSISTENT, &self->stmt[i],
+    for (int i = 0; i < n; i++)
+        if (sqlite3_prepare_v3 (*db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &stmt[i],
                                 NULL) != SQLITE_OK) {
-            bctx_store_sql_err (err, errlen, path, self->db);
-            goto fail;
+            bctx_store_sql_err (err, errlen, path, *db);
+            return BCTX_ESTORE;
         }
+    return 0;
+}
+
+bctx_store_t *
+bctx_store_open (const char *path, int flags, char *err, size_t errlen)
+{
+    bctx_store_t *self = calloc (1, sizeof *self);
+    self->path = strdup (path);
+    if (bctx_store_sql_open (path, flags & BCTX_STORE_READONLY,
+                             flags & BCTX_STORE_REPLICA ? "NORMAL" : "FULL", s_schema,
+                             s_sql, S_COUNT, self->stmt, &self->db, err, errlen) != 0)
+        goto fail;
+    sqlite3_extended_result_codes (self->db, 1);
     self->position = self->committed = s_last_position (self);
     if (self->position < 0) {
         bctx_store_sql_err (err, errlen, path, self->db);
@@ -208,7 +215,7 @@ bctx_store_begin (bctx_store_t *self)
     int rc = bctx_store_sql_exec (self->stmt[S_BEGIN]);
     if (rc != 0) {
         s_fail (self, rc);
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     }
     self->in_tx = 1;
     /* Another writer (a second host on the same file) may have appended. */
@@ -216,7 +223,7 @@ bctx_store_begin (bctx_store_t *self)
     if (last < 0) {
         s_fail (self, sqlite3_errcode (self->db));
         bctx_store_rollback (self);
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     }
     self->position = self->committed = last;
     return 0;
@@ -230,7 +237,7 @@ bctx_store_commit (bctx_store_t *self)
     if (rc != 0) {
         s_fail (self, rc);
         bctx_store_rollback (self);
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     }
     self->in_tx = 0;
     self->committed = self->position;
@@ -271,10 +278,10 @@ bctx_store_append (bctx_store_t *self, const char *aggregate,
     int64_t current = bctx_store_version (self, aggregate);
     if (current < 0) {
         s_fail (self, sqlite3_errcode (self->db));
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     }
     if (current != expected)
-        return BCTX_STORE_CONFLICT;
+        return BCTX_ESTORECONFLICT;
     sqlite3_stmt *st = self->stmt[S_INSERT];
     for (size_t i = 0; i < n; i++) {
         bctx_row_t *e = &events[i];
@@ -293,9 +300,9 @@ bctx_store_append (bctx_store_t *self, const char *aggregate,
         if (rc != 0) {
             /* Events 0..i-1 are in the transaction; the caller rolls back. */
             if (s_is_duplicate (rc))
-                return BCTX_STORE_CONFLICT;
+                return BCTX_ESTORECONFLICT;
             s_fail (self, rc);
-            return BCTX_STORE_ERROR;
+            return BCTX_ESTORE;
         }
         self->position = e->position;
     }
@@ -314,9 +321,9 @@ bctx_store_remember (bctx_store_t *self, const char *id, const char *reply)
     if (rc == 0)
         return 0;
     if (s_is_duplicate (rc))
-        return BCTX_STORE_CONFLICT;
+        return BCTX_ESTORECONFLICT;
     s_fail (self, rc);
-    return BCTX_STORE_ERROR;
+    return BCTX_ESTORE;
 }
 
 char *
@@ -355,7 +362,7 @@ s_read_rows (sqlite3_stmt *st, bctx_row_fn fn, void *arg)
     }
     sqlite3_reset (st);
     sqlite3_clear_bindings (st);
-    return rc == SQLITE_DONE ? count : BCTX_STORE_ERROR;
+    return rc == SQLITE_DONE ? count : BCTX_ESTORE;
 }
 
 /* The position of aggregate's first event from version on, or INT64_MAX
@@ -430,7 +437,7 @@ bctx_store_error (bctx_store_t *self)
 
 /* Opens path read-only.  Without a -wal beside it the file is opened
  * immutable, so SQLite creates no empty -wal either.  Return 0, or
- * BCTX_STORE_ERROR with err. */
+ * BCTX_ESTORE with err. */
 int
 bctx_store_sql_open_readonly (const char *path, sqlite3 **db, char *err, size_t errlen)
 {
@@ -453,7 +460,7 @@ bctx_store_sql_open_readonly (const char *path, sqlite3 **db, char *err, size_t 
         bctx_store_sql_err (err, errlen, path, *db);
         sqlite3_close (*db);
         *db = NULL;
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     }
     sqlite3_busy_timeout (*db, 5000);
     return 0;
@@ -475,7 +482,7 @@ bctx_store_check (const char *path, int max_ms, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
     if (bctx_store_sql_open_readonly (path, &db, err, errlen) != 0)
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     struct timespec deadline;
     clock_gettime (CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += max_ms / 1000;
@@ -499,14 +506,14 @@ bctx_store_check (const char *path, int max_ms, char *err, size_t errlen)
             if (strncmp (first, "*** ", 4) == 0 && strchr (first, '\n'))
                 first = strchr (first, '\n') + 1;
             snprintf (err, errlen, "%s: %.*s", path, (int) strcspn (first, "\n"), first);
-            result = BCTX_STORE_ERROR;
+            result = BCTX_ESTOREDAMAGED;
         }
     } else if (rc == SQLITE_INTERRUPT) {
         snprintf (err, errlen, "%s: the check was cut short after %d ms", path, max_ms);
-        result = BCTX_STORE_CUT_SHORT;
+        result = BCTX_ESTORECUTSHORT;
     } else {
         bctx_store_sql_err (err, errlen, path, db);
-        result = BCTX_STORE_ERROR;
+        result = BCTX_ESTORE;
     }
     sqlite3_finalize (st);
     sqlite3_close (db);
@@ -536,7 +543,7 @@ bctx_store_peek_position (const char *path, int64_t *position, char *err,
 {
     sqlite3 *db = NULL;
     if (bctx_store_sql_open_readonly (path, &db, err, errlen) != 0)
-        return BCTX_STORE_ERROR;
+        return BCTX_ESTORE;
     *position = 0;
     int has = bctx_store_sql_has_table (db, "events");
     sqlite3_stmt *st = NULL;
@@ -553,6 +560,6 @@ bctx_store_peek_position (const char *path, int64_t *position, char *err,
         bctx_store_sql_err (err, errlen, path, db);
     sqlite3_finalize (st);
     sqlite3_close (db);
-    return rc == SQLITE_OK ? 0 : BCTX_STORE_ERROR;
+    return rc == SQLITE_OK ? 0 : BCTX_ESTORE;
 }
 

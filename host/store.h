@@ -17,12 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
+
 typedef struct bctx_store bctx_store_t;
 
-/* Return codes besides 0. */
-#define BCTX_STORE_ERROR     -1  /* I/O or SQLite failure; see the message */
-#define BCTX_STORE_CONFLICT  -2  /* expected version is not the current one */
-#define BCTX_STORE_CUT_SHORT -3  /* bctx_store_check ran out of time */
+/* Return codes besides 0 (errors.h): BCTX_ESTORE, an I/O or SQLite
+ * failure (see the message); BCTX_ESTORECONFLICT, the expected version is
+ * not the current one; BCTX_ESTOREDAMAGED and BCTX_ESTORECUTSHORT, what
+ * bctx_store_check found. */
 
 /* Open flags. */
 #define BCTX_STORE_READONLY  1   /* a reader beside the writer (WAL allows it) */
@@ -63,11 +65,11 @@ int64_t bctx_store_position (bctx_store_t *self);
  * Return it, or -1. */
 int64_t bctx_store_head (bctx_store_t *self);
 
-/* Starts a write transaction.  Return 0 or BCTX_STORE_ERROR. */
+/* Starts a write transaction.  Return 0 or BCTX_ESTORE. */
 int bctx_store_begin (bctx_store_t *self);
 
 /* Makes everything since begin durable (one fsync).  Return 0, or
- * BCTX_STORE_ERROR after rolling back. */
+ * BCTX_ESTORE after rolling back. */
 int bctx_store_commit (bctx_store_t *self);
 
 /* Drops everything since begin. */
@@ -78,7 +80,7 @@ void bctx_store_rollback (bctx_store_t *self);
  * Each events[i].aggregate must equal `aggregate`; type, data and metadata
  * are read.  The store fills position and version.  `expected` is the
  * aggregate's current version (0 for a new aggregate): when it differs,
- * nothing is appended and BCTX_STORE_CONFLICT is returned.
+ * nothing is appended and BCTX_ESTORECONFLICT is returned.
  */
 int bctx_store_append (bctx_store_t *self, const char *aggregate,
                        int64_t expected, bctx_row_t *events, size_t n);
@@ -88,8 +90,8 @@ int64_t bctx_store_version (bctx_store_t *self, const char *aggregate);
 
 /* Remembers the reply given to command `id` (JSON text), inside a
  * transaction.  Commands that appended events need not be remembered here:
- * their id is on their events.  Return 0, BCTX_STORE_CONFLICT when the id is known, or
- * BCTX_STORE_ERROR. */
+ * their id is on their events.  Return 0, BCTX_ESTORECONFLICT when the id is known, or
+ * BCTX_ESTORE. */
 int bctx_store_remember (bctx_store_t *self, const char *id,
                          const char *reply);
 
@@ -99,7 +101,7 @@ char *bctx_store_recall (bctx_store_t *self, const char *id);
 
 /* Reads up to `limit` events from position `from` on, in position order;
  * only `aggregate`'s when it is not NULL.  Return the number read, or
- * BCTX_STORE_ERROR. */
+ * BCTX_ESTORE. */
 int64_t bctx_store_read (bctx_store_t *self, int64_t from,
                          const char *aggregate, int64_t limit,
                          bctx_row_fn fn, void *arg);
@@ -119,13 +121,14 @@ const char *bctx_store_error (bctx_store_t *self);
  */
 
 /* Runs SQLite's quick_check on the file at path (a log or a read-side
- * file) for at most max_ms.  Return 0 when sound; BCTX_STORE_CUT_SHORT
- * when the time ran out first; BCTX_STORE_ERROR with "PATH: first
- * problem" in err when the file is damaged or cannot be read. */
+ * file) for at most max_ms.  Return 0 when sound; BCTX_ESTORECUTSHORT
+ * when the time ran out first; BCTX_ESTOREDAMAGED with "PATH: first
+ * problem" in err when the file is damaged, BCTX_ESTORE when it cannot
+ * be read. */
 int bctx_store_check (const char *path, int max_ms, char *err, size_t errlen);
 
 /* The last position in the log file at path (0 when it has no log yet),
- * in *position.  Return 0, or BCTX_STORE_ERROR with err. */
+ * in *position.  Return 0, or BCTX_ESTORE with err. */
 int bctx_store_peek_position (const char *path, int64_t *position, char *err,
                               size_t errlen);
 
@@ -214,7 +217,7 @@ typedef int (*bctx_checkpoint_fn) (const char *source, int64_t position,
                                    void *arg);
 
 /* Lists the checkpoints of the read-side file at path, read-only (as the
- * checks at start above).  Return 0, or BCTX_STORE_ERROR with err. */
+ * checks at start above).  Return 0, or BCTX_ESTORE with err. */
 int bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
                                     void *arg, char *err, size_t errlen);
 #endif

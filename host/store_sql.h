@@ -17,8 +17,20 @@ int bctx_store_sql_exec (sqlite3_stmt *st);
 /* Has db a table named name?  Return 1, 0, or -1 when it cannot tell. */
 int bctx_store_sql_has_table (sqlite3 *db, const char *name);
 
+/*
+ * Opens path into *db: read-only when readonly, else read-write (creating
+ * it) and set up: WAL, synchronous=`synchronous` ("FULL" or "NORMAL"), a
+ * 16 MiB page cache, then `schema` run.  Then prepares the n statements
+ * of sql into stmt.  Return 0, or BCTX_ESTORE with "path: why" in err;
+ * what was opened or prepared is left in *db and stmt for the caller's
+ * destroy to close.
+ */
+int bctx_store_sql_open (const char *path, int readonly, const char *synchronous,
+                         const char *schema, const char *const *sql, int n,
+                         sqlite3_stmt **stmt, sqlite3 **db, char *err, size_t errlen);
+
 /* Opens path read-only; without a -wal beside it immutable, so no empty
- * -wal is created.  Return 0, or BCTX_STORE_ERROR with err. */
+ * -wal is created.  Return 0, or BCTX_ESTORE with err. */
 int bctx_store_sql_open_readonly (const char *path, sqlite3 **db, char *err, size_t errlen);
 
 #endif

@@ -352,7 +352,7 @@ s_settle (bctx_worker_t *self, bctx_job_t *job, const char *key, char *reply)
     if (!json_object_get (job->request, "id"))
         return 0;
     int rc = bctx_store_remember (self->store, key, reply);
-    return rc == BCTX_STORE_ERROR ? -1 : 0;
+    return rc == BCTX_ESTORE ? -1 : 0;
 }
 
 /* Builds the metadata of a command's events.  Return: new text. */
@@ -596,7 +596,7 @@ s_record (bctx_worker_t *self, s_pending_t *pending, s_decision_t *d)
     }
     int arc = bctx_store_append (self->store, d->aggregate, version, rows, d->n);
     int result = 0;
-    if (arc == BCTX_STORE_CONFLICT) {
+    if (arc == BCTX_ESTORECONFLICT) {
         /* Another writer moved the aggregate on: forget what we knew.
          * The version check comes before any insert, so nothing of this
          * command is in the transaction. */

@@ -184,7 +184,7 @@ int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
     (void) argc, (void) argv;
-    bctx_log_level = getenv ("BCTX_LOG") ? BCTX_LOG_INFO : BCTX_LOG_ERROR;
+    bctx_log_set_level (getenv ("BCTX_LOG") ? BCTX_LOG_INFO : BCTX_LOG_ERROR);
     signal (SIGPIPE, SIG_IGN);
     s_find_build ();
     char plugins[2][PATH_MAX];

@@ -580,16 +580,16 @@ test_dirs_check (void **state)
     char dotted[700];
     snprintf (dotted, sizeof dotted, "%s/../ab/x.so", a);
     assert_int_equal (bctx_plugin_dirs_check (&bounds, dotted, "reload", &resolved, err,
-                                              sizeof err), BCTX_LOAD_FORBIDDEN);
+                                              sizeof err), BCTX_ELOADFORBIDDEN);
     assert_null (resolved);
     /* A folder whose name only starts like an allowed one. */
     assert_int_equal (bctx_plugin_dirs_check (&bounds, beside, "reload", &resolved, err,
-                                              sizeof err), BCTX_LOAD_FORBIDDEN);
+                                              sizeof err), BCTX_ELOADFORBIDDEN);
     assert_non_null (strstr (err, "host.plugin_dirs ("));
     assert_non_null (strstr (err, a));
     /* A symlink inside that leads out: refused, naming where it leads. */
     assert_int_equal (bctx_plugin_dirs_check (&bounds, link, "reload", &resolved, err,
-                                              sizeof err), BCTX_LOAD_FORBIDDEN);
+                                              sizeof err), BCTX_ELOADFORBIDDEN);
     if (strncmp (err, "reload: ", 8) != 0 || !strstr (err, link) || !strstr (err, beside))
         fail_msg ("message \"%s\" should start with \"reload: \" and name %s and %s", err,
                   link, beside);
@@ -598,12 +598,12 @@ test_dirs_check (void **state)
     char missing[600];
     snprintf (missing, sizeof missing, "%s/missing.so", a);
     assert_int_equal (bctx_plugin_dirs_check (&bounds, missing, "reload", &resolved, err,
-                                              sizeof err), BCTX_LOAD_FAILED);
+                                              sizeof err), BCTX_ELOAD);
     assert_non_null (strstr (err, "No such file or directory"));
     /* The default's message says where the folders come from. */
     bounds.dirs_given = 0;
     assert_int_equal (bctx_plugin_dirs_check (&bounds, beside, "reload", &resolved, err,
-                                              sizeof err), BCTX_LOAD_FORBIDDEN);
+                                              sizeof err), BCTX_ELOADFORBIDDEN);
     assert_non_null (strstr (err, "the folders of contexts[].plugin"));
     /* "/" holds everything. */
     char *root[] = { "/" };
@@ -638,7 +638,7 @@ test_dirs_check_relative (void **state)
     int rc = bctx_plugin_dirs_check (&bounds, "b/x.so", "reload", &resolved, err, sizeof err);
     assert_int_equal (fchdir (back), 0);
     close (back);
-    assert_int_equal (rc, BCTX_LOAD_FORBIDDEN);
+    assert_int_equal (rc, BCTX_ELOADFORBIDDEN);
     char want[700];
     snprintf (want, sizeof want, "reload: b/x.so (relative to the working directory %s) "
               "resolves to %s, outside host.plugin_dirs (%s)", base, file, a);
@@ -676,7 +676,7 @@ test_load_outside_dirs_runs_nothing (void **state)
     bctx_plugin_t *p = bctx_plugin_load ("ctor", outside, NULL, &bounds, WHERE, &failure,
                                          err, sizeof err);
     assert_null (p);
-    assert_int_equal (failure, BCTX_LOAD_FORBIDDEN);
+    assert_int_equal (failure, BCTX_ELOADFORBIDDEN);
     assert_non_null (strstr (err, in));
     assert_int_equal (access (marker, F_OK), -1);
     assert_int_equal (s_tmp_entries (), 0);
@@ -713,7 +713,7 @@ test_load_bounded (void **state)
     int failure = 0;
     assert_null (bctx_plugin_load ("accounts", path, NULL, &bounds, WHERE, &failure, err,
                                    sizeof err));
-    assert_int_equal (failure, BCTX_LOAD_TOO_BIG);
+    assert_int_equal (failure, BCTX_ELOADTOOBIG);
     snprintf (size, sizeof size, "%lld bytes", (long long) st.st_size);
     if (!strstr (err, size) || !strstr (err, "host.max_plugin_bytes"))
         fail_msg ("message \"%s\" should name the size (%s) and host.max_plugin_bytes",
@@ -724,7 +724,7 @@ test_load_bounded (void **state)
     bounds.deadline = 1;          /* long past on CLOCK_MONOTONIC */
     assert_null (bctx_plugin_load ("accounts", path, NULL, &bounds, WHERE, &failure, err,
                                    sizeof err));
-    assert_int_equal (failure, BCTX_LOAD_TIMED_OUT);
+    assert_int_equal (failure, BCTX_ELOADTIMEDOUT);
     assert_non_null (strstr (err, "deadline"));
     assert_int_equal (s_tmp_entries (), 0);
 

@@ -257,11 +257,11 @@ test_optimistic_concurrency (void **state)
     assert_int_equal (bctx_store_begin (f->store), 0);
     /* Stale (behind), ahead, and "new aggregate" expectations all fail. */
     assert_int_equal (bctx_store_append (f->store, "a1", 1, e, 2),
-                      BCTX_STORE_CONFLICT);
+                      BCTX_ESTORECONFLICT);
     assert_int_equal (bctx_store_append (f->store, "a1", 3, e, 2),
-                      BCTX_STORE_CONFLICT);
+                      BCTX_ESTORECONFLICT);
     assert_int_equal (bctx_store_append (f->store, "a1", 0, e, 1),
-                      BCTX_STORE_CONFLICT);
+                      BCTX_ESTORECONFLICT);
     /* Nothing was appended: the position and version did not move. */
     assert_int_equal (bctx_store_position (f->store), 2);
     assert_int_equal (bctx_store_version (f->store, "a1"), 2);
@@ -299,7 +299,7 @@ test_two_writers (void **state)
     assert_int_equal (bctx_store_begin (other), 0);
     assert_int_equal (bctx_store_position (other), 2);
     assert_int_equal (bctx_store_append (other, "a1", 0, &e, 1),
-                      BCTX_STORE_CONFLICT);
+                      BCTX_ESTORECONFLICT);
     assert_int_equal (bctx_store_append (other, "a1", 2, &e, 1), 0);
     assert_int_equal (e.position, 3);
     assert_int_equal (e.version, 3);
@@ -338,7 +338,7 @@ test_remember_recall (void **state)
     /* The first reply stands: remembering an id again is a conflict. */
     assert_int_equal (bctx_store_begin (f->store), 0);
     assert_int_equal (bctx_store_remember (f->store, "c-1", "{\"ok\":true,\"n\":2}"),
-                      BCTX_STORE_CONFLICT);
+                      BCTX_ESTORECONFLICT);
     /* The transaction survives the conflict. */
     assert_int_equal (bctx_store_remember (f->store, "c-4", "{}"), 0);
     assert_int_equal (bctx_store_commit (f->store), 0);
