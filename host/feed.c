@@ -4,8 +4,6 @@
  */
 #include "feed.h"
 #include "bus.h"
-#include "loader.h"
-#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -271,45 +269,4 @@ bctx_feed_drain (void *sub)
         n++;
     zmq_msg_close (&msg);
     return n;
-}
-
-void
-bctx_handover_put (bctx_handover_t *slot, pthread_mutex_t *lock, void *zctx,
-                   const char *who, bctx_plugin_t *plugin, const void *def,
-                   const char *const *consumes, const bctx_source_t *sources, size_t n)
-{
-    char err[512];
-    bctx_handover_t h = { .plugin = bctx_plugin_ref (plugin), .def = def };
-    h.feed = bctx_feed_new (who, consumes, sources, n, err, sizeof err);
-    h.sub = h.feed ? bctx_feed_subscribe (h.feed, zctx) : NULL;
-    if (!h.sub) {
-        /* Checked before the switch, so not expected: keep the old feed. */
-        bctx_log (BCTX_LOG_ERROR, "%s: keeps its old feed: %s", who, h.feed ? "no bus" : err);
-        bctx_feed_destroy (&h.feed);
-    }
-    pthread_mutex_lock (lock);
-    bctx_handover_t stale = *slot;
-    *slot = h;
-    pthread_mutex_unlock (lock);
-    bctx_handover_clear (&stale);
-}
-
-bctx_handover_t
-bctx_handover_take (bctx_handover_t *slot, pthread_mutex_t *lock)
-{
-    pthread_mutex_lock (lock);
-    bctx_handover_t h = *slot;
-    memset (slot, 0, sizeof *slot);
-    pthread_mutex_unlock (lock);
-    return h;
-}
-
-void
-bctx_handover_clear (bctx_handover_t *h)
-{
-    bctx_plugin_unref (&h->plugin);
-    bctx_feed_destroy (&h->feed);
-    if (h->sub)
-        zmq_close (h->sub);
-    memset (h, 0, sizeof *h);
 }

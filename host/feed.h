@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <pthread.h>
-
 #include "bctx/plugin.h"
 #include "store.h"
 
@@ -98,30 +96,5 @@ void *bctx_feed_subscribe (const bctx_feed_t *self, void *zctx);
 
 /* Drains every waiting message of a SUB socket.  Return how many. */
 int bctx_feed_drain (void *sub);
-
-/* A new version of a context on its way from the API thread to a
- * projection's or reactor's thread after a reload: the version, the
- * runner's declaration in it, and the feed of what that declares. */
-typedef struct bctx_handover {
-    struct bctx_plugin *plugin;   /* a reference, or NULL when nothing waits */
-    const void *def;              /* the bctx_projection_t or bctx_reactor_t in it */
-    bctx_feed_t *feed;            /* what it consumes, or NULL to keep the old feed */
-    void *sub;                    /* its bus subscription, or NULL */
-} bctx_handover_t;
-
-/* Puts a handover in *slot under lock (replacing one not taken yet):
- * takes a reference to plugin, opens the feed of `consumes` among the n
- * sources and its subscription in zctx.  who names the runner in logs. */
-void bctx_handover_put (bctx_handover_t *slot, pthread_mutex_t *lock, void *zctx,
-                        const char *who, struct bctx_plugin *plugin, const void *def,
-                        const char *const *consumes, const bctx_source_t *sources,
-                        size_t n);
-
-/* Takes what *slot holds (under lock), leaving it empty.  The caller owns
- * the result's references. */
-bctx_handover_t bctx_handover_take (bctx_handover_t *slot, pthread_mutex_t *lock);
-
-/* Frees what a handover holds.  Idempotent. */
-void bctx_handover_clear (bctx_handover_t *h);
 
 #endif

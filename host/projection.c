@@ -23,13 +23,11 @@
 /* Commands to a projector's thread, by name on its runner's pipe. */
 enum {
     S_REPLAY = 1,                 /* rebuild from position 1 */
-    S_SWITCH,                     /* take the version handed over */
     S_RETRY,                      /* apply the parked events asked for */
 };
 
 static const char *const s_commands[] = {
     [S_REPLAY] = "REPLAY",
-    [S_SWITCH] = "SWITCH",
     [S_RETRY] = "RETRY",
 };
 
@@ -53,7 +51,6 @@ struct bctx_projector {
     char *context;                /* the context's name */
     bctx_feed_t *feed;            /* its sources */
     bctx_readside_t *db;          /* its read models and checkpoints */
-    void *zctx;                   /* ZeroMQ context (borrowed) */
     void *sub;                    /* bus subscription (the thread's) */
     bctx_runner_t *runner;        /* its thread (s_run) and control pipe */
     struct bctx_models models;    /* read models of the generation fed */
@@ -67,9 +64,7 @@ struct bctx_projector {
     int64_t streak_from;          /* events handled when it began */
     /* Shared with the API thread, under lock: */
     pthread_mutex_t lock;         /* guards what follows */
-    bctx_handover_t next;         /* a version to switch to, after a reload */
     json_t *retries;              /* parked events to apply: [[source, position], ...] */
-    uint32_t version;             /* the version it runs */
     int64_t *shown;               /* per source: checkpoint of the live gen */
     int64_t *shown_build;         /* per source: checkpoint of the rebuild */
     int shown_building;           /* a rebuild is running */
@@ -192,7 +187,7 @@ s_start_rebuild (bctx_projector_t *self, const char *why)
 
 /* The rebuild caught up: make it live, drop the old generation. */
 static int
-s_switch (bctx_projector_t *self)
+s_go_live (bctx_projector_t *self)
 {
     int64_t old = bctx_readside_meta (self->db, "live_gen", 0);
     if (bctx_readside_begin (self->db) != 0)
@@ -394,68 +389,6 @@ s_catch_up (bctx_projector_t *self)
     return more;
 }
 
-/* Do two NULL-terminated lists of consumed types differ? */
-static int
-s_consumes_differ (const char *const *a, const char *const *b)
-{
-    for (; a && *a && b && *b; a++, b++)
-        if (strcmp (*a, *b) != 0)
-            return 1;
-    return (a && *a) || (b && *b);
-}
-
-/* Between batches: moves to the version the API thread handed over, with
- * the feed of what that version consumes. */
-static void
-s_take_switch (bctx_projector_t *self)
-{
-    bctx_handover_t h = bctx_handover_take (&self->next, &self->lock);
-    bctx_plugin_t *next = h.plugin;
-    const bctx_projection_t *def = h.def;
-    bctx_feed_t *feed = h.feed;
-    void *sub = h.sub;
-    pthread_mutex_lock (&self->lock);
-    if (next)
-        self->version = def->version;
-    int changed = next && s_consumes_differ (self->def->consumes, def->consumes);
-    if (feed) {
-        /* Stats read the feed under this lock. */
-        size_t n = bctx_feed_size (feed);
-        bctx_feed_destroy (&self->feed);
-        self->feed = feed;
-        free (self->checkpoints);
-        free (self->shown);
-        free (self->shown_build);
-        self->checkpoints = calloc (n, sizeof *self->checkpoints);
-        self->shown = calloc (n, sizeof *self->shown);
-        self->shown_build = calloc (n, sizeof *self->shown_build);
-    }
-    pthread_mutex_unlock (&self->lock);
-    if (sub) {
-        zmq_close (self->sub);
-        self->sub = sub;
-    }
-    if (!next)
-        return;
-    bctx_plugin_t *old = self->plugin;
-    uint32_t old_version = self->def->version;
-    self->plugin = next;
-    self->def = def;
-    bctx_plugin_unref (&old);
-    if (def->version != old_version || changed) {
-        char why[128];
-        if (def->version != old_version)
-            snprintf (why, sizeof why, "reload changed its version from %u to %u",
-                      old_version, def->version);
-        else
-            snprintf (why, sizeof why, "reload changed the event types it consumes");
-        if (s_start_rebuild (self, why) != 0)
-            s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
-    } else if (feed) {
-        s_feed_gen (self, self->gen, self->building);   /* same sources: reload checkpoints */
-    }
-}
-
 /* --- retry of parked events ------------------------------------------ */
 
 typedef struct {
@@ -567,8 +500,6 @@ s_run (bctx_runner_t *runner, void *arg)
                 replay = 1;
             else if (cmd == S_RETRY)
                 retry = 1;
-            else if (cmd == S_SWITCH)
-                s_take_switch (self);
         }
         if (cmd == BCTX_RUNNER_TERM)
             break;
@@ -599,7 +530,7 @@ s_run (bctx_runner_t *runner, void *arg)
             wait_ms = self->backoff_ms;
         } else {
             self->backoff_ms = 0;
-            if (rc == 0 && self->building && s_switch (self) != 0)
+            if (rc == 0 && self->building && s_go_live (self) != 0)
                 s_set_error (self, "cannot switch to the rebuilt read models: %s",
                              bctx_readside_error (self->db));
             if (rc > 0)
@@ -625,9 +556,7 @@ bctx_projector_new (void *zctx, const char *data, bctx_plugin_t *plugin,
     self->name = strdup (def->name);
     self->plugin = bctx_plugin_ref (plugin);
     self->def = def;
-    self->version = def->version;
     self->context = strdup (plugin->name);
-    self->zctx = zctx;
     self->models.owner = self;
     self->models.cache = json_object ();
     self->models.dirty = json_object ();
@@ -675,18 +604,6 @@ int
 bctx_projector_start (bctx_projector_t *self)
 {
     return bctx_runner_start (self->runner, s_run, self);
-}
-
-void
-bctx_projector_switch (bctx_projector_t *self, bctx_plugin_t *plugin,
-                       const bctx_projection_t *def, const bctx_source_t *sources,
-                       size_t n)
-{
-    char who[160];
-    snprintf (who, sizeof who, "context %s: projection %s", plugin->name, def->name);
-    bctx_handover_put (&self->next, &self->lock, self->zctx, who, plugin, def,
-                       def->consumes, sources, n);
-    bctx_runner_send (self->runner, S_SWITCH);
 }
 
 const char *
@@ -759,7 +676,7 @@ bctx_projector_stats (bctx_projector_t *self)
     }
     json_t *stats = json_pack ("{s:s, s:s, s:i, s:s, s:o, s:o, s:o, s:I, s:I, s:s?}",
                                "context", self->context, "name", self->name,
-                               "version", (int) self->version,
+                               "version", (int) self->def->version,
                                "state", self->error[0] ? "failing"
                                         : self->shown_building ? "rebuilding" : "live",
                                "checkpoints", checkpoints, "lag", lag,
@@ -790,7 +707,6 @@ bctx_projector_destroy (bctx_projector_t **self_p)
     free (self->checkpoints);
     free (self->shown);
     free (self->shown_build);
-    bctx_handover_clear (&self->next);
     bctx_plugin_unref (&self->plugin);
     free (self->context);
     free (self->name);

@@ -40,15 +40,6 @@ bctx_projector_t *bctx_projector_new (void *zctx, const char *data,
 /* Starts its thread.  Return 0 or -1. */
 int bctx_projector_start (bctx_projector_t *self);
 
-/* Hands the projector a new version of its context after a reload: it
- * takes a reference to `plugin`, opens the feed of what `def` consumes
- * among the n `sources`, switches between two batches, rebuilds if the
- * version or the consumed types changed, and drops the old version.  From
- * the API thread only. */
-void bctx_projector_switch (bctx_projector_t *self, bctx_plugin_t *plugin,
-                            const bctx_projection_t *def, const bctx_source_t *sources,
-                            size_t n);
-
 /* The name of the context declaring it (borrowed). */
 const char *bctx_projector_context (const bctx_projector_t *self);
 

@@ -26,13 +26,10 @@
 /* Commands to a reactor's thread, by name on its runner's pipe. */
 enum {
     S_RETRY = 1,                  /* run the parked events again */
-    S_SWITCH,                     /* a version was handed over (it wakes the
-                                     thread, which looks for one each turn) */
 };
 
 static const char *const s_commands[] = {
     [S_RETRY] = "RETRY",
-    [S_SWITCH] = "SWITCH",
 };
 
 struct bctx_reaction {
@@ -55,7 +52,6 @@ struct bctx_reactor_runner {
     char *context;                /* the context's name */
     bctx_feed_t *feed;            /* its sources */
     bctx_readside_t *db;          /* checkpoints and parked events */
-    void *zctx;                   /* ZeroMQ context (borrowed) */
     void *sub;                    /* bus subscription (the thread's) */
     bctx_runner_t *runner;        /* its thread (s_run) and control pipe */
     bctx_sender_t *sender;        /* the contexts it may send to */
@@ -65,7 +61,6 @@ struct bctx_reactor_runner {
     json_t *parked;               /* "source\x1faggregate" -> count */
     /* Shared with the API thread, under lock: */
     pthread_mutex_t lock;         /* guards what follows */
-    bctx_handover_t next;         /* a version to switch to, after a reload */
     int64_t *shown;               /* per source: checkpoint */
     int64_t n_parked;             /* parked events */
     int64_t handled;              /* events handled */
@@ -151,43 +146,6 @@ s_set_error (bctx_reactor_runner_t *self, const char *text, int waiting)
     snprintf (self->error, sizeof self->error, "%s", text);
     self->waiting = waiting;
     pthread_mutex_unlock (&self->lock);
-}
-
-/* Moves to the version the API thread handed over, if any. */
-static void
-s_take_switch (bctx_reactor_runner_t *self)
-{
-    bctx_handover_t h = bctx_handover_take (&self->next, &self->lock);
-    bctx_plugin_t *next = h.plugin;
-    const bctx_reactor_t *def = h.def;
-    bctx_feed_t *feed = h.feed;
-    void *sub = h.sub;
-    pthread_mutex_lock (&self->lock);
-    if (feed) {
-        /* What the new version consumes, from its checkpoints on (a source
-         * it did not consume before starts at position 1). */
-        size_t n = bctx_feed_size (feed);
-        bctx_feed_destroy (&self->feed);
-        self->feed = feed;
-        free (self->checkpoints);
-        free (self->shown);
-        self->checkpoints = calloc (n, sizeof *self->checkpoints);
-        self->shown = calloc (n, sizeof *self->shown);
-        for (size_t i = 0; i < n; i++)
-            self->checkpoints[i] = self->shown[i]
-                = bctx_readside_checkpoint (self->db, 0, bctx_feed_name (feed, i));
-    }
-    pthread_mutex_unlock (&self->lock);
-    if (sub) {
-        zmq_close (self->sub);
-        self->sub = sub;
-    }
-    if (!next)
-        return;
-    bctx_plugin_t *old = self->plugin;
-    self->plugin = next;
-    self->def = def;
-    bctx_plugin_unref (&old);
 }
 
 /* Waits ms, unless a stop arrives.  Return 1 if asked to stop. */
@@ -439,9 +397,8 @@ s_retry_parked (bctx_reactor_runner_t *self)
 
 /* --- thread ---------------------------------------------------------- */
 
-/* The reactor's thread: commands, a version handed over, parked events
- * to retry, then a batch per source, then a wait for the bus, a command
- * or the idle tick. */
+/* The reactor's thread: commands, parked events to retry, then a batch
+ * per source, then a wait for the bus, a command or the idle tick. */
 static void
 s_run (bctx_runner_t *runner, void *arg)
 {
@@ -451,7 +408,6 @@ s_run (bctx_runner_t *runner, void *arg)
         s_read_commands (self);
         int retry = self->retry_asked;
         self->retry_asked = 0;
-        s_take_switch (self);
         if (self->stopping)
             break;
         if (retry)
@@ -489,7 +445,6 @@ bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
     self->plugin = bctx_plugin_ref (plugin);
     self->def = def;
     self->context = strdup (plugin->name);
-    self->zctx = zctx;
     self->parked = json_object ();
     char who[160];
     snprintf (who, sizeof who, "context %s: reactor %s", plugin->name, def->name);
@@ -534,17 +489,6 @@ int
 bctx_reactor_start (bctx_reactor_runner_t *self)
 {
     return bctx_runner_start (self->runner, s_run, self);
-}
-
-void
-bctx_reactor_switch (bctx_reactor_runner_t *self, bctx_plugin_t *plugin,
-                     const bctx_reactor_t *def, const bctx_source_t *sources, size_t n)
-{
-    char who[160];
-    snprintf (who, sizeof who, "context %s: reactor %s", plugin->name, def->name);
-    bctx_handover_put (&self->next, &self->lock, self->zctx, who, plugin, def,
-                       def->consumes, sources, n);
-    bctx_runner_send (self->runner, S_SWITCH);
 }
 
 const char *
@@ -625,7 +569,6 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     json_decref (self->parked);
     free (self->checkpoints);
     free (self->shown);
-    bctx_handover_clear (&self->next);
     bctx_plugin_unref (&self->plugin);
     free (self->context);
     free (self->name);

@@ -44,13 +44,6 @@ bctx_reactor_runner_t *bctx_reactor_new (void *zctx, const bctx_security_t *secu
 /* Starts its thread.  Return 0 or -1. */
 int bctx_reactor_start (bctx_reactor_runner_t *self);
 
-/* Hands the runner a new version of its context after a reload (it takes
- * a reference, opens the feed of what `def` consumes among the n
- * `sources`, switches between two events, drops the old one).  From the
- * API thread only. */
-void bctx_reactor_switch (bctx_reactor_runner_t *self, bctx_plugin_t *plugin,
-                          const bctx_reactor_t *def, const bctx_source_t *sources, size_t n);
-
 /* The name of the context declaring it (borrowed). */
 const char *bctx_reactor_context (const bctx_reactor_runner_t *self);
 

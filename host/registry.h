@@ -4,7 +4,7 @@
  * queries), the sources feeds read from (local and remote contexts), the
  * bridges that replicate remote contexts, and the projections and
  * reactors of every context.  It checks that a version's read side can
- * run here, creates and switches the runners, and stops them in order.
+ * run here, creates and starts the runners, and stops them in order.
  * It sends nothing to clients: the modules above it answer.
  */
 #ifndef BCTX_REGISTRY_H
