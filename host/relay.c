@@ -24,6 +24,13 @@ enum {
                                      reload.h): the reply goes to its fn */
 };
 
+/* Who waits for a child to have no command in flight. */
+typedef struct {
+    bctx_child_t *child;          /* the child */
+    bctx_relay_fn *fn;            /* told once it has none */
+    void *arg;                    /* its argument */
+} s_idle_t;
+
 /* A command held while its context is handed over. */
 typedef struct {
     char *name;                   /* its context */
@@ -64,9 +71,8 @@ struct bctx_relay {
     size_t n_held;                /* how many */
     bctx_relay_fn *child_fn;      /* told of standbys up and children ended */
     void *child_arg;              /* its argument */
-    bctx_child_t *idle_child;     /* a child whose commands in flight are awaited */
-    bctx_relay_fn *idle_fn;       /* told when it has none */
-    void *idle_arg;               /* its argument */
+    s_idle_t *idles;              /* children whose commands in flight are awaited */
+    size_t n_idles;               /* how many */
 };
 
 static void s_on_exit (void *arg, bctx_child_t *child);
@@ -227,12 +233,16 @@ s_busy (const bctx_relay_t *self, const bctx_child_t *c)
 static void
 s_check_idle (bctx_relay_t *self, bctx_child_t *c)
 {
-    if (self->idle_child != c || s_busy (self, c))
+    for (size_t i = 0; i < self->n_idles; i++) {
+        if (self->idles[i].child != c)
+            continue;
+        if (s_busy (self, c))
+            return;
+        s_idle_t told = self->idles[i];
+        self->idles[i] = self->idles[--self->n_idles];
+        told.fn (told.arg, c, NULL);
         return;
-    bctx_relay_fn *fn = self->idle_fn;
-    self->idle_child = NULL;
-    self->idle_fn = NULL;
-    fn (self->idle_arg, c, NULL);
+    }
 }
 
 /* The names (keys) of object `o` as an array.  Return: new. */
@@ -583,8 +593,7 @@ s_on_exit (void *arg, bctx_child_t *c)
             s_fail (self, i, why);
         else
             i++;
-    if (self->idle_child == c)
-        s_check_idle (self, c);
+    s_check_idle (self, c);
     if ((c->standby || c->retired) && c->reader >= 0 && self->loop) {
         /* It does not come back: its supervisor frees it. */
         bctx_loop_reader_end (self->loop, c->reader);
@@ -684,9 +693,8 @@ bctx_relay_unhold (bctx_relay_t *self, const char *name)
 void
 bctx_relay_when_idle (bctx_relay_t *self, bctx_child_t *child, bctx_relay_fn *fn, void *arg)
 {
-    self->idle_child = child;
-    self->idle_fn = fn;
-    self->idle_arg = arg;
+    self->idles = bctx_realloc (self->idles, (self->n_idles + 1) * sizeof *self->idles);
+    self->idles[self->n_idles++] = (s_idle_t) { child, fn, arg };
     s_check_idle (self, child);
 }
 
@@ -746,6 +754,7 @@ bctx_relay_destroy (bctx_relay_t **self_p)
     }
     bctx_supervise_on_exit (self->supervise, NULL, NULL);
     free (self->pending);
+    free (self->idles);
     free (self);
     *self_p = NULL;
 }

@@ -84,8 +84,8 @@ void bctx_relay_hold (bctx_relay_t *self, const char *name);
 void bctx_relay_unhold (bctx_relay_t *self, const char *name);
 
 /* fn (arg, child, NULL) once child has no command in flight and nothing
- * unwritten on its command link: at once if it has none.  One at a time
- * per relay. */
+ * unwritten on its command link: at once if it has none (one wait per
+ * child; a child's end counts as idle). */
 void bctx_relay_when_idle (bctx_relay_t *self, bctx_child_t *child, bctx_relay_fn *fn,
                            void *arg);
 

@@ -138,6 +138,70 @@ test_sighup_applies_a_changed_config (void **state)
     json_decref (r);
 }
 
+/* The reloads count of context name in a contexts reply, or -1. */
+static json_int_t
+s_reloads (json_t *r, const char *name)
+{
+    json_t *c = h_context_in (r, name);
+    return c ? json_integer_value (json_object_get (c, "reloads")) : -1;
+}
+
+/* Both contexts handed over once more, with no reload error. */
+static json_int_t s_want_accounts, s_want_transfers;
+static int
+s_both_handed_over (json_t *r)
+{
+    json_t *a = h_context_in (r, "accounts"), *t = h_context_in (r, "transfers");
+    return s_reloads (r, "accounts") == s_want_accounts
+           && s_reloads (r, "transfers") == s_want_transfers
+           && a && json_is_null (json_object_get (a, "last_reload_error"))
+           && t && json_is_null (json_object_get (t, "last_reload_error"));
+}
+
+/* One SIGHUP that changes two contexts' plugins: two handovers at once,
+ * both switch, and both contexts serve. */
+static void
+test_sighup_hands_two_contexts_over_at_once (void **state)
+{
+    (void) state;
+    char ctx[2048];
+    snprintf (ctx, sizeof ctx, "[{\"name\": \"accounts\", \"plugin\": \"%s\"},"
+                               " {\"name\": \"transfers\", \"plugin\": \"%s\"}]",
+              h_path ("plugins/accounts/accounts_v2.so"), h_path ("plugins/transfers/transfers.so"));
+    s_rewrite (ctx);
+    kill (s_host.pid, SIGHUP);
+    json_t *r = s_contexts_until (s_two);
+    assert_non_null (h_context_in (r, "transfers"));
+    s_want_accounts = s_reloads (r, "accounts") + 1;
+    s_want_transfers = s_reloads (r, "transfers") + 1;
+    json_decref (r);
+    snprintf (ctx, sizeof ctx, "[{\"name\": \"accounts\", \"plugin\": \"%s\"},"
+                               " {\"name\": \"transfers\", \"plugin\": \"%s\"}]",
+              h_path ("plugins/accounts/accounts.so"),
+              h_path ("plugins/transfers/transfers_v2.so"));
+    s_rewrite (ctx);
+    kill (s_host.pid, SIGHUP);
+    r = s_contexts_until (s_both_handed_over);
+    if (!s_both_handed_over (r)) {
+        char *text = r ? json_dumps (r, JSON_COMPACT) : NULL;
+        fail_msg ("both contexts were not handed over: %s", text ? text : "no reply");
+    }
+    const char *v = json_string_value (json_object_get (h_context_in (r, "accounts"),
+                                                        "version"));
+    assert_non_null (v);
+    assert_string_equal (v, "1.0.0");
+    json_decref (r);
+    r = h_send (s_host.endpoint, "accounts", "Deposit", NULL,
+                json_pack ("{s:s, s:i}", "account", "a1", "amount", 1));
+    assert_true (json_is_true (json_object_get (r, "ok")));
+    json_decref (r);
+    r = h_send (s_host.endpoint, "transfers", "RequestTransfer", NULL,
+                json_pack ("{s:s, s:s, s:s, s:i}", "transfer", "t3", "from", "a1",
+                           "to", "a2", "amount", 1));
+    assert_true (json_is_true (json_object_get (r, "ok")));
+    json_decref (r);
+}
+
 static int
 s_setup (void **state)
 {
@@ -157,6 +221,7 @@ main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_sighup_applies_a_changed_config),
+        cmocka_unit_test (test_sighup_hands_two_contexts_over_at_once),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
