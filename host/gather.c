@@ -92,7 +92,8 @@ s_stats_reply (bctx_gather_t *self, s_gather_t *g)
     return bctx_reply_dump_new (json_pack (
         "{s:b, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "host",
         self->registry->config->name, "api", "requests", (json_int_t) k->requests,
-        "in_flight", (json_int_t) bctx_relay_in_flight (self->relay), "bad_request", (json_int_t) k->bad,
+        "in_flight", (json_int_t) bctx_relay_in_flight (self->relay),
+        "bad_request", (json_int_t) k->bad,
         "too_large", (json_int_t) k->too_large, "forbidden", (json_int_t) k->forbidden,
         "contexts", contexts, "projections", s_merge (g->parts, "projections"),
         "reactors", s_merge (g->parts, "reactors"), "bridges", s_merge (g->parts, "bridges"),

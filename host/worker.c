@@ -4,6 +4,7 @@
  */
 
 #include "worker.h"
+#include "cache.h"
 #include "link.h"
 #include "bus.h"
 #include "log.h"
@@ -163,23 +164,6 @@ bctx_decided_check (const json_t *events, size_t max_events, size_t max_data,
     return 0;
 }
 
-/* One aggregate as the worker knows it.  Held in self->cache as a JSON
- * array [version, state, ids] so that jansson's hash table finds it:
- *   version  the last version folded;
- *   state    what evolve returned (JSON null before the first event);
- *   ids      command id -> first position of every command
- *            whose events are in this aggregate's stream, so a retry is
- *            answered from the stream itself (per-stream idempotency). */
-enum { S_VERSION, S_STATE, S_IDS };
-
-typedef struct {
-    const bctx_plugin_t *plugin;  /* whose evolve folds */
-    json_t *state;                /* the state so far (owned) */
-    json_t *ids;                  /* command ids seen (owned) */
-    int64_t version;              /* the last version folded */
-    int failed;                   /* evolve or JSON failed */
-} s_fold_t;
-
 /* The key a command's id is remembered under: the id itself for a
  * client's command; for a reactor's, the id behind a record separator
  * (0x1e), which the API refuses in a client's id.  So the two origins
@@ -193,71 +177,13 @@ s_command_key (int origin, const char *id, char *buf, size_t size)
     return buf;
 }
 
-/* Notes that the event at `position` was decided by command `id`. */
-static void
-s_note_command (json_t *ids, const char *id, int64_t position)
-{
-    /* The first position is enough: a command's events are contiguous in
-     * the stream, so a retry reads from there while the id matches. */
-    if (!json_object_get (ids, id))
-        json_object_set_new (ids, id, json_integer (position));
-}
-
-static int
-s_fold_one (const bctx_row_t *e, void *arg)
-{
-    s_fold_t *f = arg;
-    json_t *data = json_loads (e->data, 0, NULL);
-    if (!data) {
-        f->failed = 1;
-        return 1;
-    }
-    const bctx_plugin_t *p = f->plugin;
-    f->state = p->desc->evolve (p->user, f->state, e->type, data);
-    json_decref (data);
-    f->version = e->version;
-    if (e->command)
-        s_note_command (f->ids, e->command, e->position);
-    if (!f->state) {
-        f->failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
-/* Folds an aggregate's whole stream with `plugin` from `store`.  Return:
- * new cache entry [version, state, ids], or NULL (why filled). */
-static json_t *
-s_fold_entry (const bctx_plugin_t *plugin, bctx_store_t *store, const char *aggregate,
-              char *why, size_t whylen)
-{
-    s_fold_t f = { .plugin = plugin, .ids = json_object () };
-    int64_t n = bctx_store_read_aggregate (store, aggregate, s_fold_one, &f);
-    if (n < 0 || f.failed) {
-        snprintf (why, whylen, "version %s cannot fold aggregate \"%s\": %s",
-                  plugin->desc->version ? plugin->desc->version : "?", aggregate,
-                  n < 0 ? bctx_store_error (store) : "evolve failed or stored data unreadable");
-        json_decref (f.state);
-        json_decref (f.ids);
-        return NULL;
-    }
-    return json_pack ("[I, o, o]", (json_int_t) f.version,
-                      f.state ? f.state : json_null (), f.ids);
-}
-
 /* The cache entry of an aggregate, folding its events from the store when
  * absent.  Return: borrowed, or NULL on failure (message in why). */
 static json_t *
 s_aggregate (bctx_worker_t *self, const char *aggregate, char *why,
              size_t whylen)
 {
-    json_t *entry = json_object_get (self->cache, aggregate);
-    if (entry)
-        return entry;
-    entry = s_fold_entry (self->plugin, self->store, aggregate, why, whylen);
-    if (entry)
-        json_object_set_new (self->cache, aggregate, entry);
-    return entry;
+    return bctx_cache_entry (self->cache, self->plugin, self->store, aggregate, why, whylen);
 }
 
 /* Builds the reply of an accepted command from its events.  Return: new. */
@@ -497,8 +423,8 @@ s_resolve (bctx_worker_t *self, bctx_job_t *job, s_decision_t *d)
         bctx_log (BCTX_LOG_ERROR, "context %s: %s", self->name, why);
         return s_fail (self, job, bctx_reply_error (BCTX_E_INTERNAL, "%s", why));
     }
-    json_t *seen = d->given ? json_object_get (json_array_get (d->entry, S_IDS), d->key)
-                            : NULL;
+    json_t *ids = json_array_get (d->entry, BCTX_CACHE_IDS);
+    json_t *seen = d->given ? json_object_get (ids, d->key) : NULL;
     if (seen) {
         /* A retry of a command whose events are in this stream. */
         job->reply = s_replay_reply (self, d->key, d->id, d->aggregate, seen);
@@ -521,7 +447,7 @@ static int
 s_decide (bctx_worker_t *self, bctx_job_t *job, s_decision_t *d)
 {
     const bctx_plugin_t *p = self->plugin;
-    json_t *state = json_array_get (d->entry, S_STATE);
+    json_t *state = json_array_get (d->entry, BCTX_CACHE_STATE);
     d->events = json_array ();
     bctx_reason_t reason = { { 0 } };
     int rc = d->cmd->decide (p->user, json_is_null (state) ? NULL : state,
@@ -581,7 +507,7 @@ s_record (bctx_worker_t *self, s_pending_t *pending, s_decision_t *d)
 {
     bctx_job_t *job = pending->job;
     const bctx_plugin_t *p = self->plugin;
-    int64_t version = json_integer_value (json_array_get (d->entry, S_VERSION));
+    int64_t version = json_integer_value (json_array_get (d->entry, BCTX_CACHE_VERSION));
     char *metadata = s_metadata (job->request, d->id, job->origin, p->desc->version);
     bctx_row_t *rows = calloc (d->n, sizeof *rows);
     for (size_t i = 0; i < d->n; i++) {
@@ -615,10 +541,11 @@ s_record (bctx_worker_t *self, s_pending_t *pending, s_decision_t *d)
                 topic = NULL;
             s_publish_later (pending, topic, s_full_event (self->name, &rows[i]));
         }
-        json_array_set_new (d->entry, S_VERSION, json_integer (version + (json_int_t) d->n));
-        json_array_set_new (d->entry, S_STATE, d->next ? d->next : json_null ());
+        json_array_set_new (d->entry, BCTX_CACHE_VERSION,
+                            json_integer (version + (json_int_t) d->n));
+        json_array_set_new (d->entry, BCTX_CACHE_STATE, d->next ? d->next : json_null ());
         d->next = NULL;
-        s_note_command (json_array_get (d->entry, S_IDS), d->key, rows[0].position);
+        bctx_cache_note_command (d->entry, d->key, rows[0].position);
         atomic_fetch_add (&self->stats.accepted, 1);
         job->reply = s_accepted_reply (d->id, d->aggregate, rows, d->n);
     }
@@ -1015,98 +942,18 @@ bctx_worker_stats (bctx_worker_t *self)
     return &self->stats;
 }
 
-/* Notes an aggregate of the log's recent events (arg: the set). */
-static int
-s_note_recent (const bctx_row_t *e, void *arg)
-{
-    json_object_set_new ((json_t *) arg, e->aggregate, json_true ());
-    return 0;
-}
-
-/* Folds one event appended after warming into the cache entry it belongs
- * to; drops an entry it cannot bring exactly up to date. */
-static int
-s_catch_up_one (const bctx_row_t *e, void *arg)
-{
-    bctx_worker_t *self = arg;
-    json_t *entry = json_object_get (self->cache, e->aggregate);
-    if (!entry)
-        return 0;
-    int64_t version = json_integer_value (json_array_get (entry, S_VERSION));
-    if (e->version <= version)
-        return 0;                  /* already folded while warming */
-    json_t *data = e->version == version + 1 ? json_loads (e->data, 0, NULL) : NULL;
-    json_t *state = json_array_get (entry, S_STATE);
-    const bctx_plugin_t *p = self->plugin;
-    json_t *next = data ? p->desc->evolve (p->user, json_is_null (state) ? NULL
-                                                                      : json_incref (state),
-                                           e->type, data) : NULL;
-    json_decref (data);
-    if (!next) {
-        json_object_del (self->cache, e->aggregate);
-        return 0;
-    }
-    json_array_set_new (entry, S_VERSION, json_integer (e->version));
-    json_array_set_new (entry, S_STATE, next);
-    if (e->command)
-        s_note_command (json_array_get (entry, S_IDS), e->command, e->position);
-    return 0;
-}
-
-/* Brings the cache up to the log's head.  Return the head, or -1. */
-static int64_t
-s_catch_up (bctx_worker_t *self)
-{
-    int64_t head = bctx_store_head (self->store);
-    if (head > self->warm_at
-        && bctx_store_read (self->store, self->warm_at + 1, NULL, head - self->warm_at,
-                            s_catch_up_one, self) < 0)
-        json_object_clear (self->cache);
-    if (head >= 0)
-        self->warm_at = head;
-    return head;
-}
-
 int
 bctx_worker_warm (bctx_worker_t *self, char *err, size_t errlen)
 {
-    /* The aggregates of the log's recent events: the likely hot ones. */
-    self->warm_at = bctx_store_head (self->store);
-    json_t *recent = json_object ();
-    int64_t from = self->warm_at > 10000 ? self->warm_at - 9999 : 1;
-    int64_t n = bctx_store_read (self->store, from, NULL, 10000, s_note_recent, recent);
-    int failed = n < 0 || self->warm_at < 0;
-    if (failed)
-        snprintf (err, errlen, "cannot read the log: %s", bctx_store_error (self->store));
-    const char *aggregate;
-    json_t *flag;
-    json_object_foreach (recent, aggregate, flag) {
-        if (failed || json_object_size (self->cache) >= 4000)
-            break;
-        json_t *entry = s_fold_entry (self->plugin, self->store, aggregate, err, errlen);
-        if (!entry)
-            failed = 1;
-        else
-            json_object_set_new (self->cache, aggregate, entry);
-    }
-    json_decref (recent);
-    /* Warming took a while: fold what the serving process appended
-     * meanwhile, again while that is much, so that little is left for the
-     * take, when commands wait. */
-    for (int round = 0; round < 8 && !failed; round++) {
-        int64_t before = self->warm_at;
-        if (s_catch_up (self) - before < 64)
-            break;
-    }
-    if (failed)
-        json_object_clear (self->cache);
-    return failed ? -1 : 0;
+    return bctx_cache_warm (self->cache, self->plugin, self->store, &self->warm_at, err,
+                            errlen);
 }
 
 int64_t
 bctx_worker_refresh (bctx_worker_t *self)
 {
-    int64_t head = s_catch_up (self);
+    int64_t head = bctx_cache_catch_up (self->cache, self->plugin, self->store,
+                                        &self->warm_at);
     if (head >= 0)
         atomic_store (&self->stats.position, head);
     return head;
