@@ -242,7 +242,11 @@ s_released (void *arg, bctx_child_t *old, const char *reply)
     snprintf (h->previous, sizeof h->previous, "%s", previous ? previous : "?");
     json_decref (r);
     if (!ok && old->pid) {
-        s_give_up (self, h, BCTX_E_UNAVAILABLE, "the old version did not release its context");
+        /* It may have stopped half its threads: it is restarted, with its
+         * version, and the reload given up. */
+        bctx_supervise_kill (self->supervise, old, BCTX_KILL_HUNG, 0);
+        s_give_up (self, h, BCTX_E_UNAVAILABLE, "the old version did not release its context "
+                   "in time: its process is restarted");
         return;
     }
     /* Released (or ended, which released it too): it goes, the new one takes. */
