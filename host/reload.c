@@ -87,6 +87,9 @@ s_forget (bctx_reload_t *self, s_handover_t *h)
             self->handovers[i] = self->handovers[--self->n_handovers];
             break;
         }
+    /* Its processes may be freed now (supervise.c's s_prune). */
+    h->old->pinned--;
+    h->next->pinned--;
     free (h->name);
     free (h->path);
     free (h);
@@ -389,6 +392,10 @@ bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
                           .env_len = envelope_len, .delimiter = delimiter };
     if (envelope_len)
         memcpy (h->env, envelope, envelope_len);
+    /* Both stay allocated while the handover refers to them, whatever
+     * their processes do. */
+    h->old->pinned++;
+    h->next->pinned++;
     self->handovers = bctx_realloc (self->handovers,
                                     (self->n_handovers + 1) * sizeof *self->handovers);
     self->handovers[self->n_handovers++] = h;

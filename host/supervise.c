@@ -397,7 +397,7 @@ s_prune (bctx_supervise_t *self)
     for (size_t i = 0; i < self->n_children;) {
         bctx_child_t *c = self->children[i];
         if (c->retired && c->state == BCTX_CHILD_GONE && !c->pid && c->reader < 0
-            && c->commands_reader < 0) {
+            && c->commands_reader < 0 && !c->pinned) {
             s_child_free (c);
             memmove (&self->children[i], &self->children[i + 1],
                      (self->n_children - i - 1) * sizeof *self->children);

@@ -91,6 +91,7 @@ typedef struct bctx_child {
     char *fallback;               /* the version this one replaced, run again if this
                                      one ends unasked before probation_until, or NULL */
     double probation_until;       /* monotonic: end of the new version's probation */
+    int pinned;                   /* handovers that refer to it: not freed until 0 */
     int reloads;                  /* handovers that switched this context */
     char last_reload_error[1024]; /* why the last reload failed, or "" */
 } bctx_child_t;
