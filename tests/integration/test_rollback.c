@@ -22,35 +22,37 @@
 
 static h_host_t s_host;
 
-static json_t *
-s_context (const char *name)
-{
-    json_t *r = h_request (s_host.endpoint, "{\"op\":\"contexts\"}", 17, 5000);
-    size_t i;
-    json_t *c, *found = NULL;
-    json_array_foreach (json_object_get (r, "contexts"), i, c)
-        if (strcmp (json_string_value (json_object_get (c, "name")), name) == 0)
-            found = json_incref (c);
-    json_decref (r);
-    return found;
-}
-
-/* The version that decided a new Add, from its event's metadata. */
+/* The version that decided a new command of context (id: its aggregate
+ * field's value), from its event's metadata (new), or NULL when the
+ * command failed. */
 static char *
-s_deciding_version (const char *id)
+s_decided_by (const char *context, const char *command, const char *id)
 {
-    json_t *r = h_send (s_host.endpoint, "grower", "Add", NULL, json_pack ("{s:s}", "id", id));
-    assert_true (json_is_true (json_object_get (r, "ok")));
+    json_t *r = h_send (s_host.endpoint, context, command, NULL, json_pack ("{s:s}", "id", id));
+    if (!json_is_true (json_object_get (r, "ok"))) {
+        json_decref (r);
+        return NULL;
+    }
     json_int_t pos = json_integer_value (json_object_get (
         json_array_get (json_object_get (r, "events"), 0), "position"));
     json_decref (r);
-    char body[128];
-    int n = snprintf (body, sizeof body, "{\"op\":\"events\",\"context\":\"grower\",\"from\":%lld,"
-                      "\"limit\":1}", (long long) pos);
+    char body[160];
+    int n = snprintf (body, sizeof body, "{\"op\":\"events\",\"context\":\"%s\","
+                      "\"from\":%lld,\"limit\":1}", context, (long long) pos);
     r = h_request (s_host.endpoint, body, (size_t) n, 5000);
-    json_t *meta = json_object_get (json_array_get (json_object_get (r, "events"), 0), "metadata");
+    json_t *meta = json_object_get (json_array_get (json_object_get (r, "events"), 0),
+                                    "metadata");
     char *v = strdup (json_string_value (json_object_get (meta, "context_version")));
     json_decref (r);
+    return v;
+}
+
+/* The version that decided a new Add of grower, which must be accepted. */
+static char *
+s_deciding_version (const char *id)
+{
+    char *v = s_decided_by ("grower", "Add", id);
+    assert_non_null (v);
     return v;
 }
 
@@ -85,7 +87,7 @@ test_a_failure_before_the_switch_keeps_the_old_version (void **state)
     json_t *c = NULL;
     for (int i = 0; i < 200; i++) {
         json_decref (c);
-        c = s_context ("grower");
+        c = h_context_info (&s_host, "grower");
         if (c && strcmp (json_string_value (json_object_get (c, "version")), "1.0.0") == 0
             && json_integer_value (json_object_get (c, "versions_loaded")) == 1)
             break;
@@ -115,27 +117,11 @@ test_a_failure_before_the_switch_keeps_the_old_version (void **state)
     assert_true (s_has_projection ("grower_more"));
 }
 
-/* The version that decided fault's last Hit, or NULL when it failed. */
+/* The version that decided a new Hit of fault, or NULL when it failed. */
 static char *
 s_hit_version (const char *id)
 {
-    json_t *r = h_send (s_host.endpoint, "fault", "Hit", NULL, json_pack ("{s:s}", "id", id));
-    if (!json_is_true (json_object_get (r, "ok"))) {
-        json_decref (r);
-        return NULL;
-    }
-    json_int_t pos = json_integer_value (json_object_get (
-        json_array_get (json_object_get (r, "events"), 0), "position"));
-    json_decref (r);
-    char body[128];
-    int n = snprintf (body, sizeof body, "{\"op\":\"events\",\"context\":\"fault\","
-                      "\"from\":%lld,\"limit\":1}", (long long) pos);
-    r = h_request (s_host.endpoint, body, (size_t) n, 5000);
-    json_t *meta = json_object_get (json_array_get (json_object_get (r, "events"), 0),
-                                    "metadata");
-    char *v = strdup (json_string_value (json_object_get (meta, "context_version")));
-    json_decref (r);
-    return v;
+    return s_decided_by ("fault", "Hit", id);
 }
 
 static void
@@ -169,7 +155,7 @@ test_a_crash_after_the_switch_rolls_back (void **state)
     assert_non_null (v);
     assert_string_equal (v, "1.0.0");
     free (v);
-    json_t *c = s_context ("fault");
+    json_t *c = h_context_info (&s_host, "fault");
     assert_string_equal (json_string_value (json_object_get (c, "version")), "1.0.0");
     const char *why = json_string_value (json_object_get (c, "last_reload_error"));
     assert_non_null (why);
