@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,22 @@ bctx_datadir_open (const char *path, char *err, size_t errlen)
         free (lock);
         return NULL;
     }
-    if (flock (fd, LOCK_EX | LOCK_NB) < 0) {
+    int locked = flock (fd, LOCK_EX | LOCK_NB);
+    /* A host killed with SIGKILL is gone, but a child it was starting may
+     * hold the lock for a moment between its fork and its exec: when the
+     * pid in the file is dead, wait for that, bounded. */
+    for (int waited = 0; locked < 0 && errno == EWOULDBLOCK && waited < 2000; waited += 10) {
+        char buf[32] = { 0 };
+        long pid = pread (fd, buf, sizeof buf - 1, 0) > 0 ? strtol (buf, NULL, 10) : 0;
+        if (pid <= 0 || kill ((pid_t) pid, 0) == 0 || errno != ESRCH) {
+            errno = EWOULDBLOCK;
+            break;
+        }
+        struct timespec tick = { 0, 10 * 1000 * 1000 };
+        nanosleep (&tick, NULL);
+        locked = flock (fd, LOCK_EX | LOCK_NB);
+    }
+    if (locked < 0) {
         int e = errno;
         if (e == EWOULDBLOCK) {
             char buf[32] = { 0 };
