@@ -40,6 +40,7 @@ struct bctx_bridge {
     void *wake;                   /* PUB into this host's bus (the thread's) */
     bctx_runner_t *runner;        /* its thread (s_run) and control pipe (no
                                      command but the stop) */
+    int started;                  /* its thread was started */
     _Atomic int64_t head;         /* last position in the replica */
     pthread_mutex_t lock;         /* guards what follows */
     const char *state;            /* "connecting", "live", "catching up", "down" */
@@ -504,8 +505,11 @@ bctx_bridge_new (void *zctx, const bctx_security_t *security, const char *data,
     self->zctx = zctx;
     self->security = security;
     self->state = "connecting";
-    if (asprintf (&self->path, "%s/replica-%s.db", data, context) < 0)
+    self->path = bctx_bridge_replica_path (data, context);
+    if (!self->path) {
+        snprintf (err, errlen, "bridge %s: out of memory", context);
         goto fail;
+    }
     self->store = bctx_store_open (self->path, BCTX_STORE_REPLICA, err, errlen);
     if (!self->store)
         goto fail;
@@ -521,28 +525,34 @@ fail:
     return NULL;
 }
 
+char *
+bctx_bridge_replica_path (const char *data, const char *context)
+{
+    char *path;
+    return asprintf (&path, "%s/replica-%s.db", data, context) < 0 ? NULL : path;
+}
+
 int
 bctx_bridge_start (bctx_bridge_t *self)
 {
-    return bctx_runner_start (self->runner, s_run, self);
+    if (self->started)
+        return 0;
+    if (bctx_runner_start (self->runner, s_run, self) != 0)
+        return -1;
+    self->started = 1;
+    return 0;
 }
 
-const char *
-bctx_bridge_store_path (const bctx_bridge_t *self)
+int
+bctx_bridge_started (const bctx_bridge_t *self)
 {
-    return self->path;
+    return self->started;
 }
 
 const char *
 bctx_bridge_context (const bctx_bridge_t *self)
 {
     return self->context;
-}
-
-_Atomic int64_t *
-bctx_bridge_head (bctx_bridge_t *self)
-{
-    return &self->head;
 }
 
 json_t *

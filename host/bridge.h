@@ -6,7 +6,8 @@
  * replica lacks: at start, after a gap, after a silence.  Duplicates are
  * dropped by position.  The replica is the durable checkpoint: a restart of
  * either side loses and repeats nothing.  The replica lives in
- * host.data/replica-<context>.db and is read like a local log.
+ * host.data/replica-<context>.db.  The supervisor runs the bridges; the
+ * context processes read a replica as they read a sibling's log.
  */
 #ifndef BCTX_BRIDGE_H
 #define BCTX_BRIDGE_H
@@ -30,14 +31,16 @@ bctx_bridge_t *bctx_bridge_new (void *zctx, const bctx_security_t *security,
                                 const bctx_peer_config_t *peer, size_t timeout_ms,
                                 char *err, size_t errlen);
 
-/* Starts its thread.  Return 0 or -1. */
+/* Starts its thread, once.  Return 0 or -1.  started: has it? */
 int bctx_bridge_start (bctx_bridge_t *self);
+int bctx_bridge_started (const bctx_bridge_t *self);
 
-/* The replica's file, the context's name (borrowed), and the replica's
- * head, which feeds read as a log's head. */
-const char *bctx_bridge_store_path (const bctx_bridge_t *self);
+/* The context's name (borrowed). */
 const char *bctx_bridge_context (const bctx_bridge_t *self);
-_Atomic int64_t *bctx_bridge_head (bctx_bridge_t *self);
+
+/* The file of the replica of `context` under data, which context
+ * processes read like a sibling's log.  Return: new, or NULL. */
+char *bctx_bridge_replica_path (const char *data, const char *context);
 
 /* Its state for `stats`: peer, state, checkpoint, peer head, lag, last
  * contact, dropped frames.  Thread-safe.  Return: new. */

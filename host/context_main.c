@@ -9,7 +9,6 @@
 
 #include "context_main.h"
 #include "api.h"
-#include "bus.h"
 #include "commands.h"
 #include "datadir.h"
 #include "endpoint.h"
@@ -41,7 +40,6 @@ struct bctx_context_main {
     bctx_datadir_t *datadir;      /* the context's writer lock and its mark, or NULL
                                      while standing by and once released */
     bctx_security_t *security;    /* CURVE keys (for bridges to peers) */
-    bctx_bus_t *bus;              /* the relay to the supervisor's bus */
     bctx_registry_t *registry;    /* the config, the context and its runners */
     bctx_api_t *api;              /* the link to the supervisor and the op table */
     bctx_commands_t *commands;    /* send admission, routing and replies */
@@ -96,8 +94,7 @@ s_build (bctx_context_main_t *self, bctx_config_t *config, char *err, size_t err
         return -1;
     self->registry->security = self->security;
     self->registry->poison = bctx_poison_open (config->data, config->only);
-    self->bus = bctx_bus_relay_new (self->zctx, config->bus_in, config->bus_out, err, errlen);
-    if (!self->bus || bctx_registry_open_contexts (self->registry, err, errlen) < 0)
+    if (bctx_registry_open_contexts (self->registry, err, errlen) < 0)
         return -1;
     self->peers = bctx_peers_new (self->registry, self->api, self->security, err, errlen);
     if (!self->peers || bctx_registry_open_read_side (self->registry, err, errlen) < 0)
@@ -381,7 +378,6 @@ bctx_context_main_destroy (bctx_context_main_t **self_p)
     bctx_loop_destroy (&self->loop);
     if (self->zctx)
         zmq_ctx_shutdown (self->zctx);
-    bctx_bus_destroy (&self->bus);
     bctx_security_destroy (&self->security);
     if (self->zctx)
         zmq_ctx_term (self->zctx);

@@ -55,7 +55,7 @@ bctx_gather_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *s
 }
 
 /* One object member of every part, merged into one object: stats'
- * contexts, projections, reactors and bridges.  Return: new. */
+ * contexts, projections and reactors.  Return: new. */
 static json_t *
 s_merge (const json_t *parts, const char *key)
 {
@@ -96,7 +96,7 @@ s_stats_reply (bctx_gather_t *self, s_gather_t *g)
         "bad_request", (json_int_t) k->bad,
         "too_large", (json_int_t) k->too_large, "forbidden", (json_int_t) k->forbidden,
         "contexts", contexts, "projections", s_merge (g->parts, "projections"),
-        "reactors", s_merge (g->parts, "reactors"), "bridges", s_merge (g->parts, "bridges"),
+        "reactors", s_merge (g->parts, "reactors"), "bridges", bctx_registry_bridge_stats (self->registry),
         "peers", bctx_peers_stats (self->peers)));
 }
 

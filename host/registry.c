@@ -332,15 +332,15 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
     return 0;
 }
 
-/* Frees the sibling paths the sources point at. */
+/* Frees the paths the remote sources are read from. */
 static void
-s_free_sibling_paths (bctx_registry_t *self)
+s_free_remote_paths (bctx_registry_t *self)
 {
-    for (size_t r = 0; r < self->n_sibling_paths; r++)
-        free (self->sibling_paths[r]);
-    free (self->sibling_paths);
-    self->sibling_paths = NULL;
-    self->n_sibling_paths = 0;
+    for (size_t r = 0; r < self->n_remote_paths; r++)
+        free (self->remote_paths[r]);
+    free (self->remote_paths);
+    self->remote_paths = NULL;
+    self->n_remote_paths = 0;
 }
 
 void
@@ -348,15 +348,20 @@ bctx_registry_build_sources (bctx_registry_t *self)
 {
     const bctx_config_t *config = self->config;
     free (self->sources);
-    s_free_sibling_paths (self);
-    self->sibling_paths = calloc (config->n_remotes ? config->n_remotes : 1,
-                                  sizeof *self->sibling_paths);
-    self->n_sibling_paths = config->n_remotes;
-    for (size_t r = 0; r < config->n_remotes; r++)
-        if (config->remotes[r].sibling
-            && asprintf (&self->sibling_paths[r], "%s/%s.db", config->data,
-                         config->remotes[r].name) < 0)
-            self->sibling_paths[r] = NULL;
+    s_free_remote_paths (self);
+    self->remote_paths = calloc (config->n_remotes ? config->n_remotes : 1,
+                                 sizeof *self->remote_paths);
+    self->n_remote_paths = config->n_remotes;
+    for (size_t r = 0; r < config->n_remotes; r++) {
+        const bctx_remote_config_t *rc = &config->remotes[r];
+        /* A sibling's own file beside this one's, or the replica the
+         * supervisor's bridge keeps of a peer's context. */
+        if (rc->sibling && asprintf (&self->remote_paths[r], "%s/%s.db", config->data,
+                                     rc->name) < 0)
+            self->remote_paths[r] = NULL;
+        else if (!rc->sibling)
+            self->remote_paths[r] = bctx_bridge_replica_path (config->data, rc->name);
+    }
     size_t n = self->n_contexts + config->n_remotes;
     self->sources = calloc (n ? n : 1, sizeof *self->sources);
     for (size_t i = 0; i < self->n_contexts; i++) {
@@ -369,25 +374,16 @@ bctx_registry_build_sources (bctx_registry_t *self)
             .bus = config->bus_out,
         };
     }
+    /* Another process writes each remote log: its head is read from it. */
     for (size_t r = 0; r < config->n_remotes; r++) {
         const bctx_remote_config_t *rc = &config->remotes[r];
-        bctx_source_t *src = &self->sources[self->n_contexts + r];
-        *src = (bctx_source_t) {
-            .name = rc->name, .endpoint = config->peers[rc->peer].api, .remote = 1,
+        self->sources[self->n_contexts + r] = (bctx_source_t) {
+            .name = rc->name, .store_path = self->remote_paths[r],
+            .endpoint = config->peers[rc->peer].api,
+            .remote = rc->sibling ? BCTX_SOURCE_SIBLING : 1,
             .server_key = config->peers[rc->peer].public_key,
             .timeout_ms = config->forward_timeout_ms, .bus = config->bus_out,
         };
-        if (rc->sibling) {
-            /* Its own file, beside this one's; its head is read from it. */
-            src->store_path = self->sibling_paths[r];
-            src->remote = BCTX_SOURCE_SIBLING;
-            continue;
-        }
-        for (size_t b = 0; b < self->n_bridges; b++)
-            if (strcmp (bctx_bridge_context (self->bridges[b]), rc->name) == 0) {
-                src->store_path = bctx_bridge_store_path (self->bridges[b]);
-                src->head = bctx_bridge_head (self->bridges[b]);
-            }
     }
     self->n_sources = n;
 }
@@ -411,24 +407,13 @@ bctx_registry_consumer (const bctx_plugin_t *p, const char *context, char *who, 
     return NULL;
 }
 
-/* Opens a bridge for every remote context a local projection or reactor
- * consumes. */
-static int
-s_open_bridges (bctx_registry_t *self, char *err, size_t errlen)
+int
+bctx_registry_open_bridges (bctx_registry_t *self, char *err, size_t errlen)
 {
     const bctx_config_t *config = self->config;
     for (size_t r = 0; r < config->n_remotes; r++) {
         const bctx_remote_config_t *rc = &config->remotes[r];
-        int needed = 0;
         if (rc->sibling)
-            continue;
-        for (size_t i = 0; i < self->n_contexts && !needed; i++) {
-            char who[200];
-            bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
-            needed = bctx_registry_consumer (p, rc->name, who, sizeof who) != NULL;
-            bctx_plugin_unref (&p);
-        }
-        if (!needed)
             continue;
         bctx_bridge_t *b = bctx_bridge_new (self->zctx, self->security, config->data, rc->name,
                                             &config->peers[rc->peer],
@@ -441,11 +426,41 @@ s_open_bridges (bctx_registry_t *self, char *err, size_t errlen)
     return 0;
 }
 
+void
+bctx_registry_want_bridges (bctx_registry_t *self, const json_t *consumes)
+{
+    const char *who;
+    json_t *sources;
+    json_object_foreach ((json_t *) consumes, who, sources) {
+        size_t k;
+        json_t *source;
+        json_array_foreach (sources, k, source)
+            for (size_t b = 0; b < self->n_bridges; b++) {
+                bctx_bridge_t *bridge = self->bridges[b];
+                if (!bctx_bridge_started (bridge) && json_is_string (source)
+                    && strcmp (bctx_bridge_context (bridge), json_string_value (source)) == 0
+                    && bctx_bridge_start (bridge) != 0)
+                    bctx_log (BCTX_LOG_ERROR, "bridge %s: cannot start its thread (%s "
+                              "reads it): its replica stays where it is",
+                              bctx_bridge_context (bridge), who);
+            }
+    }
+}
+
+json_t *
+bctx_registry_bridge_stats (bctx_registry_t *self)
+{
+    json_t *bridges = json_object ();
+    for (size_t i = 0; i < self->n_bridges; i++)
+        if (bctx_bridge_started (self->bridges[i]))
+            json_object_set_new (bridges, bctx_bridge_context (self->bridges[i]),
+                                 bctx_bridge_stats (self->bridges[i]));
+    return bridges;
+}
+
 int
 bctx_registry_open_read_side (bctx_registry_t *self, char *err, size_t errlen)
 {
-    if (s_open_bridges (self, err, errlen) < 0)
-        return -1;
     bctx_registry_build_sources (self);
     for (size_t i = 0; i < self->n_contexts; i++) {
         bctx_plugin_t *p = bctx_worker_plugin (self->contexts[i].worker);
@@ -467,12 +482,6 @@ bctx_registry_start (bctx_registry_t *self, const char *replies, char *err, size
     for (size_t i = 0; i < self->n_contexts; i++)
         if (bctx_worker_start (self->contexts[i].worker, replies) != 0) {
             snprintf (err, errlen, "contexts[%zu]: cannot start its worker", i);
-            return -1;
-        }
-    for (size_t i = 0; i < self->n_bridges; i++)
-        if (bctx_bridge_start (self->bridges[i]) != 0) {
-            snprintf (err, errlen, "bridge %s: cannot start its thread",
-                      bctx_bridge_context (self->bridges[i]));
             return -1;
         }
     for (size_t i = 0; i < self->n_projections; i++)
@@ -529,7 +538,7 @@ bctx_registry_end_bridges (bctx_registry_t *self)
     free (self->sources);
     self->sources = NULL;
     self->n_sources = 0;
-    s_free_sibling_paths (self);
+    s_free_remote_paths (self);
 }
 
 void

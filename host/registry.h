@@ -52,11 +52,13 @@ typedef struct bctx_registry {
     bctx_local_t *contexts;     /* one per config context, in its order */
     size_t n_contexts;            /* how many */
     bctx_source_t *sources;       /* every context, local or remote, for feeds */
-    char **sibling_paths;         /* the log of each sibling (config->remotes order;
-                                     NULL for a remote one) */
-    size_t n_sibling_paths;       /* how many */
+    char **remote_paths;          /* the file each remote context is read from
+                                     (config->remotes order): a sibling's log, or
+                                     the replica of a peer's context */
+    size_t n_remote_paths;        /* how many */
     size_t n_sources;             /* how many */
-    bctx_bridge_t **bridges;      /* replicas of the remote contexts consumed here */
+    bctx_bridge_t **bridges;      /* the supervisor's replicas of the peers' contexts
+                                     (one each, started once a process reads it) */
     size_t n_bridges;             /* how many */
     bctx_read_model_t *projections; /* every projection of every context */
     size_t n_projections;         /* how many */
@@ -98,12 +100,11 @@ int bctx_registry_open_reader (bctx_registry_t *self, bctx_local_t *c);
  * names. */
 void bctx_registry_set_views (bctx_registry_t *self, const char *ctx, const json_t *names);
 
-/* Opens the bridges the local read side needs, the sources, and creates
- * (without starting) the projections and reactors every context
- * declares.  Return 0, or -1 with the reason. */
+/* Builds the sources, and creates (without starting) the projections and
+ * reactors every context declares.  Return 0, or -1 with the reason. */
 int bctx_registry_open_read_side (bctx_registry_t *self, char *err, size_t errlen);
 
-/* Starts every worker (replies go to the PULL bound at `replies`), bridge,
+/* Starts every worker (replies go to the PULL bound at `replies`),
  * projection and reactor.  Return 0, or -1 with the reason. */
 int bctx_registry_start (bctx_registry_t *self, const char *replies, char *err, size_t errlen);
 
@@ -132,8 +133,8 @@ int bctx_registry_check_read_side (bctx_registry_t *self, const bctx_plugin_t *p
 int bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
                                char *err, size_t errlen);
 
-/* Rebuilds the sources: the local contexts, then the remote ones (read
- * from their replica when bridged). */
+/* Rebuilds the sources: the local contexts, then the remote ones: a
+ * sibling's log, or the replica the supervisor's bridge keeps. */
 void bctx_registry_build_sources (bctx_registry_t *self);
 
 /* The first projection or reactor of version p that consumes events of
@@ -148,6 +149,17 @@ void bctx_registry_drop_projections (bctx_registry_t *self, const char *name);
 /* Stops and frees every reactor; then (end_runners) every projection too. */
 void bctx_registry_end_reactors (bctx_registry_t *self);
 void bctx_registry_end_runners (bctx_registry_t *self);
+
+/*
+ * The supervisor's bridges.  open_bridges creates, without starting, the
+ * replica of every context of a peer (its file, so that a context process
+ * can open it to read).  want_bridges starts those that a context process
+ * reads: `consumes` (borrowed) is what its runners read, {"projection P":
+ * [context, ...]}.  bridge_stats: the started ones', by context (new).
+ */
+int bctx_registry_open_bridges (bctx_registry_t *self, char *err, size_t errlen);
+void bctx_registry_want_bridges (bctx_registry_t *self, const json_t *consumes);
+json_t *bctx_registry_bridge_stats (bctx_registry_t *self);
 
 /* Stops and frees the bridges and the sources. */
 void bctx_registry_end_bridges (bctx_registry_t *self);

@@ -285,6 +285,7 @@ bctx_relay_learn (bctx_relay_t *self, bctx_child_t *c, const json_t *stats)
     json_object_clear (c->consumes);
     s_consumed (c->consumes, "projection", projections);
     s_consumed (c->consumes, "reactor", reactors);
+    bctx_registry_want_bridges (self->registry, c->consumes);
     if (!c->standby && !c->retired)
         bctx_registry_set_views (self->registry, c->name, c->projections);
 }

@@ -1,8 +1,9 @@
 /*
  * server - the supervisor, built from its modules: the registry of
  * handles, the api (the ROUTERs and the op table), commands, ops, peers,
- * the context processes (supervise) with the relay to them, and the
- * handovers between them (reload, watch).  It loads no plugin.  One loop
+ * the context processes (supervise) with the relay to them, the
+ * handovers between them (reload, watch), and the bridges that keep
+ * replicas of the peers' contexts.  It loads no plugin.  One loop
  * on this thread serves them.  This file builds them in order, runs the
  * loop until SIGINT or SIGTERM (SIGHUP goes to reconfig), drains in
  * order, and takes them down in order.  A context process is
@@ -147,6 +148,8 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     if (!self->security)
         return -1;
     self->registry->security = self->security;
+    if (bctx_registry_open_bridges (self->registry, err, errlen) < 0)
+        return -1;
     self->bus = bctx_bus_new (self->zctx, config->publish, in, out, self->security, err, errlen);
     if (!self->bus)
         return -1;
@@ -292,6 +295,8 @@ bctx_server_destroy (bctx_server_t **self_p)
     bctx_commands_destroy (&self->commands);
     bctx_ops_destroy (&self->ops);
     bctx_loop_destroy (&self->loop);
+    if (self->registry)
+        bctx_registry_end_bridges (self->registry);
     if (self->zctx)
         zmq_ctx_shutdown (self->zctx);
     bctx_bus_destroy (&self->bus);

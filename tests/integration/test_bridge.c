@@ -770,6 +770,39 @@ test_bank_across_two_hosts (void **state)
     /* a bridges nothing: no projection or reactor of a reads transfers. */
     assert_int_equal (json_object_size (json_object_get (sa, "bridges")), 0);
     json_decref (sa);
+
+    /* The bridge is b's supervisor's, not the process of the context that
+     * reads it: that process killed, the bridge goes on, its counts whole
+     * (one in that process would begin again at 0), and the new process
+     * reads the replica it kept. */
+    json_int_t carried = h_int_at (sb, "bridges.accounts.checkpoint");
+    pid_t reader = (pid_t) h_int_at (sb, "contexts.transfers.process.pid");
+    json_decref (sb);
+    assert_true (reader > 0);
+    assert_int_equal (kill (reader, SIGKILL), 0);
+    for (int k = 0; k < 5; k++) {
+        char id[32];
+        snprintf (id, sizeof id, "after-kill-%d", k);
+        s_send_ok (p->a.endpoint, "accounts", "Deposit", id,
+                   json_pack ("{s:s, s:i}", "account", "acc-1", "amount", 1));
+    }
+    sb = NULL;
+    long long until = h_deadline (30);
+    while (h_now_us () < until) {
+        json_decref (sb);
+        sb = h_stats (&p->b);
+        if (h_int_at (sb, "contexts.transfers.process.restarts") >= 1
+            && h_int_at (sb, "contexts.transfers.process.pid") != reader
+            && h_int_at (sb, "bridges.accounts.checkpoint") >= carried + 5)
+            break;
+        usleep (50000);
+    }
+    assert_true (h_int_at (sb, "contexts.transfers.process.restarts") >= 1);
+    assert_true (h_int_at (sb, "bridges.accounts.checkpoint") >= carried + 5);
+    assert_int_equal (h_int_at (sb, "bridges.accounts.fetched")
+                      + h_int_at (sb, "bridges.accounts.live"),
+                      h_int_at (sb, "bridges.accounts.checkpoint"));
+    assert_int_equal (s_replica (&p->b, "count(*)"), h_int_at (sb, "bridges.accounts.checkpoint"));
     json_decref (sb);
 }
 
