@@ -33,6 +33,8 @@ typedef struct {
     int step;                     /* S_* */
     char *path;                   /* the plugin asked for, as asked (for messages) */
     double held_at;               /* monotonic: when its commands began to wait */
+    double release_at;            /* monotonic: when the old one was told "release" */
+    double take_at;               /* monotonic: when the standby was told "take" */
     double deadline;              /* monotonic: the end of the drain */
     char previous[64];            /* the version the old one ran */
     unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope, if any */
@@ -205,13 +207,16 @@ s_taken (void *arg, bctx_child_t *next, const char *reply)
     bctx_supervise_promote (self->supervise, next, h->old);
     bctx_relay_promoted (self->relay, next);
     bctx_relay_unhold (self->relay, h->name);
-    double pause = bctx_now () - h->held_at;
+    double now = bctx_now (), pause = now - h->held_at;
     const char *version = json_string_value (json_object_get (r, "version"));
     const char *plugin = json_string_value (json_object_get (r, "plugin"));
     bctx_log (BCTX_LOG_INFO, "context %s: handed over from version %s (process %d) to %s "
-              "(process %d) at position %lld; commands waited %.1f ms", h->name,
-              h->previous, (int) h->old->pid, version ? version : "?", (int) next->pid,
-              (long long) json_integer_value (json_object_get (r, "position")), pause * 1000);
+              "(process %d) at position %lld; commands waited %.1f ms (drain %.1f, release "
+              "%.1f, take %.1f)", h->name, h->previous, (int) h->old->pid,
+              version ? version : "?", (int) next->pid,
+              (long long) json_integer_value (json_object_get (r, "position")), pause * 1000,
+              (h->release_at - h->held_at) * 1000, (h->take_at - h->release_at) * 1000,
+              (now - h->take_at) * 1000);
     s_finish (self, h, bctx_reply_dump_new (json_pack (
         "{s:b, s:s, s:s, s:s, s:s, s:I, s:I}", "ok", 1, "context", h->name, "version",
         version ? version : "", "previous", h->previous, "plugin", plugin ? plugin : "",
@@ -226,6 +231,7 @@ s_take (bctx_reload_t *self, s_handover_t *h)
 {
     static const char take[] = "{\"op\":\"take\"}";
     h->step = S_TAKING;
+    h->take_at = bctx_now ();
     double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + 7.0;
     if (bctx_relay_ask (self->relay, h->next, take, sizeof take - 1, timeout, s_taken, self) < 0)
         s_roll_back (self, h, "the new version's process cannot be reached");
@@ -268,6 +274,7 @@ s_idle (void *arg, bctx_child_t *old, const char *reply)
         return;
     static const char release[] = "{\"op\":\"release\"}";
     h->step = S_RELEASING;
+    h->release_at = bctx_now ();
     double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + 2.0;
     if (bctx_relay_ask (self->relay, old, release, sizeof release - 1, timeout, s_released,
                         self) < 0)
