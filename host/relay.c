@@ -3,6 +3,7 @@
  */
 
 #include "relay.h"
+#include "frames.h"
 #include "hold.h"
 #include "runs.h"
 #include "log.h"
@@ -311,19 +312,7 @@ s_read_on (bctx_relay_t *self, bctx_child_t *c, void *socket)
 {
     for (int k = 0; k < 256; k++) {
         zmq_msg_t frames[3];
-        int n = 0, more = 1;
-        while (more) {
-            zmq_msg_t scratch, *m = n < 3 ? &frames[n] : &scratch;
-            zmq_msg_init (m);
-            if (zmq_msg_recv (m, socket, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close (m);
-                break;
-            }
-            more = zmq_msg_more (m);
-            if (n >= 3)
-                zmq_msg_close (m);
-            n++;
-        }
+        int n = bctx_frames_recv (socket, frames, 3);
         if (n == 0)
             break;
         s_answer (self, c, frames, n);
