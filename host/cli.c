@@ -398,16 +398,56 @@ s_reload (s_client_t *c, int argc, char **argv)
     return s_simple (c, req);
 }
 
-int
-main (int argc, char **argv)
+/* replay PROJECTION. */
+static int
+s_replay (s_client_t *c, int argc, char **argv)
 {
-    s_client_t c = { .endpoint = getenv ("BCTX_ENDPOINT"), .timeout_ms = 5000 };
-    if (!c.endpoint || !*c.endpoint)
-        c.endpoint = S_DEFAULT_ENDPOINT;
-    const char *server_key = getenv ("BCTX_SERVER_KEY");
-    const char *public_key = getenv ("BCTX_PUBLIC_KEY");
-    const char *secret_key = getenv ("BCTX_SECRET_KEY");
-    const char *admin = getenv ("BCTX_ADMIN");
+    return s_named (c, "replay", "projection", argc, argv);
+}
+
+/* A subcommand whose request is more than its op's name. */
+typedef struct {
+    const char *name;             /* the subcommand, an op's name */
+    int (*run) (s_client_t *c, int argc, char **argv);
+                                  /* builds, sends and prints its request; NULL:
+                                     it takes no argument, the op alone is sent */
+} s_subcommand_t;
+
+static const s_subcommand_t s_subcommands[] = {
+    { "send", s_send },
+    { "events", s_events },
+    { "query", s_query },
+    { "replay", s_replay },
+    { "retry", s_retry },
+    { "reload", s_reload },
+    { "contexts", NULL },
+    { "stats", NULL },
+};
+
+/* The subcommand named name (borrowed), or NULL for an op sent alone. */
+static const s_subcommand_t *
+s_subcommand (const char *name)
+{
+    for (size_t i = 0; i < sizeof s_subcommands / sizeof s_subcommands[0]; i++)
+        if (strcmp (s_subcommands[i].name, name) == 0)
+            return &s_subcommands[i];
+    return NULL;
+}
+
+/* The client's CURVE keys and admin endpoint: the environment's, then the
+ * options'. */
+typedef struct {
+    const char *server;           /* the host's public key, or NULL */
+    const char *public_key;       /* this client's public key, or NULL */
+    const char *secret;           /* this client's secret key, or NULL */
+    const char *admin;            /* the admin endpoint given, or NULL */
+} s_keys_t;
+
+/* Reads the options before the subcommand into c and keys.  Return -1
+ * to go on, or the exit code (after printing why). */
+static int
+s_options (s_client_t *c, s_keys_t *keys, int argc, char **argv)
+{
     static const struct option longopts[] = {
         { "endpoint", required_argument, NULL, 'e' },
         { "timeout", required_argument, NULL, 't' },
@@ -422,15 +462,15 @@ main (int argc, char **argv)
     /* "+": stop at the subcommand; its own options are parsed below. */
     while ((opt = getopt_long (argc, argv, "+e:t:h", longopts, NULL)) != -1) {
         if (opt == 'A') {
-            admin = optarg;
+            keys->admin = optarg;
         } else if (opt == 'S') {
-            server_key = optarg;
+            keys->server = optarg;
         } else if (opt == 'P') {
-            public_key = optarg;
+            keys->public_key = optarg;
         } else if (opt == 'K') {
-            secret_key = optarg;
+            keys->secret = optarg;
         } else if (opt == 'e') {
-            c.endpoint = optarg;
+            c->endpoint = optarg;
         } else if (opt == 't') {
             char *end;
             double s = strtod (optarg, &end);
@@ -438,14 +478,66 @@ main (int argc, char **argv)
                 fprintf (stderr, "bctx: --timeout: expected seconds, got \"%s\"\n", optarg);
                 return EXIT_USAGE;
             }
-            c.timeout_ms = (int) (s * 1000);
-            if (c.timeout_ms < 1)
-                c.timeout_ms = 1;
+            c->timeout_ms = (int) (s * 1000);
+            if (c->timeout_ms < 1)
+                c->timeout_ms = 1;
         } else {
             s_usage ();
             return opt == 'h' ? EXIT_DONE : EXIT_USAGE;
         }
     }
+    return -1;
+}
+
+/* keygen: prints a new CURVE key pair.  Return the exit code. */
+static int
+s_keygen (int argc)
+{
+    char pub[41], sec[41];
+    if (argc || zmq_curve_keypair (pub, sec) != 0) {
+        fprintf (stderr, "bctx: keygen: %s\n", argc ? "takes no argument"
+                                                    : "this libzmq has no CURVE");
+        return argc ? EXIT_USAGE : EXIT_ERROR;
+    }
+    printf ("{\"public\":\"%s\",\"secret\":\"%s\"}\n", pub, sec);
+    return EXIT_DONE;
+}
+
+/* Opens c's REQ socket (in c->zctx) with keys, connected to c->endpoint.
+ * Return 0, or -1 after printing why. */
+static int
+s_open (s_client_t *c, const s_keys_t *keys)
+{
+    c->req = zmq_socket (c->zctx, ZMQ_REQ);
+    int linger = 0;
+    zmq_setsockopt (c->req, ZMQ_LINGER, &linger, sizeof linger);
+    if (keys->server && *keys->server
+        && (zmq_setsockopt (c->req, ZMQ_CURVE_SERVERKEY, keys->server, 40) != 0
+            || zmq_setsockopt (c->req, ZMQ_CURVE_PUBLICKEY, keys->public_key, 40) != 0
+            || zmq_setsockopt (c->req, ZMQ_CURVE_SECRETKEY, keys->secret, 40) != 0)) {
+        fprintf (stderr, "bctx: a key is not a valid Z85 CURVE key\n");
+        return -1;
+    }
+    if (zmq_connect (c->req, c->endpoint) != 0) {
+        fprintf (stderr, "bctx: bad endpoint \"%s\": %s\n", c->endpoint,
+                 zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_client_t c = { .endpoint = getenv ("BCTX_ENDPOINT"), .timeout_ms = 5000 };
+    if (!c.endpoint || !*c.endpoint)
+        c.endpoint = S_DEFAULT_ENDPOINT;
+    s_keys_t keys = { .server = getenv ("BCTX_SERVER_KEY"),
+                      .public_key = getenv ("BCTX_PUBLIC_KEY"),
+                      .secret = getenv ("BCTX_SECRET_KEY"), .admin = getenv ("BCTX_ADMIN") };
+    int code = s_options (&c, &keys, argc, argv);
+    if (code >= 0)
+        return code;
     if (optind >= argc) {
         s_usage ();
         return EXIT_USAGE;
@@ -453,19 +545,11 @@ main (int argc, char **argv)
     const char *sub = argv[optind];
     int sargc = argc - optind - 1;
     char **sargv = argv + optind + 1;
-    if (strcmp (sub, "keygen") == 0) {
-        char pub[41], sec[41];
-        if (sargc || zmq_curve_keypair (pub, sec) != 0) {
-            fprintf (stderr, "bctx: keygen: %s\n", sargc ? "takes no argument"
-                                                         : "this libzmq has no CURVE");
-            return sargc ? EXIT_USAGE : EXIT_ERROR;
-        }
-        printf ("{\"public\":\"%s\",\"secret\":\"%s\"}\n", pub, sec);
-        return EXIT_DONE;
-    }
-    if (server_key && *server_key
-        && (!public_key || strlen (public_key) != 40 || !secret_key || strlen (secret_key) != 40
-            || strlen (server_key) != 40)) {
+    if (strcmp (sub, "keygen") == 0)
+        return s_keygen (sargc);
+    if (keys.server && *keys.server
+        && (!keys.public_key || strlen (keys.public_key) != 40 || !keys.secret
+            || strlen (keys.secret) != 40 || strlen (keys.server) != 40)) {
         fprintf (stderr, "bctx: --server-key needs --public-key and --secret-key, "
                          "each a 40-character Z85 key\n");
         return EXIT_USAGE;
@@ -476,45 +560,21 @@ main (int argc, char **argv)
         s_usage ();
         return EXIT_USAGE;
     }
-    if ((strcmp (sub, "contexts") == 0 || strcmp (sub, "stats") == 0) && sargc) {
+    const s_subcommand_t *how = s_subcommand (sub);
+    if (how && !how->run && sargc) {
         s_usage ();
         return EXIT_USAGE;
     }
     c.zctx = zmq_ctx_new ();
-    c.req = zmq_socket (c.zctx, ZMQ_REQ);
-    int linger = 0;
-    zmq_setsockopt (c.req, ZMQ_LINGER, &linger, sizeof linger);
-    if (server_key && *server_key
-        && (zmq_setsockopt (c.req, ZMQ_CURVE_SERVERKEY, server_key, 40) != 0
-            || zmq_setsockopt (c.req, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0
-            || zmq_setsockopt (c.req, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0)) {
-        fprintf (stderr, "bctx: a key is not a valid Z85 CURVE key\n");
-        zmq_close (c.req);
-        zmq_ctx_term (c.zctx);
-        return EXIT_USAGE;
-    }
-    int code;
-    if (zmq_connect (c.req, c.endpoint) != 0) {
-        fprintf (stderr, "bctx: bad endpoint \"%s\": %s\n", c.endpoint,
-                 zmq_strerror (zmq_errno ()));
+    if (s_open (&c, &keys) < 0)
         code = EXIT_USAGE;
-    } else if (bctx_op_is_admin (op) && admin && *admin && s_use_admin (&c, admin) < 0) {
+    else if (bctx_op_is_admin (op) && keys.admin && *keys.admin
+             && s_use_admin (&c, keys.admin) < 0)
         code = EXIT_USAGE;
-    } else if (strcmp (sub, "send") == 0) {
-        code = s_send (&c, sargc, sargv);
-    } else if (strcmp (sub, "events") == 0) {
-        code = s_events (&c, sargc, sargv);
-    } else if (strcmp (sub, "query") == 0) {
-        code = s_query (&c, sargc, sargv);
-    } else if (strcmp (sub, "replay") == 0) {
-        code = s_named (&c, "replay", "projection", sargc, sargv);
-    } else if (strcmp (sub, "retry") == 0) {
-        code = s_retry (&c, sargc, sargv);
-    } else if (strcmp (sub, "reload") == 0) {
-        code = s_reload (&c, sargc, sargv);
-    } else {
+    else if (how && how->run)
+        code = how->run (&c, sargc, sargv);
+    else
         code = s_simple (&c, json_pack ("{s:s}", "op", sub));
-    }
     zmq_close (c.req);
     zmq_ctx_term (c.zctx);
     free (c.admin);

@@ -4,6 +4,9 @@
  * The config is checked whole before anything starts: an unknown key, a
  * wrong type or a missing required key is an error whose message names its
  * JSON path (e.g. "contexts[1].plugin: expected a string").
+ *
+ * In two files: config.c reads and checks the file, config_context.c
+ * turns a config into a context process's view (bctx_config_for_context).
  */
 #ifndef BCTX_CONFIG_H
 #define BCTX_CONFIG_H

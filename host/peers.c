@@ -5,6 +5,7 @@
  */
 
 #include "peers.h"
+#include "frames.h"
 #include "endpoint.h"
 #include "log.h"
 #include "util.h"
@@ -161,19 +162,7 @@ s_on_peer_reply (void *arg)
     s_peer_t *p = arg;
     for (int k = 0; k < 256; k++) {
         zmq_msg_t frames[3];
-        int n = 0, more = 1;
-        while (more) {
-            zmq_msg_t scratch, *m = n < 3 ? &frames[n] : &scratch;
-            zmq_msg_init (m);
-            if (zmq_msg_recv (m, p->dealer, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close (m);
-                break;
-            }
-            more = zmq_msg_more (m);
-            if (n >= 3)
-                zmq_msg_close (m);
-            n++;
-        }
+        int n = bctx_frames_recv (p->dealer, frames, 3);
         if (n == 0)
             break;
         s_answer (p->owner, p->index, frames, n);

@@ -3,6 +3,9 @@
  */
 
 #include "relay.h"
+#include "frames.h"
+#include "hold.h"
+#include "runs.h"
 #include "log.h"
 #include "util.h"
 
@@ -31,17 +34,6 @@ typedef struct {
     void *arg;                    /* its argument */
 } s_idle_t;
 
-/* A command held while its context is handed over. */
-typedef struct {
-    char *name;                   /* its context */
-    char *text;                   /* the request (owned) */
-    size_t len;                   /* its length */
-    unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope */
-    size_t env_len;               /* its length */
-    int delimiter;                /* the client sent an empty frame first */
-    char what[160];               /* the command, for an obituary */
-} s_held_t;
-
 /* A request at a process, waiting for its reply. */
 typedef struct {
     uint64_t tag;                 /* sent beside it, comes back with the reply */
@@ -65,10 +57,7 @@ struct bctx_relay {
     size_t n_pending;             /* how many */
     int64_t in_flight;            /* of which clients' commands */
     uint64_t next_tag;            /* tags */
-    char **holds;                 /* contexts whose commands are held */
-    size_t n_holds;               /* how many */
-    s_held_t *held;               /* the commands held, in arrival order */
-    size_t n_held;                /* how many */
+    bctx_hold_t hold;             /* the contexts handed over and their commands held */
     bctx_relay_fn *child_fn;      /* told of standbys up and children ended */
     void *child_arg;              /* its argument */
     s_idle_t *idles;              /* children whose commands in flight are awaited */
@@ -152,27 +141,13 @@ s_what (const bctx_request_t *req, char *what, size_t size)
               json_string_value (json_object_get (req->body, "command")), id ? id : "none");
 }
 
-/* Is context name's traffic held? */
-static int
-s_holding (const bctx_relay_t *self, const char *name)
-{
-    for (size_t i = 0; i < self->n_holds; i++)
-        if (strcmp (self->holds[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 char *
 bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name)
 {
-    if (self->n_holds && s_holding (self, name)) {
-        self->held = bctx_realloc (self->held, (self->n_held + 1) * sizeof *self->held);
-        s_held_t *h = &self->held[self->n_held++];
-        *h = (s_held_t) { .name = strdup (name), .text = strndup (req->text, req->text_len),
-                          .len = req->text_len, .env_len = req->envelope_len,
-                          .delimiter = req->delimiter };
-        memcpy (h->env, req->envelope, req->envelope_len);
-        s_what (req, h->what, sizeof h->what);
+    if (self->hold.n_names && bctx_hold_has (&self->hold, name)) {
+        char what[160];
+        s_what (req, what, sizeof what);
+        bctx_hold_add (&self->hold, name, req, what);
         self->in_flight++;
         return NULL;
     }
@@ -245,46 +220,11 @@ s_check_idle (bctx_relay_t *self, bctx_child_t *c)
     }
 }
 
-/* The names (keys) of object `o` as an array.  Return: new. */
-static json_t *
-s_keys (const json_t *o)
-{
-    json_t *names = json_array ();
-    const char *key;
-    json_t *v;
-    json_object_foreach ((json_t *) o, key, v)
-        json_array_append_new (names, json_string (key));
-    return names;
-}
-
-/* Adds to consumes what each runner of `runners` (stats' projections or
- * reactors) reads: the sources of its checkpoints. */
-static void
-s_consumed (json_t *consumes, const char *kind, const json_t *runners)
-{
-    const char *name;
-    json_t *r;
-    json_object_foreach ((json_t *) runners, name, r) {
-        char who[160];
-        snprintf (who, sizeof who, "%s %s", kind, name);
-        json_object_set_new (consumes, who, s_keys (json_object_get (r, "checkpoints")));
-    }
-}
-
 void
 bctx_relay_learn (bctx_relay_t *self, bctx_child_t *c, const json_t *stats)
 {
-    json_t *projections = json_object_get (stats, "projections");
-    json_t *reactors = json_object_get (stats, "reactors");
-    if (!json_is_object (projections) || !json_is_object (reactors))
+    if (bctx_runs_learn (c, stats) < 0)
         return;
-    json_decref (c->projections);
-    c->projections = s_keys (projections);
-    json_decref (c->reactors);
-    c->reactors = s_keys (reactors);
-    json_object_clear (c->consumes);
-    s_consumed (c->consumes, "projection", projections);
-    s_consumed (c->consumes, "reactor", reactors);
     bctx_registry_want_bridges (self->registry, c->consumes);
     if (!c->standby && !c->retired)
         bctx_registry_set_views (self->registry, c->name, c->projections);
@@ -373,19 +313,7 @@ s_read_on (bctx_relay_t *self, bctx_child_t *c, void *socket)
 {
     for (int k = 0; k < 256; k++) {
         zmq_msg_t frames[3];
-        int n = 0, more = 1;
-        while (more) {
-            zmq_msg_t scratch, *m = n < 3 ? &frames[n] : &scratch;
-            zmq_msg_init (m);
-            if (zmq_msg_recv (m, socket, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close (m);
-                break;
-            }
-            more = zmq_msg_more (m);
-            if (n >= 3)
-                zmq_msg_close (m);
-            n++;
-        }
+        int n = bctx_frames_recv (socket, frames, 3);
         if (n == 0)
             break;
         s_answer (self, c, frames, n);
@@ -623,18 +551,15 @@ bctx_relay_in_flight (const bctx_relay_t *self)
     return self->in_flight;
 }
 
-/* Answers held command i "unavailable" (why) and forgets it. */
+/* Answers held command h (taken out of the hold) "unavailable" (why). */
 static void
-s_held_fail (bctx_relay_t *self, size_t i, const char *why)
+s_held_fail (bctx_relay_t *self, const bctx_held_t *h, const char *why)
 {
-    s_held_t *h = &self->held[i];
     char *reply = bctx_reply_error (BCTX_E_UNAVAILABLE, "context \"%s\": %s; the command "
                                     "was not acknowledged, so it may be sent again", h->name,
                                     why);
     bctx_api_send (self->api, h->env, h->env_len, h->delimiter, reply);
     free (reply);
-    free (h->name);
-    free (h->text);
     self->in_flight--;
 }
 
@@ -648,35 +573,23 @@ bctx_relay_on_child (bctx_relay_t *self, bctx_relay_fn *fn, void *arg)
 void
 bctx_relay_hold (bctx_relay_t *self, const char *name)
 {
-    if (s_holding (self, name))
-        return;
-    self->holds = bctx_realloc (self->holds, (self->n_holds + 1) * sizeof *self->holds);
-    self->holds[self->n_holds++] = strdup (name);
+    bctx_hold_start (&self->hold, name);
 }
 
 void
 bctx_relay_unhold (bctx_relay_t *self, const char *name)
 {
-    for (size_t i = 0; i < self->n_holds; i++)
-        if (strcmp (self->holds[i], name) == 0) {
-            free (self->holds[i]);
-            self->holds[i] = self->holds[--self->n_holds];
-            break;
-        }
+    size_t n;
+    bctx_held_t *held = bctx_hold_take (&self->hold, name, &n);
     bctx_child_t *c = bctx_supervise_find (self->supervise, name);
     const bctx_config_t *config = self->registry->config;
     double deadline = bctx_now () + (double) (config->handler_timeout_ms + 2000) / 1000.0;
-    size_t kept = 0;
-    for (size_t i = 0; i < self->n_held; i++) {
-        s_held_t *h = &self->held[i];
-        if (strcmp (h->name, name) != 0) {
-            self->held[kept++] = *h;
-            continue;
-        }
+    for (size_t i = 0; i < n; i++) {
+        bctx_held_t *h = &held[i];
         s_pending_t *p = c && c->state == BCTX_CHILD_UP
                          ? s_pass_on (self, c, h->text, h->len, 1) : NULL;
         if (!p) {
-            s_held_fail (self, i, "its process is not taking commands");
+            s_held_fail (self, h, "its process is not taking commands");
             continue;
         }
         p->kind = S_CLIENT;
@@ -685,10 +598,8 @@ bctx_relay_unhold (bctx_relay_t *self, const char *name)
         p->env_len = h->env_len;
         p->delimiter = h->delimiter;
         memcpy (p->what, h->what, sizeof p->what);
-        free (h->name);
-        free (h->text);
     }
-    self->n_held = kept;
+    bctx_held_free (held, n);
 }
 
 void
@@ -726,9 +637,11 @@ bctx_relay_promoted (bctx_relay_t *self, bctx_child_t *c)
 void
 bctx_relay_abandon (bctx_relay_t *self)
 {
-    for (size_t i = 0; i < self->n_held; i++)
-        s_held_fail (self, i, "the host stopped before its process took it");
-    self->n_held = 0;
+    size_t n;
+    bctx_held_t *held = bctx_hold_take (&self->hold, NULL, &n);
+    for (size_t i = 0; i < n; i++)
+        s_held_fail (self, &held[i], "the host stopped before its process took it");
+    bctx_held_free (held, n);
     while (self->n_pending > 0)
         s_fail (self, 0, "the host stopped before its process answered");
 }
@@ -739,14 +652,7 @@ bctx_relay_destroy (bctx_relay_t **self_p)
     bctx_relay_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    for (size_t i = 0; i < self->n_held; i++) {
-        free (self->held[i].name);
-        free (self->held[i].text);
-    }
-    free (self->held);
-    for (size_t i = 0; i < self->n_holds; i++)
-        free (self->holds[i]);
-    free (self->holds);
+    bctx_hold_clear (&self->hold);
     size_t n;
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
     for (size_t i = 0; i < n; i++) {

@@ -10,7 +10,7 @@
  * it is up), and learns from them which projections and reactors it
  * runs: queries then read those read models from their files here, and
  * replay and retry go to the process that runs them.  During a handover
- * it holds the context's commands (reload.h).
+ * it holds the context's commands (reload.h), in a bctx_hold_t (hold.h).
  */
 #ifndef BCTX_RELAY_H
 #define BCTX_RELAY_H

@@ -153,6 +153,31 @@ s_find (bctx_reload_t *self, const bctx_child_t *c)
     return NULL;
 }
 
+/* The handover of child c (as old or next) when it is at step, or NULL
+ * (an answer that comes after the handover moved on or ended). */
+static s_handover_t *
+s_at (bctx_reload_t *self, const bctx_child_t *c, int step)
+{
+    s_handover_t *h = s_find (self, c);
+    return h && h->step == step ? h : NULL;
+}
+
+/* Puts handover h at step and asks child the op in text (borrowed), with
+ * the handler's timeout and `spare` seconds more; fn (self, child, reply)
+ * takes the answer.  Return 0, or -1 when child cannot be reached. */
+static int
+s_ask (bctx_reload_t *self, s_handover_t *h, bctx_child_t *child, const char *text,
+       int step, double spare, bctx_relay_fn *fn)
+{
+    h->step = step;
+    if (step == S_RELEASING)
+        h->release_at = bctx_now ();
+    else
+        h->take_at = bctx_now ();
+    double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + spare;
+    return bctx_relay_ask (self->relay, child, text, strlen (text), timeout, fn, self);
+}
+
 /* The reason a standby wrote before it ended (context_main.h's
  * standby-NAME.G.json), into why, with its wire code.  Return the code. */
 static const char *
@@ -189,8 +214,8 @@ static void
 s_taken (void *arg, bctx_child_t *next, const char *reply)
 {
     bctx_reload_t *self = arg;
-    s_handover_t *h = s_find (self, next);
-    if (!h || h->step != S_TAKING)
+    s_handover_t *h = s_at (self, next, S_TAKING);
+    if (!h)
         return;
     json_t *r = reply ? json_loads (reply, 0, NULL) : NULL;
     if (!json_is_true (json_object_get (r, "ok"))) {
@@ -229,11 +254,7 @@ s_taken (void *arg, bctx_child_t *next, const char *reply)
 static void
 s_take (bctx_reload_t *self, s_handover_t *h)
 {
-    static const char take[] = "{\"op\":\"take\"}";
-    h->step = S_TAKING;
-    h->take_at = bctx_now ();
-    double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + 7.0;
-    if (bctx_relay_ask (self->relay, h->next, take, sizeof take - 1, timeout, s_taken, self) < 0)
+    if (s_ask (self, h, h->next, "{\"op\":\"take\"}", S_TAKING, 7.0, s_taken) < 0)
         s_roll_back (self, h, "the new version's process cannot be reached");
 }
 
@@ -242,8 +263,8 @@ static void
 s_released (void *arg, bctx_child_t *old, const char *reply)
 {
     bctx_reload_t *self = arg;
-    s_handover_t *h = s_find (self, old);
-    if (!h || h->step != S_RELEASING)
+    s_handover_t *h = s_at (self, old, S_RELEASING);
+    if (!h)
         return;
     json_t *r = reply ? json_loads (reply, 0, NULL) : NULL;
     int ok = json_is_true (json_object_get (r, "ok"));
@@ -269,15 +290,10 @@ s_idle (void *arg, bctx_child_t *old, const char *reply)
 {
     (void) reply;
     bctx_reload_t *self = arg;
-    s_handover_t *h = s_find (self, old);
-    if (!h || h->step != S_DRAINING)
+    s_handover_t *h = s_at (self, old, S_DRAINING);
+    if (!h)
         return;
-    static const char release[] = "{\"op\":\"release\"}";
-    h->step = S_RELEASING;
-    h->release_at = bctx_now ();
-    double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + 2.0;
-    if (bctx_relay_ask (self->relay, old, release, sizeof release - 1, timeout, s_released,
-                        self) < 0)
+    if (s_ask (self, h, old, "{\"op\":\"release\"}", S_RELEASING, 2.0, s_released) < 0)
         s_give_up (self, h, BCTX_E_UNAVAILABLE, "the old version's process cannot be reached");
 }
 

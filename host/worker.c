@@ -5,7 +5,9 @@
 
 #include "worker.h"
 #include "cache.h"
-#include "link.h"
+#include "decided.h"
+#include "dedup.h"
+#include "worker_link.h"
 #include "bus.h"
 #include "log.h"
 #include "protocol.h"
@@ -17,15 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
 #define S_CACHE_MAX   200000   /* aggregates cached before the cache is reset */
 #define S_AGG_MAX     256      /* longest aggregate id, in bytes */
-#define S_KEY_MAX     320      /* longest stored command key (an id of at most
-                                  256 bytes and its origin's mark) */
 
 struct bctx_worker {
     char *name;                   /* the context's name */
@@ -36,11 +35,7 @@ struct bctx_worker {
     void *replies;                /* PUSH: job pointers back, with replies */
     void *bus;                    /* PUB into the internal bus */
     char *bus_in;                 /* where it connects: its supervisor's bus, or NULL */
-    int listener;                 /* a context process's command link (link.h),
-                                     listening, or -1 */
-    int conn;                     /* the supervisor's connection to it, or -1 */
-    bctx_bytes_t in;              /* bytes read from conn, not all taken yet */
-    bctx_bytes_t out;             /* a reply on its way to conn */
+    bctx_worker_link_t link;      /* a context process's command link (worker_link.h) */
     bctx_plugin_t *plugin;        /* the version serving (the worker's reference) */
     _Atomic int loaded;           /* versions loaded: 1 (a version is swapped by a
                                      handover between processes) */
@@ -77,106 +72,6 @@ bctx_job_destroy (bctx_job_t **self_p)
     *self_p = NULL;
 }
 
-/* A fresh command id: 128 random bits in hex. */
-static void
-s_new_id (char out[33])
-{
-    unsigned char raw[16];
-    if (getrandom (raw, sizeof raw, 0) != (ssize_t) sizeof raw) {
-        static _Atomic uint64_t counter;
-        uint64_t c = ++counter;
-        memcpy (raw, &c, sizeof c);
-        memset (raw + 8, 0, 8);
-    }
-    for (int i = 0; i < 16; i++)
-        snprintf (out + 2 * i, 3, "%02x", raw[i]);
-}
-
-static int
-s_valid_type (const char *type)
-{
-    size_t n = 0;
-    for (const char *p = type; *p; p++, n++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '_'))
-            return 0;
-    return n > 0 && n <= 128;
-}
-
-/* Frees the first n texts and sets them to NULL. */
-static void
-s_texts_free (char **texts, size_t n)
-{
-    for (size_t i = 0; texts && i < n; i++) {
-        free (texts[i]);
-        texts[i] = NULL;
-    }
-}
-
-int
-bctx_decided_check (const json_t *events, size_t max_events, size_t max_data,
-                    char **texts, char *why, size_t whylen)
-{
-    if (!json_is_array (events)) {
-        snprintf (why, whylen, "a value that is not an array of events");
-        return BCTX_DECIDED_MALFORMED;
-    }
-    size_t n = json_array_size (events);
-    if (n > max_events) {
-        snprintf (why, whylen, "%zu events, over the limit of %zu "
-                  "(host.max_events_per_command)", n, max_events);
-        return BCTX_DECIDED_TOO_LARGE;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *ev = json_array_get (events, i);
-        json_t *jtype = json_object_get (ev, "type");
-        const char *type = json_string_value (jtype);
-        json_t *data = json_object_get (ev, "data");
-        int rc = BCTX_DECIDED_MALFORMED;
-        char *text = NULL;
-        if (!json_is_object (ev))
-            snprintf (why, whylen, "event %zu, which is not an object", i);
-        else if (!type || strlen (type) != json_string_length (jtype) || !s_valid_type (type))
-            snprintf (why, whylen, "event %zu without a valid type "
-                      "(1 to 128 letters, digits or _)", i);
-        else if (!json_is_object (data))
-            snprintf (why, whylen, "event %zu (%s) whose data is not an object", i, type);
-        else if (!(text = json_dumps (data, JSON_COMPACT)))
-            snprintf (why, whylen, "event %zu (%s) whose data cannot be written as JSON",
-                      i, type);
-        else if (strlen (text) > max_data) {
-            snprintf (why, whylen, "event %zu (%s) with data of %zu bytes, over the "
-                      "limit of %zu (host.max_message)", i, type, strlen (text), max_data);
-            rc = BCTX_DECIDED_TOO_LARGE;
-        } else {
-            rc = 0;
-        }
-        if (rc == 0 && texts) {
-            texts[i] = text;
-            continue;
-        }
-        free (text);
-        if (rc != 0) {
-            s_texts_free (texts, i);
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* The key a command's id is remembered under: the id itself for a
- * client's command; for a reactor's, the id behind a record separator
- * (0x1e), which the API refuses in a client's id.  So the two origins
- * never share an id, whatever a client chooses.  Return: id or buf. */
-static const char *
-s_command_key (int origin, const char *id, char *buf, size_t size)
-{
-    if (origin != BCTX_ORIGIN_REACTOR)
-        return id;
-    snprintf (buf, size, "\x1e%s", id);
-    return buf;
-}
-
 /* The cache entry of an aggregate, folding its events from the store when
  * absent.  Return: borrowed, or NULL on failure (message in why). */
 static json_t *
@@ -184,87 +79,6 @@ s_aggregate (bctx_worker_t *self, const char *aggregate, char *why,
              size_t whylen)
 {
     return bctx_cache_entry (self->cache, self->plugin, self->store, aggregate, why, whylen);
-}
-
-/* Builds the reply of an accepted command from its events.  Return: new. */
-static char *
-s_accepted_reply (const char *id, const char *aggregate,
-                  const bctx_row_t *events, size_t n)
-{
-    bctx_buf_t b = { 0 };
-    bctx_buf_add_str (&b, "{\"ok\":true,\"id\":");
-    bctx_buf_add_json_string (&b, id);
-    bctx_buf_add_str (&b, ",\"events\":[");
-    for (size_t i = 0; i < n; i++) {
-        bctx_buf_add_str (&b, i ? ",{\"type\":\"" : "{\"type\":\"");
-        bctx_buf_add_str (&b, events[i].type);
-        bctx_buf_add_str (&b, "\",\"aggregate\":");
-        bctx_buf_add_json_string (&b, aggregate);
-        bctx_buf_add_str (&b, ",\"version\":");
-        bctx_buf_add_int (&b, events[i].version);
-        bctx_buf_add_str (&b, ",\"position\":");
-        bctx_buf_add_int (&b, events[i].position);
-        bctx_buf_add_str (&b, "}");
-    }
-    bctx_buf_add_str (&b, "]}");
-    return b.text;
-}
-
-typedef struct {
-    const char *id;               /* the stored key of the command whose events are collected */
-    bctx_row_t *events;         /* copies of what was read */
-    size_t n;                     /* how many */
-    size_t cap;                   /* room in events: the most one command emits */
-    char *types;                  /* their types, NUL-separated */
-    size_t types_len;             /* bytes used in types */
-    int failed;                   /* out of memory */
-} s_replayed_t;
-
-static int
-s_collect_summary (const bctx_row_t *e, void *arg)
-{
-    s_replayed_t *r = arg;
-    if (!e->command || strcmp (e->command, r->id) != 0 || r->n == r->cap)
-        return 1;                  /* past the command's events */
-    r->events[r->n] = *e;
-    size_t tl = strlen (e->type) + 1;
-    char *types = realloc (r->types, r->types_len + tl);
-    if (!types) {
-        r->failed = 1;
-        return 1;
-    }
-    r->types = types;
-    memcpy (r->types + r->types_len, e->type, tl);
-    r->types_len += tl;
-    r->n++;
-    return 0;
-}
-
-/* The first reply of a command whose events are in the stream: rebuilt
- * from those events (at most host.max_events_per_command, the most one
- * command can have emitted).  key: the command's stored key (see
- * s_command_key); id: its id as the client knows it; seen: its first
- * position.  Return: new, or NULL. */
-static char *
-s_replay_reply (bctx_worker_t *self, const char *key, const char *id, const char *aggregate,
-                json_t *seen)
-{
-    int64_t from = json_integer_value (seen);
-    s_replayed_t r = { .id = key, .cap = self->max_events,
-                       .events = calloc (self->max_events, sizeof *r.events) };
-    int64_t got = r.events ? bctx_store_read (self->store, from, aggregate,
-                                              (int64_t) r.cap + 1, s_collect_summary, &r)
-                           : -1;
-    char *reply = NULL;
-    if (got >= 0 && r.n > 0 && !r.failed) {
-        const char *t = r.types;
-        for (size_t i = 0; i < r.n; i++, t += strlen (t) + 1)
-            r.events[i].type = t;
-        reply = s_accepted_reply (id, aggregate, r.events, r.n);
-    }
-    free (r.events);
-    free (r.types);
-    return reply;
 }
 
 /* Remembers the reply of a command that appended nothing (for retries) and
@@ -279,40 +93,6 @@ s_settle (bctx_worker_t *self, bctx_job_t *job, const char *key, char *reply)
         return 0;
     int rc = bctx_store_remember (self->store, key, reply);
     return rc == BCTX_ESTORE ? -1 : 0;
-}
-
-/* Builds the metadata of a command's events.  Return: new text. */
-static char *
-s_metadata (json_t *req, const char *id, int origin, const char *version)
-{
-    const char *corr = json_string_value (json_object_get (req, "correlation_id"));
-    const char *cause = json_string_value (json_object_get (req, "causation_id"));
-    char when[40];
-    bctx_time_iso (when, sizeof when);
-    bctx_buf_t b = { 0 };
-    bctx_buf_add_str (&b, "{\"command_id\":");
-    bctx_buf_add_json_string (&b, id);
-    bctx_buf_add_str (&b, ",\"correlation_id\":");
-    bctx_buf_add_json_string (&b, corr ? corr : id);
-    bctx_buf_add_str (&b, ",\"causation_id\":");
-    bctx_buf_add_json_string (&b, cause ? cause : id);
-    bctx_buf_add_str (&b, ",\"time\":\"");
-    bctx_buf_add_str (&b, when);
-    bctx_buf_add_str (&b, "\",\"context_version\":");
-    bctx_buf_add_json_string (&b, version ? version : "");
-    if (origin == BCTX_ORIGIN_REACTOR)
-        bctx_buf_add_str (&b, ",\"origin\":\"reactor\"");
-    bctx_buf_add_str (&b, "}");
-    return b.text;
-}
-
-/* The full event as published on the bus.  Return: new text. */
-static char *
-s_full_event (const char *context, const bctx_row_t *e)
-{
-    bctx_buf_t b = { 0 };
-    bctx_buf_add_event (&b, context, e);
-    return b.text;
 }
 
 /* Adds an event to publish after the commit.  topic, text: stolen. */
@@ -344,10 +124,10 @@ s_pending_clear (s_pending_t *p)
 typedef struct {
     const char *command;          /* its name (in the request) */
     const char *id;               /* its id, given or made (idbuf) */
-    const char *key;              /* the id as remembered (s_command_key) */
+    const char *key;              /* the id as remembered (bctx_dedup_key) */
     int given;                    /* the request named its id */
     char idbuf[33];               /* a made id */
-    char keybuf[S_KEY_MAX];       /* a reactor's key */
+    char keybuf[BCTX_DEDUP_KEY_MAX]; /* a reactor's key */
     const bctx_command_t *cmd;    /* the plugin's command */
     const char *aggregate;        /* its aggregate id (in the request) */
     json_t *entry;                /* the aggregate's cache entry (borrowed) */
@@ -364,7 +144,7 @@ static void
 s_decision_clear (s_decision_t *d)
 {
     if (d->texts)
-        s_texts_free (d->texts, d->n);
+        bctx_decided_texts_free (d->texts, d->n);
     free (d->texts);
     json_decref (d->events);
     json_decref (d->next);
@@ -393,7 +173,7 @@ s_resolve (bctx_worker_t *self, bctx_job_t *job, s_decision_t *d)
     d->given = jid != NULL;
     if (jid) {
         d->id = json_string_value (jid);
-        d->key = s_command_key (job->origin, d->id, d->keybuf, sizeof d->keybuf);
+        d->key = bctx_dedup_key (job->origin, d->id, d->keybuf, sizeof d->keybuf);
         /* A retry of a command that appended nothing (a rejection). */
         char *first = bctx_store_recall (self->store, d->key);
         if (first) {
@@ -402,7 +182,7 @@ s_resolve (bctx_worker_t *self, bctx_job_t *job, s_decision_t *d)
             return 0;
         }
     } else {
-        s_new_id (d->idbuf);
+        bctx_dedup_new_id (d->idbuf);
         d->id = d->key = d->idbuf;
     }
     d->cmd = bctx_plugin_command (self->plugin, d->command);
@@ -427,7 +207,8 @@ s_resolve (bctx_worker_t *self, bctx_job_t *job, s_decision_t *d)
     json_t *seen = d->given ? json_object_get (ids, d->key) : NULL;
     if (seen) {
         /* A retry of a command whose events are in this stream. */
-        job->reply = s_replay_reply (self, d->key, d->id, d->aggregate, seen);
+        job->reply = bctx_dedup_replay (self->store, d->key, d->id, d->aggregate,
+                                        json_integer_value (seen), self->max_events);
         if (!job->reply) {
             job->reply = bctx_reply_error (BCTX_E_INTERNAL, "cannot read back command %s",
                                            d->id);
@@ -494,7 +275,7 @@ s_decide (bctx_worker_t *self, bctx_job_t *job, s_decision_t *d)
     if (n == 0) {
         /* Accepted, nothing to record: remember the reply by id. */
         atomic_fetch_add (&self->stats.accepted, 1);
-        return s_settle (self, job, d->key, s_accepted_reply (d->id, d->aggregate, NULL, 0));
+        return s_settle (self, job, d->key, bctx_dedup_accepted (d->id, d->aggregate, NULL, 0));
     }
     return S_GO_ON;
 }
@@ -508,18 +289,10 @@ s_record (bctx_worker_t *self, s_pending_t *pending, s_decision_t *d)
     bctx_job_t *job = pending->job;
     const bctx_plugin_t *p = self->plugin;
     int64_t version = json_integer_value (json_array_get (d->entry, BCTX_CACHE_VERSION));
-    char *metadata = s_metadata (job->request, d->id, job->origin, p->desc->version);
-    bctx_row_t *rows = calloc (d->n, sizeof *rows);
-    for (size_t i = 0; i < d->n; i++) {
-        json_t *ev = json_array_get (d->events, i);
-        rows[i] = (bctx_row_t) {
-            .aggregate = d->aggregate,
-            .type = json_string_value (json_object_get (ev, "type")),
-            .data = d->texts[i],
-            .metadata = metadata,
-            .command = d->key,
-        };
-    }
+    char *metadata = bctx_decided_metadata (job->request, d->id, job->origin,
+                                            p->desc->version);
+    bctx_row_t *rows = bctx_decided_rows (d->events, d->texts, d->n, d->aggregate, metadata,
+                                          d->key);
     int arc = bctx_store_append (self->store, d->aggregate, version, rows, d->n);
     int result = 0;
     if (arc == BCTX_ESTORECONFLICT) {
@@ -539,7 +312,7 @@ s_record (bctx_worker_t *self, s_pending_t *pending, s_decision_t *d)
             char *topic = NULL;
             if (asprintf (&topic, "%s.%s", self->name, rows[i].type) < 0)
                 topic = NULL;
-            s_publish_later (pending, topic, s_full_event (self->name, &rows[i]));
+            s_publish_later (pending, topic, bctx_decided_event_text (self->name, &rows[i]));
         }
         json_array_set_new (d->entry, BCTX_CACHE_VERSION,
                             json_integer (version + (json_int_t) d->n));
@@ -547,7 +320,7 @@ s_record (bctx_worker_t *self, s_pending_t *pending, s_decision_t *d)
         d->next = NULL;
         bctx_cache_note_command (d->entry, d->key, rows[0].position);
         atomic_fetch_add (&self->stats.accepted, 1);
-        job->reply = s_accepted_reply (d->id, d->aggregate, rows, d->n);
+        job->reply = bctx_dedup_accepted (d->id, d->aggregate, rows, d->n);
     }
     free (rows);
     free (metadata);
@@ -584,36 +357,14 @@ s_reply (bctx_worker_t *self, bctx_job_t *job)
         return;
     }
     if (job->link) {
-        uint64_t tag;
-        memcpy (&tag, job->identity, sizeof tag);
-        const char *reply = job->reply ? job->reply : "{\"ok\":false}";
-        /* Written with the rest of its batch's replies (s_flush_link). */
-        if (self->conn >= 0)
-            bctx_link_put (&self->out, tag, reply, strlen (reply));
-        bctx_job_destroy (&job);
+        /* Written with the rest of its batch's replies. */
+        bctx_worker_link_put (&self->link, job);
         return;
     }
     if (zmq_send (self->replies, &job, sizeof job, 0) < 0) {
         bctx_log (BCTX_LOG_ERROR, "context %s: cannot hand a reply back: %s",
                   self->name, zmq_strerror (zmq_errno ()));
         bctx_job_destroy (&job);
-    }
-}
-
-/* Writes the replies put on the command link, in one write when the
- * socket takes them (the supervisor always reads: a full one only
- * waits, up to 5 s). */
-static void
-s_flush_link (bctx_worker_t *self)
-{
-    if (self->conn < 0 || self->out.off >= self->out.len)
-        return;
-    if (bctx_link_write (self->conn, &self->out, 5000) < 0) {
-        bctx_log (BCTX_LOG_WARN, "context %s: its supervisor does not read its command "
-                  "link; it answers \"unavailable\"", self->name);
-        close (self->conn);
-        self->conn = -1;
-        self->out.off = self->out.len = 0;
     }
 }
 
@@ -652,7 +403,7 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
             s_pending_clear (&batch[i]);
             s_reply (self, batch[i].job);
         }
-        s_flush_link (self);
+        bctx_worker_link_flush (&self->link, self->name);
         free (msg);
         atomic_fetch_add (&self->stats.failed, (int64_t) n);
         return;
@@ -661,7 +412,7 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
     atomic_store (&self->stats.position, bctx_store_position (self->store));
     for (size_t i = 0; i < n; i++)
         s_reply (self, batch[i].job);
-    s_flush_link (self);
+    bctx_worker_link_flush (&self->link, self->name);
     /* Publish after the replies: the bus is a wake-up, clients come first. */
     int64_t events = 0;
     for (size_t i = 0; i < n; i++) {
@@ -678,75 +429,6 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
         json_object_clear (self->cache);
 }
 
-/* Takes one command waiting on the command link, a frame whose body is
- * a "send" (its origin as the supervisor let it through), as a job,
- * reading what the link has when none is buffered.  A body that is not
- * JSON is dropped (the supervisor only sends what it parsed).  Return
- * it, or NULL when none waits. */
-static bctx_job_t *
-s_take_link (bctx_worker_t *self)
-{
-    int filled = 0;
-    while (self->conn >= 0) {
-        uint64_t tag;
-        const char *body;
-        size_t len;
-        int rc = bctx_link_next (&self->in, &tag, &body, &len);
-        if (rc == 0 && !filled) {
-            filled = 1;
-            rc = bctx_link_fill (self->conn, &self->in) < 0 ? -1 : 2;
-        }
-        if (rc == 2)
-            continue;
-        if (rc < 0) {             /* the supervisor went, or sent garbage */
-            close (self->conn);
-            self->conn = -1;
-        }
-        if (rc <= 0)
-            return NULL;
-        json_t *req = json_loadb (body, len, 0, NULL);
-        if (!req)
-            continue;
-        bctx_job_t *job = calloc (1, sizeof *job);
-        job->link = 1;
-        memcpy (job->identity, &tag, sizeof tag);
-        job->identity_len = sizeof tag;
-        const char *origin = json_string_value (json_object_get (req, "origin"));
-        job->origin = origin && strcmp (origin, "reactor") == 0 ? BCTX_ORIGIN_REACTOR
-                                                                : BCTX_ORIGIN_CLIENT;
-        job->request = req;
-        return job;
-    }
-    return NULL;
-}
-
-/* Waits until the queue or the link has something.  Return 0, or -1
- * when the host is going away. */
-static int
-s_wait (bctx_worker_t *self)
-{
-    if (bctx_link_ready (&self->in))
-        return 0;                 /* frames read already */
-    zmq_pollitem_t items[3] = {
-        { self->queue, 0, ZMQ_POLLIN, 0 }, { NULL, self->listener, ZMQ_POLLIN, 0 },
-        { NULL, self->conn, ZMQ_POLLIN, 0 },
-    };
-    while (zmq_poll (items, self->conn >= 0 ? 3 : 2, -1) < 0)
-        if (zmq_errno () != EINTR)
-            return -1;
-    if (items[1].revents & ZMQ_POLLIN) {
-        /* A supervisor (again, after a restart of its own link). */
-        int fd = bctx_link_accept (self->listener);
-        if (fd >= 0) {
-            if (self->conn >= 0)
-                close (self->conn);
-            self->conn = fd;
-            self->in.off = self->in.len = 0;
-        }
-    }
-    return 0;
-}
-
 static void *
 s_run (void *arg)
 {
@@ -756,16 +438,17 @@ s_run (void *arg)
     int stopping = 0;
     while (!stopping) {
         size_t n = 0;
-        if (self->listener >= 0 && s_wait (self) < 0)
+        if (self->link.listener >= 0 && bctx_worker_link_wait (&self->link, self->queue) < 0)
             break;
         while (n < self->max_batch) {
-            bctx_job_t *job = self->listener >= 0 ? s_take_link (self) : NULL;
+            bctx_job_t *job = self->link.listener >= 0 ? bctx_worker_link_take (&self->link)
+                                                       : NULL;
             if (job) {
                 batch[n++] = (s_pending_t) { .job = job };
                 continue;
             }
             int rc = zmq_recv (self->queue, &job, sizeof job,
-                               n == 0 && self->listener < 0 ? 0 : ZMQ_DONTWAIT);
+                               n == 0 && self->link.listener < 0 ? 0 : ZMQ_DONTWAIT);
             if (rc < 0 && zmq_errno () == EINTR)
                 continue;
             if (rc < 0 && zmq_errno () == EAGAIN)
@@ -786,9 +469,9 @@ s_run (void *arg)
             s_batch (self, batch, n);
     }
     /* At a drain, what the supervisor sent before it stopped sending. */
-    for (size_t n = 1; self->conn >= 0 && n > 0;) {
+    for (size_t n = 1; self->link.conn >= 0 && n > 0;) {
         bctx_job_t *job;
-        for (n = 0; n < self->max_batch && (job = s_take_link (self)); n++)
+        for (n = 0; n < self->max_batch && (job = bctx_worker_link_take (&self->link)); n++)
             batch[n] = (s_pending_t) { .job = job };
         if (n)
             s_batch (self, batch, n);
@@ -814,7 +497,7 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index, int *fai
     self->max_events = config->max_events_per_command;
     self->max_data = config->max_message;
     self->cache = json_object ();
-    self->listener = self->conn = -1;
+    bctx_worker_link_init (&self->link);
     self->bus_in = config->bus_in ? strdup (config->bus_in) : NULL;
     if (asprintf (&self->endpoint, "inproc://bctx-worker-%s", cc->name) < 0
         || asprintf (&self->store_path, "%s/%s.db", config->data, cc->name) < 0)
@@ -850,9 +533,8 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index, int *fai
         /* The supervisor's commands come here without a hop through the
          * API thread, and without ZeroMQ's I/O threads (link.h). */
         char why[512];
-        self->listener = bctx_link_listen (config->command_link + strlen ("ipc://"),
-                                           why, sizeof why);
-        if (self->listener < 0) {
+        if (bctx_worker_link_listen (&self->link, config->command_link + strlen ("ipc://"),
+                                     why, sizeof why) < 0) {
             snprintf (err, errlen, "contexts[%zu]: its command link: %s", cc->index, why);
             goto fail;
         }
@@ -989,12 +671,7 @@ bctx_worker_destroy (bctx_worker_t **self_p)
     }
     if (self->replies)
         zmq_close (self->replies);
-    if (self->conn >= 0)
-        close (self->conn);
-    if (self->listener >= 0)
-        close (self->listener);
-    bctx_bytes_clear (&self->in);
-    bctx_bytes_clear (&self->out);
+    bctx_worker_link_close (&self->link);
     if (self->bus) {
         zmq_setsockopt (self->bus, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close (self->bus);

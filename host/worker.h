@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "decided.h"   /* bctx_decided_check, declared here before */
 #include "loader.h"
 #include "util.h"
 
@@ -50,28 +51,6 @@ typedef struct bctx_job {
 /* Where a command came from.  Command ids are remembered per origin, so an
  * id a client chooses can never be taken for one a reactor derived. */
 enum { BCTX_ORIGIN_CLIENT = 0, BCTX_ORIGIN_REACTOR = 1 };
-
-/* What bctx_decided_check found wrong with what a decide returned. */
-enum {
-    BCTX_DECIDED_MALFORMED = -1,  /* not an array of {"type", "data"} events */
-    BCTX_DECIDED_TOO_LARGE = -2,  /* too many events, or an event's data too big */
-};
-
-/*
- * Checks what a plugin's decide put in `events` (borrowed), before anything
- * of it is folded or stored: a JSON array of at most max_events events
- * (host.max_events_per_command), each an object with a "type" of 1 to 128
- * letters, digits or '_' and a "data" object whose compact JSON text is at
- * most max_data bytes (host.max_message).  texts: NULL, or room for
- * json_array_size (events) pointers, which on success hold each event's
- * data as compact JSON text (new: the caller frees each); on failure they
- * are all NULL.  Return 0, or BCTX_DECIDED_MALFORMED or
- * BCTX_DECIDED_TOO_LARGE with why saying which event and what (naming the
- * limit's config key), e.g. "1001 events, over the limit of 1000
- * (host.max_events_per_command)".
- */
-int bctx_decided_check (const json_t *events, size_t max_events, size_t max_data,
-                        char **texts, char *why, size_t whylen);
 
 /* Frees a job; sets *self_p to NULL.  Idempotent. */
 void bctx_job_destroy (bctx_job_t **self_p);
