@@ -5,6 +5,7 @@
 #include "datadir.h"
 #include "log.h"
 #include "store.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -424,9 +425,7 @@ s_scan_read_side (bctx_datadir_t *self, s_seen_list_t *seen, char *err, size_t e
             rc = -1;
         }
     }
-    for (size_t i = 0; i < n; i++)
-        free (names[i]);
-    free (names);
+    bctx_strings_free (names, n);
     return rc;
 }
 

@@ -4,6 +4,7 @@
  */
 #include "feed.h"
 #include "bus.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,9 +107,7 @@ bctx_feed_destroy (bctx_feed_t **self_p)
     for (size_t i = 0; i < self->n; i++) {
         s_input_t *in = &self->inputs[i];
         free (in->name);
-        for (size_t k = 0; k < in->n_types; k++)
-            free (in->types[k]);
-        free (in->types);
+        bctx_strings_free (in->types, in->n_types);
         bctx_store_destroy (&in->store);
     }
     free (self->inputs);

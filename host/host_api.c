@@ -34,12 +34,14 @@ s_host_context_name (const bctx_host_t *host)
 void
 bctx_host_api_fill (bctx_host_t *host, bctx_plugin_t *plugin)
 {
-    host->size = sizeof *host;
-    host->priv = plugin;
-    host->log = s_host_log;
-    host->context_name = s_host_context_name;
-    host->model_get = bctx_models_get;
-    host->model_put = bctx_models_put;
-    host->model_delete = bctx_models_delete;
-    host->send = bctx_reaction_send;
+    *host = (bctx_host_t) {
+        .size = sizeof *host,
+        .priv = plugin,
+        .log = s_host_log,
+        .context_name = s_host_context_name,
+        .model_get = bctx_models_get,
+        .model_put = bctx_models_put,
+        .model_delete = bctx_models_delete,
+        .send = bctx_reaction_send,
+    };
 }

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 /* One registered reader. */
@@ -65,6 +66,17 @@ bctx_loop_reader_end (bctx_loop_t *self, int id)
             self->n_readers--;
             return;
         }
+}
+
+void
+bctx_loop_reader_close (bctx_loop_t *self, int *id, int *fd)
+{
+    if (*id >= 0 && self)
+        bctx_loop_reader_end (self, *id);
+    *id = -1;
+    if (*fd >= 0)
+        close (*fd);
+    *fd = -1;
 }
 
 void

@@ -38,6 +38,11 @@ int bctx_loop_reader (bctx_loop_t *self, void *socket, int fd, bctx_loop_fn *fn,
 /* Removes the reader `id`; an unknown id is ignored. */
 void bctx_loop_reader_end (bctx_loop_t *self, int id);
 
+/* A module's teardown of a descriptor it reads: ends the reader *id (when
+ * it is >= 0 and self is not NULL), closes *fd (when it is >= 0), and sets
+ * both to -1. */
+void bctx_loop_reader_close (bctx_loop_t *self, int *id, int *fd);
+
 /* Registers a timer, ticked in the order of registration.  arg: borrowed. */
 void bctx_loop_timer (bctx_loop_t *self, bctx_tick_fn *tick, void *arg);
 

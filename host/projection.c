@@ -3,6 +3,7 @@
  * and rebuilds, read-model cache, checkpoints.
  */
 #include "projection.h"
+#include "consumer.h"
 #include "log.h"
 #include "runner.h"
 #include "store.h"
@@ -39,38 +40,22 @@ struct bctx_models {
 };
 
 struct bctx_projector {
-    bctx_busy_t busy;             /* its handler running (the watchdog's) */
-    bctx_poison_t *poison;        /* the events parked in this process, or NULL */
-    bctx_slot_t *slot;            /* its note of the event it handles, or NULL */
-    char who[100];                /* "projection NAME", as poison names it */
+    bctx_consumer_t base;         /* its feed, file, thread, poison slot, stats */
     int64_t passed_over;          /* parked events it did not hand its handler */
-    char *name;                   /* the projection's name */
-    char *path;                   /* its read-side file */
-    bctx_plugin_t *plugin;        /* the context's version it runs (a reference) */
-    const bctx_projection_t *def; /* its declaration, inside plugin */
-    char *context;                /* the context's name */
-    bctx_feed_t *feed;            /* its sources */
-    bctx_readside_t *db;          /* its read models and checkpoints */
-    void *sub;                    /* bus subscription (the thread's) */
-    bctx_runner_t *runner;        /* its thread (s_run) and control pipe */
+    const bctx_projection_t *def; /* its declaration, inside base.plugin */
     struct bctx_models models;    /* read models of the generation fed */
     int64_t gen;                  /* the generation being fed */
-    int64_t *checkpoints;         /* per source, of gen */
     int building;                 /* gen is a rebuild beside the live one */
     int64_t built_from;           /* heads when the rebuild started, summed */
     double last_progress_log;     /* when progress was last logged */
     int backoff_ms;               /* wait after a failure */
     double streak_start;          /* when the current catch-up began, or 0 */
     int64_t streak_from;          /* events handled when it began */
-    /* Shared with the API thread, under lock: */
-    pthread_mutex_t lock;         /* guards what follows */
+    /* Shared with the API thread, under base.lock: */
     json_t *retries;              /* parked events to apply: [[source, position], ...] */
-    int64_t *shown;               /* per source: checkpoint of the live gen */
     int64_t *shown_build;         /* per source: checkpoint of the rebuild */
     int shown_building;           /* a rebuild is running */
-    int64_t handled;              /* events handled since start */
     int64_t rebuilds;             /* rebuilds completed since start */
-    char error[256];              /* last failure, or "" */
 };
 
 /* --- host services --------------------------------------------------- */
@@ -82,7 +67,7 @@ bctx_models_get (bctx_models_t *m, const char *key)
         return NULL;
     json_t *v = json_object_get (m->cache, key);
     if (!v) {
-        char *text = bctx_readside_get (m->owner->db, m->owner->gen, key);
+        char *text = bctx_readside_get (m->owner->base.db, m->owner->gen, key);
         v = text ? json_loads (text, JSON_DECODE_ANY, NULL) : json_null ();
         free (text);
         if (!v) {
@@ -129,10 +114,10 @@ s_set_error (bctx_projector_t *self, const char *fmt, ...)
     va_start (ap, fmt);
     vsnprintf (text, sizeof text, fmt, ap);
     va_end (ap);
-    pthread_mutex_lock (&self->lock);
-    snprintf (self->error, sizeof self->error, "%s", text);
-    pthread_mutex_unlock (&self->lock);
-    bctx_log (BCTX_LOG_ERROR, "projection %s: %s", self->name, text);
+    pthread_mutex_lock (&self->base.lock);
+    snprintf (self->base.error, sizeof self->base.error, "%s", text);
+    pthread_mutex_unlock (&self->base.lock);
+    bctx_log (BCTX_LOG_ERROR, "projection %s: %s", self->base.name, text);
 }
 
 /* Loads gen's checkpoints and forgets cached read models. */
@@ -143,44 +128,44 @@ s_feed_gen (bctx_projector_t *self, int64_t gen, int building)
     self->building = building;
     json_object_clear (self->models.cache);
     json_object_clear (self->models.dirty);
-    size_t n = bctx_feed_size (self->feed);
+    size_t n = bctx_feed_size (self->base.feed);
     for (size_t i = 0; i < n; i++)
-        self->checkpoints[i] = bctx_readside_checkpoint (self->db, gen,
-                                                          bctx_feed_name (self->feed, i));
-    pthread_mutex_lock (&self->lock);
+        self->base.checkpoints[i] = bctx_readside_checkpoint (self->base.db, gen,
+                                                          bctx_feed_name (self->base.feed, i));
+    pthread_mutex_lock (&self->base.lock);
     self->shown_building = building;
     for (size_t i = 0; i < n; i++) {
         if (building)
-            self->shown_build[i] = self->checkpoints[i];
+            self->shown_build[i] = self->base.checkpoints[i];
         else
-            self->shown[i] = self->checkpoints[i];
+            self->base.shown[i] = self->base.checkpoints[i];
     }
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
 }
 
 /* Starts a rebuild into the generation after the live one. */
 static int
 s_start_rebuild (bctx_projector_t *self, const char *why)
 {
-    int64_t live = bctx_readside_meta (self->db, "live_gen", 1);
+    int64_t live = bctx_readside_meta (self->base.db, "live_gen", 1);
     int64_t next = live + 1;
-    if (bctx_readside_begin (self->db) != 0)
+    if (bctx_readside_begin (self->base.db) != 0)
         return -1;
-    int64_t old_build = bctx_readside_meta (self->db, "build_gen", 0);
-    if ((old_build && bctx_readside_drop (self->db, old_build) != 0)
-        || bctx_readside_drop (self->db, next) != 0
-        || bctx_readside_set_meta (self->db, "build_gen", next) != 0
-        || bctx_readside_set_meta (self->db, "build_version", self->def->version) != 0
-        || bctx_readside_commit (self->db) != 0) {
-        bctx_readside_rollback (self->db);
+    int64_t old_build = bctx_readside_meta (self->base.db, "build_gen", 0);
+    if ((old_build && bctx_readside_drop (self->base.db, old_build) != 0)
+        || bctx_readside_drop (self->base.db, next) != 0
+        || bctx_readside_set_meta (self->base.db, "build_gen", next) != 0
+        || bctx_readside_set_meta (self->base.db, "build_version", self->def->version) != 0
+        || bctx_readside_commit (self->base.db) != 0) {
+        bctx_readside_rollback (self->base.db);
         return -1;
     }
     self->built_from = 0;
-    for (size_t i = 0; i < bctx_feed_size (self->feed); i++)
-        self->built_from += bctx_feed_head (self->feed, i);
+    for (size_t i = 0; i < bctx_feed_size (self->base.feed); i++)
+        self->built_from += bctx_feed_head (self->base.feed, i);
     bctx_log (BCTX_LOG_INFO, "projection %s: rebuilding version %u from position 1 (%s); "
               "queries answer from the live read models until it has caught up",
-              self->name, self->def->version, why);
+              self->base.name, self->def->version, why);
     s_feed_gen (self, next, 1);
     return 0;
 }
@@ -189,23 +174,23 @@ s_start_rebuild (bctx_projector_t *self, const char *why)
 static int
 s_go_live (bctx_projector_t *self)
 {
-    int64_t old = bctx_readside_meta (self->db, "live_gen", 0);
-    if (bctx_readside_begin (self->db) != 0)
+    int64_t old = bctx_readside_meta (self->base.db, "live_gen", 0);
+    if (bctx_readside_begin (self->base.db) != 0)
         return -1;
-    if (bctx_readside_set_meta (self->db, "live_gen", self->gen) != 0
-        || bctx_readside_set_meta (self->db, "live_version", self->def->version) != 0
-        || bctx_readside_delete_meta (self->db, "build_gen") != 0
-        || bctx_readside_delete_meta (self->db, "build_version") != 0
-        || (old && bctx_readside_drop (self->db, old) != 0)
-        || bctx_readside_commit (self->db) != 0) {
-        bctx_readside_rollback (self->db);
+    if (bctx_readside_set_meta (self->base.db, "live_gen", self->gen) != 0
+        || bctx_readside_set_meta (self->base.db, "live_version", self->def->version) != 0
+        || bctx_readside_delete_meta (self->base.db, "build_gen") != 0
+        || bctx_readside_delete_meta (self->base.db, "build_version") != 0
+        || (old && bctx_readside_drop (self->base.db, old) != 0)
+        || bctx_readside_commit (self->base.db) != 0) {
+        bctx_readside_rollback (self->base.db);
         return -1;
     }
     bctx_log (BCTX_LOG_INFO, "projection %s: rebuild of version %u caught up; now live",
-              self->name, self->def->version);
-    pthread_mutex_lock (&self->lock);
+              self->base.name, self->def->version);
+    pthread_mutex_lock (&self->base.lock);
     self->rebuilds++;
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
     s_feed_gen (self, self->gen, 0);
     return 0;
 }
@@ -214,27 +199,27 @@ s_go_live (bctx_projector_t *self)
 static int
 s_open_generations (bctx_projector_t *self)
 {
-    int64_t live = bctx_readside_meta (self->db, "live_gen", 0);
+    int64_t live = bctx_readside_meta (self->base.db, "live_gen", 0);
     if (live == 0) {
         /* First run: build generation 1 and serve it as it fills. */
-        if (bctx_readside_begin (self->db) != 0
-            || bctx_readside_set_meta (self->db, "live_gen", 1) != 0
-            || bctx_readside_set_meta (self->db, "live_version", self->def->version) != 0
-            || bctx_readside_commit (self->db) != 0) {
-            bctx_readside_rollback (self->db);
+        if (bctx_readside_begin (self->base.db) != 0
+            || bctx_readside_set_meta (self->base.db, "live_gen", 1) != 0
+            || bctx_readside_set_meta (self->base.db, "live_version", self->def->version) != 0
+            || bctx_readside_commit (self->base.db) != 0) {
+            bctx_readside_rollback (self->base.db);
             return -1;
         }
         s_feed_gen (self, 1, 0);
         return 0;
     }
-    int64_t live_version = bctx_readside_meta (self->db, "live_version", 0);
-    int64_t build = bctx_readside_meta (self->db, "build_gen", 0);
-    int64_t build_version = bctx_readside_meta (self->db, "build_version", 0);
+    int64_t live_version = bctx_readside_meta (self->base.db, "live_version", 0);
+    int64_t build = bctx_readside_meta (self->base.db, "build_gen", 0);
+    int64_t build_version = bctx_readside_meta (self->base.db, "build_version", 0);
     /* Checkpoints of the live generation, for stats, whatever is fed. */
     s_feed_gen (self, live, 0);
     if (build && build_version == (int64_t) self->def->version) {
         bctx_log (BCTX_LOG_INFO, "projection %s: resuming the rebuild of version %u",
-                  self->name, self->def->version);
+                  self->base.name, self->def->version);
         s_feed_gen (self, build, 1);
         return 0;
     }
@@ -246,12 +231,12 @@ s_open_generations (bctx_projector_t *self)
     }
     if (build) {
         /* A rebuild of another version was left behind: drop it. */
-        if (bctx_readside_begin (self->db) != 0
-            || bctx_readside_drop (self->db, build) != 0
-            || bctx_readside_delete_meta (self->db, "build_gen") != 0
-            || bctx_readside_delete_meta (self->db, "build_version") != 0
-            || bctx_readside_commit (self->db) != 0) {
-            bctx_readside_rollback (self->db);
+        if (bctx_readside_begin (self->base.db) != 0
+            || bctx_readside_drop (self->base.db, build) != 0
+            || bctx_readside_delete_meta (self->base.db, "build_gen") != 0
+            || bctx_readside_delete_meta (self->base.db, "build_version") != 0
+            || bctx_readside_commit (self->base.db) != 0) {
+            bctx_readside_rollback (self->base.db);
             return -1;
         }
     }
@@ -260,23 +245,32 @@ s_open_generations (bctx_projector_t *self)
 
 /* --- feeding --------------------------------------------------------- */
 
+/* Hands event to the handler, noted in the poison slot and the busy time.
+ * Return the handler's result. */
+static int
+s_call (bctx_projector_t *self, const bctx_event_t *event)
+{
+    const bctx_plugin_t *p = self->base.plugin;
+    bctx_slot_enter (self->base.slot, event);
+    bctx_busy_begin (&self->base.busy);
+    int rc = self->def->handle (p->user, &p->host, &self->models, event);
+    bctx_busy_end (&self->base.busy);
+    bctx_slot_leave (self->base.slot);
+    return rc;
+}
+
 static int
 s_handle (const bctx_event_t *event, void *arg)
 {
     bctx_projector_t *self = arg;
-    const bctx_plugin_t *p = self->plugin;
-    if (bctx_poison_parked (self->poison, self->who, event->context, event->position)) {
+    if (bctx_poison_parked (self->base.poison, self->base.who, event->context, event->position)) {
         bctx_log (BCTX_LOG_WARN, "%s: passes over %s.%s at position %lld, parked: it ended "
-                  "its process %d times", self->who, event->context, event->type,
+                  "its process %d times", self->base.who, event->context, event->type,
                   (long long) event->position, BCTX_POISON_LIMIT);
         self->passed_over++;
         return 0;
     }
-    bctx_slot_enter (self->slot, event);
-    bctx_busy_begin (&self->busy);
-    int rc = self->def->handle (p->user, &p->host, &self->models, event);
-    bctx_busy_end (&self->busy);
-    bctx_slot_leave (self->slot);
+    int rc = s_call (self, event);
     if (rc != BCTX_OK || self->models.failed) {
         s_set_error (self, "handler failed (%d) on %s.%s at position %lld", rc,
                      event->context, event->type, (long long) event->position);
@@ -295,10 +289,10 @@ s_flush (bctx_projector_t *self)
         json_t *v = json_object_get (self->models.cache, key);
         int rc;
         if (!v || json_is_null (v)) {
-            rc = bctx_readside_delete (self->db, self->gen, key);
+            rc = bctx_readside_delete (self->base.db, self->gen, key);
         } else {
             char *text = json_dumps (v, JSON_COMPACT | JSON_ENCODE_ANY);
-            rc = text ? bctx_readside_put (self->db, self->gen, key, text) : -1;
+            rc = text ? bctx_readside_put (self->base.db, self->gen, key, text) : -1;
             free (text);
         }
         if (rc != 0)
@@ -313,53 +307,53 @@ s_flush (bctx_projector_t *self)
 static int
 s_batch (bctx_projector_t *self, size_t i)
 {
-    int64_t from = self->checkpoints[i] + 1;
-    int64_t head = bctx_feed_head (self->feed, i);
-    if (from > head + 1 && !self->error[0])
+    int64_t from = self->base.checkpoints[i] + 1;
+    int64_t head = bctx_feed_head (self->base.feed, i);
+    if (from > head + 1 && !self->base.error[0])
         /* Say it, once: the log is shorter than what was already read. */
         s_set_error (self, "checkpoint %lld for %s is past its log's last position %lld: "
                      "was the log replaced (a moved context without its file)? "
                      "`bctx replay %s` rebuilds from what the log holds",
-                     (long long) self->checkpoints[i], bctx_feed_name (self->feed, i),
-                     (long long) head, self->name);
+                     (long long) self->base.checkpoints[i], bctx_feed_name (self->base.feed, i),
+                     (long long) head, self->base.name);
     if (from > head)
         return 0;
-    if (bctx_readside_begin (self->db) != 0) {
-        s_set_error (self, "cannot begin: %s", bctx_readside_error (self->db));
+    if (bctx_readside_begin (self->base.db) != 0) {
+        s_set_error (self, "cannot begin: %s", bctx_readside_error (self->base.db));
         return -1;
     }
-    int64_t last = self->checkpoints[i];
+    int64_t last = self->base.checkpoints[i];
     self->models.failed = 0;
     /* No further than the head: the worker commits before it moves the
      * head, so the log may already hold more, and a checkpoint past the
      * head would look like a replaced log at the next batch.  Its
      * wake-up comes after the head has moved. */
     int64_t limit = head - from + 1 < S_BATCH ? head - from + 1 : S_BATCH;
-    int64_t n = bctx_feed_read (self->feed, i, from, limit, s_handle, self, &last);
-    const char *source = bctx_feed_name (self->feed, i);
+    int64_t n = bctx_feed_read (self->base.feed, i, from, limit, s_handle, self, &last);
+    const char *source = bctx_feed_name (self->base.feed, i);
     if (n < 0 || s_flush (self) != 0
-        || (last > self->checkpoints[i]
-            && bctx_readside_set_checkpoint (self->db, self->gen, source, last) != 0)
-        || bctx_readside_commit (self->db) != 0) {
+        || (last > self->base.checkpoints[i]
+            && bctx_readside_set_checkpoint (self->base.db, self->gen, source, last) != 0)
+        || bctx_readside_commit (self->base.db) != 0) {
         if (n >= 0)
-            s_set_error (self, "cannot store read models: %s", bctx_readside_error (self->db));
-        bctx_readside_rollback (self->db);
+            s_set_error (self, "cannot store read models: %s", bctx_readside_error (self->base.db));
+        bctx_readside_rollback (self->base.db);
         /* What the cache holds may be from the dropped batch. */
         json_object_clear (self->models.cache);
         json_object_clear (self->models.dirty);
         return -1;
     }
-    self->checkpoints[i] = last;
+    self->base.checkpoints[i] = last;
     if (json_object_size (self->models.cache) > S_CACHE_MAX)
         json_object_clear (self->models.cache);
-    pthread_mutex_lock (&self->lock);
+    pthread_mutex_lock (&self->base.lock);
     if (self->building)
         self->shown_build[i] = last;
     else
-        self->shown[i] = last;
-    self->handled += n;
-    self->error[0] = '\0';
-    pthread_mutex_unlock (&self->lock);
+        self->base.shown[i] = last;
+    self->base.handled += n;
+    self->base.error[0] = '\0';
+    pthread_mutex_unlock (&self->base.lock);
     return n == S_BATCH ? 1 : 0;
 }
 
@@ -369,7 +363,7 @@ static int
 s_catch_up (bctx_projector_t *self)
 {
     int more = 0;
-    for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
+    for (size_t i = 0; i < bctx_feed_size (self->base.feed); i++) {
         int rc = s_batch (self, i);
         if (rc < 0)
             return -1;
@@ -377,12 +371,12 @@ s_catch_up (bctx_projector_t *self)
     }
     if (self->building && bctx_now () - self->last_progress_log > 2.0) {
         int64_t done = 0, total = 0;
-        for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
-            done += self->checkpoints[i];
-            total += bctx_feed_head (self->feed, i);
+        for (size_t i = 0; i < bctx_feed_size (self->base.feed); i++) {
+            done += self->base.checkpoints[i];
+            total += bctx_feed_head (self->base.feed, i);
         }
         bctx_log (BCTX_LOG_INFO, "projection %s: rebuilding, %lld of %lld events read (%.0f%%)",
-                  self->name, (long long) done, (long long) total,
+                  self->base.name, (long long) done, (long long) total,
                   total ? 100.0 * (double) done / (double) total : 100.0);
         self->last_progress_log = bctx_now ();
     }
@@ -406,12 +400,7 @@ s_retry_handle (const bctx_event_t *event, void *arg)
     bctx_projector_t *self = r->self;
     if (event->position != r->position)
         return 0;
-    const bctx_plugin_t *p = self->plugin;
-    bctx_slot_enter (self->slot, event);
-    bctx_busy_begin (&self->busy);
-    r->rc = self->def->handle (p->user, &p->host, &self->models, event);
-    bctx_busy_end (&self->busy);
-    bctx_slot_leave (self->slot);
+    r->rc = s_call (self, event);
     return 0;
 }
 
@@ -424,60 +413,60 @@ s_retry_handle (const bctx_event_t *event, void *arg)
 static void
 s_retry_one (bctx_projector_t *self, const char *source, int64_t position)
 {
-    if (!bctx_poison_parked (self->poison, self->who, source, position))
+    if (!bctx_poison_parked (self->base.poison, self->base.who, source, position))
         return;                    /* asked twice: done already */
-    int i = bctx_feed_index (self->feed, source);
+    int i = bctx_feed_index (self->base.feed, source);
     if (i < 0) {
         s_set_error (self, "cannot retry %s's event at position %lld: this version does "
                      "not consume %s; it stays parked", source, (long long) position, source);
         return;
     }
-    if (self->checkpoints[i] < position) {
+    if (self->base.checkpoints[i] < position) {
         bctx_log (BCTX_LOG_INFO, "projection %s: has not reached %s's parked event at "
-                  "position %lld yet (a rebuild): unparked, it is folded in order", self->name,
+                  "position %lld yet (a rebuild): unparked, it is folded in order", self->base.name,
                   source, (long long) position);
-        bctx_poison_unpark (self->poison, self->who, source, position);
+        bctx_poison_unpark (self->base.poison, self->base.who, source, position);
         return;
     }
     bctx_log (BCTX_LOG_INFO, "projection %s: retrying %s's parked event at position %lld",
-              self->name, source, (long long) position);
-    if (bctx_readside_begin (self->db) != 0) {
-        s_set_error (self, "cannot begin: %s", bctx_readside_error (self->db));
+              self->base.name, source, (long long) position);
+    if (bctx_readside_begin (self->base.db) != 0) {
+        s_set_error (self, "cannot begin: %s", bctx_readside_error (self->base.db));
         return;
     }
     s_retrying_t r = { .self = self, .position = position, .rc = -1 };
     int64_t last = position - 1;
     self->models.failed = 0;
-    int64_t n = bctx_feed_read (self->feed, (size_t) i, position, 1, s_retry_handle, &r,
+    int64_t n = bctx_feed_read (self->base.feed, (size_t) i, position, 1, s_retry_handle, &r,
                                 &last);
     if (n != 1 || r.rc != BCTX_OK || self->models.failed || s_flush (self) != 0
-        || bctx_readside_commit (self->db) != 0) {
+        || bctx_readside_commit (self->base.db) != 0) {
         if (n == 1 && r.rc != BCTX_OK)
             s_set_error (self, "retry of %s's parked event at position %lld: handler "
                          "failed (%d); it stays parked", source, (long long) position, r.rc);
         else
             s_set_error (self, "retry of %s's parked event at position %lld: cannot read "
                          "it or store its read models (%s); it stays parked", source,
-                         (long long) position, bctx_readside_error (self->db));
-        bctx_readside_rollback (self->db);
+                         (long long) position, bctx_readside_error (self->base.db));
+        bctx_readside_rollback (self->base.db);
         json_object_clear (self->models.cache);
         json_object_clear (self->models.dirty);
         return;
     }
-    pthread_mutex_lock (&self->lock);
-    self->handled++;
-    pthread_mutex_unlock (&self->lock);
-    bctx_poison_unpark (self->poison, self->who, source, position);
+    pthread_mutex_lock (&self->base.lock);
+    self->base.handled++;
+    pthread_mutex_unlock (&self->base.lock);
+    bctx_poison_unpark (self->base.poison, self->base.who, source, position);
 }
 
 /* Runs the parked events asked for, in the order asked. */
 static void
 s_retry (bctx_projector_t *self)
 {
-    pthread_mutex_lock (&self->lock);
+    pthread_mutex_lock (&self->base.lock);
     json_t *asked = self->retries;
     self->retries = json_array ();
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
     size_t k;
     json_t *e;
     json_array_foreach (asked, k, e)
@@ -492,7 +481,7 @@ static void
 s_run (bctx_runner_t *runner, void *arg)
 {
     bctx_projector_t *self = arg;
-    bctx_log_set_context (self->context);
+    bctx_log_set_context (self->base.context);
     for (;;) {
         int cmd, replay = 0, retry = 0;
         while ((cmd = bctx_runner_recv (runner)) > 0) {
@@ -504,21 +493,21 @@ s_run (bctx_runner_t *runner, void *arg)
         if (cmd == BCTX_RUNNER_TERM)
             break;
         if (replay && s_start_rebuild (self, "asked by replay") != 0)
-            s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->db));
+            s_set_error (self, "cannot start a rebuild: %s", bctx_readside_error (self->base.db));
         if (retry)
             s_retry (self);
         if (!self->streak_start) {
             self->streak_start = bctx_now ();
-            self->streak_from = self->handled;
+            self->streak_from = self->base.handled;
         }
         int rc = s_catch_up (self);
         if (rc == 0) {
             /* Caught up: say how fast, when it was a catch-up worth naming. */
-            int64_t n = self->handled - self->streak_from;
+            int64_t n = self->base.handled - self->streak_from;
             double took = bctx_now () - self->streak_start;
             if (n >= 10000)
                 bctx_log (BCTX_LOG_INFO, "projection %s: caught up %lld events in %.3f s "
-                          "(%.0f events/s)", self->name, (long long) n, took,
+                          "(%.0f events/s)", self->base.name, (long long) n, took,
                           took > 0 ? (double) n / took : 0.0);
             self->streak_start = 0;
         }
@@ -532,15 +521,12 @@ s_run (bctx_runner_t *runner, void *arg)
             self->backoff_ms = 0;
             if (rc == 0 && self->building && s_go_live (self) != 0)
                 s_set_error (self, "cannot switch to the rebuilt read models: %s",
-                             bctx_readside_error (self->db));
+                             bctx_readside_error (self->base.db));
             if (rc > 0)
                 continue;
         }
-        int ready = bctx_runner_wait (runner, self->sub, wait_ms);
-        if (ready < 0)
+        if (bctx_consumer_wait (&self->base, wait_ms) < 0)
             break;
-        if (ready & BCTX_RUNNER_READY)
-            bctx_feed_drain (self->sub);
     }
 }
 
@@ -552,48 +538,26 @@ bctx_projector_new (void *zctx, const char *data, bctx_plugin_t *plugin,
                     size_t n, char *err, size_t errlen)
 {
     bctx_projector_t *self = calloc (1, sizeof *self);
-    pthread_mutex_init (&self->lock, NULL);
-    self->name = strdup (def->name);
-    self->plugin = bctx_plugin_ref (plugin);
+    bctx_consumer_init (&self->base, "projection", plugin, def->name);
     self->def = def;
-    self->context = strdup (plugin->name);
     self->models.owner = self;
     self->models.cache = json_object ();
     self->models.dirty = json_object ();
     self->retries = json_array ();
-    char who[160];
-    snprintf (who, sizeof who, "context %s: projection %s", plugin->name, def->name);
     if (!def->handle || def->version == 0) {
-        snprintf (err, errlen, "%s: needs a handle and a version >= 1", who);
+        snprintf (err, errlen, "%s: needs a handle and a version >= 1", self->base.label);
         goto fail;
     }
-    self->feed = bctx_feed_new (who, def->consumes, sources, n, err, errlen);
-    if (!self->feed)
+    if (bctx_consumer_open (&self->base, data, def->consumes, sources, n, err, errlen) != 0)
         goto fail;
-    size_t k = bctx_feed_size (self->feed);
-    self->checkpoints = calloc (k, sizeof *self->checkpoints);
-    self->shown = calloc (k, sizeof *self->shown);
-    self->shown_build = calloc (k, sizeof *self->shown_build);
-    if (asprintf (&self->path, "%s/projection-%s.db", data, def->name) < 0)
-        goto fail;
-    self->db = bctx_readside_open (self->path, 0, err, errlen);
-    if (!self->db)
-        goto fail;
+    self->shown_build = calloc (bctx_feed_size (self->base.feed), sizeof *self->shown_build);
     if (s_open_generations (self) != 0) {
-        snprintf (err, errlen, "%s: %s", self->path, bctx_readside_error (self->db));
+        snprintf (err, errlen, "%s: %s", self->base.path, bctx_readside_error (self->base.db));
         goto fail;
     }
-    char runner[160];
-    snprintf (runner, sizeof runner, "projection-%s", def->name);
-    self->runner = bctx_runner_new (zctx, runner, s_commands,
-                                    sizeof s_commands / sizeof *s_commands, err, errlen);
-    if (!self->runner)
+    if (bctx_consumer_connect (&self->base, zctx, s_commands,
+                               sizeof s_commands / sizeof *s_commands, err, errlen) != 0)
         goto fail;
-    self->sub = bctx_feed_subscribe (self->feed, zctx);
-    if (!self->sub) {
-        snprintf (err, errlen, "%s: cannot subscribe to the bus", who);
-        goto fail;
-    }
     return self;
 fail:
     bctx_projector_destroy (&self);
@@ -603,57 +567,55 @@ fail:
 int
 bctx_projector_start (bctx_projector_t *self)
 {
-    return bctx_runner_start (self->runner, s_run, self);
+    return bctx_runner_start (self->base.runner, s_run, self);
 }
 
 const char *
 bctx_projector_context (const bctx_projector_t *self)
 {
-    return self->context;
+    return self->base.context;
 }
 
 void
 bctx_projector_replay (bctx_projector_t *self)
 {
-    bctx_runner_send (self->runner, S_REPLAY);
+    bctx_runner_send (self->base.runner, S_REPLAY);
 }
 
 int
 bctx_projector_retry (bctx_projector_t *self, const char *source, int64_t position)
 {
-    if (!bctx_poison_parked (self->poison, self->who, source, position))
+    if (!bctx_poison_parked (self->base.poison, self->base.who, source, position))
         return -1;
-    pthread_mutex_lock (&self->lock);
+    pthread_mutex_lock (&self->base.lock);
     json_array_append_new (self->retries, json_pack ("[s, I]", source, (json_int_t) position));
-    pthread_mutex_unlock (&self->lock);
-    bctx_runner_send (self->runner, S_RETRY);
+    pthread_mutex_unlock (&self->base.lock);
+    bctx_runner_send (self->base.runner, S_RETRY);
     return 0;
 }
 
 const char *
 bctx_projector_name (const bctx_projector_t *self)
 {
-    return self->name;
+    return self->base.name;
 }
 
 void
 bctx_projector_guard (bctx_projector_t *self, bctx_poison_t *poison)
 {
-    snprintf (self->who, sizeof self->who, "projection %s", self->name);
-    self->poison = poison;
-    self->slot = bctx_poison_slot (poison, self->who);
+    bctx_consumer_guard (&self->base, poison);
 }
 
 const bctx_busy_t *
 bctx_projector_busy (const bctx_projector_t *self)
 {
-    return &self->busy;
+    return &self->base.busy;
 }
 
 const char *
 bctx_projector_path (const bctx_projector_t *self)
 {
-    return self->path;
+    return self->base.path;
 }
 
 json_t *
@@ -661,13 +623,13 @@ bctx_projector_stats (bctx_projector_t *self)
 {
     json_t *checkpoints, *lag;
     json_t *rebuild = json_null ();
-    json_t *poison = bctx_poison_list (self->poison, self->who);
-    pthread_mutex_lock (&self->lock);
-    bctx_feed_lag (self->feed, self->shown, &checkpoints, &lag);
+    json_t *poison = bctx_poison_list (self->base.poison, self->base.who);
+    pthread_mutex_lock (&self->base.lock);
+    bctx_feed_lag (self->base.feed, self->base.shown, &checkpoints, &lag);
     int64_t done = 0, total = 0;
-    for (size_t i = 0; i < bctx_feed_size (self->feed); i++) {
+    for (size_t i = 0; i < bctx_feed_size (self->base.feed); i++) {
         done += self->shown_build[i];
-        total += bctx_feed_head_known (self->feed, i);
+        total += bctx_feed_head_known (self->base.feed, i);
     }
     if (self->shown_building) {
         rebuild = json_pack ("{s:I, s:I, s:f}", "read", (json_int_t) done,
@@ -675,18 +637,18 @@ bctx_projector_stats (bctx_projector_t *self)
                              "percent", total ? 100.0 * (double) done / (double) total : 100.0);
     }
     json_t *stats = json_pack ("{s:s, s:s, s:i, s:s, s:o, s:o, s:o, s:I, s:I, s:s?}",
-                               "context", self->context, "name", self->name,
+                               "context", self->base.context, "name", self->base.name,
                                "version", (int) self->def->version,
-                               "state", self->error[0] ? "failing"
+                               "state", self->base.error[0] ? "failing"
                                         : self->shown_building ? "rebuilding" : "live",
                                "checkpoints", checkpoints, "lag", lag,
                                "rebuild", rebuild,
-                               "handled", (json_int_t) self->handled,
+                               "handled", (json_int_t) self->base.handled,
                                "rebuilds", (json_int_t) self->rebuilds,
-                               "error", self->error[0] ? self->error : NULL);
+                               "error", self->base.error[0] ? self->base.error : NULL);
     json_object_set_new (stats, "passed_over", json_integer (self->passed_over));
     json_object_set_new (stats, "poison", poison);
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
     return stats;
 }
 
@@ -696,22 +658,11 @@ bctx_projector_destroy (bctx_projector_t **self_p)
     if (!self_p || !*self_p)
         return;
     bctx_projector_t *self = *self_p;
-    bctx_runner_destroy (&self->runner);
-    if (self->sub)
-        zmq_close (self->sub);
-    bctx_readside_destroy (&self->db);
-    bctx_feed_destroy (&self->feed);
+    bctx_consumer_close (&self->base);
     json_decref (self->models.cache);
     json_decref (self->models.dirty);
     json_decref (self->retries);
-    free (self->checkpoints);
-    free (self->shown);
     free (self->shown_build);
-    bctx_plugin_unref (&self->plugin);
-    free (self->context);
-    free (self->name);
-    free (self->path);
-    pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
 }

@@ -3,6 +3,7 @@
  * aggregate; its commands leave through its sender (sender.c).
  */
 #include "reactor.h"
+#include "consumer.h"
 #include "log.h"
 #include "runner.h"
 #include "sender.h"
@@ -40,32 +41,17 @@ struct bctx_reaction {
 };
 
 struct bctx_reactor_runner {
-    bctx_poison_t *poison;        /* the events parked in this process, or NULL */
-    bctx_slot_t *slot;            /* its note of the event it handles, or NULL */
-    char who[100];                /* "reactor NAME", as poison names it */
-    bctx_busy_t busy;             /* its handler running, not counting the time it
-                                     waits for its commands' replies (the watchdog's) */
-    char *name;                   /* the reactor's name */
-    char *path;                   /* its file */
-    bctx_plugin_t *plugin;        /* the context's version it runs (a reference) */
-    const bctx_reactor_t *def;    /* its declaration, inside plugin */
-    char *context;                /* the context's name */
-    bctx_feed_t *feed;            /* its sources */
-    bctx_readside_t *db;          /* checkpoints and parked events */
-    void *sub;                    /* bus subscription (the thread's) */
-    bctx_runner_t *runner;        /* its thread (s_run) and control pipe */
+    bctx_consumer_t base;         /* its feed, file, thread, poison slot, stats; its
+                                     busy time does not count the waits for its
+                                     commands' replies */
+    const bctx_reactor_t *def;    /* its declaration, inside base.plugin */
     bctx_sender_t *sender;        /* the contexts it may send to */
     int stopping;                 /* a stop arrived */
     int retry_asked;              /* a retry arrived while backing off */
-    int64_t *checkpoints;         /* per source */
     json_t *parked;               /* "source\x1faggregate" -> count */
-    /* Shared with the API thread, under lock: */
-    pthread_mutex_t lock;         /* guards what follows */
-    int64_t *shown;               /* per source: checkpoint */
+    /* Shared with the API thread, under base.lock: */
     int64_t n_parked;             /* parked events */
-    int64_t handled;              /* events handled */
     int64_t retries;              /* failed attempts (the last one before parking too) */
-    char error[256];              /* last failure, or "" */
     int waiting;                  /* error says a peer does not answer: the event waits */
 };
 
@@ -77,7 +63,7 @@ static void
 s_read_commands (bctx_reactor_runner_t *self)
 {
     int cmd;
-    while ((cmd = bctx_runner_recv (self->runner)) > 0)
+    while ((cmd = bctx_runner_recv (self->base.runner)) > 0)
         if (cmd == S_RETRY)
             self->retry_asked = 1;
     if (cmd == BCTX_RUNNER_TERM)
@@ -105,7 +91,7 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
     }
     const bctx_event_t *ev = r->event;
     char id[256], cause[192];
-    snprintf (id, sizeof id, "%s:%s:%lld:%d", self->name, ev->context,
+    snprintf (id, sizeof id, "%s:%s:%lld:%d", self->base.name, ev->context,
               (long long) ev->position, r->sends++);
     snprintf (cause, sizeof cause, "%s:%lld", ev->context, (long long) ev->position);
     json_t *meta = ev->metadata ? json_loads (ev->metadata, 0, NULL) : NULL;
@@ -116,16 +102,16 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
                                  "causation_id", cause);
     json_decref (meta);
     /* Waiting for a reply is not the handler's time. */
-    long long busy = atomic_load (&self->busy.since_us);
-    bctx_busy_end (&self->busy);
+    long long busy = atomic_load (&self->base.busy.since_us);
+    bctx_busy_end (&self->base.busy);
     bctx_sent_t sent = { 0 };
-    int rc = bctx_sender_send (self->sender, self->runner, context, request, &sent, why);
+    int rc = bctx_sender_send (self->sender, self->base.runner, context, request, &sent, why);
     if (sent.interrupted)
         s_read_commands (self);
     if (sent.unreachable)
         r->unreachable = 1;
     if (busy)
-        bctx_busy_begin (&self->busy);
+        bctx_busy_begin (&self->base.busy);
     return rc;
 }
 
@@ -142,17 +128,17 @@ s_key (char *out, size_t size, const char *source, const char *aggregate)
 static void
 s_set_error (bctx_reactor_runner_t *self, const char *text, int waiting)
 {
-    pthread_mutex_lock (&self->lock);
-    snprintf (self->error, sizeof self->error, "%s", text);
+    pthread_mutex_lock (&self->base.lock);
+    snprintf (self->base.error, sizeof self->base.error, "%s", text);
     self->waiting = waiting;
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
 }
 
 /* Waits ms, unless a stop arrives.  Return 1 if asked to stop. */
 static int
 s_pause (bctx_reactor_runner_t *self, int ms)
 {
-    if (bctx_runner_wait (self->runner, NULL, ms) != 0)
+    if (bctx_runner_wait (self->base.runner, NULL, ms) != 0)
         s_read_commands (self);
     return self->stopping;
 }
@@ -163,13 +149,13 @@ static int
 s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
            size_t whylen)
 {
-    const bctx_plugin_t *p = self->plugin;
+    const bctx_plugin_t *p = self->base.plugin;
     int delay = S_FIRST_MS;
     for (int attempt = 1; attempt <= S_ATTEMPTS; attempt++) {
         bctx_reaction_t r = { .owner = self, .event = ev };
-        bctx_busy_begin (&self->busy);
+        bctx_busy_begin (&self->base.busy);
         int rc = self->def->react (p->user, &p->host, &r, ev);
-        bctx_busy_end (&self->busy);
+        bctx_busy_end (&self->base.busy);
         if (rc == BCTX_OK) {
             if ((attempt > 1 || r.unreachable) && !self->n_parked)
                 s_set_error (self, "", 0); /* the wait or the failures are over */
@@ -187,10 +173,10 @@ s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
             s_set_error (self, why, 1);
             attempt--;
         }
-        bctx_log (BCTX_LOG_WARN, "reactor %s: %s", self->name, why);
-        pthread_mutex_lock (&self->lock);
+        bctx_log (BCTX_LOG_WARN, "reactor %s: %s", self->base.name, why);
+        pthread_mutex_lock (&self->base.lock);
         self->retries++;
-        pthread_mutex_unlock (&self->lock);
+        pthread_mutex_unlock (&self->base.lock);
         if (attempt < S_ATTEMPTS && s_pause (self, delay))
             return -1;
         delay = delay * 2 > 5000 ? 5000 : delay * 2;
@@ -214,46 +200,46 @@ s_on_event (const bctx_event_t *ev, void *arg)
     int rc = 0;
     if (parked) {
         snprintf (why, sizeof why, "waits behind a parked event of aggregate %s", ev->aggregate);
-    } else if (bctx_poison_parked (self->poison, self->who, ev->context, ev->position)) {
+    } else if (bctx_poison_parked (self->base.poison, self->base.who, ev->context, ev->position)) {
         snprintf (why, sizeof why, "ended its process %d times", BCTX_POISON_LIMIT);
         rc = 1;
     } else {
-        bctx_slot_enter (self->slot, ev);
+        bctx_slot_enter (self->base.slot, ev);
         rc = s_attempt (self, ev, why, sizeof why);
-        bctx_slot_leave (self->slot);
+        bctx_slot_leave (self->base.slot);
     }
     if (rc < 0)
         return 1;                  /* stopping: this event is not done */
-    if (bctx_readside_begin (self->db) != 0)
+    if (bctx_readside_begin (self->base.db) != 0)
         return 1;
     if ((parked || rc == 1)
-        && bctx_readside_park (self->db, ev->context, ev->position, ev->aggregate, why) != 0)
+        && bctx_readside_park (self->base.db, ev->context, ev->position, ev->aggregate, why) != 0)
         goto fail;
-    if (bctx_readside_set_checkpoint (self->db, 0, ev->context, ev->position) != 0
-        || bctx_readside_commit (self->db) != 0)
+    if (bctx_readside_set_checkpoint (self->base.db, 0, ev->context, ev->position) != 0
+        || bctx_readside_commit (self->base.db) != 0)
         goto fail;
     if (parked || rc == 1) {
         json_object_set_new (self->parked, key, json_integer (
             json_integer_value (json_object_get (self->parked, key)) + 1));
         if (!parked)
             bctx_log (BCTX_LOG_WARN, "reactor %s: parked aggregate %s of %s at position %lld; "
-                      "`bctx retry %s` runs it again", self->name, ev->aggregate,
-                      ev->context, (long long) ev->position, self->name);
+                      "`bctx retry %s` runs it again", self->base.name, ev->aggregate,
+                      ev->context, (long long) ev->position, self->base.name);
     }
-    self->checkpoints[rd->source] = ev->position;
-    pthread_mutex_lock (&self->lock);
-    self->shown[rd->source] = ev->position;
-    self->handled++;
+    self->base.checkpoints[rd->source] = ev->position;
+    pthread_mutex_lock (&self->base.lock);
+    self->base.shown[rd->source] = ev->position;
+    self->base.handled++;
     if (parked || rc == 1) {
         self->n_parked++;
-        snprintf (self->error, sizeof self->error, "%s", why);
+        snprintf (self->base.error, sizeof self->base.error, "%s", why);
         self->waiting = 0;
     }
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
     return 0;
 fail:
-    bctx_readside_rollback (self->db);
-    s_set_error (self, bctx_readside_error (self->db), 0);
+    bctx_readside_rollback (self->base.db);
+    s_set_error (self, bctx_readside_error (self->base.db), 0);
     return 1;
 }
 
@@ -262,26 +248,27 @@ fail:
 static int
 s_batch (bctx_reactor_runner_t *self, size_t i)
 {
-    int64_t from = self->checkpoints[i] + 1;
-    if (from > bctx_feed_head (self->feed, i))
+    int64_t from = self->base.checkpoints[i] + 1;
+    if (from > bctx_feed_head (self->base.feed, i))
         return 0;
     s_reading_t rd = { .self = self, .source = i };
-    int64_t last = self->checkpoints[i];
-    int64_t n = bctx_feed_read (self->feed, i, from, S_BATCH, s_on_event, &rd, &last);
+    int64_t last = self->base.checkpoints[i];
+    int64_t n = bctx_feed_read (self->base.feed, i, from, S_BATCH, s_on_event, &rd, &last);
     if (n < 0)
         return -1;
     /* Rows after the last consumed event move the checkpoint too. */
-    if (last > self->checkpoints[i]) {
-        if (bctx_readside_begin (self->db) != 0
-            || bctx_readside_set_checkpoint (self->db, 0, bctx_feed_name (self->feed, i), last) != 0
-            || bctx_readside_commit (self->db) != 0) {
-            bctx_readside_rollback (self->db);
+    if (last > self->base.checkpoints[i]) {
+        if (bctx_readside_begin (self->base.db) != 0
+            || bctx_readside_set_checkpoint (self->base.db, 0,
+                                             bctx_feed_name (self->base.feed, i), last) != 0
+            || bctx_readside_commit (self->base.db) != 0) {
+            bctx_readside_rollback (self->base.db);
             return -1;
         }
-        self->checkpoints[i] = last;
-        pthread_mutex_lock (&self->lock);
-        self->shown[i] = last;
-        pthread_mutex_unlock (&self->lock);
+        self->base.checkpoints[i] = last;
+        pthread_mutex_lock (&self->base.lock);
+        self->base.shown[i] = last;
+        pthread_mutex_unlock (&self->base.lock);
     }
     return n == S_BATCH ? 1 : 0;
 }
@@ -322,9 +309,9 @@ static int
 s_retry_one (const bctx_event_t *ev, void *arg)
 {
     s_retrying_t *r = arg;
-    bctx_slot_enter (r->self->slot, ev);
+    bctx_slot_enter (r->self->base.slot, ev);
     r->rc = s_attempt (r->self, ev, r->why, sizeof r->why);
-    bctx_slot_leave (r->self->slot);
+    bctx_slot_leave (r->self->base.slot);
     return 0;
 }
 
@@ -333,7 +320,7 @@ static void
 s_load_parked (bctx_reactor_runner_t *self)
 {
     s_parked_list_t l = { 0 };
-    bctx_readside_parked (self->db, s_collect_parked, &l);
+    bctx_readside_parked (self->base.db, s_collect_parked, &l);
     json_object_clear (self->parked);
     for (size_t k = 0; k < l.n; k++) {
         char key[512];
@@ -344,40 +331,40 @@ s_load_parked (bctx_reactor_runner_t *self)
         free (l.items[k].aggregate);
     }
     free (l.items);
-    pthread_mutex_lock (&self->lock);
+    pthread_mutex_lock (&self->base.lock);
     self->n_parked = (int64_t) l.n;
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
 }
 
 static void
 s_retry_parked (bctx_reactor_runner_t *self)
 {
     s_parked_list_t l = { 0 };
-    bctx_readside_parked (self->db, s_collect_parked, &l);
+    bctx_readside_parked (self->base.db, s_collect_parked, &l);
     json_t *failed = json_object ();
     size_t resumed = 0;
-    bctx_log (BCTX_LOG_INFO, "reactor %s: retrying %zu parked event(s)", self->name, l.n);
+    bctx_log (BCTX_LOG_INFO, "reactor %s: retrying %zu parked event(s)", self->base.name, l.n);
     for (size_t k = 0; k < l.n && !self->stopping; k++) {
         s_parked_t *it = &l.items[k];
         char key[512];
         s_key (key, sizeof key, it->source, it->aggregate);
-        int src = bctx_feed_index (self->feed, it->source);
+        int src = bctx_feed_index (self->base.feed, it->source);
         if (json_object_get (failed, key) || src < 0)
             continue;              /* keep order: the aggregate is still stuck */
         s_retrying_t r = { .self = self, .rc = 1 };
         int64_t last = it->position - 1;
-        int64_t n = bctx_feed_read (self->feed, (size_t) src, it->position, 1,
+        int64_t n = bctx_feed_read (self->base.feed, (size_t) src, it->position, 1,
                                     s_retry_one, &r, &last);
         if (n == 1 && r.rc == 0) {
-            if (bctx_readside_begin (self->db) == 0
-                && bctx_readside_unpark (self->db, it->source, it->position) == 0
-                && bctx_readside_commit (self->db) == 0)
+            if (bctx_readside_begin (self->base.db) == 0
+                && bctx_readside_unpark (self->base.db, it->source, it->position) == 0
+                && bctx_readside_commit (self->base.db) == 0)
                 resumed++;
             else
-                bctx_readside_rollback (self->db);
+                bctx_readside_rollback (self->base.db);
             /* A poison event that ran well is no longer one. */
-            if (bctx_poison_parked (self->poison, self->who, it->source, it->position))
-                bctx_poison_unpark (self->poison, self->who, it->source, it->position);
+            if (bctx_poison_parked (self->base.poison, self->base.who, it->source, it->position))
+                bctx_poison_unpark (self->base.poison, self->base.who, it->source, it->position);
         } else {
             json_object_set_new (failed, key, json_true ());
         }
@@ -390,7 +377,7 @@ s_retry_parked (bctx_reactor_runner_t *self)
     json_decref (failed);
     s_load_parked (self);
     bctx_log (BCTX_LOG_INFO, "reactor %s: %zu parked event(s) done, %lld still parked",
-              self->name, resumed, (long long) bctx_reactor_parked (self));
+              self->base.name, resumed, (long long) bctx_reactor_parked (self));
     if (bctx_reactor_parked (self) == 0)
         s_set_error (self, "", 0);
 }
@@ -402,8 +389,9 @@ s_retry_parked (bctx_reactor_runner_t *self)
 static void
 s_run (bctx_runner_t *runner, void *arg)
 {
+    (void) runner;                 /* self->base.runner */
     bctx_reactor_runner_t *self = arg;
-    bctx_log_set_context (self->context);
+    bctx_log_set_context (self->base.context);
     while (!self->stopping) {
         s_read_commands (self);
         int retry = self->retry_asked;
@@ -413,7 +401,7 @@ s_run (bctx_runner_t *runner, void *arg)
         if (retry)
             s_retry_parked (self);
         int more = 0, failed = 0;
-        for (size_t i = 0; i < bctx_feed_size (self->feed) && !self->stopping; i++) {
+        for (size_t i = 0; i < bctx_feed_size (self->base.feed) && !self->stopping; i++) {
             int rc = s_batch (self, i);
             if (rc < 0)
                 failed = 1;
@@ -422,11 +410,8 @@ s_run (bctx_runner_t *runner, void *arg)
         }
         if (more && !failed)
             continue;
-        int ready = bctx_runner_wait (runner, self->sub, failed ? 200 : S_IDLE_MS);
-        if (ready < 0)
+        if (bctx_consumer_wait (&self->base, failed ? 200 : S_IDLE_MS) < 0)
             break;
-        if (ready & BCTX_RUNNER_READY)
-            bctx_feed_drain (self->sub);
     }
     bctx_sender_close (self->sender);
 }
@@ -440,45 +425,23 @@ bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
                   size_t n, char *err, size_t errlen)
 {
     bctx_reactor_runner_t *self = calloc (1, sizeof *self);
-    pthread_mutex_init (&self->lock, NULL);
-    self->name = strdup (def->name);
-    self->plugin = bctx_plugin_ref (plugin);
+    bctx_consumer_init (&self->base, "reactor", plugin, def->name);
     self->def = def;
-    self->context = strdup (plugin->name);
     self->parked = json_object ();
-    char who[160];
-    snprintf (who, sizeof who, "context %s: reactor %s", plugin->name, def->name);
     if (!def->react) {
-        snprintf (err, errlen, "%s: needs a react", who);
+        snprintf (err, errlen, "%s: needs a react", self->base.label);
         goto fail;
     }
-    self->feed = bctx_feed_new (who, def->consumes, targets, n, err, errlen);
-    if (!self->feed)
+    if (bctx_consumer_open (&self->base, data, def->consumes, targets, n, err, errlen) != 0)
         goto fail;
     self->sender = bctx_sender_new (zctx, security, targets, n);
-    size_t k = bctx_feed_size (self->feed);
-    self->checkpoints = calloc (k, sizeof *self->checkpoints);
-    self->shown = calloc (k, sizeof *self->shown);
-    if (asprintf (&self->path, "%s/reactor-%s.db", data, def->name) < 0)
-        goto fail;
-    self->db = bctx_readside_open (self->path, 0, err, errlen);
-    if (!self->db)
-        goto fail;
-    for (size_t i = 0; i < k; i++)
-        self->checkpoints[i] = self->shown[i]
-            = bctx_readside_checkpoint (self->db, 0, bctx_feed_name (self->feed, i));
+    for (size_t i = 0; i < bctx_feed_size (self->base.feed); i++)
+        self->base.checkpoints[i] = self->base.shown[i]
+            = bctx_readside_checkpoint (self->base.db, 0, bctx_feed_name (self->base.feed, i));
     s_load_parked (self);
-    char runner[160];
-    snprintf (runner, sizeof runner, "reactor-%s", def->name);
-    self->runner = bctx_runner_new (zctx, runner, s_commands,
-                                    sizeof s_commands / sizeof *s_commands, err, errlen);
-    if (!self->runner)
+    if (bctx_consumer_connect (&self->base, zctx, s_commands,
+                               sizeof s_commands / sizeof *s_commands, err, errlen) != 0)
         goto fail;
-    self->sub = bctx_feed_subscribe (self->feed, zctx);
-    if (!self->sub) {
-        snprintf (err, errlen, "%s: cannot subscribe to the bus", who);
-        goto fail;
-    }
     return self;
 fail:
     bctx_reactor_destroy (&self);
@@ -488,69 +451,67 @@ fail:
 int
 bctx_reactor_start (bctx_reactor_runner_t *self)
 {
-    return bctx_runner_start (self->runner, s_run, self);
+    return bctx_runner_start (self->base.runner, s_run, self);
 }
 
 const char *
 bctx_reactor_context (const bctx_reactor_runner_t *self)
 {
-    return self->context;
+    return self->base.context;
 }
 
 void
 bctx_reactor_retry (bctx_reactor_runner_t *self)
 {
-    bctx_runner_send (self->runner, S_RETRY);
+    bctx_runner_send (self->base.runner, S_RETRY);
 }
 
 const char *
 bctx_reactor_name (const bctx_reactor_runner_t *self)
 {
-    return self->name;
+    return self->base.name;
 }
 
 int64_t
 bctx_reactor_parked (bctx_reactor_runner_t *self)
 {
-    pthread_mutex_lock (&self->lock);
+    pthread_mutex_lock (&self->base.lock);
     int64_t n = self->n_parked;
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
     return n;
 }
 
 void
 bctx_reactor_guard (bctx_reactor_runner_t *self, bctx_poison_t *poison)
 {
-    snprintf (self->who, sizeof self->who, "reactor %s", self->name);
-    self->poison = poison;
-    self->slot = bctx_poison_slot (poison, self->who);
+    bctx_consumer_guard (&self->base, poison);
 }
 
 const bctx_busy_t *
 bctx_reactor_busy (const bctx_reactor_runner_t *self)
 {
-    return &self->busy;
+    return &self->base.busy;
 }
 
 json_t *
 bctx_reactor_stats (bctx_reactor_runner_t *self)
 {
     json_t *checkpoints, *lag;
-    json_t *poison = bctx_poison_list (self->poison, self->who);
-    pthread_mutex_lock (&self->lock);
-    bctx_feed_lag (self->feed, self->shown, &checkpoints, &lag);
+    json_t *poison = bctx_poison_list (self->base.poison, self->base.who);
+    pthread_mutex_lock (&self->base.lock);
+    bctx_feed_lag (self->base.feed, self->base.shown, &checkpoints, &lag);
     json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
-                               "context", self->context, "name", self->name,
+                               "context", self->base.context, "name", self->base.name,
                                "state", self->n_parked ? "parked"
                                         : self->waiting ? "waiting"
                                         : "live",
                                "checkpoints", checkpoints, "lag", lag,
                                "parked", (json_int_t) self->n_parked,
-                               "handled", (json_int_t) self->handled,
+                               "handled", (json_int_t) self->base.handled,
                                "retries", (json_int_t) self->retries,
-                               "error", self->error[0] ? self->error : NULL);
+                               "error", self->base.error[0] ? self->base.error : NULL);
     json_object_set_new (stats, "poison", poison);
-    pthread_mutex_unlock (&self->lock);
+    pthread_mutex_unlock (&self->base.lock);
     return stats;
 }
 
@@ -560,20 +521,11 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     if (!self_p || !*self_p)
         return;
     bctx_reactor_runner_t *self = *self_p;
-    bctx_runner_destroy (&self->runner);
-    if (self->sub)
-        zmq_close (self->sub);
+    /* Its thread sends through the sender: stopped first. */
+    bctx_runner_destroy (&self->base.runner);
     bctx_sender_destroy (&self->sender);
-    bctx_readside_destroy (&self->db);
-    bctx_feed_destroy (&self->feed);
+    bctx_consumer_close (&self->base);
     json_decref (self->parked);
-    free (self->checkpoints);
-    free (self->shown);
-    bctx_plugin_unref (&self->plugin);
-    free (self->context);
-    free (self->name);
-    free (self->path);
-    pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
 }

@@ -148,25 +148,12 @@ r_run (sqlite3_stmt *st)
     return rc == 0 ? 0 : -1;
 }
 
-/* Steps st (bound) for one row: its first column, or otherwise when there
- * is none; then resets it. */
-static int64_t
-r_int_row (sqlite3_stmt *st, int64_t otherwise)
-{
-    int64_t v = otherwise;
-    if (sqlite3_step (st) == SQLITE_ROW)
-        v = sqlite3_column_int64 (st, 0);
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    return v;
-}
-
 int64_t
 bctx_readside_meta (bctx_readside_t *self, const char *key, int64_t otherwise)
 {
     sqlite3_stmt *st = self->stmt[R_META];
     sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
-    return r_int_row (st, otherwise);
+    return bctx_store_sql_int (st, otherwise);
 }
 
 int
@@ -186,24 +173,13 @@ bctx_readside_delete_meta (bctx_readside_t *self, const char *key)
     return r_run (st);
 }
 
-static char *
-r_text_row (sqlite3_stmt *st)
-{
-    char *text = NULL;
-    if (sqlite3_step (st) == SQLITE_ROW)
-        text = strdup ((const char *) sqlite3_column_text (st, 0));
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    return text;
-}
-
 char *
 bctx_readside_get (bctx_readside_t *self, int64_t gen, const char *key)
 {
     sqlite3_stmt *st = self->stmt[R_GET];
     sqlite3_bind_int64 (st, 1, gen);
     sqlite3_bind_text (st, 2, key, -1, SQLITE_STATIC);
-    return r_text_row (st);
+    return bctx_store_sql_text (st);
 }
 
 char *
@@ -211,7 +187,7 @@ bctx_readside_get_live (bctx_readside_t *self, const char *key)
 {
     sqlite3_stmt *st = self->stmt[R_GET_LIVE];
     sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
-    return r_text_row (st);
+    return bctx_store_sql_text (st);
 }
 
 int
@@ -272,7 +248,7 @@ bctx_readside_checkpoint (bctx_readside_t *self, int64_t gen, const char *source
     sqlite3_stmt *st = self->stmt[R_CHECKPOINT];
     sqlite3_bind_int64 (st, 1, gen);
     sqlite3_bind_text (st, 2, source, -1, SQLITE_STATIC);
-    return r_int_row (st, 0);
+    return bctx_store_sql_int (st, 0);
 }
 
 int

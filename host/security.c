@@ -5,6 +5,7 @@
 #include "security.h"
 #include "log.h"
 #include "protocol.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -166,9 +167,7 @@ bctx_security_destroy (bctx_security_t **self_p)
     bctx_security_t *self = *self_p;
     if (self->started)
         pthread_join (self->thread, NULL);
-    for (size_t i = 0; i < self->n_allowed; i++)
-        free (self->allowed[i]);
-    free (self->allowed);
+    bctx_strings_free (self->allowed, self->n_allowed);
     free (self->roles);
     free (self->public_key);
     free (self->secret_key);

@@ -109,15 +109,33 @@ s_fail (bctx_store_t *self, int rc)
                   sqlite3_errmsg (self->db));
 }
 
+int64_t
+bctx_store_sql_int (sqlite3_stmt *st, int64_t otherwise)
+{
+    int64_t v = otherwise;
+    if (sqlite3_step (st) == SQLITE_ROW)
+        v = sqlite3_column_int64 (st, 0);
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    return v;
+}
+
+char *
+bctx_store_sql_text (sqlite3_stmt *st)
+{
+    char *text = NULL;
+    if (sqlite3_step (st) == SQLITE_ROW)
+        text = strdup ((const char *) sqlite3_column_text (st, 0));
+    sqlite3_reset (st);
+    sqlite3_clear_bindings (st);
+    return text;
+}
+
+/* The log's last position, or -1 when it cannot be read. */
 static int64_t
 s_last_position (bctx_store_t *self)
 {
-    sqlite3_stmt *st = self->stmt[S_LAST];
-    int64_t pos = -1;
-    if (sqlite3_step (st) == SQLITE_ROW)
-        pos = sqlite3_column_int64 (st, 0);
-    sqlite3_reset (st);
-    return pos;
+    return bctx_store_sql_int (self->stmt[S_LAST], -1);
 }
 
 int
@@ -262,12 +280,7 @@ bctx_store_version (bctx_store_t *self, const char *aggregate)
 {
     sqlite3_stmt *st = self->stmt[S_VERSION];
     sqlite3_bind_text (st, 1, aggregate, -1, SQLITE_STATIC);
-    int64_t v = -1;
-    if (sqlite3_step (st) == SQLITE_ROW)
-        v = sqlite3_column_int64 (st, 0);   /* NULL reads as 0 */
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    return v;
+    return bctx_store_sql_int (st, -1);   /* NULL reads as 0 */
 }
 
 int
@@ -331,12 +344,7 @@ bctx_store_recall (bctx_store_t *self, const char *id)
 {
     sqlite3_stmt *st = self->stmt[S_RECALL];
     sqlite3_bind_text (st, 1, id, -1, SQLITE_STATIC);
-    char *reply = NULL;
-    if (sqlite3_step (st) == SQLITE_ROW)
-        reply = strdup ((const char *) sqlite3_column_text (st, 0));
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    return reply;
+    return bctx_store_sql_text (st);
 }
 
 static int64_t
@@ -373,12 +381,7 @@ s_position_at (bctx_store_t *self, const char *aggregate, int64_t version)
     sqlite3_stmt *st = self->stmt[S_POSITION_AT];
     sqlite3_bind_text (st, 1, aggregate, -1, SQLITE_STATIC);
     sqlite3_bind_int64 (st, 2, version);
-    int64_t pos = INT64_MAX;
-    if (sqlite3_step (st) == SQLITE_ROW)
-        pos = sqlite3_column_int64 (st, 0);
-    sqlite3_reset (st);
-    sqlite3_clear_bindings (st);
-    return pos;
+    return bctx_store_sql_int (st, INT64_MAX);
 }
 
 /* The first version of aggregate's stream at position `from` or after,

@@ -14,6 +14,12 @@ void bctx_store_sql_err (char *err, size_t errlen, const char *path, sqlite3 *db
 /* Steps a statement to its end and resets it.  Return 0, or SQLite's code. */
 int bctx_store_sql_exec (sqlite3_stmt *st);
 
+/* Steps a bound statement for one row: its first column as an integer
+ * (int64) or text (new, caller frees), or otherwise / NULL when there is
+ * no row; then resets it and clears its bindings. */
+int64_t bctx_store_sql_int (sqlite3_stmt *st, int64_t otherwise);
+char *bctx_store_sql_text (sqlite3_stmt *st);
+
 /* Has db a table named name?  Return 1, 0, or -1 when it cannot tell. */
 int bctx_store_sql_has_table (sqlite3 *db, const char *name);
 

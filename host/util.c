@@ -136,3 +136,11 @@ bctx_busy_ms (const bctx_busy_t *b)
     long long since = atomic_load (&((bctx_busy_t *) b)->since_us);
     return since ? ((long long) (bctx_now () * 1e6) - since) / 1000 : 0;
 }
+
+void
+bctx_strings_free (char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free (v[i]);
+    free (v);
+}

@@ -52,4 +52,7 @@ void *bctx_realloc (void *p, size_t size);
  */
 void bctx_grow (void **p, size_t *cap, size_t need, size_t size);
 
+/* Frees the n strings of v, then v (NULL when n is 0 is fine). */
+void bctx_strings_free (char **v, size_t n);
+
 #endif

@@ -41,12 +41,7 @@ s_close (bctx_watch_t *self)
     free (self->files);
     self->files = NULL;
     self->n_files = 0;
-    if (self->reader >= 0 && self->loop)
-        bctx_loop_reader_end (self->loop, self->reader);
-    self->reader = -1;
-    if (self->inotify >= 0)
-        close (self->inotify);
-    self->inotify = -1;
+    bctx_loop_reader_close (self->loop, &self->reader, &self->inotify);
 }
 
 /* Reads inotify events: a change to a watched file (re)arms its debounce. */
