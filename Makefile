@@ -52,7 +52,7 @@ endif
 
 HOST_MODULES := util errors runner config config_context endpoint log host_api loader store readside datadir bus protocol security \
                 worker worker_link dedup decided cache feed consumer projection sender reactor bridge \
-                loop registry api peers commands reload watch reconfig ops link poison supervise hold runs frames relay gather context_main server
+                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
 

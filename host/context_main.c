@@ -10,6 +10,7 @@
 #include "context_main.h"
 #include "api.h"
 #include "commands.h"
+#include "core.h"
 #include "datadir.h"
 #include "endpoint.h"
 #include "log.h"
@@ -36,16 +37,13 @@
                                   of this context that is still ending holds */
 
 struct bctx_context_main {
-    void *zctx;                   /* the ZeroMQ context */
+    bctx_core_t core;             /* the ZeroMQ context, registry (the config, the
+                                     context and its runners), api (the link to the
+                                     supervisor), commands, security, peers (the
+                                     supervisor for siblings, and peer hosts), ops
+                                     and the loop */
     bctx_datadir_t *datadir;      /* the context's writer lock and its mark, or NULL
                                      while standing by and once released */
-    bctx_security_t *security;    /* CURVE keys (for bridges to peers) */
-    bctx_registry_t *registry;    /* the config, the context and its runners */
-    bctx_api_t *api;              /* the link to the supervisor and the op table */
-    bctx_commands_t *commands;    /* send admission, routing and replies */
-    bctx_peers_t *peers;          /* the supervisor (siblings) and peer hosts */
-    bctx_ops_t *ops;              /* events, query, contexts, stats, replay, retry */
-    bctx_loop_t *loop;            /* readers and timers of this thread */
     int stop_fd;                  /* the signalfd bctx_context_main_run was given */
     double mark_due;              /* monotonic: when to update the mark next */
     int running;                  /* its threads run: it took its context */
@@ -83,37 +81,27 @@ bctx_context_main_config (bctx_config_t *config, const char *name, const char *p
 static int
 s_build (bctx_context_main_t *self, bctx_config_t *config, char *err, size_t errlen)
 {
-    self->zctx = zmq_ctx_new ();
-    self->registry = bctx_registry_new (self->zctx, config);
-    self->api = bctx_api_new (config->max_message);
-    self->commands = bctx_commands_new (self->registry, self->api, err, errlen);
-    if (!self->commands)
+    bctx_core_t *core = &self->core;
+    if (bctx_core_open (core, config, err, errlen) < 0)
         return -1;
-    self->security = bctx_security_new (self->zctx, config, err, errlen);
-    if (!self->security)
+    core->registry->poison = bctx_poison_open (config->data, config->only);
+    if (bctx_registry_open_contexts (core->registry, err, errlen) < 0)
         return -1;
-    self->registry->security = self->security;
-    self->registry->poison = bctx_poison_open (config->data, config->only);
-    if (bctx_registry_open_contexts (self->registry, err, errlen) < 0)
+    core->peers = bctx_peers_new (core->registry, core->api, core->security, err, errlen);
+    if (!core->peers || bctx_registry_open_read_side (core->registry, err, errlen) < 0)
         return -1;
-    self->peers = bctx_peers_new (self->registry, self->api, self->security, err, errlen);
-    if (!self->peers || bctx_registry_open_read_side (self->registry, err, errlen) < 0)
+    bctx_commands_route (core->commands, core->peers);
+    core->ops = bctx_ops_new (core->registry, core->api, core->commands, core->peers);
+    bctx_api_handle (core->api, BCTX_OP_RELEASE, s_op_release, self);
+    bctx_api_handle (core->api, BCTX_OP_TAKE, s_op_take, self);
+    bctx_api_handle (core->api, BCTX_OP_RELOAD, s_op_reload, self);
+    if (bctx_core_check_ops (core, err, errlen) < 0)
         return -1;
-    bctx_commands_route (self->commands, self->peers);
-    self->ops = bctx_ops_new (self->registry, self->api, self->commands, self->peers);
-    bctx_api_handle (self->api, BCTX_OP_RELEASE, s_op_release, self);
-    bctx_api_handle (self->api, BCTX_OP_TAKE, s_op_take, self);
-    bctx_api_handle (self->api, BCTX_OP_RELOAD, s_op_reload, self);
-    int op = bctx_api_unhandled (self->api);
-    if (op >= 0) {
-        snprintf (err, errlen, "op %d has no handler", op);
-        return -1;
-    }
-    if (bctx_api_bind (self->api, self->zctx, config, self->security, err, errlen) < 0)
+    if (bctx_api_bind (core->api, core->zctx, config, core->security, err, errlen) < 0)
         return -1;
     if (config->standby)
-        return bctx_worker_warm (self->registry->contexts[0].worker, err, errlen);
-    if (bctx_registry_start (self->registry, BCTX_COMMANDS_REPLIES, err, errlen) < 0)
+        return bctx_worker_warm (core->registry->contexts[0].worker, err, errlen);
+    if (bctx_registry_start (core->registry, BCTX_COMMANDS_REPLIES, err, errlen) < 0)
         return -1;
     self->running = 1;
     return 0;
@@ -123,6 +111,7 @@ bctx_context_main_t *
 bctx_context_main_new (bctx_config_t *config, int *failure, char *err, size_t errlen)
 {
     bctx_context_main_t *self = calloc (1, sizeof *self);
+    bctx_core_t *core = &self->core;
     self->stop_fd = -1;
     /* The writer lock first, before any file of the context is opened,
      * unless the process stands by for a handover: the process it replaces
@@ -137,14 +126,14 @@ bctx_context_main_new (bctx_config_t *config, int *failure, char *err, size_t er
         }
     }
     if (s_build (self, config, err, errlen) < 0) {
-        if (failure && self->registry && self->registry->contexts)
-            *failure = self->registry->contexts[0].load_failure;
-        if (!self->registry)
+        if (failure && core->registry && core->registry->contexts)
+            *failure = core->registry->contexts[0].load_failure;
+        if (!core->registry)
             bctx_config_destroy (&config);
         bctx_context_main_destroy (&self);
         return NULL;
     }
-    const bctx_registry_t *reg = self->registry;
+    const bctx_registry_t *reg = core->registry;
     bctx_log (BCTX_LOG_INFO, "context %s: process %d %s, %zu projection(s), %zu reactor(s)",
               config->only, (int) getpid (), config->standby ? "standing by for a handover"
                                                              : "ready",
@@ -157,7 +146,7 @@ bctx_context_main_new (bctx_config_t *config, int *failure, char *err, size_t er
 static char *
 s_step_reply (bctx_context_main_t *self, int64_t position)
 {
-    bctx_plugin_t *p = bctx_worker_plugin (self->registry->contexts[0].worker);
+    bctx_plugin_t *p = bctx_worker_plugin (self->core.registry->contexts[0].worker);
     char *reply = bctx_reply_dump_new (json_pack (
         "{s:b, s:I, s:s, s:s}", "ok", 1, "position", (json_int_t) position, "version",
         p->desc->version ? p->desc->version : "", "plugin", p->path));
@@ -176,9 +165,9 @@ s_op_release (void *arg, bctx_request_t *req)
     bctx_context_main_t *self = arg;
     if (!self->running || self->released)
         return bctx_request_error (req, BCTX_E_BAD_REQUEST, "context %s: nothing to release "
-                                   "(%s)", self->registry->config->only,
+                                   "(%s)", self->core.registry->config->only,
                                    self->released ? "released already" : "not serving yet");
-    bctx_registry_t *reg = self->registry;
+    bctx_registry_t *reg = self->core.registry;
     bctx_registry_end_runners (reg);
     bctx_registry_end_bridges (reg);
     bctx_registry_stop_workers (reg, 0);
@@ -199,7 +188,8 @@ static char *
 s_op_take (void *arg, bctx_request_t *req)
 {
     bctx_context_main_t *self = arg;
-    const bctx_config_t *config = self->registry->config;
+    bctx_core_t *core = &self->core;
+    const bctx_config_t *config = core->registry->config;
     if (self->running || self->released)
         return bctx_request_error (req, BCTX_E_BAD_REQUEST, "context %s: serves already",
                                    config->only);
@@ -208,8 +198,8 @@ s_op_take (void *arg, bctx_request_t *req)
                                          sizeof err);
     if (!self->datadir)
         return bctx_request_error (req, BCTX_E_UNAVAILABLE, "%s", err);
-    int64_t position = bctx_worker_refresh (self->registry->contexts[0].worker);
-    if (position < 0 || bctx_registry_start (self->registry, BCTX_COMMANDS_REPLIES, err,
+    int64_t position = bctx_worker_refresh (core->registry->contexts[0].worker);
+    if (position < 0 || bctx_registry_start (core->registry, BCTX_COMMANDS_REPLIES, err,
                                              sizeof err) < 0) {
         /* Half started: this process cannot be trusted to serve. */
         bctx_log (BCTX_LOG_ERROR, "context %s: cannot take over: %s", config->only,
@@ -230,7 +220,7 @@ s_op_reload (void *arg, bctx_request_t *req)
     bctx_context_main_t *self = arg;
     return bctx_request_error (req, BCTX_E_BAD_REQUEST, "context %s: reload is served by "
                                "the host's supervisor, which hands the context over to a "
-                               "new process", self->registry->config->only);
+                               "new process", self->core.registry->config->only);
 }
 
 /* Raises the context's high-water mark to its worker's last commit (an
@@ -243,7 +233,7 @@ s_mark_tick (void *arg)
     double now = bctx_now ();
     if (now >= self->mark_due) {
         if (self->datadir)
-            bctx_registry_mark (self->registry, self->datadir);
+            bctx_registry_mark (self->core.registry, self->datadir);
         self->mark_due = now + S_MARK_EVERY;
     }
     return self->mark_due - now;
@@ -255,7 +245,7 @@ s_mark_tick (void *arg)
 static long long
 s_hung (bctx_context_main_t *self, char *what, size_t size)
 {
-    const bctx_registry_t *reg = self->registry;
+    const bctx_registry_t *reg = self->core.registry;
     long long limit = (long long) reg->config->handler_timeout_ms, ms;
     for (size_t i = 0; i < reg->n_contexts; i++)
         if (reg->contexts[i].worker
@@ -288,8 +278,8 @@ s_watchdog_tick (void *arg)
     if (ms > 0) {
         bctx_log (BCTX_LOG_ERROR, "context %s: hung: %s has run for %lld ms, past "
                   "host.handler_timeout_ms (%zu ms): this context process ends so that its "
-                  "supervisor restarts it", self->registry->config->only, what, ms,
-                  self->registry->config->handler_timeout_ms);
+                  "supervisor restarts it", self->core.registry->config->only, what, ms,
+                  self->core.registry->config->handler_timeout_ms);
         _exit (BCTX_EXIT_HUNG);
     }
     return 0.1;
@@ -305,9 +295,9 @@ s_on_signal (void *arg)
     if (read (self->stop_fd, &si, sizeof si) != (ssize_t) sizeof si)
         return BCTX_LOOP_NEW_TURN;
     if (si.ssi_signo == SIGHUP) {
-        bctx_log (BCTX_LOG_INFO, "SIGHUP: re-reading %s", self->registry->config->path);
+        bctx_log (BCTX_LOG_INFO, "SIGHUP: re-reading %s", self->core.registry->config->path);
         if (self->running && !self->released)
-            bctx_reconfig_apply (self->registry);
+            bctx_reconfig_apply (self->core.registry);
         return BCTX_LOOP_NEW_TURN;
     }
     if (si.ssi_signo == SIGCHLD)
@@ -319,29 +309,30 @@ s_on_signal (void *arg)
 int
 bctx_context_main_run (bctx_context_main_t *self, int stop_fd)
 {
+    bctx_core_t *core = &self->core;
     /* Readers in the order they are served in a turn: the signal first,
      * then replies before new requests. */
     self->stop_fd = stop_fd;
-    self->loop = bctx_loop_new ();
-    bctx_loop_reader (self->loop, NULL, stop_fd, s_on_signal, self);
-    bctx_commands_attach (self->commands, self->loop);
-    bctx_peers_attach (self->peers, self->loop);
-    bctx_loop_timer (self->loop, s_mark_tick, self);
-    bctx_loop_timer (self->loop, s_watchdog_tick, self);
-    bctx_api_attach (self->api, self->loop);
-    bctx_loop_run (self->loop);
+    core->loop = bctx_loop_new ();
+    bctx_loop_reader (core->loop, NULL, stop_fd, s_on_signal, self);
+    bctx_commands_attach (core->commands, core->loop);
+    bctx_peers_attach (core->peers, core->loop);
+    bctx_loop_timer (core->loop, s_mark_tick, self);
+    bctx_loop_timer (core->loop, s_watchdog_tick, self);
+    bctx_api_attach (core->api, core->loop);
+    bctx_loop_run (core->loop);
 
     /* The read side stops first: a reactor may be waiting on the worker. */
-    bctx_registry_end_runners (self->registry);
+    bctx_registry_end_runners (core->registry);
     /* Drain: take nothing new, let the worker finish its queue. */
     bctx_log (BCTX_LOG_INFO, "draining %lld command(s) in flight",
-              (long long) bctx_commands_in_flight (self->commands));
+              (long long) bctx_commands_in_flight (core->commands));
     if (self->running && !self->released)
-        bctx_registry_stop_workers (self->registry, 0);
-    bctx_commands_drain (self->commands);
+        bctx_registry_stop_workers (core->registry, 0);
+    bctx_commands_drain (core->commands);
     /* Commands at peers: their answers, until their deadlines; then
      * "unavailable" for the rest, so no client is left without a reply. */
-    bctx_peers_drain (self->peers);
+    bctx_peers_drain (core->peers);
     return 0;
 }
 
@@ -349,13 +340,14 @@ bctx_context_main_run (bctx_context_main_t *self, int stop_fd)
 static void
 s_stop_worker (bctx_context_main_t *self)
 {
-    bctx_registry_stop_workers (self->registry, ZMQ_DONTWAIT);
-    bctx_registry_join_workers (self->registry);
+    bctx_core_t *core = &self->core;
+    bctx_registry_stop_workers (core->registry, ZMQ_DONTWAIT);
+    bctx_registry_join_workers (core->registry);
     /* The worker's last commit, in the mark, at a clean stop. */
     self->mark_due = 0;
     s_mark_tick (self);
-    if (self->commands)
-        bctx_commands_discard (self->commands);
+    if (core->commands)
+        bctx_commands_discard (core->commands);
 }
 
 void
@@ -364,24 +356,15 @@ bctx_context_main_destroy (bctx_context_main_t **self_p)
     bctx_context_main_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    if (self->registry) {
+    bctx_registry_t *reg = self->core.registry;
+    if (reg) {
         /* The read side first: a reactor may be waiting on the worker. */
-        bctx_registry_end_runners (self->registry);
-        bctx_registry_end_bridges (self->registry);
+        bctx_registry_end_runners (reg);
+        bctx_registry_end_bridges (reg);
         s_stop_worker (self);
-        bctx_registry_close_contexts (self->registry);
+        bctx_registry_close_contexts (reg);
     }
-    bctx_peers_destroy (&self->peers);
-    bctx_api_destroy (&self->api);
-    bctx_commands_destroy (&self->commands);
-    bctx_ops_destroy (&self->ops);
-    bctx_loop_destroy (&self->loop);
-    if (self->zctx)
-        zmq_ctx_shutdown (self->zctx);
-    bctx_security_destroy (&self->security);
-    if (self->zctx)
-        zmq_ctx_term (self->zctx);
-    bctx_registry_destroy (&self->registry);
+    bctx_core_close (&self->core, NULL);
     /* Last: every file of the context is closed before the lock goes. */
     bctx_datadir_destroy (&self->datadir);
     free (self);

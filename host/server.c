@@ -14,6 +14,7 @@
 #include "api.h"
 #include "bus.h"
 #include "commands.h"
+#include "core.h"
 #include "datadir.h"
 #include "endpoint.h"
 #include "gather.h"
@@ -43,21 +44,16 @@
 #include <zmq.h>
 
 struct bctx_server {
-    void *zctx;                   /* the ZeroMQ context */
+    bctx_core_t core;             /* the ZeroMQ context, registry (the config and
+                                     the handles), api, commands, security, peers,
+                                     ops and the loop */
     bctx_datadir_t *datadir;      /* the lock on host.data and the high-water marks */
-    bctx_security_t *security;    /* CURVE keys and the ZAP handler */
     bctx_bus_t *bus;              /* the internal bus */
-    bctx_registry_t *registry;    /* the config, contexts and runners */
-    bctx_api_t *api;              /* the ROUTERs and the op table */
-    bctx_commands_t *commands;    /* send admission, routing and replies */
-    bctx_peers_t *peers;          /* forwarding to peer hosts */
     bctx_reload_t *reload;        /* handovers in progress */
     bctx_watch_t *watch;          /* the watched plugin files */
-    bctx_ops_t *ops;              /* events, query */
     bctx_supervise_t *supervise;  /* the context processes */
     bctx_relay_t *relay;          /* requests to them, commands among them */
     bctx_gather_t *gather;        /* stats, contexts, replay and retry across them */
-    bctx_loop_t *loop;            /* readers and timers of this thread */
     int stop_fd;                  /* the signalfd bctx_server_run was given */
 };
 
@@ -93,7 +89,7 @@ s_warn_wildcards (const bctx_config_t *config)
 static int
 s_boot (bctx_server_t *self, char *err, size_t errlen)
 {
-    const bctx_config_t *config = self->registry->config;
+    const bctx_config_t *config = self->core.registry->config;
     double deadline = bctx_now () + (double) config->handler_timeout_ms / 1000.0 + 10.0;
     while (!bctx_relay_all_up (self->relay)) {
         bctx_supervise_tick (self->supervise);
@@ -123,6 +119,7 @@ s_boot (bctx_server_t *self, char *err, size_t errlen)
 static int
 s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
 {
+    bctx_core_t *core = &self->core;
     char in[4200], out[4200], exe[PATH_MAX];
     /* The context processes run this program again, or $BCTX_HOST_EXE (a
      * process that embeds the host, as the fuzz target does). */
@@ -137,44 +134,32 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     if (bctx_run_endpoint (config->data, "bus-in.sock", in, sizeof in, err, errlen) < 0
         || bctx_run_endpoint (config->data, "bus-out.sock", out, sizeof out, err, errlen) < 0)
         return -1;
-    self->zctx = zmq_ctx_new ();
-    self->registry = bctx_registry_new (self->zctx, config);
-    bctx_registry_open_handles (self->registry);
-    self->api = bctx_api_new (config->max_message);
-    self->commands = bctx_commands_new (self->registry, self->api, err, errlen);
-    if (!self->commands)
+    if (bctx_core_open (core, config, err, errlen) < 0)
         return -1;
-    self->security = bctx_security_new (self->zctx, config, err, errlen);
-    if (!self->security)
+    bctx_registry_open_handles (core->registry);
+    if (bctx_registry_open_bridges (core->registry, err, errlen) < 0)
         return -1;
-    self->registry->security = self->security;
-    if (bctx_registry_open_bridges (self->registry, err, errlen) < 0)
-        return -1;
-    self->bus = bctx_bus_new (self->zctx, config->publish, in, out, self->security, err, errlen);
+    self->bus = bctx_bus_new (core->zctx, config->publish, in, out, core->security, err, errlen);
     if (!self->bus)
         return -1;
-    self->peers = bctx_peers_new (self->registry, self->api, self->security, err, errlen);
-    if (!self->peers)
+    core->peers = bctx_peers_new (core->registry, core->api, core->security, err, errlen);
+    if (!core->peers)
         return -1;
-    self->ops = bctx_ops_new (self->registry, self->api, self->commands, self->peers);
-    self->supervise = bctx_supervise_new (self->registry, self->zctx, exe);
-    self->relay = bctx_relay_new (self->registry, self->api, self->supervise);
-    self->gather = bctx_gather_new (self->registry, self->api, self->supervise, self->relay,
-                                    self->peers);
-    self->reload = bctx_reload_new (self->registry, self->api, self->supervise, self->relay);
-    self->watch = bctx_watch_new (self->registry, self->reload, err, errlen);
+    core->ops = bctx_ops_new (core->registry, core->api, core->commands, core->peers);
+    self->supervise = bctx_supervise_new (core->registry, core->zctx, exe);
+    self->relay = bctx_relay_new (core->registry, core->api, self->supervise);
+    self->gather = bctx_gather_new (core->registry, core->api, self->supervise, self->relay,
+                                    core->peers);
+    self->reload = bctx_reload_new (core->registry, core->api, self->supervise, self->relay);
+    self->watch = bctx_watch_new (core->registry, self->reload, err, errlen);
     if (!self->watch)
         return -1;
-    bctx_commands_route (self->commands, self->peers);
-    bctx_commands_relay (self->commands, self->relay);
-    int op = bctx_api_unhandled (self->api);
-    if (op >= 0) {
-        snprintf (err, errlen, "op %d has no handler", op);
-        return -1;
-    }
-    if (bctx_supervise_spawn_all (self->supervise, err, errlen) < 0
+    bctx_commands_route (core->commands, core->peers);
+    bctx_commands_relay (core->commands, self->relay);
+    if (bctx_core_check_ops (core, err, errlen) < 0
+        || bctx_supervise_spawn_all (self->supervise, err, errlen) < 0
         || s_boot (self, err, errlen) < 0
-        || bctx_api_bind (self->api, self->zctx, config, self->security, err, errlen) < 0)
+        || bctx_api_bind (core->api, core->zctx, config, core->security, err, errlen) < 0)
         return -1;
     s_warn_wildcards (config);
     return 0;
@@ -201,16 +186,16 @@ bctx_server_new (bctx_config_t *config, const char *const *accept_truncated,
         return NULL;
     }
     if (s_build (self, config, err, errlen) < 0) {
-        if (!self->registry)
+        if (!self->core.registry)
             bctx_config_destroy (&config);
         bctx_server_destroy (&self);
         return NULL;
     }
-    const bctx_registry_t *reg = self->registry;
+    const bctx_registry_t *reg = self->core.registry;
     bctx_log (BCTX_LOG_INFO, "host %s serving %zu context(s), each in its own process, "
               "%zu projection(s) on %s, data in %s; admin ops on %s", config->name,
               reg->n_contexts, reg->n_projections, config->api, config->data,
-              bctx_api_admin_endpoint (self->api));
+              bctx_api_admin_endpoint (self->core.api));
     return self;
 }
 
@@ -220,6 +205,7 @@ static int
 s_on_signal (void *arg)
 {
     bctx_server_t *self = arg;
+    bctx_core_t *core = &self->core;
     struct signalfd_siginfo si;
     if (read (self->stop_fd, &si, sizeof si) != (ssize_t) sizeof si)
         return BCTX_LOOP_NEW_TURN;
@@ -228,10 +214,10 @@ s_on_signal (void *arg)
         return BCTX_LOOP_NEW_TURN;
     }
     if (si.ssi_signo == SIGHUP) {
-        bctx_log (BCTX_LOG_INFO, "SIGHUP: re-reading %s", self->registry->config->path);
-        if (bctx_reconfig_supervisor (self->registry, self->supervise, self->reload,
+        bctx_log (BCTX_LOG_INFO, "SIGHUP: re-reading %s", core->registry->config->path);
+        if (bctx_reconfig_supervisor (core->registry, self->supervise, self->reload,
                                       self->watch) == 0)
-            bctx_relay_attach (self->relay, self->loop);
+            bctx_relay_attach (self->relay, core->loop);
         return BCTX_LOOP_NEW_TURN;
     }
     bctx_log (BCTX_LOG_INFO, "signal %u: stopping", si.ssi_signo);
@@ -248,21 +234,22 @@ s_supervise_tick (void *arg)
 int
 bctx_server_run (bctx_server_t *self, int stop_fd)
 {
+    bctx_core_t *core = &self->core;
     self->stop_fd = stop_fd;
-    self->loop = bctx_loop_new ();
-    bctx_loop_reader (self->loop, NULL, self->stop_fd, s_on_signal, self);
-    bctx_peers_attach (self->peers, self->loop);
-    bctx_relay_attach (self->relay, self->loop);
-    bctx_reload_attach (self->reload, self->loop);
-    bctx_watch_attach (self->watch, self->loop);
-    bctx_loop_timer (self->loop, s_supervise_tick, self->supervise);
-    bctx_api_attach (self->api, self->loop);
-    bctx_loop_run (self->loop);
+    core->loop = bctx_loop_new ();
+    bctx_loop_reader (core->loop, NULL, self->stop_fd, s_on_signal, self);
+    bctx_peers_attach (core->peers, core->loop);
+    bctx_relay_attach (self->relay, core->loop);
+    bctx_reload_attach (self->reload, core->loop);
+    bctx_watch_attach (self->watch, core->loop);
+    bctx_loop_timer (core->loop, s_supervise_tick, self->supervise);
+    bctx_api_attach (core->api, core->loop);
+    bctx_loop_run (core->loop);
 
     /* Drain: every context process is asked to finish what it has
      * (SIGTERM), their answers passed on, and what did not stop within
      * host.stop_timeout_ms killed. */
-    const bctx_config_t *config = self->registry->config;
+    const bctx_config_t *config = core->registry->config;
     bctx_log (BCTX_LOG_INFO, "draining %lld command(s) in flight",
               (long long) bctx_relay_in_flight (self->relay));
     bctx_reload_stop (self->reload);
@@ -275,7 +262,7 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
     bctx_relay_read_all (self->relay);
     bctx_supervise_kill_all (self->supervise);
     bctx_relay_abandon (self->relay);
-    bctx_peers_drain (self->peers);
+    bctx_peers_drain (core->peers);
     return 0;
 }
 
@@ -290,20 +277,7 @@ bctx_server_destroy (bctx_server_t **self_p)
     bctx_gather_destroy (&self->gather);
     bctx_relay_destroy (&self->relay);
     bctx_supervise_destroy (&self->supervise);
-    bctx_peers_destroy (&self->peers);
-    bctx_api_destroy (&self->api);
-    bctx_commands_destroy (&self->commands);
-    bctx_ops_destroy (&self->ops);
-    bctx_loop_destroy (&self->loop);
-    if (self->registry)
-        bctx_registry_end_bridges (self->registry);
-    if (self->zctx)
-        zmq_ctx_shutdown (self->zctx);
-    bctx_bus_destroy (&self->bus);
-    bctx_security_destroy (&self->security);
-    if (self->zctx)
-        zmq_ctx_term (self->zctx);
-    bctx_registry_destroy (&self->registry);
+    bctx_core_close (&self->core, &self->bus);
     /* Last: every file under host.data is closed before the lock goes. */
     bctx_datadir_destroy (&self->datadir);
     free (self);
