@@ -43,8 +43,11 @@ bctx_consumer_open (bctx_consumer_t *self, const char *data,
 
 int
 bctx_consumer_connect (bctx_consumer_t *self, void *zctx, const char *const *commands,
-                       size_t n_commands, char *err, size_t errlen)
+                       size_t n_commands, bctx_runner_fn fn, void *arg,
+                       char *err, size_t errlen)
 {
+    self->run = fn;
+    self->run_arg = arg;
     char runner[160];
     snprintf (runner, sizeof runner, "%s-%s", self->kind, self->name);
     self->runner = bctx_runner_new (zctx, runner, commands, n_commands, err, errlen);
@@ -56,6 +59,12 @@ bctx_consumer_connect (bctx_consumer_t *self, void *zctx, const char *const *com
         return -1;
     }
     return 0;
+}
+
+int
+bctx_consumer_start (bctx_consumer_t *self)
+{
+    return bctx_runner_start (self->runner, self->run, self->run_arg);
 }
 
 void

@@ -41,6 +41,8 @@ typedef struct bctx_consumer {
     bctx_readside_t *db;          /* its checkpoints (and what its kind keeps there) */
     void *sub;                    /* bus subscription (the thread's) */
     bctx_runner_t *runner;        /* its thread and control pipe */
+    bctx_runner_fn run;           /* what its thread runs */
+    void *run_arg;                /* with this (its projection or reactor) */
     int64_t *checkpoints;         /* per source: where the thread is (the thread's) */
     /* Shared with the API thread, under lock: */
     pthread_mutex_t lock;         /* guards what follows, and its kind's shared fields */
@@ -60,10 +62,15 @@ int bctx_consumer_open (bctx_consumer_t *self, const char *data,
                         const char *const *consumes, const bctx_source_t *sources,
                         size_t n, char *err, size_t errlen);
 
-/* Makes its runner (with the commands of bctx_runner_new, borrowed) and
- * its bus subscription in zctx.  Return 0, or -1 with the reason in err. */
+/* Makes its runner (with the commands of bctx_runner_new, borrowed),
+ * whose thread will run fn (arg), and its bus subscription in zctx.
+ * Return 0, or -1 with the reason in err. */
 int bctx_consumer_connect (bctx_consumer_t *self, void *zctx, const char *const *commands,
-                           size_t n_commands, char *err, size_t errlen);
+                           size_t n_commands, bctx_runner_fn fn, void *arg,
+                           char *err, size_t errlen);
+
+/* Starts its thread.  Return 0 or -1. */
+int bctx_consumer_start (bctx_consumer_t *self);
 
 /* Before its start: notes each event it handles in poison (borrowed, may
  * be NULL). */

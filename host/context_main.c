@@ -253,16 +253,15 @@ s_hung (bctx_context_main_t *self, char *what, size_t size)
             snprintf (what, size, "its decide or evolve");
             return ms;
         }
-    for (size_t i = 0; i < reg->n_projections; i++)
-        if ((ms = bctx_busy_ms (bctx_projector_busy (reg->projections[i].projector))) > limit) {
-            snprintf (what, size, "the handler of projection %s", reg->projections[i].name);
+    for (size_t i = 0; i < reg->n_projections + reg->n_reactors; i++) {
+        const bctx_consumer_t *base = i < reg->n_projections
+            ? bctx_projector_base (reg->projections[i].projector)
+            : bctx_reactor_base (reg->reactors[i - reg->n_projections]);
+        if ((ms = bctx_busy_ms (&base->busy)) > limit) {
+            snprintf (what, size, "the handler of %s", base->who);
             return ms;
         }
-    for (size_t i = 0; i < reg->n_reactors; i++)
-        if ((ms = bctx_busy_ms (bctx_reactor_busy (reg->reactors[i]))) > limit) {
-            snprintf (what, size, "the handler of reactor %s", bctx_reactor_name (reg->reactors[i]));
-            return ms;
-        }
+    }
     return 0;
 }
 

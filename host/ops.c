@@ -370,16 +370,13 @@ s_op_stats (void *arg, bctx_request_t *req)
     (void) req;
     json_t *projections = json_object ();
     for (size_t i = 0; i < reg->n_projections; i++)
-        json_object_set_new (projections, bctx_projector_name (reg->projections[i].projector),
+        json_object_set_new (projections, reg->projections[i].name,
                              bctx_projector_stats (reg->projections[i].projector));
     json_t *reactors = json_object ();
     for (size_t i = 0; i < reg->n_reactors; i++)
-        json_object_set_new (reactors, bctx_reactor_name (reg->reactors[i]),
+        json_object_set_new (reactors, bctx_reactor_base (reg->reactors[i])->name,
                              bctx_reactor_stats (reg->reactors[i]));
-    json_t *bridges = json_object ();
-    for (size_t i = 0; i < reg->n_bridges; i++)
-        json_object_set_new (bridges, bctx_bridge_context (reg->bridges[i]),
-                             bctx_bridge_stats (reg->bridges[i]));
+    json_t *bridges = bctx_registry_bridge_stats (reg);
     const bctx_api_counters_t *n = bctx_api_counters (self->api);
     return bctx_reply_dump_new (json_pack (
         "{s:b, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "host",

@@ -556,24 +556,13 @@ bctx_projector_new (void *zctx, const char *data, bctx_plugin_t *plugin,
         goto fail;
     }
     if (bctx_consumer_connect (&self->base, zctx, s_commands,
-                               sizeof s_commands / sizeof *s_commands, err, errlen) != 0)
+                               sizeof s_commands / sizeof *s_commands, s_run, self,
+                               err, errlen) != 0)
         goto fail;
     return self;
 fail:
     bctx_projector_destroy (&self);
     return NULL;
-}
-
-int
-bctx_projector_start (bctx_projector_t *self)
-{
-    return bctx_runner_start (self->base.runner, s_run, self);
-}
-
-const char *
-bctx_projector_context (const bctx_projector_t *self)
-{
-    return self->base.context;
 }
 
 void
@@ -594,22 +583,10 @@ bctx_projector_retry (bctx_projector_t *self, const char *source, int64_t positi
     return 0;
 }
 
-const char *
-bctx_projector_name (const bctx_projector_t *self)
+bctx_consumer_t *
+bctx_projector_base (bctx_projector_t *self)
 {
-    return self->base.name;
-}
-
-void
-bctx_projector_guard (bctx_projector_t *self, bctx_poison_t *poison)
-{
-    bctx_consumer_guard (&self->base, poison);
-}
-
-const bctx_busy_t *
-bctx_projector_busy (const bctx_projector_t *self)
-{
-    return &self->base.busy;
+    return &self->base;
 }
 
 const char *

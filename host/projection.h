@@ -9,6 +9,7 @@
 #ifndef BCTX_PROJECTION_H
 #define BCTX_PROJECTION_H
 
+#include "consumer.h"
 #include "poison.h"
 #include "util.h"
 #include <stddef.h>
@@ -37,11 +38,9 @@ bctx_projector_t *bctx_projector_new (void *zctx, const char *data,
                                       const bctx_source_t *sources, size_t n,
                                       char *err, size_t errlen);
 
-/* Starts its thread.  Return 0 or -1. */
-int bctx_projector_start (bctx_projector_t *self);
-
-/* The name of the context declaring it (borrowed). */
-const char *bctx_projector_context (const bctx_projector_t *self);
+/* What it shares with a reactor (borrowed): its name, its context, its
+ * busy mark for the watchdog, and bctx_consumer_guard before its start. */
+bctx_consumer_t *bctx_projector_base (bctx_projector_t *self);
 
 /* Asks for a rebuild from position 1 (from the API thread only). */
 void bctx_projector_replay (bctx_projector_t *self);
@@ -53,16 +52,8 @@ void bctx_projector_replay (bctx_projector_t *self);
  * parked for it. */
 int bctx_projector_retry (bctx_projector_t *self, const char *source, int64_t position);
 
-/* Its name and its read-side file (borrowed). */
-const char *bctx_projector_name (const bctx_projector_t *self);
+/* Its read-side file (borrowed). */
 const char *bctx_projector_path (const bctx_projector_t *self);
-
-/* Since when its handler runs (borrowed), for the watchdog. */
-const bctx_busy_t *bctx_projector_busy (const bctx_projector_t *self);
-
-/* Before its start: notes each event it handles in poison (borrowed,
- * may be NULL), and passes over the events parked there for it. */
-void bctx_projector_guard (bctx_projector_t *self, bctx_poison_t *poison);
 
 /* Its state for `stats`: version, state, checkpoints, lag, rebuild
  * progress, last error, the poison events parked for it.  Thread-safe.  Return: new. */

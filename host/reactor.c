@@ -440,24 +440,13 @@ bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
             = bctx_readside_checkpoint (self->base.db, 0, bctx_feed_name (self->base.feed, i));
     s_load_parked (self);
     if (bctx_consumer_connect (&self->base, zctx, s_commands,
-                               sizeof s_commands / sizeof *s_commands, err, errlen) != 0)
+                               sizeof s_commands / sizeof *s_commands, s_run, self,
+                               err, errlen) != 0)
         goto fail;
     return self;
 fail:
     bctx_reactor_destroy (&self);
     return NULL;
-}
-
-int
-bctx_reactor_start (bctx_reactor_runner_t *self)
-{
-    return bctx_runner_start (self->base.runner, s_run, self);
-}
-
-const char *
-bctx_reactor_context (const bctx_reactor_runner_t *self)
-{
-    return self->base.context;
 }
 
 void
@@ -466,10 +455,10 @@ bctx_reactor_retry (bctx_reactor_runner_t *self)
     bctx_runner_send (self->base.runner, S_RETRY);
 }
 
-const char *
-bctx_reactor_name (const bctx_reactor_runner_t *self)
+bctx_consumer_t *
+bctx_reactor_base (bctx_reactor_runner_t *self)
 {
-    return self->base.name;
+    return &self->base;
 }
 
 int64_t
@@ -479,18 +468,6 @@ bctx_reactor_parked (bctx_reactor_runner_t *self)
     int64_t n = self->n_parked;
     pthread_mutex_unlock (&self->base.lock);
     return n;
-}
-
-void
-bctx_reactor_guard (bctx_reactor_runner_t *self, bctx_poison_t *poison)
-{
-    bctx_consumer_guard (&self->base, poison);
-}
-
-const bctx_busy_t *
-bctx_reactor_busy (const bctx_reactor_runner_t *self)
-{
-    return &self->base.busy;
 }
 
 json_t *

@@ -12,6 +12,7 @@
 #ifndef BCTX_REACTOR_H
 #define BCTX_REACTOR_H
 
+#include "consumer.h"
 #include "poison.h"
 #include "util.h"
 #include <stddef.h>
@@ -41,17 +42,14 @@ bctx_reactor_runner_t *bctx_reactor_new (void *zctx, const bctx_security_t *secu
                                          const bctx_source_t *targets, size_t n,
                                          char *err, size_t errlen);
 
-/* Starts its thread.  Return 0 or -1. */
-int bctx_reactor_start (bctx_reactor_runner_t *self);
-
-/* The name of the context declaring it (borrowed). */
-const char *bctx_reactor_context (const bctx_reactor_runner_t *self);
+/* What it shares with a projection (borrowed): its name, its context,
+ * its busy mark for the watchdog, and bctx_consumer_guard before its
+ * start (which parks the events parked for it). */
+bctx_consumer_t *bctx_reactor_base (bctx_reactor_runner_t *self);
 
 /* Asks it to run its parked events again, its parked poison events too
  * (from the API thread only). */
 void bctx_reactor_retry (bctx_reactor_runner_t *self);
-
-const char *bctx_reactor_name (const bctx_reactor_runner_t *self);
 
 /* Parked events right now (thread-safe). */
 int64_t bctx_reactor_parked (bctx_reactor_runner_t *self);
@@ -59,13 +57,6 @@ int64_t bctx_reactor_parked (bctx_reactor_runner_t *self);
 /* Its state for `stats`, with the poison events parked for it (among its
  * parked events).  Thread-safe.  Return: new. */
 json_t *bctx_reactor_stats (bctx_reactor_runner_t *self);
-
-/* Since when its handler runs (borrowed), for the watchdog. */
-const bctx_busy_t *bctx_reactor_busy (const bctx_reactor_runner_t *self);
-
-/* Before its start: notes each event it handles in poison (borrowed,
- * may be NULL), and parks the events parked there for it. */
-void bctx_reactor_guard (bctx_reactor_runner_t *self, bctx_poison_t *poison);
 
 /* Stops the thread after the event in hand; sets *self_p to NULL. */
 void bctx_reactor_destroy (bctx_reactor_runner_t **self_p);

@@ -216,7 +216,7 @@ bctx_registry_find_reactor (bctx_registry_t *self, const char *name)
     if (!name)
         return NULL;
     for (size_t i = 0; i < self->n_reactors; i++)
-        if (strcmp (bctx_reactor_name (self->reactors[i]), name) == 0)
+        if (strcmp (bctx_reactor_base (self->reactors[i])->name, name) == 0)
             return self->reactors[i];
     return NULL;
 }
@@ -232,8 +232,8 @@ s_name_taken (bctx_registry_t *self, const char *kind, const char *name, const c
                 return 1;
     } else {
         for (size_t i = 0; i < self->n_reactors; i++)
-            if (strcmp (bctx_reactor_name (self->reactors[i]), name) == 0
-                && strcmp (bctx_reactor_context (self->reactors[i]), ctx) != 0)
+            if (strcmp (bctx_reactor_base (self->reactors[i])->name, name) == 0
+                && strcmp (bctx_reactor_base (self->reactors[i])->context, ctx) != 0)
                 return 1;
     }
     return 0;
@@ -301,10 +301,10 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
                                                    self->sources, self->n_sources, err, errlen);
         if (!pr)
             return -1;
-        bctx_projector_guard (pr, self->poison);
+        bctx_consumer_guard (bctx_projector_base (pr), self->poison);
         bctx_readside_t *reader = bctx_readside_open (bctx_projector_path (pr),
                                                       BCTX_STORE_READONLY, err, errlen);
-        if (!reader || (start && bctx_projector_start (pr) != 0)) {
+        if (!reader || (start && bctx_consumer_start (bctx_projector_base (pr)) != 0)) {
             bctx_readside_destroy (&reader);
             bctx_projector_destroy (&pr);
             return -1;
@@ -321,8 +321,8 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
                                                      self->sources, self->n_sources, err, errlen);
         if (!r)
             return -1;
-        bctx_reactor_guard (r, self->poison);
-        if (start && bctx_reactor_start (r) != 0) {
+        bctx_consumer_guard (bctx_reactor_base (r), self->poison);
+        if (start && bctx_consumer_start (bctx_reactor_base (r)) != 0) {
             bctx_reactor_destroy (&r);
             return -1;
         }
@@ -485,15 +485,15 @@ bctx_registry_start (bctx_registry_t *self, const char *replies, char *err, size
             return -1;
         }
     for (size_t i = 0; i < self->n_projections; i++)
-        if (bctx_projector_start (self->projections[i].projector) != 0) {
+        if (bctx_consumer_start (bctx_projector_base (self->projections[i].projector)) != 0) {
             snprintf (err, errlen, "projection %s: cannot start its thread",
-                      bctx_projector_name (self->projections[i].projector));
+                      bctx_projector_base (self->projections[i].projector)->name);
             return -1;
         }
     for (size_t i = 0; i < self->n_reactors; i++)
-        if (bctx_reactor_start (self->reactors[i]) != 0) {
+        if (bctx_consumer_start (bctx_reactor_base (self->reactors[i])) != 0) {
             snprintf (err, errlen, "reactor %s: cannot start its thread",
-                      bctx_reactor_name (self->reactors[i]));
+                      bctx_reactor_base (self->reactors[i])->name);
             return -1;
         }
     return 0;

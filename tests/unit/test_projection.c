@@ -182,8 +182,8 @@ s_start_projector (fixture_t *f)
     }
     if (!f->projector)
         fail_msg ("bctx_projector_new: %s", err);
-    assert_string_equal (bctx_projector_name (f->projector), "balances");
-    assert_int_equal (bctx_projector_start (f->projector), 0);
+    assert_string_equal (bctx_projector_base (f->projector)->name, "balances");
+    assert_int_equal (bctx_consumer_start (bctx_projector_base (f->projector)), 0);
     if (!f->reader) {
         f->reader = bctx_readside_open (bctx_projector_path (f->projector), BCTX_STORE_READONLY,
                                         err, sizeof err);
