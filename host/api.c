@@ -10,6 +10,7 @@
  */
 
 #include "api.h"
+#include "frames.h"
 #include "log.h"
 
 #include <errno.h>
@@ -294,27 +295,6 @@ bctx_api_request (bctx_api_t *self, const char *body, size_t len, unsigned role,
     return reply;
 }
 
-/* Takes up to S_FRAMES frames of one message from socket into frames.
- * Return how many frames the message had. */
-static int
-s_receive (void *socket, zmq_msg_t *frames)
-{
-    int n = 0, more = 1;
-    while (more) {
-        zmq_msg_t scratch, *m = n < S_FRAMES ? &frames[n] : &scratch;
-        zmq_msg_init (m);
-        if (zmq_msg_recv (m, socket, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close (m);
-            break;
-        }
-        more = zmq_msg_more (m);
-        if (n >= S_FRAMES)
-            zmq_msg_close (m);
-        n++;
-    }
-    return n;
-}
-
 /* Takes one message from a ROUTER (BCTX_API_PUBLIC or _ADMIN) and answers
  * it or hands it on. */
 static void
@@ -322,7 +302,7 @@ s_on_request (bctx_api_t *self, int which)
 {
     void *socket = which == BCTX_API_ADMIN ? self->admin : self->router;
     zmq_msg_t frames[S_FRAMES];
-    int n = s_receive (socket, frames);
+    int n = bctx_frames_recv (socket, frames, S_FRAMES);
     self->counters.requests++;
     int kept = n < S_FRAMES ? n : S_FRAMES;
     char *reply = NULL;

@@ -1,7 +1,7 @@
 /*
  * frames - one multipart ZeroMQ message read without blocking, its first
  * frames kept and the rest dropped: how the relay reads its children's
- * links and peers read their DEALERs (a message of more frames than
+ * links, peers their DEALERs and the api its ROUTERs (a message of more frames than
  * expected is read whole, so the next one starts at a message boundary).
  */
 #ifndef BCTX_FRAMES_H
