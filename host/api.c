@@ -10,6 +10,7 @@
  */
 
 #include "api.h"
+#include "util.h"
 #include "frames.h"
 #include "log.h"
 
@@ -397,15 +398,8 @@ bctx_api_destroy (bctx_api_t **self_p)
     bctx_api_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
-    int linger = 0;
-    if (self->router) {
-        zmq_setsockopt (self->router, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close (self->router);
-    }
-    if (self->admin) {
-        zmq_setsockopt (self->admin, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close (self->admin);
-    }
+    bctx_socket_close (&self->router);
+    bctx_socket_close (&self->admin);
     free (self->admin_endpoint);
     free (self);
     *self_p = NULL;

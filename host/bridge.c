@@ -481,11 +481,7 @@ s_run (bctx_runner_t *runner, void *arg)
     }
     zmq_close (self->sub);
     zmq_close (self->req);
-    if (self->wake) {
-        int linger = 0;
-        zmq_setsockopt (self->wake, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close (self->wake);
-    }
+    bctx_socket_close (&self->wake);
     self->sub = self->req = self->wake = NULL;
 }
 

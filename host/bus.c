@@ -2,6 +2,7 @@
  * bus - XSUB/XPUB proxy thread behind the internal event bus.
  */
 #include "bus.h"
+#include "util.h"
 #include "log.h"
 #include "security.h"
 
@@ -32,11 +33,8 @@ s_run (void *arg)
 {
     s_proxy_t *p = arg;
     zmq_proxy (p->xsub, p->xpub, NULL);   /* returns on ETERM */
-    int linger = 0;
-    zmq_setsockopt (p->xsub, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt (p->xpub, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close (p->xsub);
-    zmq_close (p->xpub);
+    bctx_socket_close (&p->xsub);
+    bctx_socket_close (&p->xpub);
     return NULL;
 }
 

@@ -6,6 +6,7 @@
  */
 
 #include "commands.h"
+#include "util.h"
 #include "log.h"
 
 #include <errno.h>
@@ -246,9 +247,7 @@ bctx_commands_destroy (bctx_commands_t **self_p)
     if (self->replies) {
         /* Free any job a worker handed back after the drain. */
         bctx_commands_discard (self);
-        int linger = 0;
-        zmq_setsockopt (self->replies, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close (self->replies);
+        bctx_socket_close (&self->replies);
     }
     free (self);
     *self_p = NULL;

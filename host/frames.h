@@ -1,8 +1,9 @@
 /*
  * frames - one multipart ZeroMQ message read without blocking, its first
  * frames kept and the rest dropped: how the relay reads its children's
- * links, peers their DEALERs and the api its ROUTERs (a message of more frames than
- * expected is read whole, so the next one starts at a message boundary).
+ * links, peers their DEALERs and the api its ROUTERs (a message of more
+ * frames than expected is read whole, so the next one starts at a message
+ * boundary).
  */
 #ifndef BCTX_FRAMES_H
 #define BCTX_FRAMES_H

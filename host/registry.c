@@ -56,12 +56,7 @@ bctx_local_close (bctx_local_t *c)
     bctx_worker_destroy (&c->worker);
     free (c->name);
     c->name = NULL;
-    if (c->push) {
-        int linger = 0;
-        zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close (c->push);
-        c->push = NULL;
-    }
+    bctx_socket_close (&c->push);
 }
 
 int
@@ -574,17 +569,12 @@ bctx_registry_mark (bctx_registry_t *self, bctx_datadir_t *datadir)
 void
 bctx_registry_close_contexts (bctx_registry_t *self)
 {
-    int linger = 0;
     for (size_t i = 0; i < self->n_contexts; i++) {
         bctx_local_t *c = &self->contexts[i];
         bctx_store_destroy (&c->reader);     /* before the writer: see above */
         bctx_worker_destroy (&c->worker);
         free (c->name);
-        if (c->push) {
-            zmq_setsockopt (c->push, ZMQ_LINGER, &linger, sizeof linger);
-            zmq_close (c->push);
-            c->push = NULL;
-        }
+        bctx_socket_close (&c->push);
     }
     free (self->contexts);
     self->contexts = NULL;

@@ -91,10 +91,7 @@ s_zap (void *arg)
         for (int i = 0; i < kept; i++)
             zmq_msg_close (&frames[i]);
     }
-    int linger = 0;
-    zmq_setsockopt (self->zap, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_close (self->zap);
-    self->zap = NULL;
+    bctx_socket_close (&self->zap);
     return NULL;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zmq.h>
 #include <time.h>
 
 double
@@ -143,4 +144,15 @@ bctx_strings_free (char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free (v[i]);
     free (v);
+}
+
+void
+bctx_socket_close (void **socket_p)
+{
+    if (!socket_p || !*socket_p)
+        return;
+    int linger = 0;
+    zmq_setsockopt (*socket_p, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close (*socket_p);
+    *socket_p = NULL;
 }

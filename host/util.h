@@ -55,4 +55,8 @@ void bctx_grow (void **p, size_t *cap, size_t need, size_t size);
 /* Frees the n strings of v, then v (NULL when n is 0 is fine). */
 void bctx_strings_free (char **v, size_t n);
 
+/* Closes the ZeroMQ socket *socket_p, if any, dropping what it has not
+ * sent (no linger), and sets *socket_p to NULL. */
+void bctx_socket_close (void **socket_p);
+
 #endif

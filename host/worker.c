@@ -664,18 +664,11 @@ bctx_worker_destroy (bctx_worker_t **self_p)
     bctx_worker_t *self = *self_p;
     if (self->started)
         pthread_join (self->thread, NULL);
-    int linger = 0;
-    if (self->queue) {
-        zmq_setsockopt (self->queue, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close (self->queue);
-    }
+    bctx_socket_close (&self->queue);
     if (self->replies)
         zmq_close (self->replies);
     bctx_worker_link_close (&self->link);
-    if (self->bus) {
-        zmq_setsockopt (self->bus, ZMQ_LINGER, &linger, sizeof linger);
-        zmq_close (self->bus);
-    }
+    bctx_socket_close (&self->bus);
     bctx_store_destroy (&self->store);
     bctx_plugin_unref (&self->plugin);
     if (self->info_lock_ready)
