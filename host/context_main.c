@@ -172,6 +172,7 @@ s_op_release (void *arg, bctx_request_t *req)
     bctx_registry_end_bridges (reg);
     bctx_registry_stop_workers (reg, 0);
     bctx_registry_join_workers (reg);
+    bctx_worker_hand_off (reg->contexts[0].worker);
     bctx_registry_mark (reg, self->datadir);
     bctx_datadir_destroy (&self->datadir);
     self->released = 1;

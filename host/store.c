@@ -67,6 +67,7 @@ struct bctx_store {
     int64_t position;               /* last position appended or committed */
     int64_t committed;              /* last position known durable */
     int in_tx;                      /* inside begin … commit */
+    int handed_off;                 /* another process writes on: no fold at close */
     char *path;                     /* the file, for messages */
     char error[512];                /* the first error since begin, or "" */
 };
@@ -204,13 +205,20 @@ bctx_store_destroy (bctx_store_t **self_p)
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize (self->stmt[i]);
     /* Fold the WAL into the database file, so that after a clean stop the
-     * context is one file (a no-op when another connection still reads). */
-    if (self->db && !sqlite3_db_readonly (self->db, "main"))
+     * context is one file.  Not after a hand-off: the fold would hold the
+     * log's write lock, waiting for readers, while the next writer waits. */
+    if (self->db && !self->handed_off && !sqlite3_db_readonly (self->db, "main"))
         sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     sqlite3_close (self->db);
     free (self->path);
     free (self);
     *self_p = NULL;
+}
+
+void
+bctx_store_hand_off (bctx_store_t *self)
+{
+    self->handed_off = 1;
 }
 
 int64_t

@@ -53,8 +53,12 @@ bctx_store_t *bctx_store_open (const char *path, int flags, char *err,
                                size_t errlen);
 
 /* Closes the store and sets *self_p to NULL.  An open transaction is
- * rolled back.  Idempotent. */
+ * rolled back, and a writer folds the WAL into the file.  Idempotent. */
 void bctx_store_destroy (bctx_store_t **self_p);
+
+/* The writer of this log is another process's from now on (a handover):
+ * this one's close leaves the WAL to it. */
+void bctx_store_hand_off (bctx_store_t *self);
 
 /* The last position in the log (0 when empty), as of the last commit or
  * append by this connection. */

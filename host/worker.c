@@ -641,6 +641,12 @@ bctx_worker_refresh (bctx_worker_t *self)
     return head;
 }
 
+void
+bctx_worker_hand_off (bctx_worker_t *self)
+{
+    bctx_store_hand_off (self->store);
+}
+
 const char *
 bctx_worker_store_path (const bctx_worker_t *self)
 {

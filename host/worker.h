@@ -115,6 +115,10 @@ const char *bctx_worker_store_path (const bctx_worker_t *self);
  * the version cannot fold) in err. */
 int bctx_worker_warm (bctx_worker_t *self, char *err, size_t errlen);
 
+/* After the worker's stop at a handover: the log's next writer is
+ * another process, so its close leaves the WAL as it is. */
+void bctx_worker_hand_off (bctx_worker_t *self);
+
 /* Reads the log's head again into the stats' position, and folds into
  * the cache what was appended since it was warmed (a handover's take:
  * the old process appended since).  Not while the worker runs.  Return

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -731,6 +732,37 @@ test_wal_mode (void **state)
     sqlite3_close (db);
 }
 
+/* The size of f's WAL file, or -1 when there is none. */
+static long long
+s_wal_size (const fixture_t *f)
+{
+    char wal[160];
+    snprintf (wal, sizeof wal, "%s-wal", f->path);
+    struct stat st;
+    return stat (wal, &st) == 0 ? (long long) st.st_size : -1;
+}
+
+/* A writer that hands its log off (a handover) leaves the WAL at its
+ * close to the next writer, which goes on from its head; a writer's
+ * ordinary close folds the WAL into the file. */
+static void
+test_hand_off_leaves_the_wal (void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal (s_append (f->store, "a1", 0, "T", 5), 5);
+    long long before = s_wal_size (f);
+    assert_true (before > 0);
+    char err[512] = "";
+    bctx_store_t *next = bctx_store_open (f->path, 0, err, sizeof err);
+    assert_non_null (next);
+    bctx_store_hand_off (f->store);
+    bctx_store_destroy (&f->store);
+    assert_int_equal (s_wal_size (f), before);
+    assert_int_equal (s_append (next, "a1", 5, "T", 1), 6);
+    bctx_store_destroy (&next);
+    assert_true (s_wal_size (f) <= 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown (name, s_setup, s_teardown)
 
 int
@@ -754,6 +786,7 @@ main (void)
         T (test_open_failures),
         T (test_append_only),
         T (test_wal_mode),
+        T (test_hand_off_leaves_the_wal),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
