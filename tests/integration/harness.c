@@ -648,3 +648,72 @@ h_teardown (h_host_t *h)
         exit (1);
     return 0;
 }
+
+int
+h_touch (const char *path)
+{
+    FILE *f = fopen (path, "w");
+    if (!f)
+        return -1;
+    return fclose (f) == 0 ? 0 : -1;
+}
+
+char *
+h_wait_log (const h_host_t *h, const char *needle, int timeout_ms)
+{
+    long long deadline = h_now_us () + (long long) timeout_ms * 1000;
+    for (int i = 0; i < 100000; i++) {
+        char *log = h_read_log (h);
+        if (log && strstr (log, needle))
+            return log;
+        free (log);
+        if (h_now_us () > deadline)
+            break;
+        usleep (10000);
+    }
+    return NULL;
+}
+
+long
+h_number_after (const char *text, const char *line, const char *after)
+{
+    for (const char *at = text ? strstr (text, line) : NULL; at; at = strstr (at + 1, line)) {
+        const char *start = at, *end = strchr (at, '\n');
+        while (start > text && start[-1] != '\n')
+            start--;
+        const char *num = strstr (start, after);
+        if (num && (!end || num < end))
+            return strtol (num + strlen (after), NULL, 10);
+    }
+    return -1;
+}
+
+/* Is process pid a zombie (its state in /proc/PID/stat is Z)? */
+static int
+s_zombie (pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread (buf, 1, sizeof buf - 1, f);
+    fclose (f);
+    buf[n] = '\0';
+    const char *p = strrchr (buf, ')');
+    return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+int
+h_gone (pid_t pid, int timeout_ms)
+{
+    long long deadline = h_now_us () + (long long) timeout_ms * 1000;
+    for (int i = 0; i < 100000; i++) {
+        if (pid <= 0 || (kill (pid, 0) < 0 && errno == ESRCH) || s_zombie (pid))
+            return 1;
+        if (h_now_us () > deadline)
+            return 0;
+        usleep (10000);
+    }
+    return 0;
+}

@@ -173,4 +173,23 @@ json_t *h_query_all (const h_host_t *h, const char *projection, int limit);
  * count a failed group teardown.  Return 0. */
 int h_teardown (h_host_t *h);
 
+/* --- files, the log and processes ------------------------------------ */
+
+/* Creates the empty file path (a gate or an arming file).  Return 0, or
+ * -1. */
+int h_touch (const char *path);
+
+/* Waits up to timeout_ms for the host's log to contain needle.  Return:
+ * the log (new) once it does, or NULL. */
+char *h_wait_log (const h_host_t *h, const char *needle, int timeout_ms);
+
+/* The number after `after` (borrowed) on the first line of text that has
+ * both `line` and `after`, e.g. the pid in "...: process 123 loads it".
+ * Return it, or -1. */
+long h_number_after (const char *text, const char *line, const char *after);
+
+/* Waits up to timeout_ms for process pid to be gone (no such process, or
+ * a zombie that is no child of ours).  Return 1 when it is, else 0. */
+int h_gone (pid_t pid, int timeout_ms);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * fault - a test context, named "fault", whose code misbehaves on demand,
  * so a test can show that it costs only its own context a restart.
- * Settings: {"dir": DIR, "fault": "segv"|"abort"|"exit"|"hang"|"leak",
+ * Settings: {"dir": DIR, "fault": "segv"|"abort"|"exit"|"hang"|"leak"|"gate",
  *            "in": "decide"|"evolve"|"projection"|"reactor"|"init"}.
  * The fault fires only while the file DIR/armed exists (DIR/armed-v2 for
  * fault_v2.so, version 2.0.0: a new version that fails where the old one
@@ -15,14 +15,24 @@
  *
  * The faults: segv writes through a null pointer; abort calls abort();
  * exit calls exit(3); hang sleeps forever; leak keeps 1 MiB more per call
- * (freed at fini, so a clean stop leaks nothing).
+ * (freed at fini, so a clean stop leaks nothing); gate logs "fault VERSION:
+ * in WHERE, waiting for DIR/open" and waits until that file exists (30 s
+ * at most), so a test holds the code there for as long as it wants (in
+ * init: a new version that is slow to load).
  */
 #include <bctx/plugin.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#ifdef PLUGIN_V2
+#define S_VERSION "2.0.0"
+#else
+#define S_VERSION "1.0.0"
+#endif
 
 typedef struct s_block {
     struct s_block *next;         /* the one kept before */
@@ -31,6 +41,8 @@ typedef struct s_block {
 
 typedef struct {
     char armed[1024];             /* DIR/armed */
+    char open[1024];              /* DIR/open: the gate fault's gate */
+    const bctx_host_t *host;      /* for the gate fault's log line */
     char fault[16];               /* what to do */
     char in[16];                  /* where */
     char aggregate[64];           /* the only aggregate whose events fault, or "" */
@@ -55,6 +67,12 @@ s_maybe_on (fault_t *self, const char *where, const char *aggregate)
     } else if (strcmp (self->fault, "hang") == 0) {
         for (;;)
             sleep (1);
+    } else if (strcmp (self->fault, "gate") == 0) {
+        self->host->log (self->host, BCTX_LOG_INFO, "fault %s: in %s, waiting for %s",
+                         S_VERSION, where, self->open);
+        struct timespec tick = { 0, 10 * 1000 * 1000 };
+        for (int i = 0; i < 3000 && access (self->open, F_OK) != 0; i++)
+            nanosleep (&tick, NULL);
     } else if (strcmp (self->fault, "leak") == 0) {
         s_block_t *b = malloc (sizeof *b);
         if (b) {
@@ -90,6 +108,8 @@ s_init (const bctx_host_t *host, const json_t *settings, void **user)
 #else
     snprintf (self->armed, sizeof self->armed, "%s/armed", dir);
 #endif
+    snprintf (self->open, sizeof self->open, "%s/open", dir);
+    self->host = host;
     snprintf (self->fault, sizeof self->fault, "%s", fault);
     snprintf (self->in, sizeof self->in, "%s", in);
     const char *only = json_string_value (json_object_get (settings, "aggregate"));
@@ -172,11 +192,7 @@ static const bctx_command_t s_commands[] = {
 
 static const bctx_context_t s_context = BCTX_CONTEXT_INIT (
     .name = "fault",
-#ifdef PLUGIN_V2
-    .version = "2.0.0",
-#else
-    .version = "1.0.0",
-#endif
+    .version = S_VERSION,
     .commands = s_commands,
     .evolve = s_evolve,
     .projections = s_projections,

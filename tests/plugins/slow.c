@@ -4,7 +4,8 @@
  * long as it wants.  Settings: {"gate": "/path/to/file"}.
  *
  * Command "Wait" (aggregate field "id") emits "Waited" once the gate opens;
- * "Pass" emits "Passed" at once.
+ * "Pass" emits "Passed" at once.  Built with PLUGIN_V2 (slow_v2.so) it is
+ * version 2.0.0, so a test sees which version decided a command.
  */
 #include <bctx/plugin.h>
 #include <stdlib.h>
@@ -83,7 +84,11 @@ static const bctx_command_t s_commands[] = {
 
 static const bctx_context_t s_slow = BCTX_CONTEXT_INIT (
     .name = "slow",
+#ifdef PLUGIN_V2
+    .version = "2.0.0",
+#else
     .version = "1.0.0",
+#endif
     .commands = s_commands,
     .evolve = s_evolve,
     .init = s_init,
