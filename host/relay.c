@@ -503,17 +503,22 @@ bctx_relay_tick (bctx_relay_t *self)
     return next;
 }
 
+const char *
+bctx_relay_oldest (const bctx_relay_t *self, const bctx_child_t *child)
+{
+    for (size_t i = 0; i < self->n_pending; i++)
+        if (self->pending[i].child == child && self->pending[i].what[0])
+            return self->pending[i].what;
+    return NULL;
+}
+
 /* A context process ended: whatever waits for it is answered. */
 static void
 s_on_exit (void *arg, bctx_child_t *c)
 {
     bctx_relay_t *self = arg;
-    c->last_command[0] = '\0';
-    for (size_t i = 0; i < self->n_pending; i++)
-        if (self->pending[i].child == c && self->pending[i].what[0]) {
-            snprintf (c->last_command, sizeof c->last_command, "%s", self->pending[i].what);
-            break;
-        }
+    const char *oldest = bctx_relay_oldest (self, c);
+    snprintf (c->last_command, sizeof c->last_command, "%s", oldest ? oldest : "");
     s_unlink (self, c);
     char why[320];
     snprintf (why, sizeof why, "its process ended (%s) before it answered", c->last_exit);

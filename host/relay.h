@@ -83,6 +83,10 @@ void bctx_relay_hold (bctx_relay_t *self, const char *name);
  * serves it now, in the order they came. */
 void bctx_relay_unhold (bctx_relay_t *self, const char *name);
 
+/* The oldest command in flight at child ("Deposit (id X)", borrowed), or
+ * NULL. */
+const char *bctx_relay_oldest (const bctx_relay_t *self, const bctx_child_t *child);
+
 /* fn (arg, child, NULL) once child has no command in flight and nothing
  * unwritten on its command link: at once if it has none (one wait per
  * child; a child's end counts as idle). */

@@ -108,21 +108,24 @@ s_finish (bctx_reload_t *self, s_handover_t *h, char *reply)
 }
 
 /* A handover that failed before its switch: the standby ends, the held
- * commands go to the old process, which served all along; its context
+ * commands go to the old process, which served all along (or, when it
+ * ended or was killed, to the old version's next process); its context
  * shows why.  code, why: borrowed. */
 static void
 s_give_up (bctx_reload_t *self, s_handover_t *h, const char *code, const char *why)
 {
+    const bctx_child_t *old = h->old;
+    const char *outcome = old->pid && old->state == BCTX_CHILD_UP && !old->killed
+                          ? "the old version keeps serving"
+                          : "the old version starts again";
     if (h->next && !h->next->retired)
         bctx_supervise_retire (self->supervise, h->next, 0);
     bctx_relay_unhold (self->relay, h->name);
     bctx_child_t *c = bctx_supervise_find (self->supervise, h->name);
     if (c)
         snprintf (c->last_reload_error, sizeof c->last_reload_error, "%.1000s", why);
-    bctx_log (BCTX_LOG_ERROR, "context %s: reload failed, the old version keeps serving: %s",
-              h->name, why);
-    s_finish (self, h, bctx_reply_error (code, "reload failed, the old version keeps "
-                                         "serving: %s", why));
+    bctx_log (BCTX_LOG_ERROR, "context %s: reload failed, %s: %s", h->name, outcome, why);
+    s_finish (self, h, bctx_reply_error (code, "reload failed, %s: %s", outcome, why));
 }
 
 /* A handover that failed after the old process released its context:
@@ -478,10 +481,11 @@ bctx_reload_tick (bctx_reload_t *self)
             continue;
         }
         char why[600];
+        const char *oldest = bctx_relay_oldest (self->relay, h->old);
         snprintf (why, sizeof why, "reload of context %s timed out after %zu ms waiting for "
-                  "the old version to finish its commands in flight (%s)", h->name,
+                  "the old version to finish its commands in flight (the oldest: %s)", h->name,
                   self->registry->config->reload_timeout_ms,
-                  h->old->last_command[0] ? h->old->last_command : "a decide that runs on");
+                  oldest ? oldest : "a decide that runs on");
         s_give_up (self, h, BCTX_E_UNAVAILABLE, why);   /* removes it: same i again */
     }
     return next;

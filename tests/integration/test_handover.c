@@ -475,7 +475,7 @@ test_the_old_process_dying_while_the_standby_loads_restarts_the_old_version (voi
     s_assert_str (s_version (s_event_of (all, "after")), "1.0.0");
     json_decref (all);
     char *log = h_read_log (&s_host);
-    s_assert_contains (log, "reload failed, the old version keeps serving: the old version's "
+    s_assert_contains (log, "reload failed, the old version starts again: the old version's "
                        "process");
     free (log);
 }
