@@ -84,7 +84,7 @@ s_build (bctx_context_main_t *self, bctx_config_t *config, char *err, size_t err
     bctx_core_t *core = &self->core;
     if (bctx_core_open (core, config, err, errlen) < 0)
         return -1;
-    core->registry->poison = bctx_poison_open (config->data, config->only);
+    core->registry->poison = bctx_poison_open (config->data, config->only, !config->standby);
     if (bctx_registry_open_contexts (core->registry, err, errlen) < 0)
         return -1;
     core->peers = bctx_peers_new (core->registry, core->api, core->security, err, errlen);

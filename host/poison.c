@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -82,17 +83,24 @@ s_find (const json_t *list, const char *source, int64_t position)
 }
 
 bctx_poison_t *
-bctx_poison_open (const char *data, const char *context)
+bctx_poison_open (const char *data, const char *context, int fresh)
 {
     char path[4200];
     s_path (path, sizeof path, data, "state", context, "");
     size_t size = BCTX_POISON_SLOTS * sizeof (bctx_slot_t);
-    int fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Never truncated: a standby maps the file of the process it will
+     * replace, and a shorter file under that process's map would end it
+     * with SIGBUS.  Its size never changes, so ftruncate only makes it. */
+    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct stat st;
     void *map = MAP_FAILED;
-    if (fd >= 0 && ftruncate (fd, (off_t) size) == 0)
+    if (fd >= 0 && fstat (fd, &st) == 0
+        && (st.st_size == (off_t) size || ftruncate (fd, (off_t) size) == 0))
         map = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (fd >= 0)
         close (fd);
+    if (map != MAP_FAILED && fresh)
+        memset (map, 0, size);
     if (map == MAP_FAILED) {
         bctx_log (BCTX_LOG_WARN, "context %s: cannot map %s (%s): poison events will not "
                   "be parked", context, path, strerror (errno));

@@ -36,9 +36,11 @@ typedef struct bctx_slot {
 
 typedef struct bctx_poison bctx_poison_t;
 
-/* A context process's notes (the state file, made empty) and the events
- * its supervisor parked.  Return: new, or NULL (logged: no parking). */
-bctx_poison_t *bctx_poison_open (const char *data, const char *context);
+/* A context process's notes (the state file, shared with the process it
+ * replaces when it is a standby; emptied when fresh, that is, when no
+ * other process of the context runs) and the events its supervisor
+ * parked.  Return: new, or NULL (logged: no parking). */
+bctx_poison_t *bctx_poison_open (const char *data, const char *context, int fresh);
 
 /* The slot of runner `who` ("projection balances"), or NULL when all are
  * taken.  Borrowed, valid until close. */
