@@ -67,7 +67,7 @@ INTEG_TESTS  := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,$(wild
 HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(O)/tests/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all run test check bench soak deps clean fuzz fuzz-deps fuzz-build
+.PHONY: all run test check bench soak deps clean fuzz fuzz-deps fuzz-build profile
 # Keep every intermediate file (objects of the test harness among them).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -178,6 +178,12 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(O)/tests/plugins/fault.so
 	@sh bench/run.sh
+
+# Host instructions per durable Deposit, under callgrind (bench/profile.sh).
+profile: deps
+	@sh scripts/deps.sh valgrind
+	@$(MAKE) --no-print-directory all
+	@sh bench/profile.sh
 
 SOAK_SECONDS ?= 300
 soak: all $(O)/bin/bctx-soak
