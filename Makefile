@@ -6,6 +6,8 @@
 #                 run it again built with AddressSanitizer + UBSan
 #   make bench    durable end-to-end throughput and latency, beside the disk's
 #                 and SQLite's ceilings measured in the same run
+#   make bench-peers  bctx beside PostgreSQL 15 and Redis on one durable-append
+#                 workload (installs them and their client libraries if missing)
 #   make soak     the bank under load and chaos for SOAK_SECONDS (default 300),
 #                 then its invariants checked (SOAK_SEED=N repeats a run)
 #   make deps     install the Debian packages we need, only when missing
@@ -22,6 +24,8 @@ CC      ?= cc
 PKGS    := libzmq jansson sqlite3
 DEBS    := libzmq3-dev libjansson-dev libcmocka-dev libsqlite3-dev pkg-config
 FUZZ_DEBS := clang libclang-rt-14-dev
+# What make bench-peers alone needs: the peers and their client libraries.
+PEER_DEBS := postgresql-15 libpq-dev redis-server libhiredis-dev
 FUZZ    ?=
 FUZZ_O  := build/fuzz
 FUZZ_SECONDS ?= 60
@@ -67,7 +71,7 @@ INTEG_TESTS  := $(patsubst tests/integration/%.c,$(O)/tests/integration/%,$(wild
 HARNESS_OBJ  := $(O)/obj/tests/integration/harness.o
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(O)/tests/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all run test check bench soak deps clean fuzz fuzz-deps fuzz-build profile
+.PHONY: all run test check bench bench-peers soak deps clean fuzz fuzz-deps fuzz-build profile
 # Keep every intermediate file (objects of the test harness among them).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -99,6 +103,24 @@ $(O)/bin/bctx-fill: $(O)/obj/bench/fill.o $(HOST_OBJS)
 $(O)/bin/bctx-ceiling: $(O)/obj/bench/ceiling.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs sqlite3 2>/dev/null)
+
+# The peers' clients and bctx's check for make bench-peers, built only by
+# it: make and make test need neither libpq nor hiredis.
+PEER_BINS := $(O)/bin/bctx-peer-pg $(O)/bin/bctx-peer-redis $(O)/bin/bctx-peer-check
+
+$(O)/bin/bctx-peer-pg: bench/peer_pg.c bench/peer.c bench/peer.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags libpq) $(LDFLAGS) -o $@ bench/peer_pg.c bench/peer.c \
+	    $(shell pkg-config --libs libpq)
+
+$(O)/bin/bctx-peer-redis: bench/peer_redis.c bench/peer.c bench/peer.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags hiredis) $(LDFLAGS) -o $@ bench/peer_redis.c bench/peer.c \
+	    $(shell pkg-config --libs hiredis)
+
+$(O)/bin/bctx-peer-check: $(O)/obj/bench/peer_bctx.o $(HOST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 # The soak and chaos runner (make soak, tests/integration/test_soak).
 $(O)/bin/bctx-soak: $(O)/obj/tests/soak/soak.o $(HARNESS_OBJ) $(HOST_OBJS)
@@ -184,6 +206,11 @@ profile: deps
 	@sh scripts/deps.sh valgrind
 	@$(MAKE) --no-print-directory all
 	@sh bench/profile.sh
+
+bench-peers: deps
+	@sh scripts/deps.sh $(PEER_DEBS)
+	@$(MAKE) --no-print-directory all $(PEER_BINS)
+	@O=$(O) sh bench/peers.sh
 
 SOAK_SECONDS ?= 300
 soak: all $(O)/bin/bctx-soak

@@ -198,5 +198,5 @@ echo "   from the crash to the first command served again:${took%,}" \
 stop_host
 
 echo
-echo "Peers (PostgreSQL, Redis, NATS JetStream on the same Deposit workload) are measured side by side" \
-     "by make bench-peers (not yet in the repo: issue 10)."
+echo "Peers (PostgreSQL and Redis, durable, on the same durable-append workload) are measured side by" \
+     "side with bctx by make bench-peers."
