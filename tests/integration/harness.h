@@ -192,4 +192,23 @@ long h_number_after (const char *text, const char *line, const char *after);
  * a zombie that is no child of ours).  Return 1 when it is, else 0. */
 int h_gone (pid_t pid, int timeout_ms);
 
+/* assert_string_equal, but a NULL fails instead of crashing (a macro:
+ * cmocka's fail_msg reports the test's own line). */
+#define h_assert_str(got, want)                                                 \
+    do {                                                                        \
+        const char *got_ = (got), *want_ = (want);                              \
+        if (!got_ || strcmp (got_, want_) != 0)                                 \
+            fail_msg ("%s is \"%s\", expected \"%s\"", #got,                   \
+                      got_ ? got_ : "(null)", want_);                           \
+    } while (0)
+
+/* Fails unless text (may be NULL) contains part. */
+#define h_assert_contains(text, part)                                           \
+    do {                                                                        \
+        const char *text_ = (text), *part_ = (part);                            \
+        if (!text_ || !strstr (text_, part_))                                   \
+            fail_msg ("%s is \"%s\", which lacks \"%s\"", #text,               \
+                      text_ ? text_ : "(null)", part_);                         \
+    } while (0)
+
 #endif

@@ -44,24 +44,6 @@ static h_host_t s_host;         /* the host of the test that runs */
 
 /* --- helpers --------------------------------------------------------- */
 
-/* assert_string_equal, but a NULL fails instead of crashing. */
-#define s_assert_str(got, want)                                                 \
-    do {                                                                        \
-        const char *got_ = (got), *want_ = (want);                              \
-        if (!got_ || strcmp (got_, want_) != 0)                                 \
-            fail_msg ("%s is \"%s\", expected \"%s\"", #got,                   \
-                      got_ ? got_ : "(null)", want_);                           \
-    } while (0)
-
-/* Fails unless text (may be NULL) contains part. */
-#define s_assert_contains(text, part)                                           \
-    do {                                                                        \
-        const char *text_ = (text), *part_ = (part);                            \
-        if (!text_ || !strstr (text_, part_))                                   \
-            fail_msg ("%s is \"%s\", which lacks \"%s\"", #text,               \
-                      text_ ? text_ : "(null)", part_);                         \
-    } while (0)
-
 /* DIR/name of the test's directory, into path. */
 static void
 s_file (char *path, size_t size, const char *name)
@@ -205,8 +187,8 @@ s_assert_refused (const json_t *r, int code, const char *want_code, const char *
         fail_msg ("reload: exit %d (expected 1), %s", code, text ? text : "no output");
     }
     assert_false (h_ok (r));
-    s_assert_str (h_error_code (r), want_code);
-    s_assert_contains (h_error_message (r), part);
+    h_assert_str (h_error_code (r), want_code);
+    h_assert_contains (h_error_message (r), part);
 }
 
 /* A client thread that sends command `command` of `context` with ids
@@ -373,7 +355,7 @@ s_assert_in_log (const json_t *all, const s_sender_t *s, const char *version)
     for (int k = 0; k < atomic_load (&s->acked); k++) {
         json_t *e = s_event_of (all, s->ids[k]);
         if (version)
-            s_assert_str (s_version (e), version);
+            h_assert_str (s_version (e), version);
     }
 }
 
@@ -451,7 +433,7 @@ test_the_old_process_dying_while_the_standby_loads_restarts_the_old_version (voi
     int code;
     json_t *reply = s_reload_end (&r, &code);
     s_assert_refused (reply, code, "unavailable", "the old version's process");
-    s_assert_contains (h_error_message (reply), "during the reload");
+    h_assert_contains (h_error_message (reply), "during the reload");
     json_decref (reply);
     /* The reload gave up: its standby is ended, not left waiting. */
     assert_true (h_gone ((pid_t) standby, WAIT_MS));
@@ -459,23 +441,23 @@ test_the_old_process_dying_while_the_standby_loads_restarts_the_old_version (voi
 
     /* The context restarts, as after any crash, with the old version. */
     json_t *c = s_wait_serving ("fault", old);
-    s_assert_str (h_str (c, "version"), "1.0.0");
+    h_assert_str (h_str (c, "version"), "1.0.0");
     char *v1 = realpath (h_path ("tests/plugins/fault.so"), NULL);
     assert_non_null (v1);
-    s_assert_str (h_str (c, "plugin"), v1);
+    h_assert_str (h_str (c, "plugin"), v1);
     free (v1);
     assert_true (h_int_at (c, "process.restarts") >= 1);
     assert_int_equal (h_int (c, "reloads"), 0);
-    s_assert_contains (h_str (c, "last_reload_error"), "the old version's process");
+    h_assert_contains (h_str (c, "last_reload_error"), "the old version's process");
     json_decref (c);
     s_assert_acked ("fault", "Hit", "after");
     json_t *all = s_log ("fault");
     assert_int_equal (json_array_size (all), 2);
-    s_assert_str (s_version (s_event_of (all, "before")), "1.0.0");
-    s_assert_str (s_version (s_event_of (all, "after")), "1.0.0");
+    h_assert_str (s_version (s_event_of (all, "before")), "1.0.0");
+    h_assert_str (s_version (s_event_of (all, "after")), "1.0.0");
     json_decref (all);
     char *log = h_read_log (&s_host);
-    s_assert_contains (log, "reload failed, the old version starts again: the old version's "
+    h_assert_contains (log, "reload failed, the old version starts again: the old version's "
                        "process");
     free (log);
 }
@@ -508,8 +490,8 @@ test_the_standby_dying_while_it_loads_leaves_the_old_version_serving (void **sta
     int code;
     json_t *reply = s_reload_end (&r, &code);
     s_assert_refused (reply, code, "unavailable", "the new version's process");
-    s_assert_contains (h_error_message (reply), "before it was ready");
-    s_assert_contains (h_error_message (reply), "the old version keeps serving");
+    h_assert_contains (h_error_message (reply), "before it was ready");
+    h_assert_contains (h_error_message (reply), "the old version keeps serving");
     json_decref (reply);
     int answered = atomic_load (&s_load.acked);
     s_sender_wait (&s_load, answered + 20);   /* and after the reload's answer */
@@ -519,10 +501,10 @@ test_the_standby_dying_while_it_loads_leaves_the_old_version_serving (void **sta
     /* The same process, the same version, and it says why. */
     assert_int_equal (s_pid ("fault"), old);
     c = s_info ("fault");
-    s_assert_str (h_str (c, "version"), "1.0.0");
+    h_assert_str (h_str (c, "version"), "1.0.0");
     assert_int_equal (h_int_at (c, "process.restarts"), restarts);
     assert_int_equal (h_int (c, "reloads"), 0);
-    s_assert_contains (h_str (c, "last_reload_error"), "before it was ready");
+    h_assert_contains (h_str (c, "last_reload_error"), "before it was ready");
     json_decref (c);
     json_t *all = s_log ("fault");
     assert_int_equal (json_array_size (all), (size_t) atomic_load (&s_load.acked) + 1);
@@ -535,12 +517,12 @@ test_the_standby_dying_while_it_loads_leaves_the_old_version_serving (void **sta
     s_reload_begin (&r, "fault", h_path ("tests/plugins/fault_v2.so"), 30);
     reply = s_reload_end (&r, &code);
     assert_int_equal (code, 0);
-    s_assert_str (h_str (reply, "version"), "2.0.0");
-    s_assert_str (h_str (reply, "previous"), "1.0.0");
+    h_assert_str (h_str (reply, "version"), "2.0.0");
+    h_assert_str (h_str (reply, "previous"), "1.0.0");
     json_decref (reply);
     s_assert_acked ("fault", "Hit", "after");
     all = s_log ("fault");
-    s_assert_str (s_version (s_event_of (all, "after")), "2.0.0");
+    h_assert_str (s_version (s_event_of (all, "after")), "2.0.0");
     json_decref (all);
 }
 
@@ -661,8 +643,8 @@ test_commands_held_while_a_command_drains_are_all_answered_once (void **state)
         char *text = reply ? json_dumps (reply, JSON_COMPACT) : NULL;
         fail_msg ("reload: exit %d, %s", code, text ? text : "no output");
     }
-    s_assert_str (h_str (reply, "version"), "2.0.0");
-    s_assert_str (h_str (reply, "previous"), "1.0.0");
+    h_assert_str (h_str (reply, "version"), "2.0.0");
+    h_assert_str (h_str (reply, "previous"), "1.0.0");
     json_decref (reply);
     /* Answered ok: the new version serves the name from now on. */
     s_assert_acked ("slow", "Pass", "after");
@@ -676,8 +658,8 @@ test_commands_held_while_a_command_drains_are_all_answered_once (void **state)
         acked += (size_t) atomic_load (&s_passes[k].acked);
     }
     assert_int_equal (json_array_size (all), acked);
-    s_assert_str (s_version (s_event_of (all, "wait")), "1.0.0");
-    s_assert_str (s_version (s_event_of (all, "after")), "2.0.0");
+    h_assert_str (s_version (s_event_of (all, "wait")), "1.0.0");
+    h_assert_str (s_version (s_event_of (all, "after")), "2.0.0");
     /* One switch: every event of the old version before every event of
      * the new one. */
     size_t i, held = 0;
@@ -698,7 +680,7 @@ test_commands_held_while_a_command_drains_are_all_answered_once (void **state)
                     && strcmp (s_version (s_event_of (all, s_passes[k].ids[n])), "2.0.0") == 0;
     json_decref (all);
     json_t *c = s_info ("slow");
-    s_assert_str (h_str (c, "version"), "2.0.0");
+    h_assert_str (h_str (c, "version"), "2.0.0");
     assert_int_equal (h_int (c, "reloads"), 1);
     assert_true (h_int_at (c, "process.pid") != old);
     assert_true (json_is_null (json_object_get (c, "last_reload_error")));
@@ -724,17 +706,17 @@ test_a_drain_past_reload_timeout_keeps_the_old_version_serving (void **state)
     int code;
     json_t *reply = s_reload_end (&r, &code);
     s_assert_refused (reply, code, "unavailable", "timed out");
-    s_assert_contains (h_error_message (reply), "the old version keeps serving");
+    h_assert_contains (h_error_message (reply), "the old version keeps serving");
     /* "waiting for the old version to finish its commands in flight"; a
      * machine so slow that the standby's copy of the plugin outran the
      * 2 s says "while loading the plugin" instead, timed out all the same. */
     printf ("the reload: %s\n", h_error_message (reply));
     json_decref (reply);
     json_t *c = s_info ("slow");
-    s_assert_str (h_str (c, "version"), "1.0.0");
+    h_assert_str (h_str (c, "version"), "1.0.0");
     assert_int_equal (h_int_at (c, "process.pid"), old);
     assert_int_equal (h_int (c, "reloads"), 0);
-    s_assert_contains (h_str (c, "last_reload_error"), "timed out");
+    h_assert_contains (h_str (c, "last_reload_error"), "timed out");
     json_decref (c);
 
     /* The held commands went to the old process, behind the Wait. */
@@ -751,14 +733,14 @@ test_a_drain_past_reload_timeout_keeps_the_old_version_serving (void **state)
         acked += (size_t) atomic_load (&s_passes[k].acked);
     }
     assert_int_equal (json_array_size (all), acked);
-    s_assert_str (s_version (s_event_of (all, "wait")), "1.0.0");
+    h_assert_str (s_version (s_event_of (all, "wait")), "1.0.0");
     json_decref (all);
 
     /* The gate open, the same reload succeeds. */
     s_reload_begin (&r, "slow", h_path ("tests/plugins/slow_v2.so"), 30);
     reply = s_reload_end (&r, &code);
     assert_int_equal (code, 0);
-    s_assert_str (h_str (reply, "version"), "2.0.0");
+    h_assert_str (h_str (reply, "version"), "2.0.0");
     json_decref (reply);
 }
 
@@ -801,8 +783,8 @@ test_sigterm_during_a_handover_stops_the_host_cleanly (void **state)
     if (reply) {
         assert_int_equal (code, 1);
         assert_false (h_ok (reply));
-        s_assert_str (h_error_code (reply), "unavailable");
-        s_assert_contains (h_error_message (reply), "the host is stopping");
+        h_assert_str (h_error_code (reply), "unavailable");
+        h_assert_contains (h_error_message (reply), "the host is stopping");
     } else {
         assert_int_equal (code, 3);
     }
@@ -814,7 +796,7 @@ test_sigterm_during_a_handover_stops_the_host_cleanly (void **state)
      * acknowledged Hit is in the log, once. */
     assert_int_equal (h_start (&s_host), 0);
     json_t *c = s_info ("fault");
-    s_assert_str (h_str (c, "version"), "1.0.0");
+    h_assert_str (h_str (c, "version"), "1.0.0");
     json_decref (c);
     json_t *all = s_log ("fault");
     s_assert_in_log (all, &s_load, "1.0.0");

@@ -33,14 +33,6 @@ static h_host_t s_host;         /* the host of the test that runs */
 
 /* --- helpers --------------------------------------------------------- */
 
-/* Fails unless `text` contains `part`. */
-static void
-s_assert_contains (const char *text, const char *part)
-{
-    if (!text || !strstr (text, part))
-        fail_msg ("expected \"%s\" in: %s", part, text ? text : "(nothing)");
-}
-
 /* A built file's path, resolved (new). */
 static char *
 s_real (const char *rel)
@@ -132,11 +124,11 @@ s_assert_refused (const char *context, const char *plugin, const char *code, ...
                   plugin ? plugin : "", exit_code, code, text ? text : "no output");
     free (text);
     const char *message = h_error_message (r);
-    s_assert_contains (message, "the old version keeps serving");
+    h_assert_contains (message, "the old version keeps serving");
     va_list ap;
     va_start (ap, code);
     for (const char *part; (part = va_arg (ap, const char *));)
-        s_assert_contains (message, part);
+        h_assert_contains (message, part);
     va_end (ap);
     char *copy = strdup (message);
     json_decref (r);
@@ -381,8 +373,8 @@ test_a_symlink_out_of_plugin_dirs_is_refused (void **state)
     if (!seen)
         fail_msg ("no SIGHUP refusal in the log within %d s:\n%s", WAIT_S, log ? log : "");
     const char *line = strstr (log, "SIGHUP: the new config is refused");
-    s_assert_contains (line, "contexts[0].plugin");
-    s_assert_contains (line, real_target);
+    h_assert_contains (line, "contexts[0].plugin");
+    h_assert_contains (line, real_target);
     free (log);
     s_wait_context ("accounts", "2.0.0", NULL);
     s_assert_serves ("accounts", "Deposit",
@@ -408,10 +400,10 @@ test_a_config_plugin_outside_plugin_dirs_is_refused (void **state)
         fail_msg ("exit %d (expected 1), log:\n%s", code, err ? err : "");
     char *real = s_real ("plugins/accounts/accounts.so");
     char *real_plugins = realpath (plugins, NULL);
-    s_assert_contains (err, "contexts[0].plugin");
-    s_assert_contains (err, real);
-    s_assert_contains (err, "host.plugin_dirs (");
-    s_assert_contains (err, real_plugins);
+    h_assert_contains (err, "contexts[0].plugin");
+    h_assert_contains (err, real);
+    h_assert_contains (err, "host.plugin_dirs (");
+    h_assert_contains (err, real_plugins);
     free (err);
     free (real);
     free (real_plugins);
@@ -423,8 +415,8 @@ test_a_config_plugin_outside_plugin_dirs_is_refused (void **state)
     code = h_run_host_expecting_exit (s_host.config, &err);
     if (code != 1)
         fail_msg ("exit %d (expected 1), log:\n%s", code, err ? err : "");
-    s_assert_contains (err, "host.plugin_dirs[0]");
-    s_assert_contains (err, "No such file or directory");
+    h_assert_contains (err, "host.plugin_dirs[0]");
+    h_assert_contains (err, "No such file or directory");
     free (err);
 }
 

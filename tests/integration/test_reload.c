@@ -45,15 +45,6 @@ static atomic_int s_stop;       /* tells load clients to stop */
 
 /* --- helpers --------------------------------------------------------- */
 
-/* assert_string_equal, but a NULL fails instead of crashing. */
-#define s_assert_str(got, want)                                                 \
-    do {                                                                        \
-        const char *got_ = (got), *want_ = (want);                              \
-        if (!got_ || strcmp (got_, want_) != 0)                                 \
-            fail_msg ("%s is \"%s\", expected \"%s\"", #got,                   \
-                      got_ ? got_ : "(null)", want_);                           \
-    } while (0)
-
 static long long
 s_deadline (int seconds)
 {
@@ -88,14 +79,6 @@ static const char *
 s_error_message (const json_t *reply)
 {
     return s_str (json_object_get (reply, "error"), "message");
-}
-
-/* Fails unless `text` contains `part`. */
-static void
-s_assert_contains (const char *text, const char *part)
-{
-    if (!text || !strstr (text, part))
-        fail_msg ("expected \"%s\" in: %s", part, text ? text : "(nothing)");
 }
 
 /* Whether the host has ended (left unreaped, for s_assert_host_runs). */
@@ -269,10 +252,10 @@ s_assert_deposit (const char *account, int amount, const char *version)
         fail_msg ("Deposit to %s: %s", account, text ? text : "no reply");
     }
     json_t *ev = json_array_get (json_object_get (r, "events"), 0);
-    s_assert_str (s_str (ev, "type"), "Deposited");
+    h_assert_str (s_str (ev, "type"), "Deposited");
     if (version) {
         char *got = s_decided_by ("accounts", s_int (ev, "position"));
-        s_assert_str (got, version);
+        h_assert_str (got, version);
         free (got);
     }
     json_decref (r);
@@ -563,10 +546,10 @@ test_twenty_reloads_under_load (void **state)
             char *text = r ? json_dumps (r, JSON_COMPACT) : NULL;
             fail_msg ("reload %d to %s: exit %d, %s", k, plugin, code, text ? text : "no output");
         }
-        s_assert_str (s_str (r, "context"), "accounts");
-        s_assert_str (s_str (r, "version"), version[k]);
-        s_assert_str (s_str (r, "previous"), k % 2 == 0 ? "1.0.0" : "2.0.0");
-        s_assert_str (s_str (r, "plugin"), plugin);
+        h_assert_str (s_str (r, "context"), "accounts");
+        h_assert_str (s_str (r, "version"), version[k]);
+        h_assert_str (s_str (r, "previous"), k % 2 == 0 ? "1.0.0" : "2.0.0");
+        h_assert_str (s_str (r, "plugin"), plugin);
         assert_true (json_is_integer (json_object_get (r, "pause_us")));
         assert_true (s_int (r, "pause_us") >= 0);
         json_decref (r);
@@ -614,8 +597,8 @@ test_twenty_reloads_under_load (void **state)
             e = json_object_get (by_id, a->id);
             if (!e)
                 fail_msg ("acknowledged command %s is not in the log", a->id);
-            s_assert_str (s_str (e, "type"), "Deposited");
-            s_assert_str (s_str (e, "aggregate"), a->account);
+            h_assert_str (s_str (e, "type"), "Deposited");
+            h_assert_str (s_str (e, "aggregate"), a->account);
             const char *got = s_str (json_object_get (e, "metadata"), "context_version");
             assert_non_null (got);
             int k = -1;               /* the last reload answered before it was sent */
@@ -649,7 +632,7 @@ test_twenty_reloads_under_load (void **state)
 
     /* The old version is released a moment after the last switch. */
     json_t *info = s_wait_context ("accounts", "1.0.0", RELOADS, 0);
-    s_assert_str (s_str (info, "plugin"), v1);
+    h_assert_str (s_str (info, "plugin"), v1);
     json_decref (info);
     for (int c = 0; c < CLIENTS; c++) {
         free (s_clients[c].acks);
@@ -709,20 +692,20 @@ s_assert_refused (const char *plugin, ...)
                   text ? text : "no output");
     }
     assert_false (s_ok (r));
-    s_assert_str (s_error_code (r), "bad_request");
+    h_assert_str (s_error_code (r), "bad_request");
     const char *message = s_error_message (r);
-    s_assert_contains (message, "reload failed, the old version keeps serving: ");
+    h_assert_contains (message, "reload failed, the old version keeps serving: ");
     json_t *info = s_wait_context ("accounts", "1.0.0", 0, 1);
     const char *why = s_str (info, "last_reload_error");
     va_list ap;
     va_start (ap, plugin);
     const char *part;
     while ((part = va_arg (ap, const char *))) {
-        s_assert_contains (message, part);
-        s_assert_contains (why, part);
+        h_assert_contains (message, part);
+        h_assert_contains (why, part);
     }
     va_end (ap);
-    s_assert_str (s_str (info, "plugin"), h_path ("plugins/accounts/accounts.so"));
+    h_assert_str (s_str (info, "plugin"), h_path ("plugins/accounts/accounts.so"));
     json_decref (info);
     json_decref (r);
     s_assert_deposit ("a1", 5, "1.0.0");
@@ -756,14 +739,14 @@ test_bad_versions_are_refused (void **state)
     free (p);
     /* The plugin's own reason reached the log. */
     char *log = h_read_log (&s_host);
-    s_assert_contains (log, "accounts_init_fails: refusing to start");
+    h_assert_contains (log, "accounts_init_fails: refusing to start");
     free (log);
 
     /* After all that, a good version still goes in, and clears the error. */
     int code;
     json_t *r = s_reload ("accounts", h_path ("plugins/accounts/accounts_v2.so"), &code);
     assert_int_equal (code, 0);
-    s_assert_str (s_str (r, "version"), "2.0.0");
+    h_assert_str (s_str (r, "version"), "2.0.0");
     json_decref (r);
     json_decref (s_wait_context ("accounts", "2.0.0", 1, 0));
     s_assert_deposit ("a1", 5, "2.0.0");
@@ -871,15 +854,15 @@ test_a_hung_decide_times_the_reload_out (void **state)
     json_t *r = h_json (line);
     assert_non_null (r);
     assert_false (s_ok (r));
-    s_assert_str (s_error_code (r), "unavailable");
-    s_assert_contains (s_error_message (r), "timed out");
-    s_assert_contains (s_error_message (r), "the old version keeps serving");
+    h_assert_str (s_error_code (r), "unavailable");
+    h_assert_contains (s_error_message (r), "timed out");
+    h_assert_contains (s_error_message (r), "the old version keeps serving");
     json_decref (r);
 
     /* Another context reloads meanwhile: only slow is stuck. */
     r = s_reload ("accounts", h_path ("plugins/accounts/accounts_v2.so"), &code);
     assert_int_equal (code, 0);
-    s_assert_str (s_str (r, "version"), "2.0.0");
+    h_assert_str (s_str (r, "version"), "2.0.0");
     json_decref (r);
     s_assert_deposit ("a1", 1, "2.0.0");
 
@@ -902,16 +885,16 @@ test_a_hung_decide_times_the_reload_out (void **state)
     s_join_threads ();
     assert_int_equal (atomic_load (&s_wait_done), 1);
     assert_int_equal (atomic_load (&s_pass_done), 1);
-    s_assert_str (s_pass_version, "1.0.0");
+    h_assert_str (s_pass_version, "1.0.0");
     json_t *info = s_wait_context ("slow", "1.0.0", 0, 1);
-    s_assert_contains (s_str (info, "last_reload_error"), "timed out");
+    h_assert_contains (s_str (info, "last_reload_error"), "timed out");
     json_decref (info);
 
     /* Nothing holds the context now: the same reload goes through. */
     r = s_reload ("slow", NULL, &code);
     assert_int_equal (code, 0);
     assert_true (s_ok (r));
-    s_assert_str (s_str (r, "version"), "1.0.0");
+    h_assert_str (s_str (r, "version"), "1.0.0");
     json_decref (r);
     json_decref (s_wait_context ("slow", "1.0.0", 1, 0));
     r = h_send (s_host.endpoint, "slow", "Wait", "wait-2", json_pack ("{s:s}", "id", "w2"));
@@ -929,7 +912,7 @@ test_a_watched_plugin_reloads_itself (void **state)
     snprintf (plugin, sizeof plugin, "%s/accounts.so", s_host.dir);
     json_t *info = s_context_info ("accounts");
     assert_true (json_is_true (json_object_get (info, "watch")));
-    s_assert_str (s_str (info, "version"), "1.0.0");
+    h_assert_str (s_str (info, "version"), "1.0.0");
     json_decref (info);
     s_open ("a1");
     s_assert_deposit ("a1", 2, "1.0.0");
@@ -945,7 +928,7 @@ test_a_watched_plugin_reloads_itself (void **state)
     assert_int_equal (write (fd, "garbage\n", 8), 8);
     assert_int_equal (close (fd), 0);
     info = s_wait_context ("accounts", "2.0.0", 1, 1);
-    s_assert_contains (s_str (info, "last_reload_error"), "not a loadable shared object");
+    h_assert_contains (s_str (info, "last_reload_error"), "not a loadable shared object");
     json_decref (info);
     s_assert_deposit ("a1", 2, "2.0.0");
 
@@ -1018,7 +1001,7 @@ test_a_reload_rebuilds_a_changed_projection (void **state)
     json_t *r = s_reload ("transfers", h_path ("plugins/transfers/transfers_v2.so"), &code);
     assert_int_equal (code, 0);
     assert_true (s_ok (r));
-    s_assert_str (s_str (r, "context"), "transfers");
+    h_assert_str (s_str (r, "context"), "transfers");
     json_decref (r);
     json_decref (s_wait_context ("transfers", "1.0.0", 1, 0));
 
@@ -1049,7 +1032,7 @@ test_a_reload_rebuilds_a_changed_projection (void **state)
     p = s_projection_stats ("transfers");
     assert_int_equal (s_int (p, "version"), 1);
     assert_int_equal (s_int (p, "rebuilds"), 0);
-    s_assert_str (s_str (p, "state"), "live");
+    h_assert_str (s_str (p, "state"), "live");
     json_decref (p);
 
     /* The new version runs the whole context: a transfer goes through its
