@@ -506,9 +506,14 @@ bctx_bridge_new (void *zctx, const bctx_security_t *security, const char *data,
         snprintf (err, errlen, "bridge %s: out of memory", context);
         goto fail;
     }
-    self->store = bctx_store_open (self->path, BCTX_STORE_REPLICA, err, errlen);
-    if (!self->store)
+    char why[512];
+    self->store = bctx_store_open (self->path, BCTX_STORE_REPLICA, why, sizeof why);
+    if (!self->store) {
+        snprintf (err, errlen, "bridge %s from peer %s: cannot open its replica (%s); move "
+                  "or remove that file, and the bridge copies the peer's log afresh",
+                  context, peer->name, why);
         goto fail;
+    }
     atomic_store (&self->head, bctx_store_position (self->store));
     char runner[160];
     snprintf (runner, sizeof runner, "bridge-%s", context);

@@ -96,7 +96,8 @@ s_stats_reply (bctx_gather_t *self, s_gather_t *g)
         "bad_request", (json_int_t) k->bad,
         "too_large", (json_int_t) k->too_large, "forbidden", (json_int_t) k->forbidden,
         "contexts", contexts, "projections", s_merge (g->parts, "projections"),
-        "reactors", s_merge (g->parts, "reactors"), "bridges", bctx_registry_bridge_stats (self->registry),
+        "reactors", s_merge (g->parts, "reactors"),
+        "bridges", bctx_registry_bridge_stats (self->registry),
         "peers", bctx_peers_stats (self->peers)));
 }
 

@@ -360,8 +360,9 @@ s_context_stats (bctx_registry_t *registry)
     return contexts;
 }
 
-/* {"op":"stats"}: the API's, every context's, runner's, bridge's and
- * peer's counters. */
+/* {"op":"stats"}: the API's, every context's, runner's and peer's
+ * counters (a context process's; the supervisor's gather merges them,
+ * with its own bridges). */
 static char *
 s_op_stats (void *arg, bctx_request_t *req)
 {
@@ -376,16 +377,15 @@ s_op_stats (void *arg, bctx_request_t *req)
     for (size_t i = 0; i < reg->n_reactors; i++)
         json_object_set_new (reactors, bctx_reactor_base (reg->reactors[i])->name,
                              bctx_reactor_stats (reg->reactors[i]));
-    json_t *bridges = bctx_registry_bridge_stats (reg);
     const bctx_api_counters_t *n = bctx_api_counters (self->api);
     return bctx_reply_dump_new (json_pack (
-        "{s:b, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "host",
+        "{s:b, s:s, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:o, s:o}", "ok", 1, "host",
         reg->config->name, "api", "requests", (json_int_t) n->requests,
         "in_flight", (json_int_t) bctx_commands_in_flight (self->commands),
         "bad_request", (json_int_t) n->bad,
         "too_large", (json_int_t) n->too_large,
         "forbidden", (json_int_t) n->forbidden, "contexts", s_context_stats (reg),
-        "projections", projections, "reactors", reactors, "bridges", bridges,
+        "projections", projections, "reactors", reactors,
         "peers", bctx_peers_stats (self->peers)));
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -113,6 +114,28 @@ test_bad_peers_and_keys (void **state)
                "peers[0].public_key", "host.curve", NULL);
 }
 
+/* The supervisor opens the replica of every peer's context at start:
+ * one it cannot open refuses the start, naming the file and what to do. */
+static void
+test_unopenable_replica (void **state)
+{
+    (void) state;
+    char path[400], text[1200];
+    snprintf (path, sizeof path, "%s/data", s_dir);
+    mkdir (path, 0755);
+    snprintf (path, sizeof path, "%s/data/replica-accounts.db", s_dir);
+    assert_int_equal (mkdir (path, 0755), 0);
+    snprintf (text, sizeof text,
+              "{\"host\": {\"api\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\"},"
+              " \"peers\": [{\"name\": \"a\", \"api\": \"tcp://127.0.0.1:7790\","
+              " \"publish\": \"tcp://127.0.0.1:7791\"}],"
+              " \"contexts\": [{\"name\": \"accounts\", \"peer\": \"a\"}]}",
+              40000 + getpid () % 10000, s_dir);
+    s_refused (text, "bridge accounts from peer a", "replica-accounts.db",
+               "copies the peer's log afresh", NULL);
+    assert_int_equal (rmdir (path), 0);
+}
+
 static void
 test_duplicate_context_name (void **state)
 {
@@ -200,6 +223,7 @@ main (void)
         cmocka_unit_test (test_missing_config_file),
         cmocka_unit_test (test_bad_json_and_keys),
         cmocka_unit_test (test_bad_peers_and_keys),
+        cmocka_unit_test (test_unopenable_replica),
         cmocka_unit_test (test_duplicate_context_name),
         cmocka_unit_test (test_broken_plugins),
         cmocka_unit_test (test_never_half_configured),
