@@ -173,8 +173,9 @@ s_on_peer_reply (void *arg)
 }
 
 double
-bctx_peers_tick (bctx_peers_t *self)
+bctx_peers_tick (void *self_)
 {
+    bctx_peers_t *self = self_;
     const bctx_config_t *config = self->registry->config;
     double now = bctx_now (), next = -1;
     for (size_t i = 0; i < self->n_forwards;) {
@@ -197,19 +198,13 @@ bctx_peers_tick (bctx_peers_t *self)
     return next;
 }
 
-/* The deadline tick, as the loop calls it. */
-static double
-s_tick (void *arg)
-{
-    return bctx_peers_tick (arg);
-}
 
 void
 bctx_peers_attach (bctx_peers_t *self, bctx_loop_t *loop)
 {
     for (size_t i = 0; i < self->n_peers; i++)
         bctx_loop_reader (loop, self->peers[i].dealer, 0, s_on_peer_reply, &self->peers[i]);
-    bctx_loop_timer (loop, s_tick, self);
+    bctx_loop_timer (loop, bctx_peers_tick, self);
 }
 
 void

@@ -33,8 +33,9 @@ char *bctx_peers_forward (bctx_peers_t *self, size_t peer, json_t *req,
                           int delimiter, const char **code);
 
 /* Answers "unavailable" to the forwarded commands past their deadline.
- * Return the seconds until the next deadline, or -1. */
-double bctx_peers_tick (bctx_peers_t *self);
+ * Return the seconds until the next deadline, or -1.
+ * self is a bctx_peers_t (borrowed): this is its timer, a bctx_tick_fn. */
+double bctx_peers_tick (void *self);
 
 /* Waits for the commands still at peers: their answers until their
  * deadlines, then "unavailable", so no client is left without a reply. */

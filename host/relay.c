@@ -418,18 +418,12 @@ s_on_readable (void *arg)
     return BCTX_LOOP_GO_ON;
 }
 
-/* The loop's tick. */
-static double
-s_tick (void *arg)
-{
-    return bctx_relay_tick (arg);
-}
 
 void
 bctx_relay_attach (bctx_relay_t *self, bctx_loop_t *loop)
 {
     if (!self->loop)
-        bctx_loop_timer (loop, s_tick, self);
+        bctx_loop_timer (loop, bctx_relay_tick, self);
     self->loop = loop;
     size_t n;
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
@@ -469,8 +463,9 @@ s_fail (bctx_relay_t *self, size_t i, const char *why)
 }
 
 double
-bctx_relay_tick (bctx_relay_t *self)
+bctx_relay_tick (void *self_)
 {
+    bctx_relay_t *self = self_;
     double now = bctx_now (), next = -1;
     size_t n;
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);

@@ -48,8 +48,9 @@ void bctx_relay_learn (bctx_relay_t *self, bctx_child_t *child, const json_t *st
 char *bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name);
 
 /* Probes starting processes, answers what is past its deadline.
- * Return the seconds until it wants to run again, or -1. */
-double bctx_relay_tick (bctx_relay_t *self);
+ * Return the seconds until it wants to run again, or -1.
+ * self is a bctx_relay_t (borrowed): this is its timer, a bctx_tick_fn. */
+double bctx_relay_tick (void *self);
 
 /* Reads every link once (start and drain, outside the loop). */
 void bctx_relay_read_all (bctx_relay_t *self);

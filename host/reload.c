@@ -465,8 +465,9 @@ s_op_internal (void *arg, bctx_request_t *req)
 }
 
 double
-bctx_reload_tick (bctx_reload_t *self)
+bctx_reload_tick (void *self_)
 {
+    bctx_reload_t *self = self_;
     double now = bctx_now (), next = -1;
     for (size_t i = 0; i < self->n_handovers;) {
         s_handover_t *h = self->handovers[i];
@@ -491,18 +492,12 @@ bctx_reload_tick (bctx_reload_t *self)
     return next;
 }
 
-/* The loop's tick. */
-static double
-s_tick (void *arg)
-{
-    return bctx_reload_tick (arg);
-}
 
 void
 bctx_reload_attach (bctx_reload_t *self, bctx_loop_t *loop)
 {
     self->loop = loop;
-    bctx_loop_timer (loop, s_tick, self);
+    bctx_loop_timer (loop, bctx_reload_tick, self);
 }
 
 void

@@ -58,8 +58,9 @@ char *bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
                          int delimiter, const char **code);
 
 /* Gives up the reloads past their deadline.  Return the seconds until the
- * next deadline, or -1. */
-double bctx_reload_tick (bctx_reload_t *self);
+ * next deadline, or -1.
+ * self is a bctx_reload_t (borrowed): this is its timer, a bctx_tick_fn. */
+double bctx_reload_tick (void *self);
 
 /* The host is stopping: every reload still on its way is given up. */
 void bctx_reload_stop (bctx_reload_t *self);

@@ -224,13 +224,6 @@ s_on_signal (void *arg)
     return BCTX_LOOP_STOP;
 }
 
-/* The supervisor's tick of its context processes. */
-static double
-s_supervise_tick (void *arg)
-{
-    return bctx_supervise_tick (arg);
-}
-
 int
 bctx_server_run (bctx_server_t *self, int stop_fd)
 {
@@ -242,7 +235,7 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
     bctx_relay_attach (self->relay, core->loop);
     bctx_reload_attach (self->reload, core->loop);
     bctx_watch_attach (self->watch, core->loop);
-    bctx_loop_timer (core->loop, s_supervise_tick, self->supervise);
+    bctx_loop_timer (core->loop, bctx_supervise_tick, self->supervise);
     bctx_api_attach (core->api, core->loop);
     bctx_loop_run (core->loop);
 

@@ -409,8 +409,9 @@ s_prune (bctx_supervise_t *self)
 }
 
 double
-bctx_supervise_tick (bctx_supervise_t *self)
+bctx_supervise_tick (void *self_)
 {
+    bctx_supervise_t *self = self_;
     s_reap (self);
     s_prune (self);
     double now = bctx_now (), next = -1;

@@ -116,8 +116,9 @@ int bctx_supervise_spawn_all (bctx_supervise_t *self, char *err, size_t errlen);
 /* Checks on the processes: reaps those that ended (after SIGCHLD, or
  * polled), restarts those due, ends those over their memory limit or
  * that do not start in time.  Return the seconds until it wants to run
- * again. */
-double bctx_supervise_tick (bctx_supervise_t *self);
+ * again.
+ * self is a bctx_supervise_t (borrowed): this is its timer, a bctx_tick_fn. */
+double bctx_supervise_tick (void *self);
 
 /* The children, in config order (borrowed), and how many. */
 bctx_child_t **bctx_supervise_children (bctx_supervise_t *self, size_t *n);

@@ -111,12 +111,6 @@ bctx_watch_renew (bctx_watch_t *self, char *err, size_t errlen)
     return 0;
 }
 
-/* The debounce tick, as the loop calls it. */
-static double
-s_tick (void *arg)
-{
-    return bctx_watch_tick (arg);
-}
 
 bctx_watch_t *
 bctx_watch_new (bctx_registry_t *registry, bctx_reload_t *reload, char *err, size_t errlen)
@@ -139,12 +133,13 @@ bctx_watch_attach (bctx_watch_t *self, bctx_loop_t *loop)
     self->loop = loop;
     if (self->inotify >= 0)
         self->reader = bctx_loop_reader (loop, NULL, self->inotify, s_read, self);
-    bctx_loop_timer (loop, s_tick, self);
+    bctx_loop_timer (loop, bctx_watch_tick, self);
 }
 
 double
-bctx_watch_tick (bctx_watch_t *self)
+bctx_watch_tick (void *self_)
 {
+    bctx_watch_t *self = self_;
     const bctx_config_t *config = self->registry->config;
     double now = bctx_now (), next = -1;
     for (size_t i = 0; i < self->n_files; i++) {

@@ -30,8 +30,9 @@ void bctx_watch_attach (bctx_watch_t *self, bctx_loop_t *loop);
 int bctx_watch_renew (bctx_watch_t *self, char *err, size_t errlen);
 
 /* Starts the reloads whose files have been quiet long enough.  Return the
- * seconds until the next one is due, or -1. */
-double bctx_watch_tick (bctx_watch_t *self);
+ * seconds until the next one is due, or -1.
+ * self is a bctx_watch_t (borrowed): this is its timer, a bctx_tick_fn. */
+double bctx_watch_tick (void *self);
 
 /* Stops watching and frees; sets *self_p to NULL.  Idempotent. */
 void bctx_watch_destroy (bctx_watch_t **self_p);

@@ -668,11 +668,10 @@ bctx_worker_destroy (bctx_worker_t **self_p)
     if (!self_p || !*self_p)
         return;
     bctx_worker_t *self = *self_p;
-    if (self->started)
-        pthread_join (self->thread, NULL);
+    bctx_worker_join (self);
     bctx_socket_close (&self->queue);
     if (self->replies)
-        zmq_close (self->replies);
+        zmq_close (self->replies);   /* keeps its linger: replies still queued go out */
     bctx_worker_link_close (&self->link);
     bctx_socket_close (&self->bus);
     bctx_store_destroy (&self->store);
