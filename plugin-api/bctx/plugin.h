@@ -73,8 +73,10 @@ typedef struct bctx_event {
     int64_t position;          /* place in the context's log, from 1 */
     const json_t *data;        /* what the context decided */
     const char *metadata;      /* JSON text {command_id, correlation_id,
-                                  causation_id, time}; json_loads it when
-                                  needed (most handlers never do) */
+                                  causation_id, time, context_version, and
+                                  origin "reactor" for a reactor's command};
+                                  json_loads it when needed (most handlers
+                                  never do) */
 } bctx_event_t;
 
 /* The read models a projection handler may read and write (opaque). */
