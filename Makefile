@@ -58,7 +58,7 @@ HOST_MODULES := util errors runner config config_context endpoint log host_api l
                 worker worker_link dedup decided cache feed consumer projection sender reactor bridge \
                 loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
-HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
+HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h plugin-api/bctx/testing.h
 
 PLUGINS      := $(O)/plugins/accounts/accounts.so $(O)/plugins/transfers/transfers.so \
                 $(O)/plugins/accounts/accounts_v2.so $(O)/plugins/transfers/transfers_v2.so
