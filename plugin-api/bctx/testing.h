@@ -342,9 +342,11 @@ bctx_testing_when (bctx_testing_t *self, const char *command, const char *data)
         json_t *ev = json_array_get (self->events, i);
         const char *type = json_string_value (json_object_get (ev, "type"));
         json_t *evd = json_object_get (ev, "data");
-        if (!type || !*type || !json_is_object (evd)) {
-            bctx_testing_fail_ (self, "decide returned event %zu without a "
-                      "type string and a data object", i);
+        size_t len = type ? strlen (type) : 0;
+        if (len == 0 || len > 128 || strspn (type, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                "abcdefghijklmnopqrstuvwxyz0123456789_") != len || !json_is_object (evd)) {
+            bctx_testing_fail_ (self, "decide returned event %zu without a type of 1-128 "
+                      "of A-Z a-z 0-9 _ and a data object (the host answers internal)", i);
             self->rc = BCTX_ERROR;
         } else if (bctx_testing_fold_ (self, aggregate, type, evd) != 0) {
             self->rc = BCTX_ERROR;
