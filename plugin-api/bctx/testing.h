@@ -170,6 +170,14 @@ bctx_testing_parse_ (bctx_testing_t *self, const char *text)
     return j;
 }
 
+/* An event's data: JSON text, NULL for {}.  Return: new, or NULL with
+ * the reason. */
+static inline json_t *
+bctx_testing_data_ (bctx_testing_t *self, const char *data)
+{
+    return data ? bctx_testing_parse_ (self, data) : json_object ();
+}
+
 /* Runs the plugin's init with settings (JSON text, or NULL for null).
  * Return: new harness, or NULL (the reason on stderr) when init fails. */
 static inline bctx_testing_t *
@@ -295,7 +303,7 @@ static inline int
 bctx_testing_given (bctx_testing_t *self, const char *aggregate, const char *type,
                     const char *data)
 {
-    json_t *d = data ? bctx_testing_parse_ (self, data) : json_object ();
+    json_t *d = bctx_testing_data_ (self, data);
     if (!d)
         return -1;
     int rc = bctx_testing_fold_ (self, aggregate, type, d);
@@ -452,23 +460,27 @@ bctx_testing_event_ (bctx_testing_t *self, const char *context, const char *aggr
     };
 }
 
-/* The projection named name, or NULL.  Return: borrowed. */
+/* The projection named name, or NULL with the reason.  Return: borrowed. */
 static inline const bctx_projection_t *
-bctx_testing_projection_ (const bctx_testing_t *self, const char *name)
+bctx_testing_projection_ (bctx_testing_t *self, const char *name)
 {
     const bctx_projection_t *p = self->desc->projections;
     while (p && p->name && strcmp (p->name, name) != 0)
         p++;
+    if (!p || !p->name)
+        bctx_testing_fail_ (self, "unknown projection %s", name);
     return p && p->name ? p : NULL;
 }
 
-/* The reactor named name, or NULL.  Return: borrowed. */
+/* The reactor named name, or NULL with the reason.  Return: borrowed. */
 static inline const bctx_reactor_t *
-bctx_testing_reactor_ (const bctx_testing_t *self, const char *name)
+bctx_testing_reactor_ (bctx_testing_t *self, const char *name)
 {
     const bctx_reactor_t *r = self->desc->reactors;
     while (r && r->name && strcmp (r->name, name) != 0)
         r++;
+    if (!r || !r->name)
+        bctx_testing_fail_ (self, "unknown reactor %s", name);
     return r && r->name ? r : NULL;
 }
 
@@ -479,11 +491,7 @@ bctx_testing_project (bctx_testing_t *self, const char *projection, const char *
                       const char *aggregate, const char *type, const char *data)
 {
     const bctx_projection_t *p = bctx_testing_projection_ (self, projection);
-    if (!p) {
-        bctx_testing_fail_ (self, "unknown projection %s", projection);
-        return BCTX_ERROR;
-    }
-    json_t *d = data ? bctx_testing_parse_ (self, data) : json_object ();
+    json_t *d = p ? bctx_testing_data_ (self, data) : NULL;
     if (!d)
         return BCTX_ERROR;
     bctx_event_t ev = bctx_testing_event_ (self, context, aggregate, type, d);
@@ -526,11 +534,7 @@ bctx_testing_react (bctx_testing_t *self, const char *reactor, const char *conte
                     const char *aggregate, const char *type, const char *data)
 {
     const bctx_reactor_t *r = bctx_testing_reactor_ (self, reactor);
-    if (!r) {
-        bctx_testing_fail_ (self, "unknown reactor %s", reactor);
-        return BCTX_ERROR;
-    }
-    json_t *d = data ? bctx_testing_parse_ (self, data) : json_object ();
+    json_t *d = r ? bctx_testing_data_ (self, data) : NULL;
     if (!d)
         return BCTX_ERROR;
     json_array_clear (self->sent);
