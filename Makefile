@@ -58,7 +58,7 @@ HOST_MODULES := util errors runner config config_context endpoint log host_api l
                 worker worker_link dedup decided cache feed consumer projection sender reactor bridge \
                 loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
-HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h
+HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h plugin-api/bctx/testing.h
 
 PLUGINS      := $(O)/plugins/accounts/accounts.so $(O)/plugins/transfers/transfers.so \
                 $(O)/plugins/accounts/accounts_v2.so $(O)/plugins/transfers/transfers_v2.so
@@ -219,3 +219,26 @@ soak: all $(O)/bin/bctx-soak
 
 clean:
 	rm -rf bin obj build plugins/*/*.so tests/plugins/*.so data
+
+# make install PREFIX=/usr/local DESTDIR=: the host, the CLI, the plugin
+# headers (bctx/plugin.h, bctx/testing.h) and bctx-plugin.pc, so that
+# `cc $(pkg-config --cflags --libs bctx-plugin) -shared -fPIC` builds a
+# plugin outside the tree.  make uninstall removes what it installed.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INSTALL_FILES := bin/bctx-host bin/bctx include/bctx/plugin.h include/bctx/testing.h \
+                 lib/pkgconfig/bctx-plugin.pc
+
+.PHONY: install uninstall
+install: $(O)/bin/bctx-host $(O)/bin/bctx
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/bctx \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(O)/bin/bctx-host $(O)/bin/bctx $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 plugin-api/bctx/plugin.h plugin-api/bctx/testing.h \
+	    $(DESTDIR)$(PREFIX)/include/bctx/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@ABI@|'"$$(sed -n 's/^#define BCTX_ABI_VERSION //p' plugin-api/bctx/plugin.h)"'|' \
+	    scripts/bctx-plugin.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/bctx-plugin.pc
+
+uninstall:
+	rm -f $(INSTALL_FILES:%=$(DESTDIR)$(PREFIX)/%)
+	-rmdir $(DESTDIR)$(PREFIX)/include/bctx 2>/dev/null
