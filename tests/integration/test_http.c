@@ -107,8 +107,8 @@ test_errors (void **state)
     /* The API answers bad_request for an unknown projection today (the
      * unknown_projection code, 404, is another branch's). */
     s_expect ("GET", "/projections/nosuch/k", NULL, 400, "bad_request");
-    s_expect ("POST", "/contexts/accounts/commands/OpenAccount",
-              "-d '{\"account\":\"a2\"}'", 422, "rejected");
+    s_expect ("POST", "/contexts/accounts/commands/Withdraw",
+              "-d '{\"account\":\"a1\",\"amount\":1000}'", 422, "rejected");
     /* Oversize: host.max_message is 4096 here. */
     char extra[600];
     snprintf (extra, sizeof extra, "-H 'Content-Type: application/json' --data-binary @%s",
