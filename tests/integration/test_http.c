@@ -136,6 +136,45 @@ test_admin (void **state)
     free (body);
 }
 
+/* bctx_commands_total{context="accounts",outcome="accepted"} as
+ * python3-prometheus-client's parser reads it from /metrics, or -1. */
+static double
+s_accepted (void)
+{
+    char *body;
+    assert_int_equal (s_curl (&body, "GET", "/metrics", NULL), 200);
+    free (body);
+    char cmd[1200], out[400];
+    snprintf (out, sizeof out, "%s/curl.out", s_host.dir);
+    snprintf (cmd, sizeof cmd, "/usr/bin/python3 -c 'import sys\n"
+              "from prometheus_client.parser import text_string_to_metric_families as f\n"
+              "v = -1\n"
+              "for m in f(open(sys.argv[1]).read()):\n"
+              "  for s in m.samples:\n"
+              "    if s.name == \"bctx_commands_total\" and s.labels == "
+              "{\"context\": \"accounts\", \"outcome\": \"accepted\"}: v = s.value\n"
+              "print(v)' '%s'", out);
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    double v = -2;
+    if (fscanf (p, "%lf", &v) != 1)
+        v = -3;
+    assert_int_equal (pclose (p), 0);
+    return v;
+}
+
+static void
+test_metrics (void **state)
+{
+    (void) state;
+    double before = s_accepted ();
+    assert_true (before >= 0);
+    s_expect ("POST", "/contexts/accounts/commands/Deposit",
+              "-d '{\"account\":\"a1\",\"amount\":1}'", 200, NULL);
+    double after = s_accepted ();
+    assert_true (after == before + 1);
+}
+
 int
 main (void)
 {
@@ -159,6 +198,7 @@ main (void)
         cmocka_unit_test (test_routes),
         cmocka_unit_test (test_errors),
         cmocka_unit_test (test_admin),
+        cmocka_unit_test (test_metrics),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);
     if (h_cleanup (&s_host) != 0)
