@@ -252,7 +252,8 @@ s_post (bctx_http_t *self, struct MHD_Connection *conn, char **p, int n, const b
 }
 
 /* libmicrohttpd's handler: reads the body (up to host.max_message), then
- * routes. */
+ * routes.  A Content-Length over the limit is answered before any of the
+ * body is read. */
 static enum MHD_Result
 s_on_request (void *cls, struct MHD_Connection *conn, const char *url, const char *method,
               const char *version, const char *data, size_t *data_size, void **con_cls)
@@ -266,9 +267,10 @@ s_on_request (void *cls, struct MHD_Connection *conn, const char *url, const cha
         const char *cl = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull (cl, NULL, 10) > self->config->max_message)
             up->too_large = 1;
-        return MHD_YES;
+        else
+            return MHD_YES;
     }
-    if (*data_size) {
+    else if (*data_size) {
         if (up->body.len + *data_size > self->config->max_message)
             up->too_large = 1;
         if (!up->too_large)
