@@ -21,8 +21,9 @@
 O       ?= .
 SAN     ?=
 CC      ?= cc
-PKGS    := libzmq jansson sqlite3
-DEBS    := libzmq3-dev libjansson-dev libcmocka-dev libsqlite3-dev pkg-config
+PKGS    := libzmq jansson sqlite3 libmicrohttpd
+DEBS    := libzmq3-dev libjansson-dev libcmocka-dev libsqlite3-dev pkg-config curl \
+           libmicrohttpd-dev python3-prometheus-client
 FUZZ_DEBS := clang libclang-rt-14-dev
 # What make bench-peers alone needs: the peers and their client libraries.
 PEER_DEBS := postgresql-15 libpq-dev redis-server libhiredis-dev
@@ -56,7 +57,7 @@ endif
 
 HOST_MODULES := util errors runner config config_context endpoint log host_api loader store readside datadir bus protocol security \
                 worker worker_link dedup decided cache feed consumer projection sender reactor bridge \
-                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main server
+                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main http metrics server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h plugin-api/bctx/testing.h
 

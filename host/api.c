@@ -170,7 +170,17 @@ bctx_api_bind (bctx_api_t *self, void *zctx, const bctx_config_t *config,
                   zmq_strerror (zmq_errno ()));
         return -1;
     }
-    return s_open_admin (self, zctx, config->data, NULL, err, errlen);
+    /* The HTTP gateway's way in, in this process only: every role check
+     * and error code stays the API's own. */
+    if (s_open_admin (self, zctx, config->data, NULL, err, errlen) < 0)
+        return -1;
+    if (zmq_bind (self->router, BCTX_API_INPROC) != 0
+        || zmq_bind (self->admin, BCTX_API_ADMIN_INPROC) != 0) {
+        snprintf (err, errlen, "api: cannot bind %s: %s", BCTX_API_INPROC,
+                  zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
 }
 
 /* Encodes the socket and frames[0..n-1] into out.  Return the length, or

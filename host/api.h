@@ -66,9 +66,15 @@ void bctx_api_handle (bctx_api_t *self, int op, bctx_api_handler_fn *fn, void *a
 /* The first op without a handler, or -1 when every op has one. */
 int bctx_api_unhandled (const bctx_api_t *self);
 
+/* The in-process endpoints of the public ROUTER and the admin endpoint,
+ * which the HTTP gateway connects to (a supervisor binds them). */
+#define BCTX_API_INPROC       "inproc://bctx-api"
+#define BCTX_API_ADMIN_INPROC "inproc://bctx-api-admin"
+
 /* Binds the public ROUTER on config->api (CURVE from security, borrowed)
  * and the admin endpoint on ipc://<host.data>/run/admin.sock, in a
- * folder only this OS user may enter.  Return 0, or -1 with the reason. */
+ * folder only this OS user may enter; in a supervisor, both also on
+ * their BCTX_API_*INPROC.  Return 0, or -1 with the reason. */
 int bctx_api_bind (bctx_api_t *self, void *zctx, const bctx_config_t *config,
                    bctx_security_t *security, char *err, size_t errlen);
 

@@ -240,6 +240,26 @@ s_read_clients (bctx_config_t *self, json_t *clients, const char *file, char *er
     return 0;
 }
 
+/* host.http ("HOST:PORT" or false) and host.http_admin_token. */
+static int
+s_read_http (bctx_config_t *self, json_t *host, char *err, size_t errlen)
+{
+    json_t *http = json_object_get (host, "http");
+    if (json_is_false (http)) {
+        free (self->http);
+        self->http = NULL;
+    }
+    else if (http) {
+        free (self->http);
+        self->http = NULL;
+        if (s_string (host, "http", "host", &self->http, self->path, err, errlen) < 0)
+            return -1;
+        self->http_given = 1;
+    }
+    return s_string (host, "http_admin_token", "host", &self->http_admin_token,
+                     self->path, err, errlen);
+}
+
 static int
 s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
 {
@@ -247,7 +267,7 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
         "name", "api", "publish", "data", "max_message", "max_reply", "max_batch",
         "max_events_per_command", "reload_timeout_ms", "forward_timeout_ms", "allow_remote",
         "curve", "clients", "plugin_dirs", "max_plugin_bytes", "handler_timeout_ms",
-        "stop_timeout_ms", NULL
+        "stop_timeout_ms", "http", "http_admin_token", NULL
     };
     const char *file = self->path;
     if (!json_is_object (host)) {
@@ -298,6 +318,8 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
         return -1;
     }
     self->allow_remote = json_is_true (remote);
+    if (s_read_http (self, host, err, errlen) < 0)
+        return -1;
     json_t *curve = json_object_get (host, "curve");
     if (curve) {
         static const char *const ckeys[] = { "public", "secret", NULL };
@@ -484,6 +506,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
     self->path = strdup (path);
     self->name = strdup ("bctx");
     self->api = strdup (BCTX_DEFAULT_API);
+    self->http = strdup (BCTX_DEFAULT_HTTP);
     self->data = strdup (BCTX_DEFAULT_DATA);
     self->max_message = BCTX_DEFAULT_MAX_MESSAGE;
     self->max_reply = BCTX_DEFAULT_MAX_REPLY;
@@ -561,6 +584,14 @@ bctx_config_parse (const char *text, const char *path, char *err,
                         "host.allow_remote to true to bind it anyway", names[k], eps[k]);
                 goto fail;
             }
+        char http[300];
+        snprintf (http, sizeof http, "tcp://%.280s", self->http ? self->http : "");
+        if (self->http && !bctx_endpoint_is_loopback (http)) {
+            s_fail (err, errlen, path, "host.http: %s is not a loopback address; set "
+                    "host.allow_remote to true to serve HTTP beyond this machine",
+                    self->http);
+            goto fail;
+        }
     }
     json_decref (root);
     return self;
@@ -645,6 +676,8 @@ bctx_config_destroy (bctx_config_t **self_p)
     free (self->path);
     free (self->name);
     free (self->api);
+    free (self->http);
+    free (self->http_admin_token);
     free (self->publish);
     free (self->data);
     free (self->only);

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #define BCTX_DEFAULT_API          "tcp://127.0.0.1:7700"
+#define BCTX_DEFAULT_HTTP         "127.0.0.1:7780"
 #define BCTX_DEFAULT_DATA         "data"
 #define BCTX_DEFAULT_MAX_MESSAGE  (1024 * 1024)
 #define BCTX_DEFAULT_MAX_REPLY    (8 * 1024 * 1024)
@@ -81,6 +82,12 @@ typedef struct bctx_config {
     size_t n_peers;          /* how many */
     size_t forward_timeout_ms; /* host.forward_timeout_ms: wait for a peer */
     int allow_remote;        /* host.allow_remote: bind beyond loopback */
+    char *http;              /* host.http: HOST:PORT of the HTTP gateway, or NULL
+                                when "http": false */
+    int http_given;          /* host.http was in the file (a bind failure then
+                                stops the start; on the default it is a warning) */
+    char *http_admin_token;  /* host.http_admin_token: the Bearer token of admin
+                                ops over HTTP, or NULL (refused) */
     char *curve_public;      /* host.curve.public: this host's CURVE key (Z85), or NULL */
     char *curve_secret;      /* host.curve.secret: its secret half */
     char **clients;          /* host.clients: client keys the API accepts (Z85) */

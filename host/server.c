@@ -18,6 +18,7 @@
 #include "datadir.h"
 #include "endpoint.h"
 #include "gather.h"
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "ops.h"
@@ -54,6 +55,7 @@ struct bctx_server {
     bctx_supervise_t *supervise;  /* the context processes */
     bctx_relay_t *relay;          /* requests to them, commands among them */
     bctx_gather_t *gather;        /* stats, contexts, replay and retry across them */
+    bctx_http_t *http;            /* the HTTP gateway on host.http, or NULL */
     int stop_fd;                  /* the signalfd bctx_server_run was given */
 };
 
@@ -113,6 +115,23 @@ s_boot (bctx_server_t *self, char *err, size_t errlen)
     return 0;
 }
 
+/* Starts the HTTP gateway on host.http.  It goes through the API's
+ * inproc endpoints, which CURVE does not cover: with host.curve it runs
+ * only when host.http names it.  A default address in use is a warning.
+ * Return 0, or -1 with the reason. */
+static int
+s_start_http (bctx_server_t *self, const bctx_config_t *config, char *err, size_t errlen)
+{
+    if (!config->http || (config->curve_public && !config->http_given))
+        return 0;
+    self->http = bctx_http_new (self->core.zctx, config, err, errlen);
+    if (self->http || config->http_given)
+        return self->http ? 0 : -1;
+    bctx_log (BCTX_LOG_WARN, "%s; the HTTP gateway is off", err);
+    err[0] = '\0';
+    return 0;
+}
+
 /* Builds the supervisor's modules in order and starts the context
  * processes; binds the API once they all answer.  Return 0, or -1 with
  * the reason. */
@@ -159,7 +178,8 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     if (bctx_core_check_ops (core, err, errlen) < 0
         || bctx_supervise_spawn_all (self->supervise, err, errlen) < 0
         || s_boot (self, err, errlen) < 0
-        || bctx_api_bind (core->api, core->zctx, config, core->security, err, errlen) < 0)
+        || bctx_api_bind (core->api, core->zctx, config, core->security, err, errlen) < 0
+        || s_start_http (self, config, err, errlen) < 0)
         return -1;
     s_warn_wildcards (config);
     return 0;
@@ -265,6 +285,7 @@ bctx_server_destroy (bctx_server_t **self_p)
     bctx_server_t *self = self_p ? *self_p : NULL;
     if (!self)
         return;
+    bctx_http_destroy (&self->http);
     bctx_watch_destroy (&self->watch);
     bctx_reload_destroy (&self->reload);
     bctx_gather_destroy (&self->gather);

@@ -1,0 +1,207 @@
+/*
+ * test_http - the HTTP/JSON gateway of a real host: each route, the
+ * error statuses, admin refusal without and with the token, an oversize
+ * body, and /metrics parsed by python3-prometheus-client.  The client is
+ * curl.
+ */
+#include "harness.h"
+
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static h_host_t s_host;
+static char s_base[64];
+static char s_dir_file[400];
+
+/* Runs curl with the given arguments after the URL path; returns the
+ * HTTP status, the body in *body (new). */
+static int
+s_curl (char **body, const char *method, const char *path, const char *extra)
+{
+    char cmd[2048], out[400];
+    snprintf (out, sizeof out, "%s/curl.out", s_host.dir);
+    snprintf (cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' -X %s %s '%s%s'",
+              out, method, extra ? extra : "", s_base, path);
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    int status = 0;
+    if (fscanf (p, "%d", &status) != 1)
+        status = -1;
+    pclose (p);
+    FILE *f = fopen (out, "r");
+    char *text = calloc (1, 1 << 20);
+    if (f) {
+        size_t n = fread (text, 1, (1 << 20) - 1, f);
+        text[n] = '\0';
+        fclose (f);
+    }
+    *body = text;
+    return status;
+}
+
+/* The status of a request, with its body's error code checked. */
+static void
+s_expect (const char *method, const char *path, const char *extra, int status,
+          const char *code)
+{
+    char *body;
+    int got = s_curl (&body, method, path, extra);
+    if (got != status)
+        fprintf (stderr, "%s %s: %d %s\n", method, path, got, body);
+    assert_int_equal (got, status);
+    json_t *j = h_json (body);
+    assert_non_null (j);
+    if (code)
+        assert_string_equal (h_error_code (j), code);
+    else
+        assert_true (h_ok (j));
+    json_decref (j);
+    free (body);
+}
+
+static void
+test_routes (void **state)
+{
+    (void) state;
+    s_expect ("POST", "/contexts/accounts/commands/OpenAccount",
+              "-H 'Idempotency-Key: open-a1' -d '{\"account\":\"a1\",\"owner\":\"Ann\"}'",
+              200, NULL);
+    s_expect ("POST", "/contexts/accounts/commands/Deposit",
+              "-d '{\"account\":\"a1\",\"amount\":5}'", 200, NULL);
+    s_expect ("GET", "/contexts", NULL, 200, NULL);
+    s_expect ("GET", "/stats", NULL, 200, NULL);
+    char *body;
+    assert_int_equal (s_curl (&body, "GET", "/contexts/accounts/events?from=1&limit=10", NULL),
+                      200);
+    json_t *j = h_json (body);
+    assert_int_equal (json_array_size (json_object_get (j, "events")), 2);
+    json_decref (j);
+    free (body);
+    /* The same Idempotency-Key again: the same command, no new event. */
+    s_expect ("POST", "/contexts/accounts/commands/OpenAccount",
+              "-H 'Idempotency-Key: open-a1' -d '{\"account\":\"a1\",\"owner\":\"Ann\"}'",
+              200, NULL);
+    assert_int_equal (s_curl (&body, "GET", "/contexts/accounts/events", NULL), 200);
+    j = h_json (body);
+    assert_int_equal (json_array_size (json_object_get (j, "events")), 2);
+    json_decref (j);
+    free (body);
+}
+
+static void
+test_errors (void **state)
+{
+    (void) state;
+    s_expect ("POST", "/contexts/accounts/commands/OpenAccount", "-d '{\"account\":'", 400,
+              "bad_request");
+    s_expect ("GET", "/nowhere", NULL, 400, "bad_request");
+    s_expect ("GET", "/contexts/accounts/events?from=x", NULL, 400, "bad_request");
+    s_expect ("POST", "/contexts/nosuch/commands/X", "-d '{}'", 404, "unknown_context");
+    s_expect ("POST", "/contexts/accounts/commands/Nope", "-d '{}'", 404, "unknown_command");
+    /* The API answers bad_request for an unknown projection today (the
+     * unknown_projection code, 404, is another branch's). */
+    s_expect ("GET", "/projections/nosuch/k", NULL, 400, "bad_request");
+    s_expect ("POST", "/contexts/accounts/commands/Withdraw",
+              "-d '{\"account\":\"a1\",\"amount\":1000}'", 422, "rejected");
+    /* Oversize: host.max_message is 4096 here. */
+    char extra[600];
+    snprintf (extra, sizeof extra, "-H 'Content-Type: application/json' --data-binary @%s",
+              s_dir_file);
+    s_expect ("POST", "/contexts/accounts/commands/Deposit", extra, 413, "too_large");
+}
+
+static void
+test_admin (void **state)
+{
+    (void) state;
+    s_expect ("POST", "/contexts/accounts/reload", NULL, 403, "forbidden");
+    s_expect ("POST", "/contexts/accounts/reload", "-H 'Authorization: Bearer wrong'", 403,
+              "forbidden");
+    /* With the token the op reaches the admin endpoint: a reactor that
+     * does not exist is the API's own answer, not a refusal. */
+    char *body;
+    int status = s_curl (&body, "POST", "/reactors/nosuch/retry",
+                         "-H 'Authorization: Bearer s3cret'");
+    json_t *j = h_json (body);
+    assert_non_null (j);
+    assert_int_not_equal (status, 403);
+    assert_string_not_equal (h_error_code (j) ? h_error_code (j) : "", "forbidden");
+    json_decref (j);
+    free (body);
+}
+
+/* bctx_commands_total{context="accounts",outcome="accepted"} as
+ * python3-prometheus-client's parser reads it from /metrics, or -1. */
+static double
+s_accepted (void)
+{
+    char *body;
+    assert_int_equal (s_curl (&body, "GET", "/metrics", NULL), 200);
+    free (body);
+    char cmd[1200], out[400];
+    snprintf (out, sizeof out, "%s/curl.out", s_host.dir);
+    snprintf (cmd, sizeof cmd, "/usr/bin/python3 -c 'import sys\n"
+              "from prometheus_client.parser import text_string_to_metric_families as f\n"
+              "v = -1\n"
+              "for m in f(open(sys.argv[1]).read()):\n"
+              "  for s in m.samples:\n"
+              "    if s.name == \"bctx_commands_total\" and s.labels == "
+              "{\"context\": \"accounts\", \"outcome\": \"accepted\"}: v = s.value\n"
+              "print(v)' '%s'", out);
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    double v = -2;
+    if (fscanf (p, "%lf", &v) != 1)
+        v = -3;
+    assert_int_equal (pclose (p), 0);
+    return v;
+}
+
+static void
+test_metrics (void **state)
+{
+    (void) state;
+    double before = s_accepted ();
+    assert_true (before >= 0);
+    s_expect ("POST", "/contexts/accounts/commands/Deposit",
+              "-d '{\"account\":\"a1\",\"amount\":1}'", 200, NULL);
+    double after = s_accepted ();
+    assert_true (after == before + 1);
+}
+
+int
+main (void)
+{
+    if (h_init (&s_host) < 0)
+        return 1;
+    int port = 14000 + (int) (getpid () % 5000);
+    snprintf (s_base, sizeof s_base, "http://127.0.0.1:%d", port);
+    snprintf (s_host.host_extra, sizeof s_host.host_extra,
+              "\"http\": \"127.0.0.1:%d\", \"http_admin_token\": \"s3cret\", "
+              "\"max_message\": 4096", port);
+    snprintf (s_dir_file, sizeof s_dir_file, "%s/big.json", s_host.dir);
+    FILE *f = fopen (s_dir_file, "w");
+    fputs ("{\"account\":\"a1\",\"pad\":\"", f);
+    for (int i = 0; i < 100000; i++)
+        fputc ('x', f);
+    fputs ("\"}", f);
+    fclose (f);
+    if (h_start (&s_host) < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_routes),
+        cmocka_unit_test (test_errors),
+        cmocka_unit_test (test_admin),
+        cmocka_unit_test (test_metrics),
+    };
+    int failed = cmocka_run_group_tests (tests, NULL, NULL);
+    if (h_cleanup (&s_host) != 0)
+        return 1;
+    return failed;
+}
