@@ -76,10 +76,13 @@ h_write_config (h_host_t *h)
     FILE *f = fopen (h->config, "w");
     if (!f)
         return -1;
+    /* No HTTP gateway unless the test asks for one: the default port
+     * (127.0.0.1:7780) is one for the whole machine. */
+    int http = strstr (h->host_extra, "\"http\"") != NULL;
     fprintf (f, "{\"host\": {\"name\": \"test\", \"api\": \"%s\", \"publish\": \"%s\","
-                " \"data\": \"%s/data\"%s%s},\n \"contexts\": %s}\n",
-             h->endpoint, h->publish, h->dir, h->host_extra[0] ? ", " : "",
-             h->host_extra, h->contexts);
+                " \"data\": \"%s/data\"%s%s%s},\n \"contexts\": %s}\n",
+             h->endpoint, h->publish, h->dir, http ? "" : ", \"http\": false",
+             h->host_extra[0] ? ", " : "", h->host_extra, h->contexts);
     fclose (f);
     return 0;
 }

@@ -128,7 +128,7 @@ s_write_config (const h_host_t *h, const char *name, const char *extra,
     FILE *f = fopen (h->config, "w");
     if (!f)
         return -1;
-    fprintf (f, "{\"host\": {\"name\": \"%s\", \"api\": \"%s\", \"publish\": \"%s\","
+    fprintf (f, "{\"host\": {\"http\": false, \"name\": \"%s\", \"api\": \"%s\", \"publish\": \"%s\","
                 " \"data\": \"%s/data\"%s%s},\n"
                 " \"peers\": [{\"name\": \"%s\", \"api\": \"%s\", \"publish\": \"%s\"}],\n"
                 " \"contexts\": %s}\n",

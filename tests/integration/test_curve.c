@@ -51,7 +51,7 @@ s_write (s_host_t *h, const h_keys_t *keys, const char *clients, const char *pee
 {
     FILE *f = fopen (h->config, "w");
     assert_non_null (f);
-    fprintf (f, "{\"host\": {\"name\": \"h%d\", \"api\": \"tcp://127.0.0.1:%d\","
+    fprintf (f, "{\"host\": {\"http\": false, \"name\": \"h%d\", \"api\": \"tcp://127.0.0.1:%d\","
                 " \"publish\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\","
                 " \"forward_timeout_ms\": 1000,"
                 " \"curve\": {\"public\": \"%s\", \"secret\": \"%s\"}, \"clients\": [%s]},"

@@ -354,7 +354,7 @@ test_a_symlink_out_of_plugin_dirs_is_refused (void **state)
     /* A SIGHUP whose config names a plugin outside: refused whole. */
     FILE *f = fopen (s_host.config, "w");
     assert_non_null (f);
-    fprintf (f, "{\"host\": {\"name\": \"test\", \"api\": \"%s\", \"publish\": \"%s\","
+    fprintf (f, "{\"host\": {\"http\": false, \"name\": \"test\", \"api\": \"%s\", \"publish\": \"%s\","
                 " \"data\": \"%s/data\", %s},\n \"contexts\": [{\"name\": \"accounts\","
                 " \"plugin\": \"%s\"}]}\n", s_host.endpoint, s_host.publish, s_host.dir,
              s_host.host_extra, target);

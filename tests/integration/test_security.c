@@ -377,7 +377,7 @@ test_self_peer_by_name_refused (void **state)
     FILE *f = fopen (path, "w");
     assert_non_null (f);
     int port = 30000 + getpid () % 2000;
-    fprintf (f, "{\"host\": {\"api\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\"},"
+    fprintf (f, "{\"host\": {\"http\": false, \"api\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\"},"
                 " \"peers\": [{\"name\": \"me\", \"api\": \"tcp://localhost:%d\","
                 " \"publish\": \"tcp://localhost:%d\"}],"
                 " \"contexts\": [{\"name\": \"accounts\", \"plugin\": \"%s\"}]}\n",

@@ -23,7 +23,7 @@ s_rewrite (const char *contexts)
 {
     FILE *f = fopen (s_host.config, "w");
     assert_non_null (f);
-    fprintf (f, "{\"host\": {\"name\": \"test\", \"api\": \"%s\", \"publish\": \"%s\","
+    fprintf (f, "{\"host\": {\"http\": false, \"name\": \"test\", \"api\": \"%s\", \"publish\": \"%s\","
                 " \"data\": \"%s/data\"},\n \"contexts\": %s}\n",
              s_host.endpoint, s_host.publish, s_host.dir, contexts);
     fclose (f);

@@ -47,7 +47,7 @@ static char *
 s_config (const char *contexts)
 {
     char *text = NULL;
-    if (asprintf (&text, "{\"host\": {\"api\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\"},"
+    if (asprintf (&text, "{\"host\": {\"http\": false, \"api\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\"},"
                          " \"contexts\": %s}", 40000 + getpid () % 10000, s_dir, contexts) < 0)
         return NULL;
     return text;
@@ -126,7 +126,7 @@ test_unopenable_replica (void **state)
     snprintf (path, sizeof path, "%s/data/replica-accounts.db", s_dir);
     assert_int_equal (mkdir (path, 0755), 0);
     snprintf (text, sizeof text,
-              "{\"host\": {\"api\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\"},"
+              "{\"host\": {\"http\": false, \"api\": \"tcp://127.0.0.1:%d\", \"data\": \"%s/data\"},"
               " \"peers\": [{\"name\": \"a\", \"api\": \"tcp://127.0.0.1:7790\","
               " \"publish\": \"tcp://127.0.0.1:7791\"}],"
               " \"contexts\": [{\"name\": \"accounts\", \"peer\": \"a\"}]}",
@@ -202,7 +202,7 @@ test_api_port_taken (void **state)
     /* A second host on the same API endpoint. */
     char text[1200];
     snprintf (text, sizeof text,
-              "{\"host\": {\"api\": \"%s\", \"data\": \"%s/data2\"},"
+              "{\"host\": {\"http\": false, \"api\": \"%s\", \"data\": \"%s/data2\"},"
               " \"contexts\": [{\"name\": \"accounts\", \"plugin\": \"%s\"}]}",
               h.endpoint, s_dir, h_path ("plugins/accounts/accounts.so"));
     s_refused (text, "host.api", "Address already in use", NULL);
