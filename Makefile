@@ -190,9 +190,11 @@ fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory O=$(FUZZ_O) FUZZ=1 CC=clang fuzz-build
 	@O=$(FUZZ_O) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
 
+# make run CONFIG=path: another config (host.api, host.publish: its ports).
+CONFIG ?= configs/bank.json
 run: deps
 	@$(MAKE) --no-print-directory all
-	./bin/bctx-host configs/bank.json
+	./bin/bctx-host $(CONFIG)
 
 test: deps
 	@$(MAKE) --no-print-directory check
