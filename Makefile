@@ -55,7 +55,7 @@ PLUGIN_CFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_CFLAGS))
 PLUGIN_LDFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_LDFLAGS))
 endif
 
-HOST_MODULES := util errors runner config config_context endpoint log host_api loader store readside datadir bus protocol security \
+HOST_MODULES := util errors pidfile runner config config_context endpoint log host_api loader store readside datadir bus protocol security \
                 worker worker_link dedup decided cache feed consumer projection sender reactor bridge \
                 loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main http metrics server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
@@ -88,7 +88,8 @@ $(O)/bin/bctx-host: $(O)/obj/host/main.o $(HOST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
 
-$(O)/bin/bctx: $(O)/obj/host/cli.o $(O)/obj/host/protocol.o $(O)/obj/host/util.o
+$(O)/bin/bctx: $(O)/obj/host/cli.o $(O)/obj/host/cli_ops.o $(O)/obj/host/cli_show.o \
+              $(O)/obj/host/cli_live.o $(O)/obj/host/protocol.o $(O)/obj/host/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -190,9 +191,11 @@ fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory O=$(FUZZ_O) FUZZ=1 CC=clang fuzz-build
 	@O=$(FUZZ_O) FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
 
+# make run CONFIG=path: another config (host.api, host.publish: its ports).
+CONFIG ?= configs/bank.json
 run: deps
 	@$(MAKE) --no-print-directory all
-	./bin/bctx-host configs/bank.json
+	./bin/bctx-host $(CONFIG)
 
 test: deps
 	@$(MAKE) --no-print-directory check

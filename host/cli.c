@@ -1,16 +1,16 @@
 /*
- * bctx - the command-line client.  Sends one request per call (or a series
- * of pages for `events`) to a host's API socket and prints JSON.
- *
- * Exit codes: 0 done, 1 the host answered with an error, 2 usage error,
- * 3 no host answered in time.
+ * bctx - the command-line client: the options before the subcommand, the
+ * subcommands' table with their usage texts, the argument parser they
+ * share, and the request/reply round trip to a host's API socket.
+ * cli.h says what the other parts (cli_ops, cli_show, cli_live) do.
  */
 
+#include "cli.h"
 #include "protocol.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,51 +18,195 @@
 #include <zmq.h>
 
 #define S_DEFAULT_ENDPOINT "tcp://127.0.0.1:7700"
-#define S_PAGE 1000
+#define S_ENDPOINT_FORM "tcp://HOST:PORT (e.g. tcp://127.0.0.1:7700) or ipc://PATH"
 
-enum { EXIT_DONE = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_TIMEOUT = 3 };
-
+/* A subcommand: its name, what runs it, and its usage. */
 typedef struct {
-    void *zctx;           /* ZeroMQ context */
-    void *req;            /* REQ socket to the host */
-    const char *endpoint; /* where the host is */
-    int timeout_ms;       /* how long to wait for each reply */
-    char *admin;          /* the admin endpoint in use (new), or NULL */
-} s_client_t;
+    const char *name;             /* the subcommand (an op's name but keygen, help) */
+    int (*run) (bctx_cli_t *c, int argc, char **argv);
+                                  /* builds, sends and prints; NULL: runs without
+                                     a host (keygen, help) */
+    const char *synopsis;         /* its arguments, one line */
+    const char *summary;          /* what it does, for the general usage */
+    const char *details;          /* more lines for its own usage, or "" */
+} s_subcommand_t;
 
-static json_t *s_call (s_client_t *c, json_t *req, int *code);
+static const s_subcommand_t s_subcommands[] = {
+    { "send", bctx_cli_send, "CONTEXT COMMAND JSON [--id ID]",
+      "send a command to a context",
+      "JSON is the command's data, an object. --id ID names the command: sent again\n"
+      "with the same id, it is done once (the first reply comes back).\n" },
+    { "events", bctx_cli_events,
+      "[--context C] [--aggregate A] [--from POS] [--limit N] [--follow [--bus ENDPOINT]]",
+      "print events, a JSON line each",
+      "Without --context, every context's, one after the other. --from POS starts at\n"
+      "position POS (1 is the first event), --limit N stops after N events.\n"
+      "--follow (needs --context) prints the log from POS, then new events as they\n"
+      "are committed, until --limit N events or Ctrl-C; it reads them from the host's\n"
+      "bus (host.publish, or --bus ENDPOINT / $BCTX_BUS). Resume with --from the last\n"
+      "position printed + 1: nothing is missed, nothing printed twice.\n" },
+    { "query", bctx_cli_query, "PROJECTION [KEY] [--limit N] [--after KEY]",
+      "read a projection's read model, or a page of them",
+      "With KEY, that one read model. Without, a page: {\"items\": [...], \"next\": KEY\n"
+      "or null}; ask the next page with --after NEXT.\n" },
+    { "replay", bctx_cli_replay, "PROJECTION [--wait]",
+      "rebuild a projection's read models from the logs (admin)",
+      "--wait returns once the projection caught up again (a progress bar on a\n"
+      "terminal), printing its stats.\n" },
+    { "retry", bctx_cli_retry, "REACTOR | PROJECTION CONTEXT POSITION",
+      "run parked events again (admin)",
+      "retry REACTOR runs a reactor's parked events again; retry PROJECTION CONTEXT\n"
+      "POSITION applies a projection's parked poison event (as `stats` lists it) now.\n" },
+    { "reload", bctx_cli_reload, "CONTEXT [PLUGIN]",
+      "load a new version of a context's plugin (admin)",
+      "PLUGIN (default: the configured one) is made absolute before it is sent.\n" },
+    { "contexts", bctx_cli_bare, "", "list the contexts, local and remote", "" },
+    { "stats", bctx_cli_stats, "[--watch [SECONDS]] [--count N]",
+      "print the host's counters",
+      "--watch prints them every SECONDS (default 2), redrawn in place on a\n"
+      "terminal, until Ctrl-C or --count N times.\n" },
+    { "stop", bctx_cli_bare, "", "drain and stop the host, as SIGTERM does (admin)", "" },
+    { "keygen", NULL, "", "print a new CURVE key pair", "" },
+    { "help", NULL, "[SUBCOMMAND]", "print this, or a subcommand's usage", "" },
+};
 
-static void
-s_usage (void)
+#define S_N_SUBCOMMANDS (sizeof s_subcommands / sizeof s_subcommands[0])
+
+/* The subcommand named name (borrowed), or NULL. */
+static const s_subcommand_t *
+s_subcommand (const char *name)
 {
-    fprintf (stderr,
-        "usage: bctx [-e ENDPOINT] [--timeout SECONDS] SUBCOMMAND ...\n"
-        "  send CONTEXT COMMAND JSON [--id ID]\n"
-        "  events [--context C] [--aggregate A] [--from POS] [--limit N]\n"
-        "  query PROJECTION [KEY] [--limit N] [--after KEY]\n"
-        "  replay PROJECTION\n"
-        "  retry REACTOR          run a reactor's parked events again\n"
-        "  retry PROJECTION CONTEXT POSITION\n"
-        "                         apply a projection's parked poison event now\n"
-        "  reload CONTEXT [PLUGIN]\n"
-        "  keygen                 print a new CURVE key pair\n"
-        "  contexts\n"
-        "  stats\n"
-        "ENDPOINT defaults to $BCTX_ENDPOINT, else %s; the timeout to 5.\n"
-        "replay, retry and reload are admin ops: they go to the admin endpoint the\n"
+    for (size_t i = 0; name && i < S_N_SUBCOMMANDS; i++)
+        if (strcmp (s_subcommands[i].name, name) == 0)
+            return &s_subcommands[i];
+    return NULL;
+}
+
+/* Prints the general usage on out. */
+static void
+s_usage (FILE *out)
+{
+    fprintf (out, "usage: bctx [-e ENDPOINT] [--timeout SECONDS] [--pretty] SUBCOMMAND ...\n\n");
+    for (size_t i = 0; i < S_N_SUBCOMMANDS; i++)
+        fprintf (out, "  %-9s %s\n            %s\n", s_subcommands[i].name,
+                 s_subcommands[i].synopsis, s_subcommands[i].summary);
+    fprintf (out,
+        "\n`bctx help SUBCOMMAND` or `bctx SUBCOMMAND --help` says more about one.\n"
+        "ENDPOINT (%s) defaults to $BCTX_ENDPOINT, else %s;\n"
+        "the timeout to 5 seconds. --pretty (the default on a terminal) prints tables\n"
+        "and indented JSON; piped, each reply is one JSON line.\n"
+        "replay, retry, reload and stop are admin ops: they go to the admin endpoint the\n"
         "host names (an ipc:// socket under its host.data, for the host's own OS\n"
         "user), or to --admin ENDPOINT / $BCTX_ADMIN when given.\n"
         "A host with CURVE keys needs --server-key KEY (its public key) and this\n"
         "client's --public-key KEY --secret-key KEY (or $BCTX_SERVER_KEY,\n"
-        "$BCTX_PUBLIC_KEY, $BCTX_SECRET_KEY); the host must list the public key.\n",
-        S_DEFAULT_ENDPOINT);
+        "$BCTX_PUBLIC_KEY, $BCTX_SECRET_KEY); the host must list the public key.\n"
+        "Exit codes: 0 done, 1 the host answered an error, 2 usage, 3 no answer.\n",
+        S_ENDPOINT_FORM, S_DEFAULT_ENDPOINT);
+}
+
+/* Prints one subcommand's usage on out. */
+static void
+s_sub_usage (FILE *out, const s_subcommand_t *s)
+{
+    fprintf (out, "usage: bctx [OPTIONS] %s%s%s\n%s.\n%s", s->name, *s->synopsis ? " " : "",
+             s->synopsis, s->summary, s->details);
+    fprintf (out, "(`bctx help` lists the OPTIONS and the other subcommands.)\n");
+}
+
+int
+bctx_cli_usage_error (const char *sub, const char *fmt, ...)
+{
+    fprintf (stderr, "bctx %s: ", sub);
+    va_list ap;
+    va_start (ap, fmt);
+    vfprintf (stderr, fmt, ap);
+    va_end (ap);
+    fputc ('\n', stderr);
+    s_sub_usage (stderr, s_subcommand (sub));
+    return BCTX_CLI_USAGE;
+}
+
+int
+bctx_cli_number (const char *s, long long min, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll (s, &end, 10);
+    if (errno || *end || end == s || v < min)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Takes option o's value from argv[*i + 1] on.  Return -1, or the exit
+ * code after printing what is wrong. */
+static int
+s_option_value (bctx_cli_t *c, const bctx_cli_opt_t *o, int argc, char **argv, int *i)
+{
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    long long n;
+    if (o->kind == BCTX_CLI_FLAG) {
+        *(int *) o->out = 1;
+    } else if (o->kind == BCTX_CLI_MAYBE_COUNT) {
+        *(long long *) o->out = 0;
+        if (v && bctx_cli_number (v, o->min, &n) == 0)
+            *(long long *) o->out = n, (*i)++;
+    } else if (!v) {
+        return bctx_cli_usage_error (c->sub, "%s needs a value", o->name);
+    } else if (o->kind == BCTX_CLI_TEXT) {
+        *(const char **) o->out = v, (*i)++;
+    } else if (bctx_cli_number (v, o->min, &n) == 0) {
+        *(long long *) o->out = n, (*i)++;
+    } else {
+        return bctx_cli_usage_error (c->sub, "%s: expected a whole number >= %lld, got \"%s\"",
+                                     o->name, o->min, v);
+    }
+    return -1;
+}
+
+int
+bctx_cli_parse (bctx_cli_t *c, int argc, char **argv, const bctx_cli_opt_t *opts,
+                const char **pos, int min_pos, int max_pos, int *npos)
+{
+    const s_subcommand_t *s = s_subcommand (c->sub);
+    *npos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp (a, "--help") == 0 || strcmp (a, "-h") == 0) {
+            s_sub_usage (stdout, s);
+            return BCTX_CLI_DONE;
+        }
+        if (strcmp (a, "--pretty") == 0) {
+            c->pretty = 1;
+            continue;
+        }
+        const bctx_cli_opt_t *o = opts;
+        while (o && o->name && strcmp (o->name, a) != 0)
+            o++;
+        if (o && o->name) {
+            int code = s_option_value (c, o, argc, argv, &i);
+            if (code >= 0)
+                return code;
+        } else if (a[0] == '-' && a[1] && strcmp (a, "-") != 0 && !(a[1] >= '0' && a[1] <= '9')) {
+            return bctx_cli_usage_error (c->sub, "unknown option \"%s\"", a);
+        } else if (*npos >= max_pos) {
+            return bctx_cli_usage_error (c->sub, "unexpected argument \"%s\"", a);
+        } else {
+            pos[(*npos)++] = a;
+        }
+    }
+    if (*npos < min_pos)
+        return bctx_cli_usage_error (c->sub, "missing argument%s (expected %s)",
+                                     min_pos - *npos > 1 ? "s" : "", s->synopsis);
+    return -1;
 }
 
 /* Points the client at the admin endpoint (borrowed): a new REQ socket,
  * without CURVE (the endpoint is an ipc:// socket that file permissions
  * guard).  Return 0, or -1 after printing why. */
 static int
-s_use_admin (s_client_t *c, const char *endpoint)
+s_use_admin (bctx_cli_t *c, const char *endpoint)
 {
     if (strncmp (endpoint, "ipc://", 6) == 0 && access (endpoint + 6, R_OK | W_OK) != 0) {
         fprintf (stderr, "bctx: cannot use the admin endpoint %s: %s; admin ops are for "
@@ -74,8 +218,8 @@ s_use_admin (s_client_t *c, const char *endpoint)
     int linger = 0;
     zmq_setsockopt (req, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_connect (req, endpoint) != 0) {
-        fprintf (stderr, "bctx: bad admin endpoint \"%s\": %s\n", endpoint,
-                 zmq_strerror (zmq_errno ()));
+        fprintf (stderr, "bctx: bad admin endpoint \"%s\": %s; expected %s\n", endpoint,
+                 zmq_strerror (zmq_errno ()), S_ENDPOINT_FORM);
         zmq_close (req);
         return -1;
     }
@@ -90,7 +234,7 @@ s_use_admin (s_client_t *c, const char *endpoint)
 /* An answer "forbidden" that names the admin endpoint: the op is an admin
  * op, so send it again there (once).  Return: the reply to keep (new). */
 static json_t *
-s_follow_admin (s_client_t *c, json_t *req, json_t *reply, int *code)
+s_follow_admin (bctx_cli_t *c, json_t *req, json_t *reply, int *code)
 {
     json_t *error = json_object_get (reply, "error");
     const char *admin = json_string_value (json_object_get (error, "admin"));
@@ -100,13 +244,25 @@ s_follow_admin (s_client_t *c, json_t *req, json_t *reply, int *code)
     if (s_use_admin (c, admin) < 0)
         return reply;
     json_decref (reply);
-    return s_call (c, req, code);
+    return bctx_cli_call (c, req, code);
 }
 
-/* Sends `req` (borrowed) and waits for the reply.  Return: new reply, or
- * NULL after printing why, with *code set to the exit code. */
-static json_t *
-s_call (s_client_t *c, json_t *req, int *code)
+/* Says that no host answered, and what to check.  Return BCTX_CLI_TIMEOUT. */
+static int
+s_no_answer (const bctx_cli_t *c, const char *what)
+{
+    if (c->admin)
+        fprintf (stderr, "bctx: %s from %s within %d ms: is bctx-host running with the admin "
+                 "endpoint %s? Set --admin or BCTX_ADMIN\n", what, c->endpoint,
+                 c->timeout_ms, c->endpoint);
+    else
+        fprintf (stderr, "bctx: %s from %s within %d ms: is bctx-host running on %s? "
+                 "Set -e or BCTX_ENDPOINT\n", what, c->endpoint, c->timeout_ms, c->endpoint);
+    return BCTX_CLI_TIMEOUT;
+}
+
+json_t *
+bctx_cli_call (bctx_cli_t *c, json_t *req, int *code)
 {
     char *text = json_dumps (req, JSON_COMPACT);
     int rc = zmq_send (c->req, text, strlen (text), 0);
@@ -114,324 +270,40 @@ s_call (s_client_t *c, json_t *req, int *code)
     if (rc < 0) {
         fprintf (stderr, "bctx: cannot send to %s: %s\n", c->endpoint,
                  zmq_strerror (zmq_errno ()));
-        *code = EXIT_TIMEOUT;
+        *code = BCTX_CLI_TIMEOUT;
         return NULL;
     }
     zmq_pollitem_t item = { c->req, 0, ZMQ_POLLIN, 0 };
     rc = zmq_poll (&item, 1, c->timeout_ms);
-    if (rc <= 0) {
-        fprintf (stderr, "bctx: no answer from %s within %d ms\n", c->endpoint,
-                 c->timeout_ms);
-        *code = EXIT_TIMEOUT;
-        return NULL;
-    }
     zmq_msg_t msg;
     zmq_msg_init (&msg);
-    if (zmq_msg_recv (&msg, c->req, 0) < 0) {
+    if (rc <= 0 || zmq_msg_recv (&msg, c->req, 0) < 0) {
         zmq_msg_close (&msg);
-        *code = EXIT_TIMEOUT;
+        *code = s_no_answer (c, "no answer");
         return NULL;
     }
-    json_error_t jerr;
-    json_t *reply = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, &jerr);
+    json_t *reply = json_loadb (zmq_msg_data (&msg), zmq_msg_size (&msg), 0, NULL);
     zmq_msg_close (&msg);
     if (!json_is_object (reply)) {
         fprintf (stderr, "bctx: the host's reply is not a JSON object\n");
         json_decref (reply);
-        *code = EXIT_ERROR;
+        *code = BCTX_CLI_ERROR;
         return NULL;
     }
     return s_follow_admin (c, req, reply, code);
 }
 
-static int
-s_print_reply (json_t *reply)
+int
+bctx_cli_simple (bctx_cli_t *c, json_t *req)
 {
-    char *text = json_dumps (reply, JSON_COMPACT);
-    puts (text);
-    free (text);
-    return json_is_true (json_object_get (reply, "ok")) ? EXIT_DONE : EXIT_ERROR;
-}
-
-/* One request, one printed reply. */
-static int
-s_simple (s_client_t *c, json_t *req)
-{
-    int code = EXIT_DONE;
-    json_t *reply = s_call (c, req, &code);
+    int code = BCTX_CLI_DONE;
+    json_t *reply = bctx_cli_call (c, req, &code);
     json_decref (req);
     if (!reply)
         return code;
-    code = s_print_reply (reply);
+    code = bctx_cli_show (c, c->sub, reply);
     json_decref (reply);
     return code;
-}
-
-static int
-s_send (s_client_t *c, int argc, char **argv)
-{
-    const char *id = NULL;
-    const char *pos[3];
-    int npos = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp (argv[i], "--id") == 0 && i + 1 < argc)
-            id = argv[++i];
-        else if (strncmp (argv[i], "--id=", 5) == 0)
-            id = argv[i] + 5;
-        else if (npos < 3)
-            pos[npos++] = argv[i];
-        else
-            npos = 4;
-    }
-    if (npos != 3) {
-        s_usage ();
-        return EXIT_USAGE;
-    }
-    json_error_t jerr;
-    json_t *data = json_loads (pos[2], 0, &jerr);
-    if (!json_is_object (data)) {
-        fprintf (stderr, "bctx: send: JSON must be an object%s%s\n",
-                 data ? "" : ": ", data ? "" : jerr.text);
-        json_decref (data);
-        return EXIT_USAGE;
-    }
-    json_t *req = json_pack ("{s:s, s:s, s:s, s:o}", "op", "send", "context",
-                             pos[0], "command", pos[1], "data", data);
-    if (!req) {
-        fprintf (stderr, "bctx: send: CONTEXT and COMMAND must be UTF-8\n");
-        return EXIT_USAGE;
-    }
-    if (id)
-        json_object_set_new (req, "id", json_string (id));
-    return s_simple (c, req);
-}
-
-static int
-s_parse_int (const char *s, long long min, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll (s, &end, 10);
-    if (errno || *end || end == s || v < min)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Prints the events of one context, a line each, paging through: each
- * page's "next" says where the following one starts (a page may be cut
- * short by the host's byte budget), null when none follows. */
-static int
-s_events_of (s_client_t *c, const char *context, const char *aggregate,
-             long long from, long long limit)
-{
-    long long printed = 0;
-    for (;;) {
-        long long page = S_PAGE;
-        if (limit >= 0 && limit - printed < page)
-            page = limit - printed;
-        if (page <= 0)
-            return EXIT_DONE;
-        json_t *req = json_pack ("{s:s, s:s, s:I, s:I}", "op", "events",
-                                 "context", context, "from", (json_int_t) from,
-                                 "limit", (json_int_t) page);
-        if (aggregate)
-            json_object_set_new (req, "aggregate", json_string (aggregate));
-        int code = EXIT_DONE;
-        json_t *reply = c ? s_call (c, req, &code) : NULL;
-        json_decref (req);
-        if (!reply)
-            return code;
-        if (!json_is_true (json_object_get (reply, "ok"))) {
-            code = s_print_reply (reply);
-            json_decref (reply);
-            return code;
-        }
-        json_t *events = json_object_get (reply, "events");
-        size_t i;
-        json_t *ev;
-        json_array_foreach (events, i, ev) {
-            char *text = json_dumps (ev, JSON_COMPACT);
-            puts (text);
-            free (text);
-            from = json_integer_value (json_object_get (ev, "position")) + 1;
-        }
-        size_t got = json_array_size (events);
-        printed += (long long) got;
-        /* A host without "next" ends its events with a short page. */
-        json_t *next = json_object_get (reply, "next");
-        int more = next ? json_is_integer (next) : (long long) got == page;
-        if (json_is_integer (next) && json_integer_value (next) >= from)
-            from = json_integer_value (next);
-        else if (json_is_integer (next))
-            more = 0;             /* no progress: never ask the same page twice */
-        json_decref (reply);
-        if (!more || got == 0)
-            return EXIT_DONE;
-    }
-}
-
-static int
-s_events (s_client_t *c, int argc, char **argv)
-{
-    const char *context = NULL, *aggregate = NULL;
-    long long from = 1, limit = -1;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp (a, "--context") == 0 && v)
-            context = v, i++;
-        else if (strcmp (a, "--aggregate") == 0 && v)
-            aggregate = v, i++;
-        else if (strcmp (a, "--from") == 0 && v && s_parse_int (v, 1, &from) == 0)
-            i++;
-        else if (strcmp (a, "--limit") == 0 && v && s_parse_int (v, 1, &limit) == 0)
-            i++;
-        else {
-            s_usage ();
-            return EXIT_USAGE;
-        }
-    }
-    if (context)
-        return s_events_of (c, context, aggregate, from, limit);
-    /* Every context of the host, one after the other. */
-    int code = EXIT_DONE;
-    json_t *req = json_pack ("{s:s}", "op", "contexts");
-    json_t *reply = s_call (c, req, &code);
-    json_decref (req);
-    if (!reply)
-        return code;
-    json_t *list = json_object_get (reply, "contexts");
-    size_t i;
-    json_t *ctx;
-    json_array_foreach (list, i, ctx) {
-        code = s_events_of (c, json_string_value (json_object_get (ctx, "name")),
-                            aggregate, from, limit);
-        if (code != EXIT_DONE)
-            break;
-    }
-    json_decref (reply);
-    return code;
-}
-
-/* query PROJECTION KEY prints one read model; query PROJECTION prints a
- * page of them, {"items": [...], "next": KEY or null}. */
-static int
-s_query (s_client_t *c, int argc, char **argv)
-{
-    const char *pos[2] = { NULL, NULL }, *after = NULL;
-    long long limit = -1;
-    int npos = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp (argv[i], "--after") == 0 && v)
-            after = v, i++;
-        else if (strcmp (argv[i], "--limit") == 0 && v && s_parse_int (v, 1, &limit) == 0)
-            i++;
-        else if (argv[i][0] != '-' && npos < 2)
-            pos[npos++] = argv[i];
-        else
-            npos = 3;
-    }
-    if (npos < 1 || npos > 2 || (pos[1] && (after || limit > 0))) {
-        s_usage ();
-        return EXIT_USAGE;
-    }
-    json_t *req = json_pack ("{s:s, s:s}", "op", "query", "projection", pos[0]);
-    if (pos[1])
-        json_object_set_new (req, "key", json_string (pos[1]));
-    if (after)
-        json_object_set_new (req, "after", json_string (after));
-    if (limit > 0)
-        json_object_set_new (req, "limit", json_integer (limit));
-    return s_simple (c, req);
-}
-
-/* replay PROJECTION / retry REACTOR: one name. */
-static int
-s_named (s_client_t *c, const char *op, const char *field, int argc, char **argv)
-{
-    if (argc != 1) {
-        s_usage ();
-        return EXIT_USAGE;
-    }
-    return s_simple (c, json_pack ("{s:s, s:s}", "op", op, field, argv[0]));
-}
-
-/* retry REACTOR, or retry PROJECTION CONTEXT POSITION: the poison event
- * parked for PROJECTION, named by its context's log and position (as
- * `stats` lists it). */
-static int
-s_retry (s_client_t *c, int argc, char **argv)
-{
-    if (argc == 1)
-        return s_named (c, "retry", "reactor", argc, argv);
-    char *end = NULL;
-    long long position = argc == 3 ? strtoll (argv[2], &end, 10) : 0;
-    if (argc != 3 || !end || *end || end == argv[2] || position < 1) {
-        if (argc == 3)
-            fprintf (stderr, "bctx: retry: POSITION must be a position in the log (1, 2, "
-                             "...), got \"%s\"\n", argv[2]);
-        s_usage ();
-        return EXIT_USAGE;
-    }
-    return s_simple (c, json_pack ("{s:s, s:s, s:s, s:I}", "op", "retry", "projection",
-                                   argv[0], "context", argv[1], "position",
-                                   (json_int_t) position));
-}
-
-/* reload CONTEXT [PLUGIN]: a relative PLUGIN is made absolute, since the
- * host may run elsewhere in the file system. */
-static int
-s_reload (s_client_t *c, int argc, char **argv)
-{
-    if (argc < 1 || argc > 2) {
-        s_usage ();
-        return EXIT_USAGE;
-    }
-    json_t *req = json_pack ("{s:s, s:s}", "op", "reload", "context", argv[0]);
-    if (argc == 2) {
-        char *abs = realpath (argv[1], NULL);
-        json_object_set_new (req, "plugin", json_string (abs ? abs : argv[1]));
-        free (abs);
-    }
-    return s_simple (c, req);
-}
-
-/* replay PROJECTION. */
-static int
-s_replay (s_client_t *c, int argc, char **argv)
-{
-    return s_named (c, "replay", "projection", argc, argv);
-}
-
-/* A subcommand whose request is more than its op's name. */
-typedef struct {
-    const char *name;             /* the subcommand, an op's name */
-    int (*run) (s_client_t *c, int argc, char **argv);
-                                  /* builds, sends and prints its request; NULL:
-                                     it takes no argument, the op alone is sent */
-} s_subcommand_t;
-
-static const s_subcommand_t s_subcommands[] = {
-    { "send", s_send },
-    { "events", s_events },
-    { "query", s_query },
-    { "replay", s_replay },
-    { "retry", s_retry },
-    { "reload", s_reload },
-    { "contexts", NULL },
-    { "stats", NULL },
-};
-
-/* The subcommand named name (borrowed), or NULL for an op sent alone. */
-static const s_subcommand_t *
-s_subcommand (const char *name)
-{
-    for (size_t i = 0; i < sizeof s_subcommands / sizeof s_subcommands[0]; i++)
-        if (strcmp (s_subcommands[i].name, name) == 0)
-            return &s_subcommands[i];
-    return NULL;
 }
 
 /* The client's CURVE keys and admin endpoint: the environment's, then the
@@ -441,12 +313,26 @@ typedef struct {
     const char *public_key;       /* this client's public key, or NULL */
     const char *secret;           /* this client's secret key, or NULL */
     const char *admin;            /* the admin endpoint given, or NULL */
+    const char *endpoint_from;    /* where the endpoint came from: "-e",
+                                     "$BCTX_ENDPOINT" or "the default" */
 } s_keys_t;
+
+/* The option getopt refused, as the user wrote it (static or argv's). */
+static const char *
+s_bad_option (int argc, char **argv)
+{
+    static char letter[3] = "-?";
+    if (optopt) {
+        letter[1] = (char) optopt;
+        return letter;
+    }
+    return optind - 1 < argc ? argv[optind - 1] : "?";
+}
 
 /* Reads the options before the subcommand into c and keys.  Return -1
  * to go on, or the exit code (after printing why). */
 static int
-s_options (s_client_t *c, s_keys_t *keys, int argc, char **argv)
+s_options (bctx_cli_t *c, s_keys_t *keys, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "endpoint", required_argument, NULL, 'e' },
@@ -455,12 +341,14 @@ s_options (s_client_t *c, s_keys_t *keys, int argc, char **argv)
         { "public-key", required_argument, NULL, 'P' },
         { "secret-key", required_argument, NULL, 'K' },
         { "admin", required_argument, NULL, 'A' },
+        { "pretty", no_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     int opt;
-    /* "+": stop at the subcommand; its own options are parsed below. */
-    while ((opt = getopt_long (argc, argv, "+e:t:h", longopts, NULL)) != -1) {
+    opterr = 0;
+    /* "+": stop at the subcommand; its own options are parsed there. */
+    while ((opt = getopt_long (argc, argv, "+:e:t:h", longopts, NULL)) != -1) {
         if (opt == 'A') {
             keys->admin = optarg;
         } else if (opt == 'S') {
@@ -471,19 +359,28 @@ s_options (s_client_t *c, s_keys_t *keys, int argc, char **argv)
             keys->secret = optarg;
         } else if (opt == 'e') {
             c->endpoint = optarg;
+            keys->endpoint_from = "-e";
+        } else if (opt == 'p') {
+            c->pretty = 1;
         } else if (opt == 't') {
             char *end;
             double s = strtod (optarg, &end);
             if (*end || end == optarg || s <= 0 || s > 86400) {
-                fprintf (stderr, "bctx: --timeout: expected seconds, got \"%s\"\n", optarg);
-                return EXIT_USAGE;
+                fprintf (stderr, "bctx: --timeout: expected seconds (0 to 86400), got \"%s\"\n",
+                         optarg);
+                return BCTX_CLI_USAGE;
             }
             c->timeout_ms = (int) (s * 1000);
             if (c->timeout_ms < 1)
                 c->timeout_ms = 1;
+        } else if (opt == 'h') {
+            s_usage (stdout);
+            return BCTX_CLI_DONE;
         } else {
-            s_usage ();
-            return opt == 'h' ? EXIT_DONE : EXIT_USAGE;
+            fprintf (stderr, "bctx: %s \"%s\"\n", opt == ':' ? "a value is missing after"
+                     : "unknown option", s_bad_option (argc, argv));
+            s_usage (stderr);
+            return BCTX_CLI_USAGE;
         }
     }
     return -1;
@@ -491,22 +388,44 @@ s_options (s_client_t *c, s_keys_t *keys, int argc, char **argv)
 
 /* keygen: prints a new CURVE key pair.  Return the exit code. */
 static int
-s_keygen (int argc)
+s_keygen (bctx_cli_t *c, int argc, char **argv)
 {
+    int npos;
+    int code = bctx_cli_parse (c, argc, argv, NULL, NULL, 0, 0, &npos);
+    if (code >= 0)
+        return code;
     char pub[41], sec[41];
-    if (argc || zmq_curve_keypair (pub, sec) != 0) {
-        fprintf (stderr, "bctx: keygen: %s\n", argc ? "takes no argument"
-                                                    : "this libzmq has no CURVE");
-        return argc ? EXIT_USAGE : EXIT_ERROR;
+    if (zmq_curve_keypair (pub, sec) != 0) {
+        fprintf (stderr, "bctx keygen: this libzmq has no CURVE\n");
+        return BCTX_CLI_ERROR;
     }
     printf ("{\"public\":\"%s\",\"secret\":\"%s\"}\n", pub, sec);
-    return EXIT_DONE;
+    return BCTX_CLI_DONE;
+}
+
+/* help [SUBCOMMAND]: the usage on stdout.  Return the exit code. */
+static int
+s_help (int argc, char **argv)
+{
+    if (argc == 0) {
+        s_usage (stdout);
+        return BCTX_CLI_DONE;
+    }
+    const s_subcommand_t *s = s_subcommand (argv[0]);
+    if (argc > 1 || !s) {
+        fprintf (stderr, "bctx help: %s \"%s\"\n", s ? "unexpected argument" : "no subcommand",
+                 argv[argc > 1 ? 1 : 0]);
+        s_usage (stderr);
+        return BCTX_CLI_USAGE;
+    }
+    s_sub_usage (stdout, s);
+    return BCTX_CLI_DONE;
 }
 
 /* Opens c's REQ socket (in c->zctx) with keys, connected to c->endpoint.
  * Return 0, or -1 after printing why. */
 static int
-s_open (s_client_t *c, const s_keys_t *keys)
+s_open (bctx_cli_t *c, const s_keys_t *keys)
 {
     c->req = zmq_socket (c->zctx, ZMQ_REQ);
     int linger = 0;
@@ -519,65 +438,78 @@ s_open (s_client_t *c, const s_keys_t *keys)
         return -1;
     }
     if (zmq_connect (c->req, c->endpoint) != 0) {
-        fprintf (stderr, "bctx: bad endpoint \"%s\": %s\n", c->endpoint,
-                 zmq_strerror (zmq_errno ()));
+        fprintf (stderr, "bctx: bad endpoint \"%s\" (from %s): %s; expected %s\n",
+                 c->endpoint, keys->endpoint_from, zmq_strerror (zmq_errno ()),
+                 S_ENDPOINT_FORM);
         return -1;
     }
     return 0;
 }
 
+/* Runs subcommand s with its arguments on a connection.  Return the exit
+ * code. */
+static int
+s_run (bctx_cli_t *c, const s_keys_t *keys, const s_subcommand_t *s, int argc, char **argv)
+{
+    if (keys->server && *keys->server
+        && (!keys->public_key || strlen (keys->public_key) != 40 || !keys->secret
+            || strlen (keys->secret) != 40 || strlen (keys->server) != 40)) {
+        fprintf (stderr, "bctx: --server-key needs --public-key and --secret-key, "
+                         "each a 40-character Z85 key\n");
+        return BCTX_CLI_USAGE;
+    }
+    int code;
+    if (keys->server && *keys->server)
+        c->server_key = keys->server, c->public_key = keys->public_key,
+        c->secret_key = keys->secret;
+    c->zctx = zmq_ctx_new ();
+    if (s_open (c, keys) < 0)
+        code = BCTX_CLI_USAGE;
+    else if (bctx_op_is_admin (bctx_op_find (s->name)) && keys->admin && *keys->admin
+             && s_use_admin (c, keys->admin) < 0)
+        code = BCTX_CLI_USAGE;
+    else
+        code = s->run (c, argc, argv);
+    zmq_close (c->req);
+    zmq_ctx_term (c->zctx);
+    free (c->admin);
+    return code;
+}
+
 int
 main (int argc, char **argv)
 {
-    s_client_t c = { .endpoint = getenv ("BCTX_ENDPOINT"), .timeout_ms = 5000 };
-    if (!c.endpoint || !*c.endpoint)
-        c.endpoint = S_DEFAULT_ENDPOINT;
+    bctx_cli_t c = { .endpoint = getenv ("BCTX_ENDPOINT"), .timeout_ms = 5000,
+                     .terminal = isatty (STDOUT_FILENO) };
+    c.pretty = c.terminal;
     s_keys_t keys = { .server = getenv ("BCTX_SERVER_KEY"),
                       .public_key = getenv ("BCTX_PUBLIC_KEY"),
-                      .secret = getenv ("BCTX_SECRET_KEY"), .admin = getenv ("BCTX_ADMIN") };
+                      .secret = getenv ("BCTX_SECRET_KEY"), .admin = getenv ("BCTX_ADMIN"),
+                      .endpoint_from = "$BCTX_ENDPOINT" };
+    if (!c.endpoint || !*c.endpoint)
+        c.endpoint = S_DEFAULT_ENDPOINT, keys.endpoint_from = "the default";
     int code = s_options (&c, &keys, argc, argv);
     if (code >= 0)
         return code;
     if (optind >= argc) {
-        s_usage ();
-        return EXIT_USAGE;
+        fprintf (stderr, "bctx: missing SUBCOMMAND\n");
+        s_usage (stderr);
+        return BCTX_CLI_USAGE;
     }
-    const char *sub = argv[optind];
+    c.sub = argv[optind];
+    const s_subcommand_t *s = s_subcommand (c.sub);
     int sargc = argc - optind - 1;
     char **sargv = argv + optind + 1;
-    if (strcmp (sub, "keygen") == 0)
-        return s_keygen (sargc);
-    if (keys.server && *keys.server
-        && (!keys.public_key || strlen (keys.public_key) != 40 || !keys.secret
-            || strlen (keys.secret) != 40 || strlen (keys.server) != 40)) {
-        fprintf (stderr, "bctx: --server-key needs --public-key and --secret-key, "
-                         "each a 40-character Z85 key\n");
-        return EXIT_USAGE;
+    if (!s) {
+        fprintf (stderr, "bctx: unknown subcommand \"%s\"\n", c.sub);
+        s_usage (stderr);
+        return BCTX_CLI_USAGE;
     }
-    const bctx_op_t *op = bctx_op_find (sub);
-    if (!op) {
-        fprintf (stderr, "bctx: unknown subcommand \"%s\"\n", sub);
-        s_usage ();
-        return EXIT_USAGE;
-    }
-    const s_subcommand_t *how = s_subcommand (sub);
-    if (how && !how->run && sargc) {
-        s_usage ();
-        return EXIT_USAGE;
-    }
-    c.zctx = zmq_ctx_new ();
-    if (s_open (&c, &keys) < 0)
-        code = EXIT_USAGE;
-    else if (bctx_op_is_admin (op) && keys.admin && *keys.admin
-             && s_use_admin (&c, keys.admin) < 0)
-        code = EXIT_USAGE;
-    else if (how && how->run)
-        code = how->run (&c, sargc, sargv);
-    else
-        code = s_simple (&c, json_pack ("{s:s}", "op", sub));
-    zmq_close (c.req);
-    zmq_ctx_term (c.zctx);
-    free (c.admin);
+    if (strcmp (s->name, "help") == 0)
+        return s_help (sargc, sargv);
+    if (strcmp (s->name, "keygen") == 0)
+        return s_keygen (&c, sargc, sargv);
+    code = s_run (&c, &keys, s, sargc, sargv);
     fflush (stdout);
     return code;
 }

@@ -125,9 +125,11 @@ s_contexts_reply (bctx_gather_t *self, s_gather_t *g)
         }
         json_array_append_new (list, info);
     }
-    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o}", "ok", 1, "host",
+    /* Where the bus is, for `bctx events --follow`. */
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:o, s:o, s:s?}", "ok", 1, "host",
                                            config->name, "contexts", list, "remote",
-                                           bctx_registry_remotes (config)));
+                                           bctx_registry_remotes (config), "publish",
+                                           config->publish));
 }
 
 /* Answers gather g and frees it. */
@@ -191,6 +193,36 @@ s_op_gather (void *arg, bctx_request_t *req)
         s_gather_end (self, g);
     return NULL;
 }
+/* The reply to a projection (or reactor) `name` that no process runs:
+ * unknown_projection (bad_request for a reactor), listing those the
+ * processes run.  Return: new. */
+static char *
+s_unknown (bctx_gather_t *self, bctx_request_t *req, int projection, const char *name)
+{
+    const char *key = projection ? "projection" : "reactor";
+    bctx_buf_t names = { 0 };
+    bctx_buf_add_str (&names, "");
+    size_t n;
+    bctx_child_t **children = bctx_supervise_children (self->supervise, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (children[i]->standby || children[i]->retired)
+            continue;
+        size_t k;
+        json_t *v;
+        json_array_foreach (projection ? children[i]->projections : children[i]->reactors,
+                            k, v) {
+            bctx_buf_add_str (&names, names.len ? ", " : "");
+            bctx_buf_add_str (&names, json_string_value (v));
+        }
+    }
+    char *reply = bctx_request_error (req, projection ? BCTX_E_UNKNOWN_PROJECTION
+                                                      : BCTX_E_BAD_REQUEST,
+                                      "no %s \"%s\" on this host; its %ss: %s", key, name,
+                                      key, names.len ? names.text : "none");
+    free (names.text);
+    return reply;
+}
+
 /* {"op":"replay","projection":P}, {"op":"retry","reactor":R} and
  * {"op":"retry","projection":P,...} (a parked event: the process checks
  * the rest): to the process that runs it. */
@@ -221,7 +253,7 @@ s_op_named (void *arg, bctx_request_t *req)
             return bctx_relay_forward (self->relay, children[i], req, S_GATHER_WAIT);
         }
     }
-    return bctx_request_error (req, BCTX_E_BAD_REQUEST, "no %s \"%s\" on this host", key, name);
+    return s_unknown (self, req, projection, name);
 }
 
 

@@ -9,10 +9,13 @@
  * the problem when the config or a context cannot be loaded, host.data is
  * another host's, or a log has lost events (see datadir.h);
  * --accept-truncated-log CONTEXT starts anyway and says what was lost.
+ * --pidfile FILE: the supervisor's pid in FILE while it serves (pidfile.h);
+ * it refuses to start while FILE names a live process.
  */
 #include "config.h"
 #include "context_main.h"
 #include "log.h"
+#include "pidfile.h"
 #include "server.h"
 
 #include <errno.h>
@@ -24,7 +27,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#define S_USAGE "usage: bctx-host [--accept-truncated-log CONTEXT]... CONFIG.json\n"
+#define S_USAGE "usage: bctx-host [--pidfile FILE] [--accept-truncated-log CONTEXT]... " \
+                "CONFIG.json\n"
 
 /* Set once main returns by itself: any other exit is unexpected. */
 static int s_returning;
@@ -84,7 +88,7 @@ main (int argc, char **argv)
     /* The contexts named by --accept-truncated-log, NULL-terminated. */
     const char *accept[argc > 0 ? argc : 1];
     size_t n_accept = 0;
-    const char *path = NULL, *only = NULL, *plugin = NULL;
+    const char *path = NULL, *only = NULL, *plugin = NULL, *pidfile = NULL;
     unsigned generation = 0;
     int standby = 0;
     double deadline = 0;
@@ -94,6 +98,8 @@ main (int argc, char **argv)
             accept[n_accept++] = argv[++i];
         else if (strcmp (argv[i], "--context") == 0 && i + 1 < argc)
             only = argv[++i];
+        else if (strcmp (argv[i], "--pidfile") == 0 && i + 1 < argc && argv[i + 1][0])
+            pidfile = argv[++i];
         else if (strcmp (argv[i], "--plugin") == 0 && i + 1 < argc)
             plugin = argv[++i];
         else if (strcmp (argv[i], "--generation") == 0 && i + 1 < argc)
@@ -121,6 +127,10 @@ main (int argc, char **argv)
         bctx_log_set_level (BCTX_LOG_WARN);
 
     char err[1024];
+    if (pidfile && !only && bctx_pidfile_check (pidfile, err, sizeof err) < 0) {
+        bctx_log (BCTX_LOG_ERROR, "cannot start: %s", err);
+        return 1;
+    }
     bctx_config_t *config = bctx_config_load (path, err, sizeof err);
     if (!config) {
         bctx_log (BCTX_LOG_ERROR, "bad config: %s", err);
@@ -164,9 +174,16 @@ main (int argc, char **argv)
         s_returning = 1;
         return 1;
     }
+    if (pidfile && bctx_pidfile_write (pidfile, err, sizeof err) < 0) {
+        bctx_log (BCTX_LOG_ERROR, "cannot start: %s", err);
+        bctx_server_destroy (&server);
+        s_returning = 1;
+        return 1;
+    }
     bctx_server_run (server, stop_fd);
     close (stop_fd);
     bctx_server_destroy (&server);
+    bctx_pidfile_remove (pidfile);
     bctx_log (BCTX_LOG_INFO, "host %s stopped", name);
     s_returning = 1;
     return 0;

@@ -1,5 +1,7 @@
 /*
- * ops - events, query, contexts, stats, replay and retry.  Replies that
+ * ops - events, query, contexts, stats, replay and retry (and stop's
+ * refusal in a context process).  An unknown projection answers
+ * unknown_projection, naming the projections there are.  Replies that
  * could grow without bound (events, query lists) stop at host.max_reply
  * bytes and carry a "next" cursor.
  */
@@ -20,6 +22,30 @@ struct bctx_ops {
     bctx_commands_t *commands;    /* commands in flight, for stats (borrowed) */
     bctx_peers_t *peers;          /* forwards, for stats (borrowed) */
 };
+
+/* The reply to a projection or reactor (`key`) named `name` that this
+ * host does not run: unknown_projection (bad_request for a reactor), its
+ * message listing those that run.  Return: new. */
+static char *
+s_unknown (bctx_ops_t *self, bctx_request_t *req, const char *key, const char *name)
+{
+    bctx_registry_t *reg = self->registry;
+    int projection = strcmp (key, "projection") == 0;
+    size_t n = projection ? reg->n_projections : reg->n_reactors;
+    bctx_buf_t names = { 0 };
+    bctx_buf_add_str (&names, "");
+    for (size_t i = 0; i < n; i++) {
+        bctx_buf_add_str (&names, i ? ", " : "");
+        bctx_buf_add_str (&names, projection ? reg->projections[i].name
+                                             : bctx_reactor_base (reg->reactors[i])->name);
+    }
+    char *reply = bctx_request_error (req, projection ? BCTX_E_UNKNOWN_PROJECTION
+                                                      : BCTX_E_BAD_REQUEST,
+                                      "no %s \"%s\" on this host; its %ss: %s", key, name,
+                                      key, n ? names.text : "none");
+    free (names.text);
+    return reply;
+}
 
 /* An "events" page being written. */
 typedef struct {
@@ -226,8 +252,7 @@ s_op_query (void *arg, bctx_request_t *req)
                                    "query: give a key or a page, not both");
     bctx_read_model_t *p = bctx_registry_find_projection (self->registry, name);
     if (!p)
-        return bctx_request_error (req, BCTX_E_BAD_REQUEST,
-                                   "no projection \"%s\" on this host", name);
+        return s_unknown (self, req, "projection", name);
     bctx_buf_t out = { 0 };
     bctx_buf_add_str (&out, "{\"ok\":true,\"projection\":");
     bctx_buf_add_json_string (&out, name);
@@ -255,8 +280,7 @@ s_named (bctx_ops_t *self, bctx_request_t *req, const char *key, const char **na
                   ? (void *) bctx_registry_find_projection (self->registry, *name)
                   : (void *) bctx_registry_find_reactor (self->registry, *name);
     if (!found)
-        *error = bctx_request_error (req, BCTX_E_BAD_REQUEST, "no %s \"%s\" on this host",
-                                     key, *name);
+        *error = s_unknown (self, req, key, *name);
     return found;
 }
 
@@ -303,8 +327,7 @@ s_op_retry (void *arg, bctx_request_t *req)
                                    jerr.text);
     bctx_read_model_t *p = bctx_registry_find_projection (self->registry, name);
     if (!p)
-        return bctx_request_error (req, BCTX_E_BAD_REQUEST, "no projection \"%s\" on this "
-                                   "host", name);
+        return s_unknown (self, req, "projection", name);
     if (bctx_projector_retry (p->projector, context, position) != 0)
         return bctx_request_error (req, BCTX_E_BAD_REQUEST, "projection %s has no parked "
                                    "event of %s at position %lld; `bctx stats` lists its "
@@ -389,6 +412,16 @@ s_op_stats (void *arg, bctx_request_t *req)
         "peers", bctx_peers_stats (self->peers)));
 }
 
+/* {"op":"stop"} in a context process: the supervisor's op (server.c
+ * answers it there); the link never passes it on. */
+static char *
+s_op_stop (void *arg, bctx_request_t *req)
+{
+    (void) arg;
+    return bctx_request_error (req, BCTX_E_BAD_REQUEST, "stop: a context process is stopped "
+                               "by its supervisor (`bctx stop` stops the host)");
+}
+
 bctx_ops_t *
 bctx_ops_new (bctx_registry_t *registry, bctx_api_t *api, bctx_commands_t *commands,
               bctx_peers_t *peers)
@@ -401,6 +434,7 @@ bctx_ops_new (bctx_registry_t *registry, bctx_api_t *api, bctx_commands_t *comma
     bctx_api_handle (api, BCTX_OP_STATS, s_op_stats, self);
     bctx_api_handle (api, BCTX_OP_REPLAY, s_op_steer, self);
     bctx_api_handle (api, BCTX_OP_RETRY, s_op_retry, self);
+    bctx_api_handle (api, BCTX_OP_STOP, s_op_stop, self);
     return self;
 }
 

@@ -24,6 +24,8 @@ static const bctx_op_t s_ops[] = {
     { BCTX_OP_REPLAY,   "replay",   BCTX_ROLE_ADMIN },
     { BCTX_OP_RETRY,    "retry",    BCTX_ROLE_ADMIN },
     { BCTX_OP_RELOAD,   "reload",   BCTX_ROLE_ADMIN },
+    /* A drain of the whole host, as SIGTERM: the supervisor's alone. */
+    { BCTX_OP_STOP,     "stop",     BCTX_ROLE_ADMIN },
     /* A handover's steps, between the supervisor and its context
      * processes (reload.h): no client, admin or peer may send them. */
     { BCTX_OP_RELEASE,  "release",  BCTX_ROLE_SUPERVISOR },

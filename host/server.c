@@ -59,6 +59,21 @@ struct bctx_server {
     int stop_fd;                  /* the signalfd bctx_server_run was given */
 };
 
+/* {"op":"stop"} (admin): the drain SIGTERM starts, started by the same
+ * signal to this process, read from the loop's signalfd once the reply
+ * is out. */
+static char *
+s_op_stop (void *arg, bctx_request_t *req)
+{
+    bctx_server_t *self = arg;
+    (void) req;
+    bctx_log (BCTX_LOG_INFO, "stop asked on the admin endpoint");
+    kill (getpid (), SIGTERM);
+    return bctx_reply_dump_new (json_pack ("{s:b, s:s, s:i, s:b}", "ok", 1, "host",
+                                           self->core.registry->config->name, "pid",
+                                           (int) getpid (), "stopping", 1));
+}
+
 /* Creates host.data and its parents.  Return 0, or -1 with the reason
  * under "host.data: ". */
 static int
@@ -173,6 +188,7 @@ s_build (bctx_server_t *self, bctx_config_t *config, char *err, size_t errlen)
     self->watch = bctx_watch_new (core->registry, self->reload, err, errlen);
     if (!self->watch)
         return -1;
+    bctx_api_handle (core->api, BCTX_OP_STOP, s_op_stop, self);
     bctx_commands_route (core->commands, core->peers);
     bctx_commands_relay (core->commands, self->relay);
     if (bctx_core_check_ops (core, err, errlen) < 0

@@ -258,7 +258,8 @@ test_query_balances_and_transfers (void **state)
     assert_true (json_is_null (json_object_get (r, "value")));
     json_decref (r);
 
-    /* Unknown projections: exit 1, bad_request, naming it. */
+    /* Unknown projections: exit 1, unknown_projection, naming it and
+     * listing those there are. */
     const char *unknown[][3] = {
         { "query", "nope", NULL }, { "query", "nope", "a1" }, { "replay", "nope", NULL },
     };
@@ -267,8 +268,9 @@ test_query_balances_and_transfers (void **state)
         assert_int_equal (code, 1);
         assert_non_null (r);
         assert_false (json_is_true (json_object_get (r, "ok")));
-        assert_string_equal (h_error_code (r), "bad_request");
-        assert_non_null (strstr (h_str (json_object_get (r, "error"), "message"), "nope"));
+        assert_string_equal (h_error_code (r), "unknown_projection");
+        h_assert_contains (h_str (json_object_get (r, "error"), "message"), "\"nope\"");
+        h_assert_contains (h_str (json_object_get (r, "error"), "message"), "balances");
         json_decref (r);
     }
     /* Usage errors never reach the host: exit 2. */
