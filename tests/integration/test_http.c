@@ -104,9 +104,7 @@ test_errors (void **state)
     s_expect ("GET", "/contexts/accounts/events?from=x", NULL, 400, "bad_request");
     s_expect ("POST", "/contexts/nosuch/commands/X", "-d '{}'", 404, "unknown_context");
     s_expect ("POST", "/contexts/accounts/commands/Nope", "-d '{}'", 404, "unknown_command");
-    /* The API answers bad_request for an unknown projection today (the
-     * unknown_projection code, 404, is another branch's). */
-    s_expect ("GET", "/projections/nosuch/k", NULL, 400, "bad_request");
+    s_expect ("GET", "/projections/nosuch/k", NULL, 404, "unknown_projection");
     s_expect ("POST", "/contexts/accounts/commands/Withdraw",
               "-d '{\"account\":\"a1\",\"amount\":1000}'", 422, "rejected");
     /* Oversize: host.max_message is 4096 here. */
