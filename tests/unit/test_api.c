@@ -78,7 +78,8 @@ test_every_op_reaches_its_own_handler (void **state)
 {
     (void) state;
     const char *names[] = { "send", "events", "query", "contexts", "stats",
-                            "replay", "retry", "reload", "release", "take" };
+                            "replay", "retry", "reload", "stop", "release", "take" };
+    _Static_assert (sizeof names / sizeof *names == BCTX_OP_COUNT, "one name an op");
     /* What a context process's link carries: an admin's requests and its
      * supervisor's handover steps. */
     const unsigned link = BCTX_ROLE_ADMIN | BCTX_ROLE_SUPERVISOR;
@@ -149,7 +150,7 @@ test_roles_are_checked_before_any_handler_runs (void **state)
     (void) state;
     const unsigned roles[] = { BCTX_ROLE_PEER, BCTX_ROLE_CLIENT, BCTX_ROLE_ADMIN };
     const char *names[] = { "send", "events", "query", "contexts", "stats",
-                            "replay", "retry", "reload", "release", "take" };
+                            "replay", "retry", "reload", "stop", "release", "take" };
     s_seen_t seen = { .role = 0 };
     bctx_api_t *api = s_api_with_stubs (&seen);
     int64_t refused = 0;

@@ -17,7 +17,8 @@ test_every_op_is_found_by_name (void **state)
 {
     (void) state;
     const char *names[] = { "send", "events", "query", "contexts", "stats",
-                            "replay", "retry", "reload", "release", "take" };
+                            "replay", "retry", "reload", "stop", "release", "take" };
+    _Static_assert (sizeof names / sizeof *names == BCTX_OP_COUNT, "one name an op");
     for (int i = 0; i < BCTX_OP_COUNT; i++) {
         const bctx_op_t *op = bctx_op_find (names[i]);
         assert_non_null (op);
@@ -34,8 +35,8 @@ static void
 test_roles (void **state)
 {
     (void) state;
-    const char *admin_only[] = { "replay", "retry", "reload" };
-    for (int i = 0; i < 3; i++) {
+    const char *admin_only[] = { "replay", "retry", "reload", "stop" };
+    for (int i = 0; i < 4; i++) {
         const bctx_op_t *op = bctx_op_find (admin_only[i]);
         assert_true (bctx_op_is_admin (op));
         assert_int_equal (op->roles, BCTX_ROLE_ADMIN);
