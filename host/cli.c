@@ -293,6 +293,19 @@ bctx_cli_call (bctx_cli_t *c, json_t *req, int *code)
     return s_follow_admin (c, req, reply, code);
 }
 
+json_t *
+bctx_cli_call_ok (bctx_cli_t *c, const char *what, json_t *req, int *code)
+{
+    json_t *reply = bctx_cli_call (c, req, code);
+    json_decref (req);
+    if (reply && !json_is_true (json_object_get (reply, "ok"))) {
+        *code = bctx_cli_show (c, what, reply);
+        json_decref (reply);
+        return NULL;
+    }
+    return reply;
+}
+
 int
 bctx_cli_simple (bctx_cli_t *c, json_t *req)
 {

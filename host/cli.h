@@ -41,6 +41,11 @@ typedef struct bctx_cli {
  * printing why, with *code set to the exit code. */
 json_t *bctx_cli_call (bctx_cli_t *c, json_t *req, int *code);
 
+/* As bctx_cli_call, with req stolen, for a reply that must be ok: an
+ * error reply is printed as the subcommand `what` prints it.  Return: new
+ * ok reply, or NULL with *code set. */
+json_t *bctx_cli_call_ok (bctx_cli_t *c, const char *what, json_t *req, int *code);
+
 /* Sends req (stolen), prints the reply as `c->sub` prints it.  Return the
  * exit code. */
 int bctx_cli_simple (bctx_cli_t *c, json_t *req);

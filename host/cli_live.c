@@ -218,15 +218,7 @@ bctx_cli_follow (bctx_cli_t *c, const char *context, const char *aggregate,
 static json_t *
 s_stats (bctx_cli_t *c, int *code)
 {
-    json_t *req = json_pack ("{s:s}", "op", "stats");
-    json_t *reply = bctx_cli_call (c, req, code);
-    json_decref (req);
-    if (reply && !json_is_true (json_object_get (reply, "ok"))) {
-        *code = bctx_cli_show (c, "stats", reply);
-        json_decref (reply);
-        return NULL;
-    }
-    return reply;
+    return bctx_cli_call_ok (c, "stats", json_pack ("{s:s}", "op", "stats"), code);
 }
 
 long long

@@ -68,14 +68,7 @@ s_page (bctx_cli_t *c, const char *context, const char *aggregate, long long fro
     }
     if (aggregate)
         json_object_set_new (req, "aggregate", json_string (aggregate));
-    json_t *reply = bctx_cli_call (c, req, code);
-    json_decref (req);
-    if (reply && !json_is_true (json_object_get (reply, "ok"))) {
-        *code = bctx_cli_show (c, "events", reply);
-        json_decref (reply);
-        return NULL;
-    }
-    return reply;
+    return bctx_cli_call_ok (c, "events", req, code);
 }
 
 /* Prints the events of one context, paging through: each page's "next"
