@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 struct bctx_http {
@@ -156,6 +157,133 @@ s_split (const char *url, char *buf, size_t size, char **parts)
     return n;
 }
 
+/* One server-sent-events stream of a context's log: a page of events at
+ * a time from `next` on, then the log polled every S_STREAM_POLL_MS once
+ * caught up.  At most one page is held, so a slow client costs one page
+ * and its thread, and MHD's connection timeout cuts one that stops
+ * reading. */
+#define S_STREAM_PAGE     100
+#define S_STREAM_POLL_MS  100
+#define S_STREAM_BEAT_MS  1000    /* a comment line this often when quiet */
+
+typedef struct {
+    bctx_http_t *http;            /* the gateway (borrowed) */
+    char *context;                /* the context's name */
+    json_int_t next;              /* the next position to send */
+    bctx_buf_t out;               /* formatted, not yet sent */
+    size_t sent;                  /* of out, already given to MHD */
+} s_stream_t;
+
+/* Fetches the page from s->next into s->out as SSE records.  Return the
+ * number of events, or -1 (error reply text in *error, new) when the API
+ * refused. */
+static int
+s_stream_page (s_stream_t *s, char **error)
+{
+    json_t *req = json_pack ("{s:s, s:s, s:I, s:I}", "op", "events", "context", s->context,
+                             "from", s->next, "limit", (json_int_t) S_STREAM_PAGE);
+    char *text = s_call (s->http, 0, req);
+    json_decref (req);
+    json_t *reply = json_loads (text, 0, NULL);
+    if (!json_is_true (json_object_get (reply, "ok"))) {
+        json_decref (reply);
+        *error = text;
+        return -1;
+    }
+    free (text);
+    size_t i;
+    json_t *event;
+    json_array_foreach (json_object_get (reply, "events"), i, event) {
+        json_int_t position = json_integer_value (json_object_get (event, "position"));
+        char *line = json_dumps (event, JSON_COMPACT);
+        char id[64];
+        snprintf (id, sizeof id, "id: %lld\ndata: ", (long long) position);
+        bctx_buf_add_str (&s->out, id);
+        bctx_buf_add_str (&s->out, line);
+        bctx_buf_add_str (&s->out, "\n\n");
+        free (line);
+        if (position >= s->next)
+            s->next = position + 1;
+    }
+    int n = (int) json_array_size (json_object_get (reply, "events"));
+    json_decref (reply);
+    return n;
+}
+
+/* MHD's reader of a stream: what is formatted, else the next page, else
+ * waits (in slices, ending at a stop) and sends a comment now and then. */
+static ssize_t
+s_stream_read (void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void) pos;
+    s_stream_t *s = cls;
+    int quiet_ms = 0;
+    while (s->sent >= s->out.len) {
+        if (atomic_load (&s->http->stopping))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        s->out.len = s->sent = 0;
+        char *error = NULL;
+        int n = s_stream_page (s, &error);
+        if (n < 0) {
+            free (error);             /* the context went, or the host stops */
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (n > 0)
+            break;
+        if (quiet_ms >= S_STREAM_BEAT_MS) {
+            bctx_buf_add_str (&s->out, ": quiet\n\n");
+            break;
+        }
+        struct timespec nap = { 0, S_STREAM_POLL_MS * 1000000L };
+        nanosleep (&nap, NULL);
+        quiet_ms += S_STREAM_POLL_MS;
+    }
+    size_t n = s->out.len - s->sent < max ? s->out.len - s->sent : max;
+    memcpy (buf, s->out.text + s->sent, n);
+    s->sent += n;
+    return (ssize_t) n;
+}
+
+static void
+s_stream_free (void *cls)
+{
+    s_stream_t *s = cls;
+    free (s->context);
+    free (s->out.text);
+    free (s);
+}
+
+/* GET /contexts/{c}/events/stream?from=N, or from Last-Event-ID + 1: the
+ * first page is read before answering, so an unknown context is a 404. */
+static enum MHD_Result
+s_stream (bctx_http_t *self, struct MHD_Connection *conn, const char *context,
+          json_int_t from)
+{
+    const char *last = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (last) {
+        char *end;
+        long long id = strtoll (last, &end, 10);
+        if (!*last || *end || id < 0)
+            return s_error (conn, BCTX_E_BAD_REQUEST, "Last-Event-ID must be a position");
+        from = id + 1;
+    }
+    s_stream_t *s = calloc (1, sizeof *s);
+    *s = (s_stream_t) { .http = self, .context = strdup (context), .next = from < 1 ? 1 : from };
+    char *error = NULL;
+    if (s_stream_page (s, &error) < 0) {
+        s_stream_free (s);
+        return s_reply (conn, error);
+    }
+    struct MHD_Response *r = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 16384,
+                                                                s_stream_read, s,
+                                                                s_stream_free);
+    MHD_add_response_header (r, "Content-Type", "text/event-stream");
+    MHD_add_response_header (r, "Cache-Control", "no-cache");
+    enum MHD_Result ret = MHD_queue_response (conn, 200, r);
+    MHD_destroy_response (r);
+    return ret;
+}
+
 #include "metrics.h"
 
 /* A GET: the read ops and /metrics. */
@@ -181,6 +309,9 @@ s_get (bctx_http_t *self, struct MHD_Connection *conn, char **p, int n)
             return s_error (conn, BCTX_E_UNAVAILABLE, "no stats from the host");
         return s_respond (conn, 200, text, "text/plain; version=0.0.4; charset=utf-8");
     }
+    else if (n == 4 && strcmp (p[0], "contexts") == 0 && strcmp (p[2], "events") == 0
+             && strcmp (p[3], "stream") == 0)
+        return s_stream (self, conn, p[1], from);
     else if (n == 3 && strcmp (p[0], "contexts") == 0 && strcmp (p[2], "events") == 0) {
         req = json_pack ("{s:s, s:s, s:I, s:I}", "op", "events", "context", p[1],
                          "from", from, "limit", limit);

@@ -173,6 +173,66 @@ test_metrics (void **state)
     assert_true (after == before + 1);
 }
 
+/* Reads an SSE stream from path (with curl's extra arguments) for at most
+ * seconds; returns the ids in order in ids[] (count in *n) and the body
+ * (new).  The two Deposits of amount 71 and 72 are sent meanwhile when
+ * send is set. */
+static char *
+s_stream (const char *path, const char *extra, int seconds, int send, long long *ids, int *n)
+{
+    char cmd[1024];
+    snprintf (cmd, sizeof cmd, "curl -s -N -m %d %s '%s%s'", seconds, extra ? extra : "",
+              s_base, path);
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    if (send) {
+        usleep (500 * 1000);          /* caught up and polling: these come live */
+        s_expect ("POST", "/contexts/accounts/commands/Deposit",
+                  "-d '{\"account\":\"a1\",\"amount\":71}'", 200, NULL);
+        s_expect ("POST", "/contexts/accounts/commands/Deposit",
+                  "-d '{\"account\":\"a1\",\"amount\":72}'", 200, NULL);
+    }
+    char *text = calloc (1, 1 << 20);
+    size_t len = fread (text, 1, (1 << 20) - 1, p);
+    text[len] = '\0';
+    pclose (p);
+    *n = 0;
+    for (char *line = text; (line = strstr (line, "id: ")); line += 4)
+        if (line == text || line[-1] == '\n')
+            ids[(*n)++] = atoll (line + 4);
+    return text;
+}
+
+/* The events stream: the log from ?from=1, then live events, each once
+ * and in order, each with its data; resumed after a disconnect with
+ * Last-Event-ID it starts right after that id; an unknown context is 404. */
+static void
+test_stream (void **state)
+{
+    (void) state;
+    long long ids[256];
+    int n = 0;
+    char *body = s_stream ("/contexts/accounts/events/stream?from=1", NULL, 3, 1, ids, &n);
+    assert_true (n >= 4);             /* test_routes' two, and the two sent here */
+    for (int i = 0; i < n; i++)
+        assert_int_equal (ids[i], i + 1);
+    h_assert_contains (body, "\"amount\":71");
+    h_assert_contains (body, "\"amount\":72");
+    h_assert_contains (body, "data: {\"context\":\"accounts\"");
+    free (body);
+    int last = n;
+    char header[64];
+    snprintf (header, sizeof header, "-H 'Last-Event-ID: %d'", last - 1);
+    body = s_stream ("/contexts/accounts/events/stream", header, 2, 0, ids, &n);
+    assert_int_equal (n, 1);
+    assert_int_equal (ids[0], last);
+    h_assert_contains (body, "\"amount\":72");
+    free (body);
+    s_expect ("GET", "/contexts/nosuch/events/stream", NULL, 404, "unknown_context");
+    s_expect ("GET", "/contexts/accounts/events/stream", "-H 'Last-Event-ID: x'", 400,
+              "bad_request");
+}
+
 int
 main (void)
 {
@@ -197,6 +257,7 @@ main (void)
         cmocka_unit_test (test_errors),
         cmocka_unit_test (test_admin),
         cmocka_unit_test (test_metrics),
+        cmocka_unit_test (test_stream),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);
     if (h_cleanup (&s_host) != 0)
