@@ -212,7 +212,7 @@ test_stream (void **state)
     (void) state;
     long long ids[256];
     int n = 0;
-    char *body = s_stream ("/contexts/accounts/events/stream?from=1", NULL, 3, 1, ids, &n);
+    char *body = s_stream ("/contexts/accounts/events/stream?from=1", NULL, 6, 1, ids, &n);
     assert_true (n >= 4);             /* test_routes' two, and the two sent here */
     for (int i = 0; i < n; i++)
         assert_int_equal (ids[i], i + 1);
