@@ -2,7 +2,8 @@
  * test_errors - unit tests of host/errors: every code of the one code
  * space is negative, has its own text and a wire code from DESIGN.md's
  * list; the loader's and the store's outcomes map to the wire codes their
- * replies carried; 0 and codes that are not ours have a text too.
+ * replies carried; 0 and codes that are not ours have a text too; each
+ * wire code has the HTTP status docs/http.md gives it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "http.h"
 
 /* Every code, from the map. */
 static const int s_codes[] = {
@@ -82,6 +84,20 @@ test_not_ours (void **state)
     assert_string_equal (bctx_error_wire (-9999), BCTX_E_INTERNAL);
 }
 
+static void
+test_http_statuses (void **state)
+{
+    (void) state;
+    /* docs/http.md's table, in s_wire's order. */
+    static const unsigned want[] = { 400, 404, 404, 404, 422, 409, 503, 413, 403, 500 };
+    for (size_t i = 0; i < sizeof s_wire / sizeof *s_wire; i++)
+        assert_int_equal (bctx_http_status (s_wire[i]), want[i]);
+    assert_int_equal (bctx_http_status (NULL), 200);
+    /* A code the map does not know is the gateway's fault, not the
+     * client's. */
+    assert_int_equal (bctx_http_status ("no_such_code"), 500);
+}
+
 int
 main (void)
 {
@@ -89,6 +105,7 @@ main (void)
         cmocka_unit_test (test_every_code),
         cmocka_unit_test (test_wire_codes),
         cmocka_unit_test (test_not_ours),
+        cmocka_unit_test (test_http_statuses),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
