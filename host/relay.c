@@ -271,6 +271,7 @@ s_probed (bctx_relay_t *self, bctx_child_t *c, const char *reply)
 static void
 s_deliver (bctx_relay_t *self, bctx_child_t *c, uint64_t tag, const char *body, size_t len)
 {
+    c->heard_at = bctx_now ();
     size_t i = 0;
     while (tag && i < self->n_pending
            && (self->pending[i].tag != tag || self->pending[i].child != c))
@@ -462,6 +463,24 @@ s_fail (bctx_relay_t *self, size_t i, const char *why)
         s_check_idle (self, was.child);
 }
 
+/* A client's command at child c went unanswered past its deadline.  A
+ * process that is busy still answers others; one that has sent nothing
+ * for as long is frozen (stopped, or its own watchdog cannot run), so
+ * the supervisor ends it and it is started again. */
+static void
+s_check_frozen (bctx_relay_t *self, bctx_child_t *c, double now)
+{
+    const bctx_config_t *config = self->registry->config;
+    double silent = now - c->heard_at, limit = (double) (config->handler_timeout_ms + 2000) / 1000.0;
+    if (c->state != BCTX_CHILD_UP || c->killed != BCTX_KILL_NONE || silent < limit)
+        return;
+    snprintf (c->last_exit, sizeof c->last_exit, "hung: sent nothing for %.0f ms with a "
+              "command in flight (over host.handler_timeout_ms + 2 s)", silent * 1000);
+    bctx_log (BCTX_LOG_WARN, "context %s: process %d: %s: killing it", c->name, (int) c->pid,
+              c->last_exit);
+    bctx_supervise_kill (self->supervise, c, BCTX_KILL_HUNG, 0);
+}
+
 double
 bctx_relay_tick (void *self_)
 {
@@ -493,7 +512,11 @@ bctx_relay_tick (void *self_)
             i++;
             continue;
         }
+        bctx_child_t *c = p->child;
+        int client = p->kind == S_CLIENT;
         s_fail (self, i, "its process did not answer in time");
+        if (client)
+            s_check_frozen (self, c, now);
     }
     return next;
 }

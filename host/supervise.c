@@ -181,6 +181,7 @@ s_spawn (bctx_supervise_t *self, bctx_child_t *c)
     c->state = BCTX_CHILD_STARTING;
     c->killed = BCTX_KILL_NONE;
     c->started_at = bctx_now ();
+    c->heard_at = c->started_at;
     c->up_at = 0;
     c->probe_at = 0;
     c->probing = 0;

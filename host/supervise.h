@@ -66,6 +66,7 @@ typedef struct bctx_child {
     char last_exit[256];          /* how the last process ended, or "" */
     double started_at;            /* monotonic: when the process was spawned */
     double up_at;                 /* monotonic: when it first answered */
+    double heard_at;              /* monotonic: when it last answered anything */
     double restart_at;            /* monotonic: when a DOWN one starts again */
     double probe_at;              /* monotonic: when to ask a STARTING one again */
     json_t *reactors;             /* the reactor names it last reported (array) */

@@ -720,3 +720,34 @@ h_gone (pid_t pid, int timeout_ms)
     }
     return 0;
 }
+
+int
+h_http (const h_host_t *h, const char *method, const char *url, const char *extra,
+        char **body)
+{
+    char out[400], cmd[4096];
+    snprintf (out, sizeof out, "%s/http.out", h->dir);
+    unlink (out);
+    snprintf (cmd, sizeof cmd, "curl -s -m 20 -o '%s' -w '%%{http_code}' -X %s %s '%s'", out,
+              method, extra ? extra : "", url);
+    FILE *p = popen (cmd, "r");
+    int status = -1;
+    if (p) {
+        if (fscanf (p, "%d", &status) != 1 || status == 0)
+            status = -1;
+        pclose (p);
+    }
+    char *text = NULL;
+    FILE *f = fopen (out, "r");
+    if (f) {
+        fseek (f, 0, SEEK_END);
+        long n = ftell (f);
+        rewind (f);
+        text = calloc (1, n > 0 ? (size_t) n + 1 : 1);
+        if (n > 0 && fread (text, 1, (size_t) n, f) != (size_t) n)
+            text[0] = '\0';
+        fclose (f);
+    }
+    *body = text ? text : calloc (1, 1);
+    return status;
+}

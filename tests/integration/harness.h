@@ -192,6 +192,15 @@ long h_number_after (const char *text, const char *line, const char *after);
  * a zombie that is no child of ours).  Return 1 when it is, else 0. */
 int h_gone (pid_t pid, int timeout_ms);
 
+/* --- HTTP --------------------------------------------------------------- */
+
+/* One HTTP request with curl (20 s at most): method to url, with curl's
+ * extra arguments (shell words, e.g. "-H 'X: y' -d '{}'", or NULL).  The
+ * body goes through a file in h->dir.  Return the status (-1: curl gave
+ * none), the body in *body (new, "" when there was none). */
+int h_http (const h_host_t *h, const char *method, const char *url, const char *extra,
+            char **body);
+
 /* assert_string_equal, but a NULL fails instead of crashing (a macro:
  * cmocka's fail_msg reports the test's own line). */
 #define h_assert_str(got, want)                                                 \
