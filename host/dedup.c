@@ -22,8 +22,12 @@ bctx_dedup_new_id (char out[33])
         memcpy (raw, &c, sizeof c);
         memset (raw + 8, 0, 8);
     }
-    for (int i = 0; i < 16; i++)
-        snprintf (out + 2 * i, 3, "%02x", raw[i]);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[32] = '\0';
 }
 
 const char *

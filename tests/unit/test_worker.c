@@ -28,6 +28,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "dedup.h"
 #include "link.h"
 #include "protocol.h"
 #include "store.h"
@@ -598,10 +599,25 @@ test_the_command_link (void **state)
     bctx_bytes_clear (&in);
 }
 
+/* A fresh id is 32 lower-case hex digits, and two are not the same. */
+static void
+test_fresh_ids (void **state)
+{
+    (void) state;
+    char a[33], b[33];
+    memset (a, 'x', sizeof a);
+    bctx_dedup_new_id (a);
+    bctx_dedup_new_id (b);
+    assert_int_equal (strlen (a), 32);
+    assert_int_equal (strspn (a, "0123456789abcdef"), 32);
+    assert_string_not_equal (a, b);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_fresh_ids),
         cmocka_unit_test_setup_teardown (test_accepted_is_stored_and_answered, s_setup,
                                          s_teardown),
         cmocka_unit_test_setup_teardown (test_a_retry_is_answered_from_the_log, s_setup,
