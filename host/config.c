@@ -4,6 +4,7 @@
  * fault.
  */
 #include "config.h"
+#include "lanes.h"
 #include "endpoint.h"
 #include "protocol.h"
 
@@ -440,7 +441,7 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
                 size_t errlen)
 {
     static const char *const keys[] = { "name", "plugin", "settings", "watch", "max_rss_mb",
-                                        NULL };
+                                        "reactor_lanes", NULL };
     const char *file = self->path;
     char where[32];
     if (s_entry (where, sizeof where, "contexts", i, c, file, err, errlen) < 0)
@@ -452,6 +453,8 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
         || s_string (c, "name", where, &cc->name, file, err, errlen) < 0
         || s_string (c, "plugin", where, &cc->plugin, file, err, errlen) < 0
         || s_size (c, "max_rss_mb", where, &cc->max_rss_mb, 16, 1024 * 1024,
+                   file, err, errlen) < 0
+        || s_size (c, "reactor_lanes", where, &cc->reactor_lanes, 1, BCTX_LANES_MAX,
                    file, err, errlen) < 0)
         return -1;
     if (!cc->name) {

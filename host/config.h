@@ -36,6 +36,9 @@ typedef struct bctx_context_config {
     int watch;               /* reload when the plugin file changes */
     size_t max_rss_mb;       /* contexts[].max_rss_mb: restart its context process
                                 when its resident memory grows past it (0: never) */
+    size_t reactor_lanes;    /* contexts[].reactor_lanes: events of different
+                                aggregates each of its reactors handles at once
+                                (0 when not given: 1) */
     size_t index;            /* its place in the file's contexts[] */
 } bctx_context_config_t;
 

@@ -258,7 +258,9 @@ s_hung (bctx_context_main_t *self, char *what, size_t size)
         const bctx_consumer_t *base = i < reg->n_projections
             ? bctx_projector_base (reg->projections[i].projector)
             : bctx_reactor_base (reg->reactors[i - reg->n_projections]);
-        if ((ms = bctx_busy_ms (&base->busy)) > limit) {
+        ms = i < reg->n_projections ? bctx_busy_ms (&base->busy)
+                                    : bctx_reactor_busy_ms (reg->reactors[i - reg->n_projections]);
+        if (ms > limit) {
             snprintf (what, size, "the handler of %s", base->who);
             return ms;
         }

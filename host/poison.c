@@ -248,6 +248,7 @@ bctx_poison_count (const char *data, const char *context, json_t *crashes)
         long long position = atomic_load (&s->position);
         s->runner[sizeof s->runner - 1] = s->source[sizeof s->source - 1] = '\0';
         s->aggregate[sizeof s->aggregate - 1] = s->type[sizeof s->type - 1] = '\0';
+        s->runner[strcspn (s->runner, (char[]) { BCTX_POISON_LANE, '\0' })] = '\0';
         if (!s->runner[0] || position <= 0)
             continue;
         char key[200];

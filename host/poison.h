@@ -24,6 +24,8 @@
 
 #define BCTX_POISON_LIMIT 3      /* ends of a process on one event before it is parked */
 #define BCTX_POISON_SLOTS 64     /* runners noted per context process */
+#define BCTX_POISON_LANE '\x1f' /* "reactor NAME" BCTX_POISON_LANE "3": lane 3's slot,
+                                    counted for "reactor NAME" */
 
 /* What one runner is handling. */
 typedef struct bctx_slot {

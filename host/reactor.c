@@ -4,6 +4,7 @@
  */
 #include "reactor.h"
 #include "consumer.h"
+#include "lanes.h"
 #include "log.h"
 #include "runner.h"
 #include "sender.h"
@@ -13,6 +14,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +35,19 @@ static const char *const s_commands[] = {
     [S_RETRY] = "RETRY",
 };
 
+/* Who runs a handler: the reactor's own thread, or one of its lanes.
+ * Each has its own sockets, busy mark and poison slot. */
+typedef struct {
+    bctx_sender_t *sender;        /* its sockets to the targets */
+    bctx_runner_t *runner;        /* the reactor's thread: waits a stop ends; NULL
+                                     in a lane */
+    bctx_busy_t *busy;            /* its handler running (the watchdog's) */
+    bctx_slot_t *slot;            /* its note of the event in hand, or NULL */
+} s_hand_t;
+
 struct bctx_reaction {
     bctx_reactor_runner_t *owner; /* whose */
+    s_hand_t *hand;               /* on which thread */
     const bctx_event_t *event;    /* the event being handled */
     int sends;                    /* commands sent so far for it */
     int unreachable;              /* a peer did not answer (not the handler's fault) */
@@ -46,7 +59,16 @@ struct bctx_reactor_runner {
                                      commands' replies */
     const bctx_reactor_t *def;    /* its declaration, inside base.plugin */
     bctx_sender_t *sender;        /* the contexts it may send to */
-    int stopping;                 /* a stop arrived */
+    s_hand_t hand;                /* its own thread's */
+    size_t n_lanes;               /* contexts[].reactor_lanes: 1, or lanes at once */
+    bctx_lanes_t *lanes;          /* their threads, when n_lanes > 1 */
+    s_hand_t *lane_hands;         /* theirs */
+    bctx_busy_t *lane_busy;       /* their busy marks */
+    int serial_first;             /* the first batch after a start runs on the thread
+                                     alone, so a poison event is noted alone */
+    const bctx_source_t *targets; /* what a lane's sender sends to (borrowed) */
+    size_t n_targets;             /* how many */
+    atomic_int stopping;          /* a stop arrived (lanes read it) */
     int retry_asked;              /* a retry arrived while backing off */
     json_t *parked;               /* "source\x1faggregate" -> count */
     /* Shared with the API thread, under base.lock: */
@@ -84,7 +106,7 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
         return BCTX_ERROR;
     }
     bctx_reactor_runner_t *self = r->owner;
-    if (!bctx_sender_knows (self->sender, context)) {
+    if (!bctx_sender_knows (r->hand->sender, context)) {
         json_decref (data);
         bctx_reason (why, "send: no context \"%s\" on this host", context);
         return BCTX_ERROR;
@@ -102,16 +124,17 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
                                  "causation_id", cause);
     json_decref (meta);
     /* Waiting for a reply is not the handler's time. */
-    long long busy = atomic_load (&self->base.busy.since_us);
-    bctx_busy_end (&self->base.busy);
+    s_hand_t *hand = r->hand;
+    long long busy = atomic_load (&hand->busy->since_us);
+    bctx_busy_end (hand->busy);
     bctx_sent_t sent = { 0 };
-    int rc = bctx_sender_send (self->sender, self->base.runner, context, request, &sent, why);
-    if (sent.interrupted)
+    int rc = bctx_sender_send (hand->sender, hand->runner, context, request, &sent, why);
+    if (sent.interrupted && hand->runner)
         s_read_commands (self);
     if (sent.unreachable)
         r->unreachable = 1;
     if (busy)
-        bctx_busy_begin (&self->base.busy);
+        bctx_busy_begin (hand->busy);
     return rc;
 }
 
@@ -134,31 +157,50 @@ s_set_error (bctx_reactor_runner_t *self, const char *text, int waiting)
     pthread_mutex_unlock (&self->base.lock);
 }
 
+/* The last failure is over, unless events are parked (their reason
+ * stays shown). */
+static void
+s_clear_error (bctx_reactor_runner_t *self)
+{
+    pthread_mutex_lock (&self->base.lock);
+    if (!self->n_parked) {
+        self->base.error[0] = '\0';
+        self->waiting = 0;
+    }
+    pthread_mutex_unlock (&self->base.lock);
+}
+
 /* Waits ms, unless a stop arrives.  Return 1 if asked to stop. */
 static int
-s_pause (bctx_reactor_runner_t *self, int ms)
+s_pause (bctx_reactor_runner_t *self, const s_hand_t *hand, int ms)
 {
-    if (bctx_runner_wait (self->base.runner, NULL, ms) != 0)
-        s_read_commands (self);
+    if (hand->runner) {
+        if (bctx_runner_wait (hand->runner, NULL, ms) != 0)
+            s_read_commands (self);
+        return self->stopping;
+    }
+    /* A lane: the reactor's thread reads the stop, the lane looks. */
+    for (int slept = 0; slept < ms && !self->stopping; slept += 10)
+        nanosleep (&(struct timespec) { 0, 10 * 1000000L }, NULL);
     return self->stopping;
 }
 
 /* Runs react on one event, with back-off.  Return 0 when it succeeded, 1
  * when it kept failing (reason in why), -1 when asked to stop. */
 static int
-s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
-           size_t whylen)
+s_tries (bctx_reactor_runner_t *self, s_hand_t *hand, const bctx_event_t *ev, char *why,
+         size_t whylen)
 {
     const bctx_plugin_t *p = self->base.plugin;
     int delay = S_FIRST_MS;
     for (int attempt = 1; attempt <= S_ATTEMPTS; attempt++) {
-        bctx_reaction_t r = { .owner = self, .event = ev };
-        bctx_busy_begin (&self->base.busy);
+        bctx_reaction_t r = { .owner = self, .hand = hand, .event = ev };
+        bctx_busy_begin (hand->busy);
         int rc = self->def->react (p->user, &p->host, &r, ev);
-        bctx_busy_end (&self->base.busy);
+        bctx_busy_end (hand->busy);
         if (rc == BCTX_OK) {
-            if ((attempt > 1 || r.unreachable) && !self->n_parked)
-                s_set_error (self, "", 0); /* the wait or the failures are over */
+            if (attempt > 1 || r.unreachable)
+                s_clear_error (self);      /* the wait or the failures are over */
             return 0;
         }
         if (self->stopping)
@@ -177,11 +219,22 @@ s_attempt (bctx_reactor_runner_t *self, const bctx_event_t *ev, char *why,
         pthread_mutex_lock (&self->base.lock);
         self->retries++;
         pthread_mutex_unlock (&self->base.lock);
-        if (attempt < S_ATTEMPTS && s_pause (self, delay))
+        if (attempt < S_ATTEMPTS && s_pause (self, hand, delay))
             return -1;
         delay = delay * 2 > 5000 ? 5000 : delay * 2;
     }
     return 1;
+}
+
+/* s_tries, noted in hand's poison slot. */
+static int
+s_attempt (bctx_reactor_runner_t *self, s_hand_t *hand, const bctx_event_t *ev, char *why,
+           size_t whylen)
+{
+    bctx_slot_enter (hand->slot, ev);
+    int rc = s_tries (self, hand, ev, why, whylen);
+    bctx_slot_leave (hand->slot);
+    return rc;
 }
 
 typedef struct {
@@ -204,9 +257,7 @@ s_on_event (const bctx_event_t *ev, void *arg)
         snprintf (why, sizeof why, "ended its process %d times", BCTX_POISON_LIMIT);
         rc = 1;
     } else {
-        bctx_slot_enter (self->base.slot, ev);
-        rc = s_attempt (self, ev, why, sizeof why);
-        bctx_slot_leave (self->base.slot);
+        rc = s_attempt (self, &self->hand, ev, why, sizeof why);
     }
     if (rc < 0)
         return 1;                  /* stopping: this event is not done */
@@ -243,11 +294,181 @@ fail:
     return 1;
 }
 
+/* --- lanes ------------------------------------------------------------ */
+
+enum { S_DONE = 0, S_PARK = 1, S_STOPPED = -1, S_BEHIND = 2 };
+
+/* One event of a batch on lanes, copied out of the feed's row. */
+typedef struct {
+    bctx_event_t ev;              /* its fields point at what follows */
+    char *context, *type, *aggregate, *metadata;
+    json_t *data;
+    char key[512];                /* source and aggregate: the lane's key */
+    int rc;                       /* S_*: what became of it */
+    char why[256];                /* why it is parked */
+} s_item_t;
+
+typedef struct {
+    bctx_reactor_runner_t *self;
+    s_item_t *items;              /* the batch, in position order */
+    size_t n;                     /* how many */
+    size_t *lane_of;              /* each one's lane */
+} s_lot_t;
+
+static int
+s_copy_event (const bctx_event_t *ev, void *arg)
+{
+    s_lot_t *lot = arg;
+    s_item_t *it = &lot->items[lot->n++];
+    it->context = strdup (ev->context);
+    it->type = strdup (ev->type);
+    it->aggregate = strdup (ev->aggregate);
+    it->metadata = ev->metadata ? strdup (ev->metadata) : NULL;
+    it->data = json_deep_copy (ev->data);
+    it->ev = (bctx_event_t) { it->context, it->type, it->aggregate, ev->version,
+                              ev->position, it->data, it->metadata };
+    s_key (it->key, sizeof it->key, ev->context, ev->aggregate);
+    return 0;
+}
+
+/* On lane: one event, unless an earlier one of its aggregate in this
+ * batch was parked (the lane has them all, in order). */
+static void
+s_lane_item (void *arg, size_t lane, size_t k)
+{
+    s_lot_t *lot = arg;
+    s_item_t *it = &lot->items[k];
+    bctx_reactor_runner_t *self = lot->self;
+    if (it->rc != S_DONE)
+        return;                    /* decided before the lanes ran */
+    if (self->stopping) {
+        it->rc = S_STOPPED;
+        return;
+    }
+    for (size_t j = k; j-- > 0;)
+        if (lot->lane_of[j] == lane && strcmp (lot->items[j].key, it->key) == 0
+            && (lot->items[j].rc == S_PARK || lot->items[j].rc == S_BEHIND)) {
+            it->rc = S_BEHIND;
+            snprintf (it->why, sizeof it->why, "waits behind a parked event of aggregate %s",
+                      it->aggregate);
+            return;
+        }
+    it->rc = s_attempt (self, &self->lane_hands[lane], &it->ev, it->why, sizeof it->why);
+    if (it->rc < 0)
+        it->rc = S_STOPPED;
+}
+
+static void
+s_lanes_poll (void *arg)
+{
+    s_read_commands (arg);
+}
+
+/* The batch's outcome, up to the first event not done: parked events and
+ * the checkpoint in one transaction, then what stats show.  through: the
+ * checkpoint when all were done.  Return 0, or -1. */
+static int
+s_settle (bctx_reactor_runner_t *self, size_t i, s_lot_t *lot, int64_t through)
+{
+    size_t k = 0;
+    while (k < lot->n && lot->items[k].rc != S_STOPPED)
+        k++;
+    int64_t checkpoint = k == lot->n ? through
+                       : lot->items[k].ev.position - 1;
+    if (checkpoint <= self->base.checkpoints[i])
+        return k == lot->n ? 0 : -1;
+    if (bctx_readside_begin (self->base.db) != 0)
+        return -1;
+    for (size_t j = 0; j < k; j++) {
+        s_item_t *it = &lot->items[j];
+        if ((it->rc == S_PARK || it->rc == S_BEHIND)
+            && bctx_readside_park (self->base.db, it->context, it->ev.position, it->aggregate,
+                                   it->why) != 0)
+            goto fail;
+    }
+    if (bctx_readside_set_checkpoint (self->base.db, 0, bctx_feed_name (self->base.feed, i),
+                                      checkpoint) != 0
+        || bctx_readside_commit (self->base.db) != 0)
+        goto fail;
+    self->base.checkpoints[i] = checkpoint;
+    pthread_mutex_lock (&self->base.lock);
+    self->base.shown[i] = checkpoint;
+    self->base.handled += (int64_t) k;
+    for (size_t j = 0; j < k; j++) {
+        s_item_t *it = &lot->items[j];
+        if (it->rc != S_PARK && it->rc != S_BEHIND)
+            continue;
+        if (!json_object_get (self->parked, it->key) && it->rc == S_PARK)
+            bctx_log (BCTX_LOG_WARN, "reactor %s: parked aggregate %s of %s at position %lld; "
+                      "`bctx retry %s` runs it again", self->base.name, it->aggregate,
+                      it->context, (long long) it->ev.position, self->base.name);
+        json_object_set_new (self->parked, it->key, json_integer (
+            json_integer_value (json_object_get (self->parked, it->key)) + 1));
+        self->n_parked++;
+        snprintf (self->base.error, sizeof self->base.error, "%s", it->why);
+        self->waiting = 0;
+    }
+    pthread_mutex_unlock (&self->base.lock);
+    return k == lot->n ? 0 : -1;
+fail:
+    bctx_readside_rollback (self->base.db);
+    s_set_error (self, bctx_readside_error (self->base.db), 0);
+    return -1;
+}
+
+/* One batch from source i on the lanes: the events copied out, those of
+ * a parked aggregate or parked as poison decided here, the rest run on
+ * their aggregates' lanes, then settled in order.  Return as s_batch. */
+static int
+s_batch_lanes (bctx_reactor_runner_t *self, size_t i)
+{
+    int64_t from = self->base.checkpoints[i] + 1;
+    if (from > bctx_feed_head (self->base.feed, i))
+        return 0;
+    s_lot_t lot = { .self = self };
+    lot.items = bctx_calloc (S_BATCH, sizeof *lot.items);
+    lot.lane_of = bctx_calloc (S_BATCH, sizeof *lot.lane_of);
+    int64_t last = self->base.checkpoints[i];
+    int64_t n = bctx_feed_read (self->base.feed, i, from, S_BATCH, s_copy_event, &lot, &last);
+    for (size_t k = 0; n >= 0 && k < lot.n; k++) {
+        s_item_t *it = &lot.items[k];
+        lot.lane_of[k] = bctx_lanes_of (self->lanes, it->key);
+        if (json_object_get (self->parked, it->key)) {
+            it->rc = S_BEHIND;
+            snprintf (it->why, sizeof it->why, "waits behind a parked event of aggregate %s",
+                      it->aggregate);
+        } else if (bctx_poison_parked (self->base.poison, self->base.who, it->context,
+                                       it->ev.position)) {
+            it->rc = S_PARK;
+            snprintf (it->why, sizeof it->why, "ended its process %d times", BCTX_POISON_LIMIT);
+        }
+    }
+    int rc = -1;
+    if (n >= 0) {
+        bctx_lanes_run (self->lanes, lot.lane_of, lot.n, s_lane_item, &lot, s_lanes_poll, self);
+        if (s_settle (self, i, &lot, last) == 0)
+            rc = n == S_BATCH ? 1 : 0;
+    }
+    for (size_t k = 0; k < lot.n; k++) {
+        s_item_t *it = &lot.items[k];
+        free (it->context);
+        free (it->type);
+        free (it->aggregate);
+        free (it->metadata);
+        json_decref (it->data);
+    }
+    free (lot.items);
+    free (lot.lane_of);
+    return rc;
+}
+
 /* One batch from source i.  Return 1 if more may wait, 0 if caught up,
  * -1 on failure or stop. */
 static int
 s_batch (bctx_reactor_runner_t *self, size_t i)
 {
+    if (self->lanes && !self->serial_first)
+        return s_batch_lanes (self, i);
     int64_t from = self->base.checkpoints[i] + 1;
     if (from > bctx_feed_head (self->base.feed, i))
         return 0;
@@ -309,9 +530,7 @@ static int
 s_retry_one (const bctx_event_t *ev, void *arg)
 {
     s_retrying_t *r = arg;
-    bctx_slot_enter (r->self->base.slot, ev);
-    r->rc = s_attempt (r->self, ev, r->why, sizeof r->why);
-    bctx_slot_leave (r->self->base.slot);
+    r->rc = s_attempt (r->self, &r->self->hand, ev, r->why, sizeof r->why);
     return 0;
 }
 
@@ -392,6 +611,7 @@ s_run (bctx_runner_t *runner, void *arg)
     (void) runner;                 /* self->base.runner */
     bctx_reactor_runner_t *self = arg;
     bctx_log_set_context (self->base.context);
+    self->hand.slot = self->base.slot;
     while (!self->stopping) {
         s_read_commands (self);
         int retry = self->retry_asked;
@@ -408,21 +628,51 @@ s_run (bctx_runner_t *runner, void *arg)
             else
                 more |= rc;
         }
+        if (!failed)
+            self->serial_first = 0;
         if (more && !failed)
             continue;
         if (bctx_consumer_wait (&self->base, failed ? 200 : S_IDLE_MS) < 0)
             break;
     }
     bctx_sender_close (self->sender);
+    for (size_t l = 0; self->lanes && l < self->n_lanes; l++)
+        bctx_sender_close (self->lane_hands[l].sender);
 }
 
 /* --- lifecycle ------------------------------------------------------- */
+
+/* With lanes > 1: their threads, and a sender and busy mark each; the
+ * first batch after the start runs on the thread alone. */
+static int
+s_lanes_open (bctx_reactor_runner_t *self, void *zctx, const bctx_security_t *security,
+              const bctx_source_t *targets, size_t n, size_t lanes, char *err, size_t errlen)
+{
+    self->n_lanes = lanes > 1 ? lanes : 1;
+    if (self->n_lanes == 1)
+        return 0;
+    self->lane_hands = bctx_calloc (self->n_lanes, sizeof *self->lane_hands);
+    self->lane_busy = bctx_calloc (self->n_lanes, sizeof *self->lane_busy);
+    for (size_t l = 0; l < self->n_lanes; l++)
+        self->lane_hands[l] = (s_hand_t) { bctx_sender_new (zctx, security, targets, n), NULL,
+                                           &self->lane_busy[l], NULL };
+    self->lanes = bctx_lanes_new (self->n_lanes);
+    if (!self->lanes) {
+        snprintf (err, errlen, "%s: cannot start its %zu lanes", self->base.label,
+                  self->n_lanes);
+        return -1;
+    }
+    self->serial_first = 1;
+    bctx_log (BCTX_LOG_INFO, "reactor %s: %zu lanes (events of different aggregates at once)",
+              self->base.name, self->n_lanes);
+    return 0;
+}
 
 bctx_reactor_runner_t *
 bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
                   bctx_plugin_t *plugin,
                   const bctx_reactor_t *def, const bctx_source_t *targets,
-                  size_t n, char *err, size_t errlen)
+                  size_t n, size_t lanes, char *err, size_t errlen)
 {
     bctx_reactor_runner_t *self = calloc (1, sizeof *self);
     bctx_consumer_init (&self->base, "reactor", plugin, def->name);
@@ -435,6 +685,9 @@ bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
     if (bctx_consumer_open (&self->base, data, def->consumes, targets, n, err, errlen) != 0)
         goto fail;
     self->sender = bctx_sender_new (zctx, security, targets, n);
+    self->hand = (s_hand_t) { self->sender, NULL, &self->base.busy, NULL };
+    if (s_lanes_open (self, zctx, security, targets, n, lanes, err, errlen) != 0)
+        goto fail;
     for (size_t i = 0; i < bctx_feed_size (self->base.feed); i++)
         self->base.checkpoints[i] = self->base.shown[i]
             = bctx_readside_checkpoint (self->base.db, 0, bctx_feed_name (self->base.feed, i));
@@ -447,6 +700,28 @@ bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
 fail:
     bctx_reactor_destroy (&self);
     return NULL;
+}
+
+void
+bctx_reactor_guard (bctx_reactor_runner_t *self, bctx_poison_t *poison)
+{
+    bctx_consumer_guard (&self->base, poison);
+    for (size_t l = 0; self->lanes && l < self->n_lanes; l++) {
+        char who[160];
+        snprintf (who, sizeof who, "%s%c%zu", self->base.who, BCTX_POISON_LANE, l);
+        self->lane_hands[l].slot = bctx_poison_slot (poison, who);
+    }
+}
+
+long long
+bctx_reactor_busy_ms (bctx_reactor_runner_t *self)
+{
+    long long most = bctx_busy_ms (&self->base.busy);
+    for (size_t l = 0; self->lanes && l < self->n_lanes; l++) {
+        long long ms = bctx_busy_ms (&self->lane_busy[l]);
+        most = ms > most ? ms : most;
+    }
+    return most;
 }
 
 void
@@ -500,6 +775,11 @@ bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
     bctx_reactor_runner_t *self = *self_p;
     /* Its thread sends through the sender: stopped first. */
     bctx_runner_destroy (&self->base.runner);
+    bctx_lanes_destroy (&self->lanes);
+    for (size_t l = 0; self->lane_hands && l < self->n_lanes; l++)
+        bctx_sender_destroy (&self->lane_hands[l].sender);
+    free (self->lane_hands);
+    free (self->lane_busy);
     bctx_sender_destroy (&self->sender);
     bctx_consumer_close (&self->base);
     json_decref (self->parked);

@@ -33,14 +33,23 @@ int bctx_reaction_send (bctx_reaction_t *reaction, const char *context,
  * reference)
  * with its file under `data`; it reads from and sends to `targets` (every
  * local context), a remote one through a CURVE client of `security`
- * (borrowed, outlives the runner).  Return: new runner (not running), or NULL with the
- * reason in err. */
+ * (borrowed, outlives the runner).  lanes (contexts[].reactor_lanes):
+ * with more than 1, events of different aggregates are handled that many
+ * at once, each aggregate's in order (lanes.h).  Return: new runner (not
+ * running), or NULL with the reason in err. */
 bctx_reactor_runner_t *bctx_reactor_new (void *zctx, const bctx_security_t *security,
                                          const char *data,
                                          bctx_plugin_t *plugin,
                                          const bctx_reactor_t *def,
                                          const bctx_source_t *targets, size_t n,
-                                         char *err, size_t errlen);
+                                         size_t lanes, char *err, size_t errlen);
+
+/* bctx_consumer_guard, and a poison slot for each lane. */
+void bctx_reactor_guard (bctx_reactor_runner_t *self, bctx_poison_t *poison);
+
+/* How long its longest-running handler has run, on any lane (0: none
+ * runs).  The watchdog's; from any thread. */
+long long bctx_reactor_busy_ms (bctx_reactor_runner_t *self);
 
 /* What it shares with a projection (borrowed): its name, its context,
  * its busy mark for the watchdog, and bctx_consumer_guard before its

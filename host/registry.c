@@ -284,6 +284,17 @@ done:
     return rc;
 }
 
+/* contexts[].reactor_lanes of context, or 1. */
+static size_t
+s_reactor_lanes (const bctx_registry_t *self, const char *context)
+{
+    for (size_t i = 0; i < self->config->n_contexts; i++)
+        if (strcmp (self->config->contexts[i].name, context) == 0)
+            return self->config->contexts[i].reactor_lanes ? self->config->contexts[i].reactor_lanes
+                                                           : 1;
+    return 1;
+}
+
 int
 bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
                            char *err, size_t errlen)
@@ -313,10 +324,12 @@ bctx_registry_add_runners (bctx_registry_t *self, bctx_plugin_t *p, int start,
         if (bctx_registry_find_reactor (self, d->name))
             continue;
         bctx_reactor_runner_t *r = bctx_reactor_new (self->zctx, self->security, data, p, d,
-                                                     self->sources, self->n_sources, err, errlen);
+                                                     self->sources, self->n_sources,
+                                                     s_reactor_lanes (self, p->name),
+                                                     err, errlen);
         if (!r)
             return -1;
-        bctx_consumer_guard (bctx_reactor_base (r), self->poison);
+        bctx_reactor_guard (r, self->poison);
         if (start && bctx_consumer_start (bctx_reactor_base (r)) != 0) {
             bctx_reactor_destroy (&r);
             return -1;

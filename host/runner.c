@@ -135,6 +135,13 @@ bctx_runner_recv (bctx_runner_t *self)
 int
 bctx_runner_wait (bctx_runner_t *self, void *other, long timeout_ms)
 {
+    if (!self) {
+        /* Another thread of the runner's (a reactor's lane): other alone. */
+        zmq_pollitem_t item = { other, 0, ZMQ_POLLIN, 0 };
+        if (zmq_poll (&item, other ? 1 : 0, timeout_ms) < 0)
+            return zmq_errno () == ETERM ? -1 : 0;
+        return (item.revents & ZMQ_POLLIN) ? BCTX_RUNNER_READY : 0;
+    }
     zmq_pollitem_t items[] = {
         { self->thread_pipe, 0, ZMQ_POLLIN, 0 },
         { other, 0, ZMQ_POLLIN, 0 },

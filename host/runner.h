@@ -64,7 +64,8 @@ int bctx_runner_recv (bctx_runner_t *self);
  * NULL for none) or a command on the pipe.  Return an or of
  * BCTX_RUNNER_READY and BCTX_RUNNER_COMMAND (0 when the time ran out), or
  * -1 when the ZeroMQ context is ending (recv then says TERM).  Reads
- * nothing.  From the thread only. */
+ * nothing.  From the thread only; self NULL: waits for `other` alone
+ * (from any thread). */
 int bctx_runner_wait (bctx_runner_t *self, void *other, long timeout_ms);
 
 /* Sends "$TERM", waits until the thread acknowledged it and returned (a

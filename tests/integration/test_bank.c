@@ -18,6 +18,10 @@
  *     money its outcome says: a completed one a withdrawal from `from` and
  *     a deposit to `to`; a refunded one a withdrawal and the refund; any
  *     other failed one nothing.
+ *
+ * The test runs twice: with the transfer-process reactor on its own
+ * thread, and on 8 lanes (contexts[].reactor_lanes), where transfers of
+ * different ids run at once.
  */
 #include "harness.h"
 
@@ -485,17 +489,31 @@ test_money_is_conserved_across_kill_9 (void **state)
 }
 
 static int
+s_start (void **state, int lanes)
+{
+    static h_host_t hosts[2];
+    h_host_t *h = &hosts[lanes > 1];
+    if (h_init (h) < 0)
+        return -1;
+    snprintf (h->contexts, sizeof h->contexts,
+              "[{\"name\": \"accounts\", \"plugin\": \"%s\"},"
+              " {\"name\": \"transfers\", \"plugin\": \"%s\", \"reactor_lanes\": %d}]",
+              h_path ("plugins/accounts/accounts.so"), h_path ("plugins/transfers/transfers.so"),
+              lanes);
+    *state = h;
+    return h_start (h);
+}
+
+static int
 s_setup (void **state)
 {
-    static h_host_t h;
-    if (h_init (&h) < 0)
-        return -1;
-    snprintf (h.contexts, sizeof h.contexts,
-              "[{\"name\": \"accounts\", \"plugin\": \"%s\"},"
-              " {\"name\": \"transfers\", \"plugin\": \"%s\"}]",
-              h_path ("plugins/accounts/accounts.so"), h_path ("plugins/transfers/transfers.so"));
-    *state = &h;
-    return h_start (&h);
+    return s_start (state, 1);
+}
+
+static int
+s_setup_lanes (void **state)
+{
+    return s_start (state, 8);
 }
 
 static int
@@ -510,6 +528,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_money_is_conserved_across_kill_9,
                                          s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_money_is_conserved_across_kill_9,
+                                         s_setup_lanes, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -270,20 +270,27 @@ s_check_poison (json_t *list, json_int_t ends)
  * ("projection" or "reactor") crashes on the events of aggregate
  * "poison", armed, and sends the poison event (position 1). */
 static void
-s_start_poison (h_host_t *h, const char *in)
+s_start_poison_lanes (h_host_t *h, const char *in, int lanes)
 {
     assert_int_equal (h_init (h), 0);
     h->faults_expected = 1;
     snprintf (h->contexts, sizeof h->contexts,
               "[{\"name\": \"accounts\", \"plugin\": \"%s\"},"
               " {\"name\": \"fault\", \"plugin\": \"%s\", \"settings\": {\"dir\": \"%s\","
-              " \"fault\": \"segv\", \"in\": \"%s\", \"aggregate\": \"poison\"}}]",
+              " \"fault\": \"segv\", \"in\": \"%s\", \"aggregate\": \"poison\"},"
+              " \"reactor_lanes\": %d}]",
               h_path ("plugins/accounts/accounts.so"), h_path ("tests/plugins/fault.so"),
-              h->dir, in);
+              h->dir, in, lanes);
     assert_int_equal (h_start (h), 0);
     s_arm (h, 1);
     int acked;
     assert_null (s_hit (h, "poison", &acked));
+}
+
+static void
+s_start_poison (h_host_t *h, const char *in)
+{
+    s_start_poison_lanes (h, in, 1);
 }
 
 /* Accounts serves: a new account opens.  tag names it. */
@@ -525,6 +532,51 @@ test_poison_event_retry_in_reactor (void **state)
     assert_int_equal (h_cleanup (&h), 0);
 }
 
+/* On 4 lanes (contexts[].reactor_lanes), a reactor's poison event is
+ * parked after three ends of its process, as on one thread, and it alone:
+ * every other aggregate's events, sent while it crash-loops, are handled. */
+static void
+test_poison_event_on_lanes (void **state)
+{
+    (void) state;
+    h_host_t h;
+    s_start_poison_lanes (&h, "reactor", 4);
+    char *log = h_wait_log (&h, "reactor fault-reactor: 4 lanes", 5000);
+    assert_non_null (log);
+    free (log);
+    /* Hits of other aggregates, while it crash-loops: each resent until
+     * taken (a restarting process answers unavailable). */
+    for (int i = 0; i < 12; i++) {
+        char id[32];
+        snprintf (id, sizeof id, "fine-%d", i);
+        int acked = 0;
+        for (long long end = h_now_us () + 20 * 1000000LL; !acked && h_now_us () < end;
+             usleep (50000))
+            s_hit (&h, id, &acked);
+        assert_true (acked);
+    }
+    json_t *list = s_poison (&h, "reactors", "fault-reactor", 1, 3);
+    s_check_poison (list, 3);
+    json_decref (list);
+    /* Everything after it is handled, and only the poison event parked. */
+    json_int_t lag = -1, parked = -1;
+    for (long long end = h_now_us () + 20 * 1000000LL; (lag != 0 || parked != 1)
+         && h_now_us () < end; usleep (100000)) {
+        json_t *r = h_request (h.endpoint, "{\"op\":\"stats\"}", 14, 3000);
+        json_t *fr = json_object_get (json_object_get (r, "reactors"), "fault-reactor");
+        if (fr) {
+            lag = json_integer_value (json_object_get (json_object_get (fr, "lag"), "fault"));
+            parked = json_integer_value (json_object_get (fr, "parked"));
+        }
+        json_decref (r);
+    }
+    assert_int_equal (lag, 0);
+    assert_int_equal (parked, 1);
+    s_accounts_serve (&h, "lanes");
+    s_stop_clean (&h);
+    assert_int_equal (h_cleanup (&h), 0);
+}
+
 /* A new version whose init crashes, loaded by reload: its process is a
  * standby of the handover, so the reload is answered with an error that
  * says so, and the old version serves all along (it never restarts). */
@@ -616,6 +668,7 @@ main (void)
         cmocka_unit_test (test_poison_event_is_parked),
         cmocka_unit_test (test_poison_event_retry_in_projection),
         cmocka_unit_test (test_poison_event_retry_in_reactor),
+        cmocka_unit_test (test_poison_event_on_lanes),
         cmocka_unit_test (test_sigterm_with_a_hung_decide),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

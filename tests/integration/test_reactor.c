@@ -9,7 +9,8 @@
  * aggregates are not held up; `bctx retry` runs the parked events again in
  * order (and leaves them parked while they still fail); a restart repeats
  * nothing; a failure that goes away during the back-off is retried without
- * parking.
+ * parking.  Each test runs twice: with the reactor on its own thread, and
+ * on 4 lanes (contexts[].reactor_lanes), where the same must hold.
  */
 #include "harness.h"
 
@@ -28,18 +29,41 @@
 /* --- helpers --------------------------------------------------------- */
 
 /* Starts a host with the one context "flaky", whose fail files live in the
- * test's directory. */
+ * test's directory, its reactor on `lanes` lanes. */
 static int
-s_setup (void **state)
+s_start (void **state, int lanes)
 {
     h_host_t *h = calloc (1, sizeof *h);
     if (!h || h_init (h) < 0)
         return -1;
     snprintf (h->contexts, sizeof h->contexts,
-              "[{\"name\": \"flaky\", \"plugin\": \"%s\", \"settings\": {\"dir\": \"%s\"}}]",
-              h_path ("tests/plugins/flaky.so"), h->dir);
+              "[{\"name\": \"flaky\", \"plugin\": \"%s\", \"settings\": {\"dir\": \"%s\"},"
+              " \"reactor_lanes\": %d}]",
+              h_path ("tests/plugins/flaky.so"), h->dir, lanes);
     *state = h;
-    return h_start (h);
+    if (h_start (h) != 0)
+        return -1;
+    if (lanes > 1) {
+        /* The lanes really run. */
+        char want[64], *log;
+        snprintf (want, sizeof want, "reactor %s: %d lanes", REACTOR, lanes);
+        if (!(log = h_wait_log (h, want, 5000)))
+            return -1;
+        free (log);
+    }
+    return 0;
+}
+
+static int
+s_setup (void **state)
+{
+    return s_start (state, 1);
+}
+
+static int
+s_setup_lanes (void **state)
+{
+    return s_start (state, 4);
 }
 
 static int
@@ -391,6 +415,10 @@ main (void)
                                          s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_transient_failure_is_retried_without_parking,
                                          s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failing_aggregate_is_parked_and_retried,
+                                         s_setup_lanes, s_teardown),
+        cmocka_unit_test_setup_teardown (test_transient_failure_is_retried_without_parking,
+                                         s_setup_lanes, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
