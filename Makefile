@@ -89,7 +89,7 @@ $(O)/bin/bctx-host: $(O)/obj/host/main.o $(HOST_OBJS)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
 
 $(O)/bin/bctx: $(O)/obj/host/cli.o $(O)/obj/host/cli_ops.o $(O)/obj/host/cli_show.o \
-              $(O)/obj/host/cli_live.o $(O)/obj/host/protocol.o $(O)/obj/host/util.o
+              $(O)/obj/host/cli_live.o $(O)/obj/host/cli_new.o $(O)/obj/host/protocol.o $(O)/obj/host/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
