@@ -55,7 +55,7 @@ PLUGIN_CFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_CFLAGS))
 PLUGIN_LDFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_LDFLAGS))
 endif
 
-HOST_MODULES := util errors pidfile runner config config_context endpoint log host_api loader store readside datadir bus protocol security \
+HOST_MODULES := util errors pidfile runner config config_context config_paths endpoint log host_api loader store readside datadir bus protocol security \
                 worker worker_link dedup decided cache feed consumer projection sender lanes reactor bridge \
                 loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main http metrics server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
@@ -89,7 +89,7 @@ $(O)/bin/bctx-host: $(O)/obj/host/main.o $(HOST_OBJS)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS)
 
 $(O)/bin/bctx: $(O)/obj/host/cli.o $(O)/obj/host/cli_ops.o $(O)/obj/host/cli_show.o \
-              $(O)/obj/host/cli_live.o $(O)/obj/host/protocol.o $(O)/obj/host/util.o
+              $(O)/obj/host/cli_live.o $(O)/obj/host/cli_new.o $(O)/obj/host/protocol.o $(O)/obj/host/util.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

@@ -67,6 +67,15 @@ static const s_subcommand_t s_subcommands[] = {
       "terminal, until Ctrl-C or --count N times.\n" },
     { "stop", bctx_cli_bare, "", "drain and stop the host, as SIGTERM does (admin)", "" },
     { "keygen", NULL, "", "print a new CURVE key pair", "" },
+    { "new-context", NULL, "NAME [DIR]",
+      "write a minimal plugin to start a context from (no host needed)",
+      "Writes into DIR (default ./NAME, made if missing) NAME.c (the command Add, the\n"
+      "event Added, decide, evolve and the projection NAME-items), a Makefile that\n"
+      "builds NAME.so with `pkg-config --cflags --libs bctx-plugin` (after `make\n"
+      "install`), test_NAME.c (given-when-then on bctx/testing.h and cmocka: `make\n"
+      "test`), NAME.json (a config that runs it) and README.md. NAME is a context's\n"
+      "name (1-64 of A-Z a-z 0-9 _ -). It overwrites nothing: if one of those files\n"
+      "exists, it writes none and exits 2.\n" },
     { "help", NULL, "[SUBCOMMAND]", "print this, or a subcommand's usage", "" },
 };
 
@@ -88,7 +97,7 @@ s_usage (FILE *out)
 {
     fprintf (out, "usage: bctx [-e ENDPOINT] [--timeout SECONDS] [--pretty] SUBCOMMAND ...\n\n");
     for (size_t i = 0; i < S_N_SUBCOMMANDS; i++)
-        fprintf (out, "  %-9s %s\n            %s\n", s_subcommands[i].name,
+        fprintf (out, "  %-11s %s\n              %s\n", s_subcommands[i].name,
                  s_subcommands[i].synopsis, s_subcommands[i].summary);
     fprintf (out,
         "\n`bctx help SUBCOMMAND` or `bctx SUBCOMMAND --help` says more about one.\n"
@@ -522,6 +531,8 @@ main (int argc, char **argv)
         return s_help (sargc, sargv);
     if (strcmp (s->name, "keygen") == 0)
         return s_keygen (&c, sargc, sargv);
+    if (strcmp (s->name, "new-context") == 0)
+        return bctx_cli_new_context (&c, sargc, sargv);
     code = s_run (&c, &keys, s, sargc, sargv);
     fflush (stdout);
     return code;

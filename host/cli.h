@@ -2,8 +2,9 @@
  * cli - what the parts of the `bctx` command-line client share: the
  * connection to a host, the exit codes, the subcommands' argument parser
  * and usage texts (cli.c), the subcommands (cli_ops.c), printing for a
- * terminal or a pipe (cli_show.c) and the live ones: events --follow,
- * replay --wait, stats --watch (cli_live.c).
+ * terminal or a pipe (cli_show.c), the live ones: events --follow,
+ * replay --wait, stats --watch (cli_live.c), and new-context, which
+ * writes a plugin to start from (cli_new.c).
  *
  * Exit codes: 0 done, 1 the host answered with an error, 2 usage error,
  * 3 no host answered in time.
@@ -105,6 +106,10 @@ int bctx_cli_bare (bctx_cli_t *c, int argc, char **argv);
 int bctx_cli_events_of (bctx_cli_t *c, const char *context, const char *aggregate,
                         long long from, long long limit, long long *printed,
                         long long *last);
+
+/* new-context NAME [DIR]: writes a minimal plugin, runs without a host
+ * (cli_new.c).  Return the exit code. */
+int bctx_cli_new_context (bctx_cli_t *c, int argc, char **argv);
 
 /* --- printing (cli_show.c) -------------------------------------------- */
 

@@ -7,18 +7,15 @@
 #include "lanes.h"
 #include "endpoint.h"
 #include "protocol.h"
+#include "util.h"
 
 #include <stdint.h>
 
 #include <errno.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zmq.h>
 
 static void
@@ -33,7 +30,9 @@ s_fail (char *err, size_t errlen, const char *file, const char *fmt, ...)
     va_end (ap);
 }
 
-/* Checks that every key of `obj` is in the NULL-terminated `allowed`. */
+/* Checks that every key of `obj` is in the NULL-terminated `allowed`; an
+ * unknown one is named with the allowed key nearest to it, if one is near
+ * (a typo: two edits at most, one for a key of three letters or less). */
 static int
 s_only_keys (json_t *obj, const char *const *allowed, const char *where,
              const char *file, char *err, size_t errlen)
@@ -46,8 +45,13 @@ s_only_keys (json_t *obj, const char *const *allowed, const char *where,
             if (strcmp (*a, key) == 0)
                 known = 1;
         if (!known) {
-            s_fail (err, errlen, file, "%s%s%s: unknown key", where,
-                    *where ? "." : "", key);
+            const char *dot = *where ? "." : "";
+            const char *near = bctx_nearest (key, allowed, strlen (key) <= 3 ? 1 : 2);
+            if (near)
+                s_fail (err, errlen, file, "%s%s%s: unknown key (did you mean %s%s%s?)",
+                        where, dot, key, where, dot, near);
+            else
+                s_fail (err, errlen, file, "%s%s%s: unknown key", where, dot, key);
             return -1;
         }
     }
@@ -90,115 +94,12 @@ s_size (json_t *obj, const char *key, const char *where, size_t *out,
     return 0;
 }
 
-static int
-s_valid_name (const char *name)
-{
-    if (!*name || strlen (name) > 64)
-        return 0;
-    for (const char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-              || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-            return 0;
-    return 1;
-}
-
 /* Is text a CURVE key in Z85 (40 characters that decode to 32 bytes)? */
 static int
 s_z85_key (const char *text)
 {
     uint8_t key[32];
     return text && strlen (text) == 40 && zmq_z85_decode (key, text) != NULL;
-}
-
-/* Adds a resolved folder to self->plugin_dirs, unless it is there
- * already.  dir: stolen. */
-static void
-s_add_plugin_dir (bctx_config_t *self, char *dir)
-{
-    for (size_t i = 0; i < self->n_plugin_dirs; i++)
-        if (strcmp (self->plugin_dirs[i], dir) == 0) {
-            free (dir);
-            return;
-        }
-    char **bigger = realloc (self->plugin_dirs,
-                             (self->n_plugin_dirs + 1) * sizeof *self->plugin_dirs);
-    if (!bigger) {
-        free (dir);
-        return;
-    }
-    self->plugin_dirs = bigger;
-    self->plugin_dirs[self->n_plugin_dirs++] = dir;
-}
-
-/* " (relative to the working directory CWD)" for a relative path, else ""
- * into buf: relative paths in a config resolve against the host's working
- * directory, not the config file's. */
-static const char *
-s_relative_note (const char *path, char *buf, size_t size)
-{
-    char cwd[PATH_MAX];
-    if (path[0] == '/' || !getcwd (cwd, sizeof cwd))
-        return "";
-    snprintf (buf, size, " (relative to the working directory %s)", cwd);
-    return buf;
-}
-
-/* host.plugin_dirs: folders that must exist; kept resolved. */
-static int
-s_plugin_dirs (bctx_config_t *self, json_t *dirs, char *err, size_t errlen)
-{
-    const char *file = self->path;
-    if (!dirs)
-        return 0;
-    if (!json_is_array (dirs) || json_array_size (dirs) == 0) {
-        s_fail (err, errlen, file, "host.plugin_dirs: expected a non-empty array of folders");
-        return -1;
-    }
-    size_t i;
-    json_t *d;
-    json_array_foreach (dirs, i, d) {
-        const char *text = json_string_value (d);
-        char note[PATH_MAX + 64];
-        if (!text || !*text) {
-            s_fail (err, errlen, file, "host.plugin_dirs[%zu]: expected a folder's path", i);
-            return -1;
-        }
-        char *real = realpath (text, NULL);
-        struct stat st;
-        if (!real || stat (real, &st) < 0 || !S_ISDIR (st.st_mode)) {
-            s_fail (err, errlen, file, "host.plugin_dirs[%zu]: %s%s: %s", i, text,
-                    s_relative_note (text, note, sizeof note),
-                    real ? "not a folder" : strerror (errno));
-            free (real);
-            return -1;
-        }
-        s_add_plugin_dir (self, real);
-    }
-    self->plugin_dirs_given = 1;
-    return 0;
-}
-
-/* Without host.plugin_dirs: the folders of contexts[].plugin, each as
- * named (its folder resolved) and as its file resolves (a plugin that is a
- * symlink), so that what the config names loads.  A plugin whose folder
- * does not resolve adds nothing; loading it says why. */
-static void
-s_default_plugin_dirs (bctx_config_t *self)
-{
-    for (size_t i = 0; i < self->n_contexts; i++) {
-        char *copy = strdup (self->contexts[i].plugin);
-        char *dir = copy ? realpath (dirname (copy), NULL) : NULL;
-        free (copy);
-        if (dir)
-            s_add_plugin_dir (self, dir);
-        char *file = realpath (self->contexts[i].plugin, NULL);
-        if (file) {
-            char *real = strdup (dirname (file));
-            if (real)
-                s_add_plugin_dir (self, real);
-        }
-        free (file);
-    }
 }
 
 /* host.clients (borrowed): the client keys, each with its role.  file
@@ -298,7 +199,7 @@ s_read_host (bctx_config_t *self, json_t *host, char *err, size_t errlen)
                    3600000, file, err, errlen) < 0
         || s_size (host, "stop_timeout_ms", "host", &self->stop_timeout_ms, 100,
                    3600000, file, err, errlen) < 0
-        || s_plugin_dirs (self, json_object_get (host, "plugin_dirs"), err, errlen) < 0)
+        || bctx_config_plugin_dirs (self, json_object_get (host, "plugin_dirs"), err, errlen) < 0)
         return -1;
     /* A reply holds at least one event, and an event may be as big as a
      * request: the budget must leave room for one.  Unset, it grows with
@@ -370,7 +271,7 @@ s_read_remote (bctx_config_t *self, size_t i, json_t *c, char *err, size_t errle
         return -1;
     const char *name = json_string_value (json_object_get (c, "name"));
     const char *peer = json_string_value (json_object_get (c, "peer"));
-    if (!name || !s_valid_name (name)) {
+    if (!name || !bctx_name_valid (name)) {
         s_fail (err, errlen, file, "%s.name: expected a name (1-64 of A-Z a-z 0-9 _ -)", where);
         return -1;
     }
@@ -424,7 +325,7 @@ s_read_peer (bctx_config_t *self, size_t i, json_t *p, char *err, size_t errlen)
         s_fail (err, errlen, file, "%s.public_key: expected a 40-character Z85 key", where);
         return -1;
     }
-    if (!pc->name || !s_valid_name (pc->name) || !pc->api || !pc->publish) {
+    if (!pc->name || !bctx_name_valid (pc->name) || !pc->api || !pc->publish) {
         s_fail (err, errlen, file, "%s: needs a name, an api and a publish endpoint", where);
         return -1;
     }
@@ -461,7 +362,7 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
         s_fail (err, errlen, file, "%s.name: missing", where);
         return -1;
     }
-    if (!s_valid_name (cc->name)) {
+    if (!bctx_name_valid (cc->name)) {
         s_fail (err, errlen, file,
                 "%s.name: \"%s\" is not a name (1-64 of A-Z a-z 0-9 _ -)",
                 where, cc->name);
@@ -471,6 +372,9 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
         s_fail (err, errlen, file, "%s.plugin: missing", where);
         return -1;
     }
+    char *plugin = bctx_config_resolve (self->folder, cc->plugin);
+    free (cc->plugin);
+    cc->plugin = plugin;
     long twin = s_context_named (self, cc->name);
     if (twin >= 0) {
         s_fail (err, errlen, file, "%s.name: duplicate context name \"%s\" (also "
@@ -507,6 +411,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
     }
     bctx_config_t *self = calloc (1, sizeof *self);
     self->path = strdup (path);
+    self->folder = bctx_config_folder (path);
     self->name = strdup ("bctx");
     self->api = strdup (BCTX_DEFAULT_API);
     self->http = strdup (BCTX_DEFAULT_HTTP);
@@ -530,6 +435,9 @@ bctx_config_parse (const char *text, const char *path, char *err,
     json_t *host = json_object_get (root, "host");
     if (host && s_read_host (self, host, err, errlen) < 0)
         goto fail;
+    char *data = bctx_config_resolve (self->folder, self->data);
+    free (self->data);
+    self->data = data;
     json_t *contexts = json_object_get (root, "contexts");
     if (!contexts) {
         s_fail (err, errlen, path, "contexts: missing");
@@ -558,7 +466,7 @@ bctx_config_parse (const char *text, const char *path, char *err,
                             errlen) < 0)
             goto fail;
     if (!self->plugin_dirs_given)
-        s_default_plugin_dirs (self);
+        bctx_config_default_plugin_dirs (self);
     if (self->n_clients && !self->curve_public) {
         s_fail (err, errlen, path, "host.clients: client keys need host.curve, this host's "
                 "own keys");
@@ -677,6 +585,7 @@ bctx_config_destroy (bctx_config_t **self_p)
     free (self->curve_secret);
     free (self->peers);
     free (self->path);
+    free (self->folder);
     free (self->name);
     free (self->api);
     free (self->http);

@@ -5,8 +5,13 @@
  * wrong type or a missing required key is an error whose message names its
  * JSON path (e.g. "contexts[1].plugin: expected a string").
  *
- * In two files: config.c reads and checks the file, config_context.c
- * turns a config into a context process's view (bctx_config_for_context).
+ * Relative paths in it (host.data, host.plugin_dirs, contexts[].plugin)
+ * resolve against the config file's folder (its realpath's dirname), not
+ * the working directory: the config keeps them resolved.
+ *
+ * In three files: config.c reads and checks the file, config_paths.c
+ * resolves its paths, config_context.c turns a config into a context
+ * process's view (bctx_config_for_context).
  */
 #ifndef BCTX_CONFIG_H
 #define BCTX_CONFIG_H
@@ -31,7 +36,9 @@
 
 typedef struct bctx_context_config {
     char *name;              /* the context's name, unique in the host */
-    char *plugin;            /* path of the plugin .so */
+    char *plugin;            /* path of the plugin .so, absolute (as written
+                                when it was, else resolved against the
+                                config file's folder) */
     json_t *settings;        /* handed to the plugin's init; JSON null if absent */
     int watch;               /* reload when the plugin file changes */
     size_t max_rss_mb;       /* contexts[].max_rss_mb: restart its context process
@@ -63,10 +70,13 @@ typedef struct bctx_remote_config {
 
 typedef struct bctx_config {
     char *path;              /* the file this was read from */
+    char *folder;            /* its folder, resolved: what relative paths in
+                                it are relative to */
     char *name;              /* host.name */
     char *api;               /* host.api: the ROUTER endpoint clients use */
     char *publish;           /* host.publish: tcp endpoint of the bus, or NULL */
-    char *data;              /* host.data: directory of the SQLite files */
+    char *data;              /* host.data: directory of the SQLite files,
+                                absolute as contexts[].plugin */
     size_t max_message;      /* host.max_message: largest request, in bytes */
     size_t max_reply;        /* host.max_reply: budget of an "events" or "query"
                                 reply, in bytes (at least max_message + slack) */
@@ -144,6 +154,33 @@ bctx_config_t *bctx_config_parse (const char *text, const char *path,
 int bctx_config_for_context (bctx_config_t *self, const char *name, const char *plugin,
                              const char *supervisor, const char *link,
                              const char *bus_in, const char *bus_out);
+
+/* --- paths (config_paths.c) ------------------------------------------ */
+
+/* The folder of the config file at path (borrowed): dirname of its
+ * realpath, or for a file that does not exist the resolved folder it
+ * names (else the working directory).  Return: new. */
+char *bctx_config_folder (const char *path);
+
+/* path (borrowed) made absolute against folder (borrowed, resolved): an
+ * absolute path as it is, leading "./" and "../" folded into folder.
+ * Return: new, or NULL when out of memory. */
+char *bctx_config_resolve (const char *folder, const char *path);
+
+/* " (relative to the config file's folder DIR)" into buf when path
+ * (borrowed) is relative, else "".  Return buf or "". */
+const char *bctx_config_relative_note (const bctx_config_t *self, const char *path,
+                                       char *buf, size_t size);
+
+/* Reads host.plugin_dirs (borrowed, may be NULL): folders that must
+ * exist, kept resolved.  Return 0, or -1 with err (naming the file). */
+int bctx_config_plugin_dirs (bctx_config_t *self, json_t *dirs, char *err, size_t errlen);
+
+/* Without host.plugin_dirs: the folders of contexts[].plugin, each as
+ * named (its folder resolved) and as its file resolves (a plugin that is
+ * a symlink), so that what the config names loads.  A plugin whose folder
+ * does not resolve adds nothing; loading it says why. */
+void bctx_config_default_plugin_dirs (bctx_config_t *self);
 
 /* Frees a config and sets *self_p to NULL.  Idempotent. */
 void bctx_config_destroy (bctx_config_t **self_p);

@@ -440,32 +440,60 @@ s_on_done (void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* host.http ("HOST:PORT", HOST an IPv4 address, localhost or an IPv6
+ * one in brackets, "[::1]:7780") into sa.  Return 0, or -1 with err. */
+static int
+s_address (const char *http, struct sockaddr_storage *sa, int *ipv6, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr (http, ':');
+    char *end = NULL;
+    unsigned long port = colon ? strtoul (colon + 1, &end, 10) : 0;
+    size_t hn = colon ? (size_t) (colon - http) : 0;
+    if (!colon || port == 0 || port > 65535 || *end || hn == 0 || hn >= sizeof host) {
+        snprintf (err, errlen, "host.http: \"%s\" is not HOST:PORT (e.g. 127.0.0.1:7780, "
+                  "or [::1]:7780)", http);
+        return -1;
+    }
+    memcpy (host, http, hn);
+    host[hn] = '\0';
+    memset (sa, 0, sizeof *sa);
+    *ipv6 = host[0] == '[' && host[hn - 1] == ']';
+    if (*ipv6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *) sa;
+        host[hn - 1] = '\0';
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons ((uint16_t) port);
+        if (inet_pton (AF_INET6, host + 1, &a6->sin6_addr) == 1)
+            return 0;
+        snprintf (err, errlen, "host.http: \"%s\" is not an IPv6 address", host + 1);
+        return -1;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *) sa;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons ((uint16_t) port);
+    if (strcmp (host, "localhost") == 0)
+        strcpy (host, "127.0.0.1");
+    if (inet_pton (AF_INET, host, &a4->sin_addr) == 1)
+        return 0;
+    snprintf (err, errlen, "host.http: \"%s\" is not an IPv4 address (an IPv6 one goes in "
+              "brackets: [::1]:7780)", host);
+    return -1;
+}
+
 bctx_http_t *
 bctx_http_new (void *zctx, const bctx_config_t *config, char *err, size_t errlen)
 {
-    char host[256];
-    const char *colon = strrchr (config->http, ':');
-    unsigned long port = colon ? strtoul (colon + 1, NULL, 10) : 0;
-    size_t hn = colon ? (size_t) (colon - config->http) : 0;
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
-    if (!colon || port == 0 || port > 65535 || hn == 0 || hn >= sizeof host) {
-        snprintf (err, errlen, "host.http: \"%s\" is not HOST:PORT (e.g. 127.0.0.1:7780)",
-                  config->http);
+    struct sockaddr_storage sa;
+    int ipv6 = 0;
+    if (s_address (config->http, &sa, &ipv6, err, errlen) < 0)
         return NULL;
-    }
-    memcpy (host, config->http, hn);
-    host[hn] = '\0';
-    if (strcmp (host, "localhost") == 0)
-        strcpy (host, "127.0.0.1");
-    if (inet_pton (AF_INET, host, &sa.sin_addr) != 1) {
-        snprintf (err, errlen, "host.http: \"%s\" is not an IPv4 address", host);
-        return NULL;
-    }
     bctx_http_t *self = calloc (1, sizeof *self);
     self->zctx = zctx;
     self->config = config;
     self->daemon = MHD_start_daemon (
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG
+            | (ipv6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, s_on_request, self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
         MHD_OPTION_NOTIFY_COMPLETED, s_on_done, self,

@@ -1,5 +1,6 @@
 /*
- * util - the clock, mkdirs and checked allocation.
+ * util - the clock, mkdirs, the name rule, the nearest word and checked
+ * allocation.
  */
 #include "util.h"
 
@@ -155,4 +156,64 @@ bctx_socket_close (void **socket_p)
     zmq_setsockopt (*socket_p, ZMQ_LINGER, &linger, sizeof linger);
     zmq_close (*socket_p);
     *socket_p = NULL;
+}
+
+int
+bctx_name_valid (const char *name)
+{
+    size_t len = name ? strlen (name) : 0;
+    return len > 0 && len <= 64
+           && strspn (name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                            "0123456789_-") == len;
+}
+
+/* The optimal string alignment distance (Damerau-Levenshtein without
+ * edits of a swapped pair) between a and b, or max + 1 when it is more
+ * than max: three rows of at most 64 columns, so longer words count as
+ * far. */
+static size_t
+s_distance (const char *a, const char *b, size_t max)
+{
+    size_t la = strlen (a), lb = strlen (b);
+    if (la > 63 || lb > 63 || (la > lb ? la - lb : lb - la) > max)
+        return max + 1;
+    size_t rows[3][64];
+    size_t *before = rows[0], *prev = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t d = prev[j - 1] + cost;
+            if (prev[j] + 1 < d)
+                d = prev[j] + 1;
+            if (cur[j - 1] + 1 < d)
+                d = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]
+                && before[j - 2] + 1 < d)
+                d = before[j - 2] + 1;
+            cur[j] = d;
+        }
+        size_t *t = before;
+        before = prev, prev = cur, cur = t;
+    }
+    return prev[lb] <= max ? prev[lb] : max + 1;
+}
+
+const char *
+bctx_nearest (const char *word, const char *const *words, size_t max_distance)
+{
+    const char *best = NULL;
+    size_t best_d = max_distance + 1;
+    int tie = 0;
+    for (const char *const *w = words; w && *w; w++) {
+        size_t d = s_distance (word, *w, max_distance);
+        if (d < best_d)
+            best = *w, best_d = d, tie = 0;
+        else if (d == best_d && best)
+            tie = 1;
+    }
+    /* Two words as near say nothing about which was meant. */
+    return best && !tie ? best : NULL;
 }

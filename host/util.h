@@ -1,6 +1,7 @@
 /*
  * util - small services every module of the host needs: the monotonic
- * clock, making a folder with its parents, and allocation that is checked
+ * clock, making a folder with its parents, the name rule, the nearest of
+ * a list of words (for "did you mean"), and allocation that is checked
  * once here (libuv's uv__malloc): an allocation that fails aborts the
  * process with one message naming the size, so no caller handles NULL.
  */
@@ -35,6 +36,17 @@ long long bctx_busy_ms (const bctx_busy_t *b);
  * among them).
  */
 int bctx_mkdirs (const char *path, mode_t mode, char *err, size_t errlen);
+
+/* Is name a name as the host takes them (a context's, a peer's; the
+ * name of `bctx new-context`): 1 to 64 of A-Z a-z 0-9 _ -?  It becomes a
+ * file name, a socket name and a C identifier's part. */
+int bctx_name_valid (const char *name);
+
+/* The word of the NULL-terminated `words` (borrowed) nearest to `word`,
+ * by edit distance (insert, delete, replace, swap two neighbours), when
+ * it is at most max_distance edits away and nearer than any other; else
+ * NULL.  For "unknown key (did you mean host.publish?)". */
+const char *bctx_nearest (const char *word, const char *const *words, size_t max_distance);
 
 /* malloc, calloc and realloc that never return NULL: on failure they log
  * the size asked for and abort.  Return: new (bctx_realloc: p's block

@@ -1,7 +1,9 @@
 /*
  * test_startup - the real bctx-host refuses a bad config or a broken
- * plugin: it exits 1 with a message naming the problem, and never starts
- * half-configured.
+ * plugin: it exits 1 with a message naming the problem (and, for a key's
+ * typo, the key meant), and never starts half-configured; relative paths
+ * in a config resolve against the config file's folder, from any working
+ * directory and on SIGHUP's re-read.
  */
 #include "harness.h"
 
@@ -11,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -86,6 +90,164 @@ test_bad_json_and_keys (void **state)
     s_refused ("{\"contexts\": [{\"name\": \"a\", \"plugin\": \"x.so\", \"bogus\": 1}]}",
                "contexts[0].bogus", NULL);
     s_refused ("{\"contexts\": [{\"name\": \"a\"}]}", "contexts[0].plugin: missing", NULL);
+}
+
+/* A key's typo: the host refuses to start, naming the key and the one
+ * meant, for the host's keys, a context's and the top level's. */
+static void
+test_key_typo_suggests (void **state)
+{
+    (void) state;
+    s_refused ("{\"host\": {\"pubish\": \"tcp://127.0.0.1:7701\"}, \"contexts\": []}",
+               "bad.json: host.pubish: unknown key (did you mean host.publish?)", NULL);
+    s_refused ("{\"contexts\": [{\"name\": \"a\", \"plugn\": \"a.so\"}]}",
+               "contexts[0].plugn: unknown key (did you mean contexts[0].plugin?)", NULL);
+    s_refused ("{\"contxts\": []}", "contxts: unknown key (did you mean contexts?)", NULL);
+}
+
+/* Runs `sh -c line` (built printf-style).  Return its exit status. */
+static int s_sh (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+static int
+s_sh (const char *fmt, ...)
+{
+    char *line = NULL;
+    va_list ap;
+    va_start (ap, fmt);
+    int n = vasprintf (&line, fmt, ap);
+    va_end (ap);
+    assert_true (n > 0);
+    int rc = system (line);
+    free (line);
+    return rc;
+}
+
+/* Writes h's config (h->config) with relative data and plugin paths, on
+ * h's ports. */
+static void
+s_write_relative (const h_host_t *h, const char *contexts)
+{
+    FILE *f = fopen (h->config, "w");
+    assert_non_null (f);
+    fprintf (f, "{\"host\": {\"http\": false, \"api\": \"%s\", \"publish\": \"%s\","
+             " \"data\": \"data\"}, \"contexts\": %s}\n", h->endpoint, h->publish, contexts);
+    fclose (f);
+}
+
+/* The "contexts" reply once it lists n contexts (10 s at most). */
+static json_t *
+s_contexts_when (const h_host_t *h, size_t n)
+{
+    json_t *r = NULL;
+    for (int i = 0; i < 200; i++) {
+        json_decref (r);
+        r = h_request (h->endpoint, "{\"op\":\"contexts\"}", 17, 1000);
+        if (r && json_array_size (json_object_get (r, "contexts")) == n)
+            return r;
+        usleep (50000);
+    }
+    return r;
+}
+
+/* A config in conf/ with "data": "data" and plugins in conf/plugins,
+ * started from another folder: it loads, its data is written next to the
+ * config, and SIGHUP's re-read resolves a context added the same way. */
+static void
+test_relative_to_config_folder (void **state)
+{
+    (void) state;
+    h_host_t h;
+    assert_int_equal (h_init (&h), 0);
+    char *root = realpath (h.dir, NULL);
+    assert_non_null (root);
+    assert_int_equal (s_sh ("mkdir -p '%s/conf/plugins' '%s/elsewhere' && cp '%s' '%s' "
+                            "'%s/conf/plugins/'", h.dir, h.dir,
+                            h_path ("plugins/accounts/accounts.so"),
+                            h_path ("plugins/transfers/transfers.so"), h.dir), 0);
+    snprintf (h.config, sizeof h.config, "%s/conf/host.json", h.dir);
+    assert_int_equal (h_write_config (&h), 0);       /* picks the ports */
+    s_write_relative (&h, "[{\"name\": \"accounts\", \"plugin\": \"plugins/accounts.so\"}]");
+    char elsewhere[400];
+    snprintf (elsewhere, sizeof elsewhere, "%s/elsewhere", h.dir);
+    int back = open (".", O_RDONLY);
+    assert_true (back >= 0);
+    assert_int_equal (chdir (elsewhere), 0);
+    h.pid = h_spawn_host (&h, NULL);
+    assert_int_equal (fchdir (back), 0);
+    close (back);
+    json_t *r = s_contexts_when (&h, 1);
+    if (!h_context_in (r, "accounts")) {
+        char *log = h_read_log (&h);
+        fail_msg ("the host did not serve; its log:\n%s", log);
+    }
+    char want[800];
+    snprintf (want, sizeof want, "%s/conf/plugins/accounts.so", root);
+    h_assert_str (h_str (h_context_in (r, "accounts"), "plugin"), want);
+    json_decref (r);
+    r = h_send (h.endpoint, "accounts", "OpenAccount", "rel-1",
+                json_pack ("{s:s, s:s}", "account", "r1", "owner", "R"));
+    assert_true (h_ok (r));
+    json_decref (r);
+    snprintf (want, sizeof want, "%s/conf/data/accounts.db", h.dir);
+    assert_int_equal (access (want, F_OK), 0);
+    snprintf (want, sizeof want, "%s/data", elsewhere);
+    assert_int_not_equal (access (want, F_OK), 0);
+    /* SIGHUP: the same rule for what the re-read adds. */
+    s_write_relative (&h, "[{\"name\": \"accounts\", \"plugin\": \"plugins/accounts.so\"},"
+                          " {\"name\": \"transfers\", \"plugin\": \"./plugins/transfers.so\"}]");
+    kill (h.pid, SIGHUP);
+    r = s_contexts_when (&h, 2);
+    snprintf (want, sizeof want, "%s/conf/plugins/transfers.so", root);
+    h_assert_str (h_str (h_context_in (r, "transfers"), "plugin"), want);
+    json_decref (r);
+    snprintf (want, sizeof want, "%s/conf/data/transfers.db", h.dir);
+    assert_int_equal (access (want, F_OK), 0);
+    free (root);
+    assert_int_equal (h_cleanup (&h), 0);
+}
+
+/* A relative plugin or plugin folder that is not there: the message
+ * names the config file's folder, whatever the working directory. */
+static void
+test_relative_missing_names_folder (void **state)
+{
+    (void) state;
+    char dir[400], path[500], text[600];
+    snprintf (dir, sizeof dir, "%s/relconf", s_dir);
+    assert_int_equal (mkdir (dir, 0755), 0);
+    char *real = realpath (dir, NULL);
+    assert_non_null (real);
+    snprintf (path, sizeof path, "%s/host.json", dir);
+    int back = open (".", O_RDONLY);
+    assert_true (back >= 0);
+    assert_int_equal (chdir ("/"), 0);
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen (path, "w");
+        assert_non_null (f);
+        if (k == 0)
+            fprintf (f, "{\"host\": {\"http\": false, \"api\": \"tcp://127.0.0.1:%d\","
+                     " \"data\": \"data\"}, \"contexts\": [{\"name\": \"accounts\","
+                     " \"plugin\": \"plugins/missing.so\"}]}", 40000 + getpid () % 10000);
+        else
+            fprintf (f, "{\"host\": {\"http\": false, \"plugin_dirs\": [\"nodir\"]},"
+                     " \"contexts\": []}");
+        fclose (f);
+        char *err = NULL;
+        int code = h_run_host_expecting_exit (path, &err);
+        if (code != 1)
+            fail_msg ("exit %d, log:\n%s", code, err);
+        if (k == 0) {
+            snprintf (text, sizeof text, "contexts[0].plugin: %s/plugins/missing.so: No such file",
+                      real);
+        } else {
+            snprintf (text, sizeof text, "host.plugin_dirs[0]: nodir (relative to the config "
+                      "file's folder %s): No such file", real);
+        }
+        h_assert_contains (err, text);
+        free (err);
+    }
+    assert_int_equal (fchdir (back), 0);
+    close (back);
+    free (real);
 }
 
 static void
@@ -222,6 +384,9 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_missing_config_file),
         cmocka_unit_test (test_bad_json_and_keys),
+        cmocka_unit_test (test_key_typo_suggests),
+        cmocka_unit_test (test_relative_to_config_folder),
+        cmocka_unit_test (test_relative_missing_names_folder),
         cmocka_unit_test (test_bad_peers_and_keys),
         cmocka_unit_test (test_unopenable_replica),
         cmocka_unit_test (test_duplicate_context_name),

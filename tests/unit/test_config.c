@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -69,13 +71,21 @@ test_defaults (void **state)
     assert_string_equal (c->name, "bctx");
     assert_string_equal (c->api, BCTX_DEFAULT_API);
     assert_null (c->publish);
-    assert_string_equal (c->data, BCTX_DEFAULT_DATA);
+    /* "t.json" is not a file: its folder is the working directory, which
+     * relative paths (the default host.data among them) resolve against. */
+    char *cwd = realpath (".", NULL), want[4200];
+    assert_non_null (cwd);
+    assert_string_equal (c->folder, cwd);
+    snprintf (want, sizeof want, "%s/%s", cwd, BCTX_DEFAULT_DATA);
+    assert_string_equal (c->data, want);
     assert_int_equal (c->max_message, BCTX_DEFAULT_MAX_MESSAGE);
     assert_int_equal (c->max_batch, BCTX_DEFAULT_BATCH);
     assert_int_equal (c->max_events_per_command, BCTX_DEFAULT_MAX_EVENTS);
     assert_int_equal (c->n_contexts, 1);
     assert_string_equal (c->contexts[0].name, "accounts");
-    assert_string_equal (c->contexts[0].plugin, "a.so");
+    snprintf (want, sizeof want, "%s/a.so", cwd);
+    assert_string_equal (c->contexts[0].plugin, want);
+    free (cwd);
     /* No "settings": init gets JSON null, never a C NULL. */
     assert_non_null (c->contexts[0].settings);
     assert_true (json_is_null (c->contexts[0].settings));
@@ -122,9 +132,14 @@ test_every_key (void **state)
     assert_int_equal (c->max_events_per_command, 12);
     assert_int_equal (c->n_contexts, 2);
     assert_string_equal (c->contexts[0].name, "accounts");
-    assert_string_equal (c->contexts[0].plugin, "plugins/accounts.so");
+    char *cwd = realpath (".", NULL), want[4200];
+    assert_non_null (cwd);
+    snprintf (want, sizeof want, "%s/plugins/accounts.so", cwd);
+    assert_string_equal (c->contexts[0].plugin, want);
     assert_string_equal (c->contexts[1].name, "transfers-2_B");
-    assert_string_equal (c->contexts[1].plugin, "t.so");
+    snprintf (want, sizeof want, "%s/t.so", cwd);
+    assert_string_equal (c->contexts[1].plugin, want);
+    free (cwd);
     assert_true (json_is_null (c->contexts[1].settings));
     bctx_config_destroy (&c);
 }
@@ -202,6 +217,104 @@ test_unknown_keys (void **state)
         sizeof err);
     assert_null (c);
     assert_string_equal (err, "dir/x.json: host.bogus: unknown key");
+}
+
+/* An unknown key near a known one (a typo: two edits at most) names it;
+ * one far from every key, or as near to two, names none. */
+static void
+test_did_you_mean (void **state)
+{
+    (void) state;
+    char err[256];
+    bctx_config_t *c = bctx_config_parse ("{\"host\": {\"pubish\": \"tcp://127.0.0.1:1\"}, "
+                                          ONE_CONTEXT "}", "t.json", err, sizeof err);
+    assert_null (c);
+    assert_string_equal (err, "t.json: host.pubish: unknown key (did you mean host.publish?)");
+    s_refused ("{\"host\": {\"nmae\": \"x\"}, " ONE_CONTEXT "}",
+               "host.nmae: unknown key (did you mean host.name?)", NULL);
+    s_refused ("{\"host\": {\"max_mesage\": 4096}, " ONE_CONTEXT "}",
+               "(did you mean host.max_message?)", NULL);
+    s_refused ("{\"contexts\": [{\"name\": \"a\", \"plugn\": \"a.so\"}]}",
+               "contexts[0].plugn: unknown key (did you mean contexts[0].plugin?)", NULL);
+    s_refused ("{\"contexts\": [{\"name\": \"a\", \"plugin\": \"a.so\", \"wacth\": true}]}",
+               "contexts[0].wacth: unknown key (did you mean contexts[0].watch?)", NULL);
+    s_refused ("{\"contxts\": []}", "contxts: unknown key (did you mean contexts?)", NULL);
+    s_refused ("{\"peer\": [], " ONE_CONTEXT "}", "peer: unknown key (did you mean peers?)",
+               NULL);
+    s_refused ("{\"peers\": [{\"name\": \"b\", \"api\": \"tcp://127.0.0.1:1\", \"publsh\": "
+               "\"tcp://127.0.0.1:2\"}], " ONE_CONTEXT "}",
+               "peers[0].publsh: unknown key (did you mean peers[0].publish?)", NULL);
+    /* Far from every key: no guess. */
+    c = bctx_config_parse ("{\"host\": {\"bogus\": 1}, " ONE_CONTEXT "}", "t.json", err,
+                           sizeof err);
+    assert_null (c);
+    assert_string_equal (err, "t.json: host.bogus: unknown key");
+    c = bctx_config_parse ("{\"host\": {\"publishing_endpoint\": 1}, " ONE_CONTEXT "}",
+                           "t.json", err, sizeof err);
+    assert_null (c);
+    assert_null (strstr (err, "did you mean"));
+}
+
+/* Relative paths resolve against the config file's folder, whatever the
+ * working directory: "../" and "./" fold into it, an absolute path stays,
+ * and a config reached through a symlink is read from where it lies. */
+static void
+test_relative_to_config (void **state)
+{
+    (void) state;
+    char base[] = "/tmp/bctx-test-config-XXXXXX";
+    assert_non_null (mkdtemp (base));
+    char *real = realpath (base, NULL);
+    assert_non_null (real);
+    char dir[300], path[400], link[400], want[600], err[512] = "";
+    snprintf (dir, sizeof dir, "%s/etc", base);
+    assert_int_equal (mkdir (dir, 0755), 0);
+    snprintf (path, sizeof path, "%s/host.json", dir);
+    FILE *f = fopen (path, "w");
+    assert_non_null (f);
+    fputs ("{\"host\": {\"data\": \"../var/data\"}, \"contexts\": ["
+           "{\"name\": \"a\", \"plugin\": \"./plugins/a.so\"},"
+           "{\"name\": \"b\", \"plugin\": \"/opt/b.so\"},"
+           "{\"name\": \"c\", \"plugin\": \"c.so\"}]}", f);
+    assert_int_equal (fclose (f), 0);
+    /* Read from / and through a symlink in another folder. */
+    snprintf (link, sizeof link, "%s/link.json", base);
+    assert_int_equal (symlink (path, link), 0);
+    int back = open (".", O_RDONLY);
+    assert_true (back >= 0);
+    assert_int_equal (chdir ("/"), 0);
+    for (int i = 0; i < 2; i++) {
+        bctx_config_t *c = bctx_config_load (i ? link : path, err, sizeof err);
+        if (!c)
+            fail_msg ("%s", err);
+        snprintf (want, sizeof want, "%s/etc", real);
+        assert_string_equal (c->folder, want);
+        snprintf (want, sizeof want, "%s/var/data", real);
+        assert_string_equal (c->data, want);
+        snprintf (want, sizeof want, "%s/etc/plugins/a.so", real);
+        assert_string_equal (c->contexts[0].plugin, want);
+        assert_string_equal (c->contexts[1].plugin, "/opt/b.so");
+        snprintf (want, sizeof want, "%s/etc/c.so", real);
+        assert_string_equal (c->contexts[2].plugin, want);
+        bctx_config_destroy (&c);
+    }
+    assert_int_equal (fchdir (back), 0);
+    close (back);
+    /* The folding stops at the root. */
+    char *p = bctx_config_resolve ("/a", "../../x");
+    assert_string_equal (p, "/x");
+    free (p);
+    p = bctx_config_resolve ("/", "./x/../y");
+    assert_string_equal (p, "/x/../y");
+    free (p);
+    p = bctx_config_resolve ("/a/b", "..");
+    assert_string_equal (p, "/a");
+    free (p);
+    unlink (link);
+    unlink (path);
+    rmdir (dir);
+    rmdir (base);
+    free (real);
 }
 
 static void
@@ -482,8 +595,8 @@ test_client_roles (void **state)
 }
 
 /* host.plugin_dirs is kept resolved; without it, the folders of
- * contexts[].plugin are (resolved too: a plugin in the working directory
- * gives it); host.max_plugin_bytes defaults to 256 MiB. */
+ * contexts[].plugin are (resolved too: a plugin beside "t.json", which
+ * is no file, is in the working directory); host.max_plugin_bytes defaults to 256 MiB. */
 static void
 test_plugin_dirs (void **state)
 {
@@ -515,8 +628,8 @@ test_plugin_dirs (void **state)
               ONE_CONTEXT "}", base);
     s_refused (text, "host.plugin_dirs[0]: ", "nowhere: No such file or directory", NULL);
     s_refused ("{\"host\": {\"plugin_dirs\": [\"no-such-folder\"]}, " ONE_CONTEXT "}",
-               "host.plugin_dirs[0]: no-such-folder (relative to the working directory ",
-               NULL);
+               "host.plugin_dirs[0]: no-such-folder (relative to the config file's folder ",
+               cwd, NULL);
     s_refused ("{\"host\": {\"plugin_dirs\": [\"/dev/null\"]}, " ONE_CONTEXT "}",
                "host.plugin_dirs[0]: /dev/null: not a folder", NULL);
     s_refused ("{\"host\": {\"plugin_dirs\": []}, " ONE_CONTEXT "}",
@@ -541,6 +654,8 @@ main (void)
         cmocka_unit_test (test_limits_inclusive),
         cmocka_unit_test (test_settings_passed_as_json),
         cmocka_unit_test (test_unknown_keys),
+        cmocka_unit_test (test_did_you_mean),
+        cmocka_unit_test (test_relative_to_config),
         cmocka_unit_test (test_wrong_types),
         cmocka_unit_test (test_numbers_out_of_range),
         cmocka_unit_test (test_max_reply),

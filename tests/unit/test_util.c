@@ -4,7 +4,9 @@
  * file that is in the way; bctx_now never goes back; bctx_grow keeps what
  * the array held and zeroes what it adds; bctx_strings_free frees an array
  * of strings whole (LeakSanitizer, in the sanitized suite, fails the test
- * on what it would leave).
+ * on what it would leave); bctx_name_valid is the host's name rule;
+ * bctx_nearest finds a typo's word and guesses nothing when none or two
+ * are as near.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -160,6 +162,42 @@ test_strings_free (void **state)
     bctx_strings_free (NULL, 0);          /* nothing held: nothing to do */
 }
 
+static void
+test_name_valid (void **state)
+{
+    (void) state;
+    assert_true (bctx_name_valid ("inventory"));
+    assert_true (bctx_name_valid ("A-z_09"));
+    char long_name[66];
+    memset (long_name, 'a', 65);
+    long_name[65] = '\0';
+    assert_false (bctx_name_valid (long_name));
+    long_name[64] = '\0';
+    assert_true (bctx_name_valid (long_name));
+    assert_false (bctx_name_valid (""));
+    assert_false (bctx_name_valid (NULL));
+    assert_false (bctx_name_valid ("a b"));
+    assert_false (bctx_name_valid ("../x"));
+    assert_false (bctx_name_valid ("caf\xc3\xa9"));
+}
+
+static void
+test_nearest (void **state)
+{
+    (void) state;
+    const char *const words[] = { "name", "publish", "plugin", "plugin_dirs", "data", NULL };
+    assert_string_equal (bctx_nearest ("pubish", words, 2), "publish");    /* delete */
+    assert_string_equal (bctx_nearest ("nmae", words, 2), "name");         /* swap */
+    assert_string_equal (bctx_nearest ("plugim", words, 2), "plugin");     /* replace */
+    assert_string_equal (bctx_nearest ("plugin_dirss", words, 2), "plugin_dirs");
+    assert_string_equal (bctx_nearest ("name", words, 2), "name");
+    assert_null (bctx_nearest ("bogus", words, 2));
+    assert_null (bctx_nearest ("pubsh", words, 1));                        /* two away */
+    const char *const twins[] = { "data", "date", NULL };
+    assert_null (bctx_nearest ("dat", twins, 2));                          /* a tie */
+    assert_null (bctx_nearest ("x", NULL, 2));
+}
+
 int
 main (void)
 {
@@ -169,6 +207,8 @@ main (void)
         cmocka_unit_test (test_now),
         cmocka_unit_test (test_grow),
         cmocka_unit_test (test_strings_free),
+        cmocka_unit_test (test_name_valid),
+        cmocka_unit_test (test_nearest),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
