@@ -420,11 +420,20 @@ function wire() {
     $('stream-live').checked ? startLive() : showFrom(1, false));
 }
 
-async function main() {
+/* The poll: the next one POLL_MS after the last answered, so a slow host
+ * never has polls piling up. */
+async function poll() {
+  try {
+    await refresh();
+  } finally {
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+function main() {
   wire();
   showAdmin();
-  await refresh();
-  setInterval(refresh, POLL_MS);
+  poll();
 }
 
 main();

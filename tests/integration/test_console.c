@@ -52,6 +52,8 @@ static struct {
 static void
 s_chromium_start (void)
 {
+    if (access (S_CHROMIUM, X_OK) != 0)
+        fail_msg ("%s is not there: install Debian's chromium (make test does)", S_CHROMIUM);
     int in[2], out[2];
     assert_int_equal (pipe2 (in, O_CLOEXEC), 0);
     assert_int_equal (pipe2 (out, O_CLOEXEC), 0);
@@ -64,6 +66,8 @@ s_chromium_start (void)
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--disable-default-apps", "--disable-domain-reliability", "--no-pings",
         "--disable-client-side-phishing-detection", "--disable-breakpad",
+        /* Nothing but loopback: no name resolves to anything else. */
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         "--window-size=1280,1700", profile, "--remote-debugging-pipe", "about:blank", NULL,
     };
     pid_t pid = fork ();
@@ -343,7 +347,8 @@ test_page (void **state)
 }
 
 /* Without the token every admin button is off, and a click does nothing;
- * a wrong token gets a clear 403; the right one gets the op done. */
+ * a wrong token gets a clear 403; the right one gets Retry and Reload
+ * done; Forget turns the buttons off again. */
 static void
 test_admin (void **state)
 {
@@ -371,6 +376,14 @@ test_admin (void **state)
     s_assert_until ("document.getElementById('notice').dataset.status === '200'");
     notice = s_js_str ("document.getElementById('notice').textContent");
     h_assert_contains (notice, "\"reactor\":\"transfer-process\"");
+    free (notice);
+    /* Reload from the contexts table: the configured plugin again. */
+    s_js ("document.getElementById('notice').dataset.status = '';"
+          "document.querySelector('#contexts tr[data-context=accounts] button.admin').click(); true");
+    s_assert_until ("document.getElementById('notice').dataset.status === '200'");
+    notice = s_js_str ("document.getElementById('notice').textContent");
+    h_assert_contains (notice, "Reload: done.");
+    h_assert_contains (notice, "\"previous\":\"1.0.0\"");
     free (notice);
     s_js ("document.getElementById('admin-forget').click(); true");
     s_assert_until ("[...document.querySelectorAll('button.admin')].every(b => b.disabled)");
