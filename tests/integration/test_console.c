@@ -405,7 +405,7 @@ s_form_reply (void)
 
 /* Live: with the stream browser on accounts and live on, a command sent
  * from the page's own form and one sent with curl both appear as live
- * rows, without the page being loaded again. */
+ * rows, without the page being loaded again; the data's markup is text. */
 static void
 test_send_live (void **state)
 {
@@ -419,7 +419,7 @@ test_send_live (void **state)
     s_js ("{ const c = document.getElementById('send-context'); c.value = 'accounts';"
           "c.dispatchEvent(new Event('change'));"
           "document.getElementById('send-command').value = 'OpenAccount';"
-          "document.getElementById('send-data').value = '{\"account\":\"web1\",\"owner\":\"Ada\"}';"
+          "document.getElementById('send-data').value = '{\"account\":\"web1\",\"owner\":\"<img id=pwn src=x>\"}';"
           "document.getElementById('send-button').click(); true }");
     json_t *reply = s_form_reply ();
     assert_true (h_ok (reply));
@@ -437,6 +437,11 @@ test_send_live (void **state)
     snprintf (expr, sizeof expr, "(e => !!e && e.classList.contains('live') && "
               "e.textContent.includes('AccountOpened') && e.textContent.includes('web1'))"
               "(document.querySelector('#events li[data-position=\"%lld\"]'))",
+              (long long) position);
+    s_assert_until (expr);
+    /* The owner is markup: it shows as text and makes no element. */
+    snprintf (expr, sizeof expr, "!document.getElementById('pwn') && document.querySelector("
+              "'#events li[data-position=\"%lld\"]').textContent.includes('<img id=pwn src=x>')",
               (long long) position);
     s_assert_until (expr);
     char *body;
