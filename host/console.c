@@ -16,9 +16,9 @@ int
 bctx_console_find (const char *path, bctx_console_file_t *file)
 {
     static const struct {
-        const char *path;
-        const char *start, *end;
-        const char *type;
+        const char *path;         /* the URL path it is served at */
+        const char *start, *end;  /* its bytes, from console_assets.S */
+        const char *type;         /* its Content-Type */
     } files[] = {
         { "/", bctx_console_index_html, bctx_console_index_html_end,
           "text/html; charset=utf-8" },

@@ -37,12 +37,12 @@ static char s_base[64];           /* http://127.0.0.1:PORT */
 /* The browser: its pid (and process group), our ends of its pipes, the
  * bytes read but not yet split into messages, and the page's session. */
 static struct {
-    pid_t pid;
+    pid_t pid;                    /* chromium, leader of its process group, or 0 */
     int to, from;                 /* its fd 3 (our writes), its fd 4 (our reads) */
-    char *buf;
-    size_t len, cap;
-    int next_id;
-    char session[128];
+    char *buf;                    /* read from `from`, not yet a whole message */
+    size_t len, cap;              /* of buf: used, allocated */
+    int next_id;                  /* the last message id sent */
+    char session[128];            /* the page's DevTools session id */
 } s_cr = { .to = -1, .from = -1 };
 
 /* --- the DevTools pipe ----------------------------------------------- */
@@ -170,8 +170,12 @@ s_cdp_read (long long deadline)
         struct pollfd p = { s_cr.from, POLLIN, 0 };
         if (poll (&p, 1, (int) left_ms) <= 0)
             continue;
-        if (s_cr.cap - s_cr.len < 65536)
-            s_cr.buf = realloc (s_cr.buf, s_cr.cap = s_cr.cap * 2 + 65536);
+        if (s_cr.cap - s_cr.len < 65536) {
+            char *bigger = realloc (s_cr.buf, s_cr.cap * 2 + 65536);
+            assert_non_null (bigger);
+            s_cr.buf = bigger;
+            s_cr.cap = s_cr.cap * 2 + 65536;
+        }
         ssize_t n = read (s_cr.from, s_cr.buf + s_cr.len, s_cr.cap - s_cr.len);
         if (n == 0 || (n < 0 && errno != EINTR))
             return NULL;
