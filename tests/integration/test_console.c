@@ -47,6 +47,31 @@ static struct {
 
 /* --- the DevTools pipe ----------------------------------------------- */
 
+/* This environment with HOME and the XDG folders in the test's folder,
+ * so that chromium writes nothing outside it.  Return: new, NULL-ended,
+ * each string new. */
+static char **
+s_chromium_env (void)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc (n + 4, sizeof *env);
+    assert_non_null (env);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp (environ[i], "HOME=", 5) != 0 && strncmp (environ[i], "XDG_", 4) != 0)
+            env[k++] = strdup (environ[i]);
+    static const char *const vars[] = { "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME" };
+    for (size_t i = 0; i < 3; i++) {
+        char *v = NULL;
+        assert_true (asprintf (&v, "%s=%s/home", vars[i], s_host.dir) > 0);
+        env[k++] = v;
+    }
+    return env;
+}
+
 /* Starts chromium with the pipe on its fds 3 and 4, in its own process
  * group (its helpers with it), its output to DIR/chromium.log. */
 static void
@@ -70,6 +95,7 @@ s_chromium_start (void)
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
         "--window-size=1280,1700", profile, "--remote-debugging-pipe", "about:blank", NULL,
     };
+    char **envp = s_chromium_env ();
     pid_t pid = fork ();
     assert_true (pid >= 0);
     if (pid == 0) {
@@ -80,9 +106,12 @@ s_chromium_start (void)
         if (r < 0 || w < 0 || fd < 0 || null < 0 || dup2 (r, 3) < 0 || dup2 (w, 4) < 0
             || dup2 (null, 0) < 0 || dup2 (fd, 1) < 0 || dup2 (fd, 2) < 0)
             _exit (126);
-        execv (S_CHROMIUM, argv);
+        execve (S_CHROMIUM, argv, envp);
         _exit (127);
     }
+    for (char **e = envp; *e; e++)
+        free (*e);
+    free (envp);
     setpgid (pid, pid);
     close (in[0]);
     close (out[1]);
