@@ -490,6 +490,61 @@ test_send_live (void **state)
     s_assert_until ("window.bctxSamePage === 'yes'");
 }
 
+/* The number of rows in the stream browser, and the first one's position,
+ * are as given (a JS condition). */
+static void
+s_assert_rows (int count, long long first)
+{
+    char expr[300];
+    snprintf (expr, sizeof expr, "(l => l.length === %d && l[0].dataset.position === '%lld')"
+              "(document.querySelectorAll('#events li'))", count, first);
+    s_assert_until (expr);
+}
+
+/* Many events: live takes them all; then pages of 20 with next and prev,
+ * and one aggregate's events alone. */
+static void
+test_paging (void **state)
+{
+    (void) state;
+    for (int i = 0; i < 25; i++) {
+        json_t *r = h_send (s_host.endpoint, "accounts", "Deposit", NULL,
+                            json_pack ("{s:s, s:i}", "account", "web1", "amount", 1));
+        assert_true (h_ok (r));
+        json_decref (r);
+    }
+    json_t *r = h_send (s_host.endpoint, "accounts", "OpenAccount", NULL,
+                        json_pack ("{s:s, s:s}", "account", "other", "owner", "Bo"));
+    assert_true (h_ok (r));
+    json_decref (r);
+    json_t *info = h_context_info (&s_host, "accounts");
+    long long total = (long long) h_int (info, "position");
+    json_decref (info);
+    assert_true (total > 20 && total <= 40);   /* two pages */
+    char expr[300];
+    snprintf (expr, sizeof expr, "document.getElementById('events').dataset.live === '%lld'",
+              total);
+    s_assert_until (expr);            /* every event came live, once */
+    s_assert_rows ((int) total, 1);
+    s_js ("{ const l = document.getElementById('stream-live'); l.checked = false;"
+          "l.dispatchEvent(new Event('change'));"
+          "document.getElementById('stream-from').value = '1';"
+          "document.getElementById('stream-load').click(); true }");
+    s_assert_rows (20, 1);
+    s_assert_until ("document.getElementById('stream-prev').disabled && "
+                    "!document.getElementById('stream-next').disabled");
+    s_js ("document.getElementById('stream-next').click(); true");
+    s_assert_rows ((int) total - 20, 21);
+    s_assert_until ("!document.getElementById('stream-prev').disabled && "
+                    "document.getElementById('stream-next').disabled");
+    s_js ("document.getElementById('stream-prev').click(); true");
+    s_assert_rows (20, 1);
+    s_js ("document.getElementById('stream-aggregate').value = 'other';"
+          "document.getElementById('stream-load').click(); true");
+    s_assert_rows (1, total);
+    s_assert_until ("document.querySelector('#events li').textContent.includes('AccountOpened other')");
+}
+
 /* A bad body from the form: the gateway's 400 shown as the reply. */
 static void
 test_send_bad (void **state)
@@ -618,8 +673,9 @@ main (void)
         cmocka_unit_test (test_page),
         cmocka_unit_test (test_admin),
         cmocka_unit_test (test_send_live),
-        cmocka_unit_test (test_send_bad),
         cmocka_unit_test (test_screenshot),
+        cmocka_unit_test (test_paging),
+        cmocka_unit_test (test_send_bad),
         cmocka_unit_test (test_clean),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
