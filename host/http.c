@@ -1,6 +1,7 @@
 /*
  * http - the HTTP/JSON gateway: routes to wire requests, one ZeroMQ REQ
- * socket per HTTP request on this process's inproc API endpoints.
+ * socket per HTTP request on this process's inproc API endpoints, and the
+ * web console's files (console.c) at /, /console.css and /console.js.
  * libmicrohttpd runs a thread per connection, so a call may block.
  */
 
