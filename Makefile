@@ -24,6 +24,9 @@ CC      ?= cc
 PKGS    := libzmq jansson sqlite3 libmicrohttpd
 DEBS    := libzmq3-dev libjansson-dev libcmocka-dev libsqlite3-dev pkg-config curl \
            libmicrohttpd-dev python3-prometheus-client
+# What make test alone needs: the browser test_console drives (make run
+# does not install it).
+TEST_DEBS := chromium
 FUZZ_DEBS := clang libclang-rt-14-dev
 # What make bench-peers alone needs: the peers and their client libraries.
 PEER_DEBS := postgresql-15 libpq-dev redis-server libhiredis-dev
@@ -57,8 +60,10 @@ endif
 
 HOST_MODULES := util errors pidfile runner config config_context config_paths endpoint log host_api loader store readside datadir bus protocol security \
                 worker worker_link dedup decided cache feed consumer projection sender lanes reactor bridge \
-                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main http metrics server
-HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
+                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main http console metrics server
+HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o) $(O)/obj/host/console_assets.o
+# The web console's files, embedded by console_assets.S (.incbin).
+CONSOLE_FILES := host/console/index.html host/console/console.css host/console/console.js
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h plugin-api/bctx/testing.h
 
 PLUGINS      := $(O)/plugins/accounts/accounts.so $(O)/plugins/transfers/transfers.so \
@@ -83,6 +88,11 @@ all: $(O)/bin/bctx-host $(O)/bin/bctx $(O)/bin/bctx-bench $(O)/bin/bctx-fill $(O
 $(O)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The console's files go into the object as they are: no generator, no xxd.
+$(O)/obj/host/console_assets.o: host/console_assets.S $(CONSOLE_FILES)
+	@mkdir -p $(dir $@)
+	$(CC) -c -o $@ $<
 
 $(O)/bin/bctx-host: $(O)/obj/host/main.o $(HOST_OBJS)
 	@mkdir -p $(dir $@)
@@ -198,6 +208,7 @@ run: deps
 	./bin/bctx-host $(CONFIG)
 
 test: deps
+	@sh scripts/deps.sh $(TEST_DEBS)
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 check
 

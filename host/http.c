@@ -1,11 +1,13 @@
 /*
  * http - the HTTP/JSON gateway: routes to wire requests, one ZeroMQ REQ
- * socket per HTTP request on this process's inproc API endpoints.
+ * socket per HTTP request on this process's inproc API endpoints, and the
+ * web console's files (console.c) at /, /console.css and /console.js.
  * libmicrohttpd runs a thread per connection, so a call may block.
  */
 
 #include "http.h"
 #include "api.h"
+#include "console.h"
 #include "protocol.h"
 
 #include <arpa/inet.h>
@@ -107,6 +109,22 @@ static enum MHD_Result
 s_error (struct MHD_Connection *conn, const char *code, const char *message)
 {
     return s_reply (conn, bctx_reply_error (code, "%s", message));
+}
+
+/* A file of the web console (static, not copied), never cached stale and
+ * under the console's strict Content-Security-Policy. */
+static enum MHD_Result
+s_console (struct MHD_Connection *conn, const bctx_console_file_t *file)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer (file->len, (void *) file->bytes,
+                                                              MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header (r, "Content-Type", file->type);
+    MHD_add_response_header (r, "Cache-Control", "no-cache");
+    MHD_add_response_header (r, "Content-Security-Policy", BCTX_CONSOLE_CSP);
+    MHD_add_response_header (r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ret = MHD_queue_response (conn, 200, r);
+    MHD_destroy_response (r);
+    return ret;
 }
 
 /* Does the request carry the admin token?  0 when none is configured. */
@@ -415,6 +433,9 @@ s_on_request (void *cls, struct MHD_Connection *conn, const char *url, const cha
                   self->config->max_message);
         return s_error (conn, BCTX_E_TOO_LARGE, msg);
     }
+    bctx_console_file_t file;
+    if (strcmp (method, "GET") == 0 && bctx_console_find (url, &file) == 0)
+        return s_console (conn, &file);
     char buf[1024], *parts[5];
     int n = s_split (url, buf, sizeof buf, parts);
     if (n < 0)
