@@ -59,7 +59,7 @@ PLUGIN_LDFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_LDFLAGS))
 endif
 
 HOST_MODULES := util errors pidfile runner config config_context config_paths endpoint log host_api loader store readside datadir bus protocol security \
-                worker worker_link dedup decided cache feed consumer projection sender lanes reactor bridge \
+                worker worker_link dedup decided cache feed consumer projection sender lanes reactor reactor_lanes bridge \
                 loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main http console metrics server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o) $(O)/obj/host/console_assets.o
 # The web console's files, embedded by console_assets.S (.incbin).

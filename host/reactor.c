@@ -1,10 +1,12 @@
 /*
  * reactor - the reactor runner: feed, retries with back-off, parking by
- * aggregate; its commands leave through its sender (sender.c).
+ * aggregate; its commands leave through its sender (sender.c).  A batch
+ * on lanes is reactor_lanes.c's.
  */
 #include "reactor.h"
 #include "consumer.h"
 #include "lanes.h"
+#include "reactor_internal.h"
 #include "log.h"
 #include "runner.h"
 #include "sender.h"
@@ -21,7 +23,6 @@
 #include <time.h>
 #include <zmq.h>
 
-#define S_BATCH      200       /* events read per store query */
 #define S_ATTEMPTS   5         /* tries of one event before it is parked */
 #define S_FIRST_MS   20        /* first back-off; doubles each try */
 #define S_IDLE_MS    1000      /* wake at least this often */
@@ -35,54 +36,20 @@ static const char *const s_commands[] = {
     [S_RETRY] = "RETRY",
 };
 
-/* Who runs a handler: the reactor's own thread, or one of its lanes.
- * Each has its own sockets, busy mark and poison slot. */
-typedef struct {
-    bctx_sender_t *sender;        /* its sockets to the targets */
-    bctx_runner_t *runner;        /* the reactor's thread: waits a stop ends; NULL
-                                     in a lane */
-    bctx_busy_t *busy;            /* its handler running (the watchdog's) */
-    bctx_slot_t *slot;            /* its note of the event in hand, or NULL */
-} s_hand_t;
-
 struct bctx_reaction {
     bctx_reactor_runner_t *owner; /* whose */
-    s_hand_t *hand;               /* on which thread */
+    bctx_hand_t *hand;               /* on which thread */
     const bctx_event_t *event;    /* the event being handled */
     int sends;                    /* commands sent so far for it */
     int unreachable;              /* a peer did not answer (not the handler's fault) */
-};
-
-struct bctx_reactor_runner {
-    bctx_consumer_t base;         /* its feed, file, thread, poison slot, stats; its
-                                     busy time does not count the waits for its
-                                     commands' replies */
-    const bctx_reactor_t *def;    /* its declaration, inside base.plugin */
-    bctx_sender_t *sender;        /* the contexts it may send to */
-    s_hand_t hand;                /* its own thread's */
-    size_t n_lanes;               /* contexts[].reactor_lanes: 1, or lanes at once */
-    bctx_lanes_t *lanes;          /* their threads, when n_lanes > 1 */
-    s_hand_t *lane_hands;         /* theirs */
-    bctx_busy_t *lane_busy;       /* their busy marks */
-    int serial_first;             /* the first batch after a start runs on the thread
-                                     alone, so a poison event is noted alone */
-    const bctx_source_t *targets; /* what a lane's sender sends to (borrowed) */
-    size_t n_targets;             /* how many */
-    atomic_int stopping;          /* a stop arrived (lanes read it) */
-    int retry_asked;              /* a retry arrived while backing off */
-    json_t *parked;               /* "source\x1faggregate" -> count */
-    /* Shared with the API thread, under base.lock: */
-    int64_t n_parked;             /* parked events */
-    int64_t retries;              /* failed attempts (the last one before parking too) */
-    int waiting;                  /* error says a peer does not answer: the event waits */
 };
 
 /* --- sending --------------------------------------------------------- */
 
 /* Reads the commands waiting on the pipe: a stop or a retry is kept in
  * stopping or retry_asked for the main loop. */
-static void
-s_read_commands (bctx_reactor_runner_t *self)
+void
+bctx_reactor_read_commands (bctx_reactor_runner_t *self)
 {
     int cmd;
     while ((cmd = bctx_runner_recv (self->base.runner)) > 0)
@@ -124,13 +91,13 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
                                  "causation_id", cause);
     json_decref (meta);
     /* Waiting for a reply is not the handler's time. */
-    s_hand_t *hand = r->hand;
+    bctx_hand_t *hand = r->hand;
     long long busy = atomic_load (&hand->busy->since_us);
     bctx_busy_end (hand->busy);
     bctx_sent_t sent = { 0 };
     int rc = bctx_sender_send (hand->sender, hand->runner, context, request, &sent, why);
     if (sent.interrupted && hand->runner)
-        s_read_commands (self);
+        bctx_reactor_read_commands (self);
     if (sent.unreachable)
         r->unreachable = 1;
     if (busy)
@@ -140,16 +107,16 @@ bctx_reaction_send (bctx_reaction_t *r, const char *context,
 
 /* --- handling -------------------------------------------------------- */
 
-static void
-s_key (char *out, size_t size, const char *source, const char *aggregate)
+void
+bctx_reactor_key (char *out, size_t size, const char *source, const char *aggregate)
 {
     snprintf (out, size, "%s\x1f%s", source, aggregate);
 }
 
 /* Sets the last failure shown in stats; waiting: it is a peer that does
  * not answer (the event waits, it is not parked). */
-static void
-s_set_error (bctx_reactor_runner_t *self, const char *text, int waiting)
+void
+bctx_reactor_set_error (bctx_reactor_runner_t *self, const char *text, int waiting)
 {
     pthread_mutex_lock (&self->base.lock);
     snprintf (self->base.error, sizeof self->base.error, "%s", text);
@@ -172,11 +139,11 @@ s_clear_error (bctx_reactor_runner_t *self)
 
 /* Waits ms, unless a stop arrives.  Return 1 if asked to stop. */
 static int
-s_pause (bctx_reactor_runner_t *self, const s_hand_t *hand, int ms)
+s_pause (bctx_reactor_runner_t *self, const bctx_hand_t *hand, int ms)
 {
     if (hand->runner) {
         if (bctx_runner_wait (hand->runner, NULL, ms) != 0)
-            s_read_commands (self);
+            bctx_reactor_read_commands (self);
         return self->stopping;
     }
     /* A lane: the reactor's thread reads the stop, the lane looks. */
@@ -188,7 +155,7 @@ s_pause (bctx_reactor_runner_t *self, const s_hand_t *hand, int ms)
 /* Runs react on one event, with back-off.  Return 0 when it succeeded, 1
  * when it kept failing (reason in why), -1 when asked to stop. */
 static int
-s_tries (bctx_reactor_runner_t *self, s_hand_t *hand, const bctx_event_t *ev, char *why,
+s_tries (bctx_reactor_runner_t *self, bctx_hand_t *hand, const bctx_event_t *ev, char *why,
          size_t whylen)
 {
     const bctx_plugin_t *p = self->base.plugin;
@@ -212,7 +179,7 @@ s_tries (bctx_reactor_runner_t *self, s_hand_t *hand, const bctx_event_t *ev, ch
              * for it (a stop still ends the wait), do not park. */
             snprintf (why, whylen, "a peer does not answer; %s.%s at position %lld waits",
                       ev->context, ev->type, (long long) ev->position);
-            s_set_error (self, why, 1);
+            bctx_reactor_set_error (self, why, 1);
             attempt--;
         }
         bctx_log (BCTX_LOG_WARN, "reactor %s: %s", self->base.name, why);
@@ -227,8 +194,8 @@ s_tries (bctx_reactor_runner_t *self, s_hand_t *hand, const bctx_event_t *ev, ch
 }
 
 /* s_tries, noted in hand's poison slot. */
-static int
-s_attempt (bctx_reactor_runner_t *self, s_hand_t *hand, const bctx_event_t *ev, char *why,
+int
+bctx_reactor_attempt (bctx_reactor_runner_t *self, bctx_hand_t *hand, const bctx_event_t *ev, char *why,
            size_t whylen)
 {
     bctx_slot_enter (hand->slot, ev);
@@ -248,7 +215,7 @@ s_on_event (const bctx_event_t *ev, void *arg)
     s_reading_t *rd = arg;
     bctx_reactor_runner_t *self = rd->self;
     char key[512], why[256] = "";
-    s_key (key, sizeof key, ev->context, ev->aggregate);
+    bctx_reactor_key (key, sizeof key, ev->context, ev->aggregate);
     int parked = json_object_get (self->parked, key) != NULL;
     int rc = 0;
     if (parked) {
@@ -257,7 +224,7 @@ s_on_event (const bctx_event_t *ev, void *arg)
         snprintf (why, sizeof why, "ended its process %d times", BCTX_POISON_LIMIT);
         rc = 1;
     } else {
-        rc = s_attempt (self, &self->hand, ev, why, sizeof why);
+        rc = bctx_reactor_attempt (self, &self->hand, ev, why, sizeof why);
     }
     if (rc < 0)
         return 1;                  /* stopping: this event is not done */
@@ -290,176 +257,8 @@ s_on_event (const bctx_event_t *ev, void *arg)
     return 0;
 fail:
     bctx_readside_rollback (self->base.db);
-    s_set_error (self, bctx_readside_error (self->base.db), 0);
+    bctx_reactor_set_error (self, bctx_readside_error (self->base.db), 0);
     return 1;
-}
-
-/* --- lanes ------------------------------------------------------------ */
-
-enum { S_DONE = 0, S_PARK = 1, S_STOPPED = -1, S_BEHIND = 2 };
-
-/* One event of a batch on lanes, copied out of the feed's row. */
-typedef struct {
-    bctx_event_t ev;              /* its fields point at what follows */
-    char *context, *type, *aggregate, *metadata;
-    json_t *data;
-    char key[512];                /* source and aggregate: the lane's key */
-    int rc;                       /* S_*: what became of it */
-    char why[256];                /* why it is parked */
-} s_item_t;
-
-typedef struct {
-    bctx_reactor_runner_t *self;
-    s_item_t *items;              /* the batch, in position order */
-    size_t n;                     /* how many */
-    size_t *lane_of;              /* each one's lane */
-} s_lot_t;
-
-static int
-s_copy_event (const bctx_event_t *ev, void *arg)
-{
-    s_lot_t *lot = arg;
-    s_item_t *it = &lot->items[lot->n++];
-    it->context = strdup (ev->context);
-    it->type = strdup (ev->type);
-    it->aggregate = strdup (ev->aggregate);
-    it->metadata = ev->metadata ? strdup (ev->metadata) : NULL;
-    it->data = json_deep_copy (ev->data);
-    it->ev = (bctx_event_t) { it->context, it->type, it->aggregate, ev->version,
-                              ev->position, it->data, it->metadata };
-    s_key (it->key, sizeof it->key, ev->context, ev->aggregate);
-    return 0;
-}
-
-/* On lane: one event, unless an earlier one of its aggregate in this
- * batch was parked (the lane has them all, in order). */
-static void
-s_lane_item (void *arg, size_t lane, size_t k)
-{
-    s_lot_t *lot = arg;
-    s_item_t *it = &lot->items[k];
-    bctx_reactor_runner_t *self = lot->self;
-    if (it->rc != S_DONE)
-        return;                    /* decided before the lanes ran */
-    if (self->stopping) {
-        it->rc = S_STOPPED;
-        return;
-    }
-    for (size_t j = k; j-- > 0;)
-        if (lot->lane_of[j] == lane && strcmp (lot->items[j].key, it->key) == 0
-            && (lot->items[j].rc == S_PARK || lot->items[j].rc == S_BEHIND)) {
-            it->rc = S_BEHIND;
-            snprintf (it->why, sizeof it->why, "waits behind a parked event of aggregate %s",
-                      it->aggregate);
-            return;
-        }
-    it->rc = s_attempt (self, &self->lane_hands[lane], &it->ev, it->why, sizeof it->why);
-    if (it->rc < 0)
-        it->rc = S_STOPPED;
-}
-
-static void
-s_lanes_poll (void *arg)
-{
-    s_read_commands (arg);
-}
-
-/* The batch's outcome, up to the first event not done: parked events and
- * the checkpoint in one transaction, then what stats show.  through: the
- * checkpoint when all were done.  Return 0, or -1. */
-static int
-s_settle (bctx_reactor_runner_t *self, size_t i, s_lot_t *lot, int64_t through)
-{
-    size_t k = 0;
-    while (k < lot->n && lot->items[k].rc != S_STOPPED)
-        k++;
-    int64_t checkpoint = k == lot->n ? through
-                       : lot->items[k].ev.position - 1;
-    if (checkpoint <= self->base.checkpoints[i])
-        return k == lot->n ? 0 : -1;
-    if (bctx_readside_begin (self->base.db) != 0)
-        return -1;
-    for (size_t j = 0; j < k; j++) {
-        s_item_t *it = &lot->items[j];
-        if ((it->rc == S_PARK || it->rc == S_BEHIND)
-            && bctx_readside_park (self->base.db, it->context, it->ev.position, it->aggregate,
-                                   it->why) != 0)
-            goto fail;
-    }
-    if (bctx_readside_set_checkpoint (self->base.db, 0, bctx_feed_name (self->base.feed, i),
-                                      checkpoint) != 0
-        || bctx_readside_commit (self->base.db) != 0)
-        goto fail;
-    self->base.checkpoints[i] = checkpoint;
-    pthread_mutex_lock (&self->base.lock);
-    self->base.shown[i] = checkpoint;
-    self->base.handled += (int64_t) k;
-    for (size_t j = 0; j < k; j++) {
-        s_item_t *it = &lot->items[j];
-        if (it->rc != S_PARK && it->rc != S_BEHIND)
-            continue;
-        if (!json_object_get (self->parked, it->key) && it->rc == S_PARK)
-            bctx_log (BCTX_LOG_WARN, "reactor %s: parked aggregate %s of %s at position %lld; "
-                      "`bctx retry %s` runs it again", self->base.name, it->aggregate,
-                      it->context, (long long) it->ev.position, self->base.name);
-        json_object_set_new (self->parked, it->key, json_integer (
-            json_integer_value (json_object_get (self->parked, it->key)) + 1));
-        self->n_parked++;
-        snprintf (self->base.error, sizeof self->base.error, "%s", it->why);
-        self->waiting = 0;
-    }
-    pthread_mutex_unlock (&self->base.lock);
-    return k == lot->n ? 0 : -1;
-fail:
-    bctx_readside_rollback (self->base.db);
-    s_set_error (self, bctx_readside_error (self->base.db), 0);
-    return -1;
-}
-
-/* One batch from source i on the lanes: the events copied out, those of
- * a parked aggregate or parked as poison decided here, the rest run on
- * their aggregates' lanes, then settled in order.  Return as s_batch. */
-static int
-s_batch_lanes (bctx_reactor_runner_t *self, size_t i)
-{
-    int64_t from = self->base.checkpoints[i] + 1;
-    if (from > bctx_feed_head (self->base.feed, i))
-        return 0;
-    s_lot_t lot = { .self = self };
-    lot.items = bctx_calloc (S_BATCH, sizeof *lot.items);
-    lot.lane_of = bctx_calloc (S_BATCH, sizeof *lot.lane_of);
-    int64_t last = self->base.checkpoints[i];
-    int64_t n = bctx_feed_read (self->base.feed, i, from, S_BATCH, s_copy_event, &lot, &last);
-    for (size_t k = 0; n >= 0 && k < lot.n; k++) {
-        s_item_t *it = &lot.items[k];
-        lot.lane_of[k] = bctx_lanes_of (self->lanes, it->key);
-        if (json_object_get (self->parked, it->key)) {
-            it->rc = S_BEHIND;
-            snprintf (it->why, sizeof it->why, "waits behind a parked event of aggregate %s",
-                      it->aggregate);
-        } else if (bctx_poison_parked (self->base.poison, self->base.who, it->context,
-                                       it->ev.position)) {
-            it->rc = S_PARK;
-            snprintf (it->why, sizeof it->why, "ended its process %d times", BCTX_POISON_LIMIT);
-        }
-    }
-    int rc = -1;
-    if (n >= 0) {
-        bctx_lanes_run (self->lanes, lot.lane_of, lot.n, s_lane_item, &lot, s_lanes_poll, self);
-        if (s_settle (self, i, &lot, last) == 0)
-            rc = n == S_BATCH ? 1 : 0;
-    }
-    for (size_t k = 0; k < lot.n; k++) {
-        s_item_t *it = &lot.items[k];
-        free (it->context);
-        free (it->type);
-        free (it->aggregate);
-        free (it->metadata);
-        json_decref (it->data);
-    }
-    free (lot.items);
-    free (lot.lane_of);
-    return rc;
 }
 
 /* One batch from source i.  Return 1 if more may wait, 0 if caught up,
@@ -468,7 +267,7 @@ static int
 s_batch (bctx_reactor_runner_t *self, size_t i)
 {
     if (self->lanes && !self->serial_first)
-        return s_batch_lanes (self, i);
+        return bctx_reactor_batch_lanes (self, i);
     int64_t from = self->base.checkpoints[i] + 1;
     if (from > bctx_feed_head (self->base.feed, i))
         return 0;
@@ -530,7 +329,7 @@ static int
 s_retry_one (const bctx_event_t *ev, void *arg)
 {
     s_retrying_t *r = arg;
-    r->rc = s_attempt (r->self, &r->self->hand, ev, r->why, sizeof r->why);
+    r->rc = bctx_reactor_attempt (r->self, &r->self->hand, ev, r->why, sizeof r->why);
     return 0;
 }
 
@@ -543,7 +342,7 @@ s_load_parked (bctx_reactor_runner_t *self)
     json_object_clear (self->parked);
     for (size_t k = 0; k < l.n; k++) {
         char key[512];
-        s_key (key, sizeof key, l.items[k].source, l.items[k].aggregate);
+        bctx_reactor_key (key, sizeof key, l.items[k].source, l.items[k].aggregate);
         json_object_set_new (self->parked, key, json_integer (
             json_integer_value (json_object_get (self->parked, key)) + 1));
         free (l.items[k].source);
@@ -566,7 +365,7 @@ s_retry_parked (bctx_reactor_runner_t *self)
     for (size_t k = 0; k < l.n && !self->stopping; k++) {
         s_parked_t *it = &l.items[k];
         char key[512];
-        s_key (key, sizeof key, it->source, it->aggregate);
+        bctx_reactor_key (key, sizeof key, it->source, it->aggregate);
         int src = bctx_feed_index (self->base.feed, it->source);
         if (json_object_get (failed, key) || src < 0)
             continue;              /* keep order: the aggregate is still stuck */
@@ -598,7 +397,7 @@ s_retry_parked (bctx_reactor_runner_t *self)
     bctx_log (BCTX_LOG_INFO, "reactor %s: %zu parked event(s) done, %lld still parked",
               self->base.name, resumed, (long long) bctx_reactor_parked (self));
     if (bctx_reactor_parked (self) == 0)
-        s_set_error (self, "", 0);
+        bctx_reactor_set_error (self, "", 0);
 }
 
 /* --- thread ---------------------------------------------------------- */
@@ -613,7 +412,7 @@ s_run (bctx_runner_t *runner, void *arg)
     bctx_log_set_context (self->base.context);
     self->hand.slot = self->base.slot;
     while (!self->stopping) {
-        s_read_commands (self);
+        bctx_reactor_read_commands (self);
         int retry = self->retry_asked;
         self->retry_asked = 0;
         if (self->stopping)
@@ -642,32 +441,6 @@ s_run (bctx_runner_t *runner, void *arg)
 
 /* --- lifecycle ------------------------------------------------------- */
 
-/* With lanes > 1: their threads, and a sender and busy mark each; the
- * first batch after the start runs on the thread alone. */
-static int
-s_lanes_open (bctx_reactor_runner_t *self, void *zctx, const bctx_security_t *security,
-              const bctx_source_t *targets, size_t n, size_t lanes, char *err, size_t errlen)
-{
-    self->n_lanes = lanes > 1 ? lanes : 1;
-    if (self->n_lanes == 1)
-        return 0;
-    self->lane_hands = bctx_calloc (self->n_lanes, sizeof *self->lane_hands);
-    self->lane_busy = bctx_calloc (self->n_lanes, sizeof *self->lane_busy);
-    for (size_t l = 0; l < self->n_lanes; l++)
-        self->lane_hands[l] = (s_hand_t) { bctx_sender_new (zctx, security, targets, n), NULL,
-                                           &self->lane_busy[l], NULL };
-    self->lanes = bctx_lanes_new (self->n_lanes);
-    if (!self->lanes) {
-        snprintf (err, errlen, "%s: cannot start its %zu lanes", self->base.label,
-                  self->n_lanes);
-        return -1;
-    }
-    self->serial_first = 1;
-    bctx_log (BCTX_LOG_INFO, "reactor %s: %zu lanes (events of different aggregates at once)",
-              self->base.name, self->n_lanes);
-    return 0;
-}
-
 bctx_reactor_runner_t *
 bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
                   bctx_plugin_t *plugin,
@@ -685,8 +458,8 @@ bctx_reactor_new (void *zctx, const bctx_security_t *security, const char *data,
     if (bctx_consumer_open (&self->base, data, def->consumes, targets, n, err, errlen) != 0)
         goto fail;
     self->sender = bctx_sender_new (zctx, security, targets, n);
-    self->hand = (s_hand_t) { self->sender, NULL, &self->base.busy, NULL };
-    if (s_lanes_open (self, zctx, security, targets, n, lanes, err, errlen) != 0)
+    self->hand = (bctx_hand_t) { self->sender, NULL, &self->base.busy, NULL };
+    if (bctx_reactor_open_lanes (self, zctx, security, targets, n, lanes, err, errlen) != 0)
         goto fail;
     for (size_t i = 0; i < bctx_feed_size (self->base.feed); i++)
         self->base.checkpoints[i] = self->base.shown[i]
