@@ -4,7 +4,8 @@
 #   1. durable Deposits over 1000 accounts: commands/s, p50, p99 for 1, 16
 #      and 64 clients (accounts context alone);
 #   2. the bank (accounts + transfers): live lag of the balances projection
-#      under 16-client Deposit load, and end-to-end transfers/s;
+#      under 16-client Deposit load, and end-to-end transfers/s, with the
+#      transfer-process reactor on BENCH_LANES lanes (default 64);
 #   3. projection catch-up over a 1 000 000-event log;
 #   4. the pause a client sees while a context is reloaded (a handover
 #      between two context processes), 20 times;
@@ -43,8 +44,10 @@ stop_host () { kill -INT $host; wait $host 2>/dev/null || true; host=""; }
 get () { echo "$1" | sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p"; }
 
 ACCOUNTS="[{\"name\": \"accounts\", \"plugin\": \"$(pwd)/plugins/accounts/accounts.so\"}]"
+LANES=${BENCH_LANES:-64}
 BANK="[{\"name\": \"accounts\", \"plugin\": \"$(pwd)/plugins/accounts/accounts.so\"},
-       {\"name\": \"transfers\", \"plugin\": \"$(pwd)/plugins/transfers/transfers.so\"}]"
+       {\"name\": \"transfers\", \"plugin\": \"$(pwd)/plugins/transfers/transfers.so\",
+        \"reactor_lanes\": $LANES}]"
 
 echo "bctx $(git describe --always --dirty 2>/dev/null || echo '?') on $(nproc) cores," \
      "$(date -u +%Y-%m-%d); ${SECONDS_EACH}s per load row"
@@ -92,7 +95,7 @@ echo "   16 clients of Deposits: $(get "$r" per_second) commands/s;" \
      "balances projection lag after the ack: p50 $(get "$r" lag_p50_us) us," \
      "p99 $(get "$r" lag_p99_us) us ($(get "$r" probes) probes)"
 r=$(./bin/bctx-bench -e "$endpoint" --clients 16 --accounts 1000 --seconds 60 --transfers 5000)
-echo "   transfers end to end (request, withdraw, deposit, complete; 16 clients):" \
+echo "   transfers end to end (request, withdraw, deposit, complete; 16 clients; reactor_lanes $LANES):" \
      "$(get "$r" per_second) transfers/s ($(get "$r" done) in $(get "$r" seconds) s)"
 stop_host
 

@@ -25,7 +25,7 @@ typedef void (bctx_lanes_poll_fn) (void *arg);
  * NULL when a thread could not be made. */
 bctx_lanes_t *bctx_lanes_new (size_t n);
 
-#define BCTX_LANES_MAX 16
+#define BCTX_LANES_MAX 64
 
 /* How many lanes. */
 size_t bctx_lanes_size (const bctx_lanes_t *self);
