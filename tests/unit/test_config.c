@@ -401,6 +401,14 @@ test_numbers_out_of_range (void **state)
                "host.max_events_per_command: expected an integer from 1 to 100000", NULL);
     s_refused ("{\"host\": {\"max_events_per_command\": 100001}, " ONE_CONTEXT "}",
                "host.max_events_per_command:", NULL);
+    s_refused ("{\"contexts\": [{\"name\": \"a\", \"plugin\": \"a.so\", \"reactor_lanes\": 0}]}",
+               "contexts[0].reactor_lanes: expected an integer from 1 to 64", NULL);
+    s_refused ("{\"contexts\": [{\"name\": \"a\", \"plugin\": \"a.so\", \"reactor_lanes\": 65}]}",
+               "contexts[0].reactor_lanes:", NULL);
+    bctx_config_t *c = s_accepted ("{\"contexts\": [{\"name\": \"a\", \"plugin\": \"a.so\", "
+                                   "\"reactor_lanes\": 64}]}");
+    assert_int_equal (c->contexts[0].reactor_lanes, 64);
+    bctx_config_destroy (&c);
 }
 
 static void
