@@ -3,7 +3,8 @@
  * fresh) maps the notes of the process it will replace without touching
  * them (the process keeps writing through its own map, and a crash is
  * still counted against the event it noted), while a fresh start empties
- * them; a note is the event in hand until its handler returns.
+ * them; a note is the event in hand until its handler returns; a reactor
+ * lane's note counts for its reactor.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +41,8 @@ s_remove (char *dir)
 {
     char path[700];
     snprintf (path, sizeof path, "%s/run/state-fault", dir);
+    unlink (path);
+    snprintf (path, sizeof path, "%s/run/park-fault.json", dir);
     unlink (path);
     snprintf (path, sizeof path, "%s/run", dir);
     rmdir (path);
@@ -98,11 +101,51 @@ test_a_standby_keeps_the_running_process_notes (void **state)
     s_remove (data);
 }
 
+/* The notes of lane 3 ("reactor r" BCTX_POISON_LANE "3") are counted for
+ * "reactor r": at the third end the event is parked for it, and only
+ * that event (the other lane's, counted once, is not). */
+static void
+test_a_lane_counts_for_its_reactor (void **state)
+{
+    (void) state;
+    char *data = s_data ();
+    json_t *crashes = json_object ();
+    char lane3[64], lane1[64];
+    snprintf (lane3, sizeof lane3, "reactor r%c3", BCTX_POISON_LANE);
+    snprintf (lane1, sizeof lane1, "reactor r%c1", BCTX_POISON_LANE);
+    for (int end = 1; end <= BCTX_POISON_LIMIT; end++) {
+        bctx_poison_t *p = bctx_poison_open (data, "fault", 1);
+        assert_non_null (p);
+        bctx_slot_t *slot = bctx_poison_slot (p, lane3);
+        assert_non_null (slot);
+        bctx_event_t ev = s_event (5);
+        bctx_slot_enter (slot, &ev);
+        if (end == 1) {            /* beside it once, on another lane */
+            bctx_event_t other = s_event (6);
+            bctx_slot_enter (bctx_poison_slot (p, lane1), &other);
+        }
+        int parked = bctx_poison_count (data, "fault", crashes);
+        assert_int_equal (parked, end == BCTX_POISON_LIMIT);
+        bctx_poison_close (&p);
+    }
+    bctx_poison_t *p = bctx_poison_open (data, "fault", 1);
+    assert_true (bctx_poison_parked (p, "reactor r", "fault", 5));
+    assert_false (bctx_poison_parked (p, "reactor r", "fault", 6));
+    assert_false (bctx_poison_parked (p, lane3, "fault", 5));
+    json_t *list = bctx_poison_list (p, "reactor r");
+    assert_int_equal (json_array_size (list), 1);
+    json_decref (list);
+    bctx_poison_close (&p);
+    json_decref (crashes);
+    s_remove (data);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_a_standby_keeps_the_running_process_notes),
+        cmocka_unit_test (test_a_lane_counts_for_its_reactor),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
