@@ -57,7 +57,7 @@ endif
 
 HOST_MODULES := util errors pidfile runner config config_context endpoint log host_api loader store readside datadir bus protocol security \
                 worker worker_link dedup decided cache feed consumer projection sender reactor bridge \
-                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main http metrics server
+                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames histogram figures relay gather context_main http metrics server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o)
 HEADERS      := $(wildcard host/*.h) plugin-api/bctx/plugin.h plugin-api/bctx/testing.h
 
