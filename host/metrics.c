@@ -282,7 +282,8 @@ s_remote (bctx_buf_t *b, json_t *bridges, json_t *peers)
                 s_sample (b, fields[f].name, labels, json_number_value (v));
         }
     }
-    static const char *const states[] = { "connecting", "live", "catching up", "down", NULL };
+    static const char *const states[] = { "connecting", "catching up", "live", "down",
+                                          "diverged", NULL };
     s_states (b, bridges, "context", "peer", "bctx_bridge_state",
               "the bridge's state (1 for the one it is in)", states);
     s_series (b, peers, "peer", "bctx_peer_forwarded_commands_total", "counter",
