@@ -60,7 +60,7 @@ endif
 
 HOST_MODULES := util errors pidfile runner config config_context config_paths endpoint log host_api loader store readside datadir bus protocol security \
                 worker worker_link dedup decided cache feed consumer projection sender lanes reactor reactor_lanes bridge \
-                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames relay gather context_main http console metrics server
+                loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames histogram figures relay gather context_main http console metrics server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o) $(O)/obj/host/console_assets.o
 # The web console's files, embedded by console_assets.S (.incbin).
 CONSOLE_FILES := host/console/index.html host/console/console.css host/console/console.js

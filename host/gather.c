@@ -87,6 +87,7 @@ s_stats_reply (bctx_gather_t *self, s_gather_t *g)
             json_object_set_new (contexts, children[i]->name, c);
         }
         json_object_set_new (c, "process", bctx_supervise_process (children[i]));
+        bctx_figures_report (bctx_relay_figures (self->relay), children[i]->name, c);
     }
     const bctx_api_counters_t *k = bctx_api_counters (self->api);
     return bctx_reply_dump_new (json_pack (

@@ -36,7 +36,7 @@ bctx_hold_add (bctx_hold_t *self, const char *name, const bctx_request_t *req,
     bctx_held_t *h = &self->held[self->n_held++];
     *h = (bctx_held_t) { .name = strdup (name), .text = strndup (req->text, req->text_len),
                          .len = req->text_len, .env_len = req->envelope_len,
-                         .delimiter = req->delimiter };
+                         .delimiter = req->delimiter, .admitted = bctx_now () };
     memcpy (h->env, req->envelope, req->envelope_len);
     snprintf (h->what, sizeof h->what, "%s", what);
 }

@@ -20,6 +20,7 @@ typedef struct bctx_held {
     size_t env_len;               /* its length */
     int delimiter;                /* the client sent an empty frame first */
     char what[160];               /* the command, for an obituary */
+    double admitted;              /* monotonic: when it came (its latency's start) */
 } bctx_held_t;
 
 /* The contexts held and their commands.  Zeroed: none. */

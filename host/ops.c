@@ -369,7 +369,7 @@ s_context_stats (bctx_registry_t *registry)
         int64_t batches = atomic_load (&s->batches);
         int64_t commands = atomic_load (&s->commands);
         json_object_set_new (contexts, bctx_worker_name (w), json_pack (
-            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:o}",
             "position", (json_int_t) atomic_load (&s->position),
             "commands", (json_int_t) commands,
             "accepted", (json_int_t) atomic_load (&s->accepted),
@@ -378,7 +378,8 @@ s_context_stats (bctx_registry_t *registry)
             "duplicates", (json_int_t) atomic_load (&s->duplicates),
             "events", (json_int_t) atomic_load (&s->events),
             "commits", (json_int_t) batches,
-            "commands_per_commit", batches ? (double) commands / (double) batches : 0.0));
+            "commands_per_commit", batches ? (double) commands / (double) batches : 0.0,
+            "commit_seconds", bctx_histogram_json (&s->commit_seconds)));
     }
     return contexts;
 }

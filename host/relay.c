@@ -44,6 +44,8 @@ typedef struct {
     size_t env_len;               /* its length */
     int delimiter;                /* the client sent an empty frame first */
     char what[160];               /* the command, for an obituary, or "" */
+    bctx_histogram_t *latency;    /* a command's context's latency (figures.h), or NULL */
+    double admitted;              /* monotonic: when the command was admitted */
     bctx_relay_fn *fn;            /* S_ASK: who takes the reply */
     void *arg;                    /* its argument */
 } s_pending_t;
@@ -62,6 +64,7 @@ struct bctx_relay {
     void *child_arg;              /* its argument */
     s_idle_t *idles;              /* children whose commands in flight are awaited */
     size_t n_idles;               /* how many */
+    bctx_figures_t *figures;      /* each context's latency and reloads */
 };
 
 static void s_on_exit (void *arg, bctx_child_t *child);
@@ -73,7 +76,8 @@ bctx_relay_t *
 bctx_relay_new (bctx_registry_t *registry, bctx_api_t *api, bctx_supervise_t *supervise)
 {
     bctx_relay_t *self = calloc (1, sizeof *self);
-    *self = (bctx_relay_t) { .registry = registry, .api = api, .supervise = supervise };
+    *self = (bctx_relay_t) { .registry = registry, .api = api, .supervise = supervise,
+                             .figures = bctx_figures_new () };
     bctx_supervise_on_exit (supervise, s_on_exit, self);
     return self;
 }
@@ -164,6 +168,8 @@ bctx_relay_send (bctx_relay_t *self, bctx_request_t *req, const char *name)
     p->deadline = bctx_now () + (double) (config->handler_timeout_ms + 2000) / 1000.0;
     s_return_to (p, req);
     s_what (req, p->what, sizeof p->what);
+    p->latency = bctx_figures_commands (self->figures, name);
+    p->admitted = bctx_now ();
     self->in_flight++;
     return NULL;
 }
@@ -285,6 +291,8 @@ s_deliver (bctx_relay_t *self, bctx_child_t *c, uint64_t tag, const char *body, 
     switch (p.kind) {
     case S_CLIENT:
         bctx_api_send (self->api, p.env, p.env_len, p.delimiter, reply);
+        if (p.latency)
+            bctx_histogram_observe (p.latency, bctx_now () - p.admitted);
         s_check_idle (self, c);
         break;
     case S_PROBE:
@@ -452,6 +460,8 @@ s_fail (bctx_relay_t *self, size_t i, const char *why)
                                         p->child->name, why);
         bctx_api_send (self->api, p->env, p->env_len, p->delimiter, reply);
         free (reply);
+        if (p->latency)
+            bctx_histogram_observe (p->latency, bctx_now () - p->admitted);
     }
     if (p->kind == S_PROBE)
         p->child->probing = 0;
@@ -574,6 +584,12 @@ bctx_relay_in_flight (const bctx_relay_t *self)
     return self->in_flight;
 }
 
+bctx_figures_t *
+bctx_relay_figures (bctx_relay_t *self)
+{
+    return self->figures;
+}
+
 /* Answers held command h (taken out of the hold) "unavailable" (why). */
 static void
 s_held_fail (bctx_relay_t *self, const bctx_held_t *h, const char *why)
@@ -583,6 +599,8 @@ s_held_fail (bctx_relay_t *self, const bctx_held_t *h, const char *why)
                                     why);
     bctx_api_send (self->api, h->env, h->env_len, h->delimiter, reply);
     free (reply);
+    bctx_histogram_observe (bctx_figures_commands (self->figures, h->name),
+                            bctx_now () - h->admitted);
     self->in_flight--;
 }
 
@@ -621,6 +639,8 @@ bctx_relay_unhold (bctx_relay_t *self, const char *name)
         p->env_len = h->env_len;
         p->delimiter = h->delimiter;
         memcpy (p->what, h->what, sizeof p->what);
+        p->latency = bctx_figures_commands (self->figures, name);
+        p->admitted = h->admitted;
     }
     bctx_held_free (held, n);
 }
@@ -685,6 +705,7 @@ bctx_relay_destroy (bctx_relay_t **self_p)
     bctx_supervise_on_exit (self->supervise, NULL, NULL);
     free (self->pending);
     free (self->idles);
+    bctx_figures_destroy (&self->figures);
     free (self);
     *self_p = NULL;
 }

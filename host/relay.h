@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "figures.h"
 #include "loop.h"
 #include "registry.h"
 #include "supervise.h"
@@ -64,6 +65,11 @@ int bctx_relay_all_up (bctx_relay_t *self);
 
 /* Commands passed to context processes and not answered yet. */
 int64_t bctx_relay_in_flight (const bctx_relay_t *self);
+
+/* Each context's command latency (from bctx_relay_send's admission, or
+ * its hold, to the reply that goes out) and reloads.  Return: borrowed,
+ * the relay's. */
+bctx_figures_t *bctx_relay_figures (bctx_relay_t *self);
 
 /* Answers "unavailable" to everything still waiting (at the end). */
 void bctx_relay_abandon (bctx_relay_t *self);

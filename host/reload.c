@@ -107,6 +107,15 @@ s_finish (bctx_reload_t *self, s_handover_t *h, char *reply)
     s_forget (self, h);
 }
 
+/* Counts handover h's outcome (BCTX_RELOAD_*) and, once its commands
+ * were held, how long they were (until now: they are let go). */
+static void
+s_count (bctx_reload_t *self, const s_handover_t *h, int outcome)
+{
+    double pause = h->held_at > 0 ? bctx_now () - h->held_at : -1;
+    bctx_figures_reload (bctx_relay_figures (self->relay), h->name, outcome, pause);
+}
+
 /* A handover that failed before its switch: the standby ends, the held
  * commands go to the old process, which served all along (or, when it
  * ended or was killed, to the old version's next process); its context
@@ -120,6 +129,7 @@ s_give_up (bctx_reload_t *self, s_handover_t *h, const char *code, const char *w
                           : "the old version starts again";
     if (h->next && !h->next->retired)
         bctx_supervise_retire (self->supervise, h->next, 0);
+    s_count (self, h, BCTX_RELOAD_FAILED);
     bctx_relay_unhold (self->relay, h->name);
     bctx_child_t *c = bctx_supervise_find (self->supervise, h->name);
     if (c)
@@ -136,6 +146,7 @@ s_roll_back (bctx_reload_t *self, s_handover_t *h, const char *why)
     if (h->next && !h->next->retired)
         bctx_supervise_retire (self->supervise, h->next, 0);
     bctx_supervise_reinstate (self->supervise, h->old);
+    s_count (self, h, BCTX_RELOAD_ROLLED_BACK);
     bctx_relay_unhold (self->relay, h->name);
     snprintf (h->old->last_reload_error, sizeof h->old->last_reload_error,
               "%s; rolled back to the previous version", why);
@@ -234,6 +245,7 @@ s_taken (void *arg, bctx_child_t *next, const char *reply)
     }
     bctx_supervise_promote (self->supervise, next, h->old);
     bctx_relay_promoted (self->relay, next);
+    s_count (self, h, BCTX_RELOAD_OK);
     bctx_relay_unhold (self->relay, h->name);
     double now = bctx_now (), pause = now - h->held_at;
     const char *version = json_string_value (json_object_get (r, "version"));
@@ -392,8 +404,10 @@ bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
     const bctx_config_t *config = self->registry->config;
     const char *name = config->contexts[ctx].name;
     char *refused = s_check (self, ctx, path ? path : config->contexts[ctx].plugin, code);
-    if (refused)
+    if (refused) {
+        bctx_figures_reload (bctx_relay_figures (self->relay), name, BCTX_RELOAD_FAILED, -1);
         return refused;
+    }
     if (envelope_len > sizeof self->handovers[0]->env) {
         *code = BCTX_E_BAD_REQUEST;
         return bctx_reply_error (BCTX_E_BAD_REQUEST, "routing id too long");
@@ -403,6 +417,7 @@ bctx_reload_start (bctx_reload_t *self, size_t ctx, const char *path,
     bctx_child_t *next = bctx_supervise_standby (self->supervise, name, path, deadline,
                                                  err, sizeof err);
     if (!next) {
+        bctx_figures_reload (bctx_relay_figures (self->relay), name, BCTX_RELOAD_FAILED, -1);
         *code = BCTX_E_INTERNAL;
         bctx_log (BCTX_LOG_ERROR, "context %s: reload failed: %s", name, err);
         return bctx_reply_error (BCTX_E_INTERNAL, "reload failed, the old version keeps "

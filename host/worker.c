@@ -383,8 +383,13 @@ s_batch (bctx_worker_t *self, s_pending_t *batch, size_t n)
                 failed = 1;
         }
         bctx_busy_end (&self->stats.busy);
-        if (!failed && bctx_store_commit (self->store) != 0)
-            failed = 1;
+        if (!failed) {
+            /* The durable COMMIT, its fsync included. */
+            double t0 = bctx_now ();
+            failed = bctx_store_commit (self->store) != 0;
+            if (!failed)
+                bctx_histogram_observe (&self->stats.commit_seconds, bctx_now () - t0);
+        }
     }
     if (failed) {
         /* Nothing of this batch is durable: say so to every client, and

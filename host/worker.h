@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "decided.h"   /* bctx_decided_check, declared here before */
+#include "histogram.h"
 #include "loader.h"
 #include "util.h"
 
@@ -66,6 +67,7 @@ typedef struct bctx_worker_stats {
     _Atomic int64_t events;       /* events appended and committed */
     _Atomic int64_t position;     /* last committed position */
     bctx_busy_t busy;             /* decide and evolve running (the watchdog's) */
+    bctx_histogram_t commit_seconds; /* each commit's COMMIT, its fsync included */
 } bctx_worker_stats_t;
 
 typedef struct bctx_worker bctx_worker_t;

@@ -1,8 +1,9 @@
 /*
  * test_http - the HTTP/JSON gateway of a real host: each route, the
  * error statuses, admin refusal without and with the token, an oversize
- * body, and /metrics parsed by python3-prometheus-client.  The client is
- * curl.
+ * body, and /metrics parsed by python3-prometheus-client (every family
+ * typed; commands, their latency histogram and commit time moving with
+ * commands; a reload counted with its pause).  The client is curl.
  */
 #include "harness.h"
 
@@ -134,43 +135,144 @@ test_admin (void **state)
     free (body);
 }
 
-/* bctx_commands_total{context="accounts",outcome="accepted"} as
- * python3-prometheus-client's parser reads it from /metrics, or -1. */
-static double
-s_accepted (void)
+/* /metrics as python3-prometheus-client's parser reads it:
+ * {"types": {family: type}, "samples": [[name, {label: value}, number]]}.
+ * Return: new. */
+static json_t *
+s_scrape (void)
 {
     char *body;
     assert_int_equal (s_curl (&body, "GET", "/metrics", NULL), 200);
     free (body);
     char cmd[1200], out[400];
     snprintf (out, sizeof out, "%s/curl.out", s_host.dir);
-    snprintf (cmd, sizeof cmd, "/usr/bin/python3 -c 'import sys\n"
+    snprintf (cmd, sizeof cmd, "/usr/bin/python3 -c 'import sys, json\n"
               "from prometheus_client.parser import text_string_to_metric_families as f\n"
-              "v = -1\n"
+              "types, samples = {}, []\n"
               "for m in f(open(sys.argv[1]).read()):\n"
-              "  for s in m.samples:\n"
-              "    if s.name == \"bctx_commands_total\" and s.labels == "
-              "{\"context\": \"accounts\", \"outcome\": \"accepted\"}: v = s.value\n"
-              "print(v)' '%s'", out);
+              "  types[m.name] = m.type\n"
+              "  samples += [[s.name, s.labels, s.value] for s in m.samples]\n"
+              "print(json.dumps({\"types\": types, \"samples\": samples}))' '%s'", out);
     FILE *p = popen (cmd, "r");
     assert_non_null (p);
-    double v = -2;
-    if (fscanf (p, "%lf", &v) != 1)
-        v = -3;
+    char *text = calloc (1, 1 << 20);
+    size_t len = fread (text, 1, (1 << 20) - 1, p);
+    text[len] = '\0';
     assert_int_equal (pclose (p), 0);
-    return v;
+    json_t *scrape = h_json (text);
+    free (text);
+    assert_non_null (scrape);
+    return scrape;
 }
 
+/* labels' value of key, or "" (borrowed). */
+static const char *
+s_label (const json_t *labels, const char *key)
+{
+    const char *v = h_str (labels, key);
+    return v ? v : "";
+}
+
+/* The value of sample name whose labels are context="accounts" and, when
+ * key is given, key=value; -1 when there is none. */
+static double
+s_value (json_t *scrape, const char *name, const char *key, const char *value)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach (json_object_get (scrape, "samples"), i, s) {
+        json_t *labels = json_array_get (s, 1);
+        if (strcmp (json_string_value (json_array_get (s, 0)), name) != 0
+            || json_object_size (labels) != (key ? 2u : 1u)
+            || strcmp (s_label (labels, "context"), "accounts") != 0
+            || (key && strcmp (s_label (labels, key), value) != 0))
+            continue;
+        return json_number_value (json_array_get (s, 2));
+    }
+    return -1;
+}
+
+/* Every family has its # TYPE: none is "unknown" to the parser. */
+static void
+s_all_typed (json_t *scrape)
+{
+    const char *name;
+    json_t *type;
+    json_object_foreach (json_object_get (scrape, "types"), name, type) {
+        if (strcmp (json_string_value (type), "unknown") == 0)
+            fprintf (stderr, "family %s has no # TYPE\n", name);
+        assert_string_not_equal (json_string_value (type), "unknown");
+    }
+    assert_true (json_object_size (json_object_get (scrape, "types")) > 30);
+}
+
+/* accounts' buckets of histogram name are cumulative and end in +Inf,
+ * equal to its _count.  Return that count. */
+static double
+s_histogram (json_t *scrape, const char *name)
+{
+    char bucket[128], count[128];
+    snprintf (bucket, sizeof bucket, "%s_bucket", name);
+    snprintf (count, sizeof count, "%s_count", name);
+    double last_le = -1, last = 0;
+    int buckets = 0;
+    size_t i;
+    json_t *s;
+    json_array_foreach (json_object_get (scrape, "samples"), i, s) {
+        json_t *labels = json_array_get (s, 1);
+        if (strcmp (json_string_value (json_array_get (s, 0)), bucket) != 0
+            || strcmp (s_label (labels, "context"), "accounts") != 0)
+            continue;
+        double le = strtod (s_label (labels, "le"), NULL);
+        double v = json_number_value (json_array_get (s, 2));
+        assert_true (le > last_le);          /* in order of their bounds */
+        assert_true (v >= last);             /* cumulative */
+        last_le = le, last = v;
+        buckets++;
+    }
+    assert_int_equal (buckets, 16);
+    assert_true (last_le > 1e300);           /* the last is +Inf */
+    assert_true (last == s_value (scrape, count, NULL, NULL));
+    return last;
+}
+
+/* Commands, their latency and commits move with commands; a reload
+ * counts once as "ok" with one pause; the command latency lives in the
+ * supervisor, so it goes on across the reload's new process. */
 static void
 test_metrics (void **state)
 {
     (void) state;
-    double before = s_accepted ();
-    assert_true (before >= 0);
+    enum { N = 5 };
+    json_t *m = s_scrape ();
+    s_all_typed (m);
+    double accepted = s_value (m, "bctx_commands_total", "outcome", "accepted");
+    double commands = s_histogram (m, "bctx_command_duration_seconds");
+    double reloads = s_value (m, "bctx_reloads_total", "outcome", "ok");
+    double pauses = s_histogram (m, "bctx_reload_pause_seconds");
+    assert_true (accepted >= 0 && reloads >= 0);
+    json_decref (m);
+    for (int i = 0; i < N; i++)
+        s_expect ("POST", "/contexts/accounts/commands/Deposit",
+                  "-d '{\"account\":\"a1\",\"amount\":1}'", 200, NULL);
+    m = s_scrape ();
+    s_all_typed (m);
+    assert_true (s_value (m, "bctx_commands_total", "outcome", "accepted") == accepted + N);
+    double after = s_histogram (m, "bctx_command_duration_seconds");
+    assert_true (after >= commands + N);
+    assert_true (s_histogram (m, "bctx_commit_duration_seconds") > 0);
+    assert_true (s_value (m, "bctx_commit_duration_seconds_sum", NULL, NULL) > 0);
+    json_decref (m);
+    s_expect ("POST", "/contexts/accounts/reload", "-H 'Authorization: Bearer s3cret'", 200,
+              NULL);
     s_expect ("POST", "/contexts/accounts/commands/Deposit",
               "-d '{\"account\":\"a1\",\"amount\":1}'", 200, NULL);
-    double after = s_accepted ();
-    assert_true (after == before + 1);
+    m = s_scrape ();
+    s_all_typed (m);
+    assert_true (s_value (m, "bctx_reloads_total", "outcome", "ok") == reloads + 1);
+    assert_true (s_histogram (m, "bctx_reload_pause_seconds") == pauses + 1);
+    assert_true (s_histogram (m, "bctx_command_duration_seconds") >= after + 1);
+    json_decref (m);
 }
 
 /* Reads an SSE stream from path (with curl's extra arguments) for at most
