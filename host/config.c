@@ -372,6 +372,8 @@ s_read_context (bctx_config_t *self, size_t i, json_t *c, char *err,
         s_fail (err, errlen, file, "%s.plugin: missing", where);
         return -1;
     }
+    if (cc->plugin[0] != '/')
+        snprintf (cc->plugin_given, sizeof cc->plugin_given, "%s", cc->plugin);
     char *plugin = bctx_config_resolve (self->folder, cc->plugin);
     free (cc->plugin);
     cc->plugin = plugin;

@@ -39,6 +39,8 @@ typedef struct bctx_context_config {
     char *plugin;            /* path of the plugin .so, absolute (as written
                                 when it was, else resolved against the
                                 config file's folder) */
+    char plugin_given[256];  /* contexts[].plugin as written when it was
+                                relative (for messages), else "" */
     json_t *settings;        /* handed to the plugin's init; JSON null if absent */
     int watch;               /* reload when the plugin file changes */
     size_t max_rss_mb;       /* contexts[].max_rss_mb: restart its context process

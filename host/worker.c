@@ -490,9 +490,12 @@ bctx_worker_new (void *zctx, const bctx_config_t *config, size_t index, int *fai
                  char *err, size_t errlen)
 {
     const bctx_context_config_t *cc = &config->contexts[index];
-    char where[48];
+    char where[600];
     if (config->standby)
         snprintf (where, sizeof where, "reload");
+    else if (cc->plugin_given[0] && config->folder)
+        snprintf (where, sizeof where, "contexts[%zu].plugin \"%s\" (relative to the config "
+                  "file's folder %s)", cc->index, cc->plugin_given, config->folder);
     else
         snprintf (where, sizeof where, "contexts[%zu].plugin", cc->index);
     bctx_worker_t *self = calloc (1, sizeof *self);

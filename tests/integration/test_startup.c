@@ -236,7 +236,8 @@ test_relative_missing_names_folder (void **state)
         if (code != 1)
             fail_msg ("exit %d, log:\n%s", code, err);
         if (k == 0) {
-            snprintf (text, sizeof text, "contexts[0].plugin: %s/plugins/missing.so: No such file",
+            snprintf (text, sizeof text, "contexts[0].plugin \"plugins/missing.so\" (relative to "
+                      "the config file's folder %s): %s/plugins/missing.so: No such file", real,
                       real);
         } else {
             snprintf (text, sizeof text, "host.plugin_dirs[0]: nodir (relative to the config "
