@@ -751,3 +751,18 @@ h_http (const h_host_t *h, const char *method, const char *url, const char *extr
     *body = text ? text : calloc (1, 1);
     return status;
 }
+
+int
+h_sh (const char *fmt, ...)
+{
+    char *line = NULL;
+    va_list ap;
+    va_start (ap, fmt);
+    int n = vasprintf (&line, fmt, ap);
+    va_end (ap);
+    if (n < 0)
+        return -1;
+    int rc = system (line);
+    free (line);
+    return rc;
+}

@@ -192,6 +192,10 @@ long h_number_after (const char *text, const char *line, const char *after);
  * a zombie that is no child of ours).  Return 1 when it is, else 0. */
 int h_gone (pid_t pid, int timeout_ms);
 
+/* Runs `sh -c LINE`, LINE built printf-style.  Return its exit status
+ * (as system() gives it). */
+int h_sh (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
 /* --- HTTP --------------------------------------------------------------- */
 
 /* One HTTP request with curl (20 s at most): method to url, with curl's

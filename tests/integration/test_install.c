@@ -39,22 +39,6 @@ static const char s_plugin[] =
     "    .version = \"0.1.0\", .commands = s_cmds, .evolve = s_evolve);\n"
     "BCTX_DECLARE_CONTEXT (s_ctx)\n";
 
-/* Runs a shell command line built printf-style.  Return its exit status. */
-static int s_sh (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static int
-s_sh (const char *fmt, ...)
-{
-    char *line = NULL;
-    va_list ap;
-    va_start (ap, fmt);
-    int n = vasprintf (&line, fmt, ap);
-    va_end (ap);
-    assert_true (n > 0);
-    int rc = system (line);
-    free (line);
-    return rc;
-}
-
 static void
 test_install_build_load_send (void **state)
 {
@@ -65,7 +49,7 @@ test_install_build_load_send (void **state)
     char build[1024], prefix[512];
     snprintf (build, sizeof build, "%s", h_build ());
     snprintf (prefix, sizeof prefix, "%s/prefix", h.dir);
-    assert_int_equal (s_sh ("make -s -C '%s' O='%s' PREFIX='%s' DESTDIR= install >/dev/null",
+    assert_int_equal (h_sh ("make -s -C '%s' O='%s' PREFIX='%s' DESTDIR= install >/dev/null",
                             source ? source : ".", build, prefix), 0);
     char path[1024];
     snprintf (path, sizeof path, "%s/plugin.c", h.dir);
@@ -74,7 +58,7 @@ test_install_build_load_send (void **state)
     fputs (s_plugin, f);
     fclose (f);
     /* Only pkg-config says where the headers are. */
-    assert_int_equal (s_sh ("cd '%s' && PKG_CONFIG_PATH='%s/lib/pkgconfig' sh -c "
+    assert_int_equal (h_sh ("cd '%s' && PKG_CONFIG_PATH='%s/lib/pkgconfig' sh -c "
                             "'cc -std=c11 -Wall -Werror plugin.c -o inventory.so "
                             "$(pkg-config --cflags --libs bctx-plugin) -shared -fPIC'",
                             h.dir, prefix), 0);
@@ -95,9 +79,9 @@ test_install_build_load_send (void **state)
     assert_non_null (strstr (text, "\"s1\""));
     free (text);
     json_decref (events);
-    assert_int_equal (s_sh ("make -s -C '%s' O='%s' PREFIX='%s' DESTDIR= uninstall",
+    assert_int_equal (h_sh ("make -s -C '%s' O='%s' PREFIX='%s' DESTDIR= uninstall",
                             source ? source : ".", build, prefix), 0);
-    assert_int_equal (s_sh ("test -d '%s' && test -z \"$(find '%s' -type f)\"", prefix,
+    assert_int_equal (h_sh ("test -d '%s' && test -z \"$(find '%s' -type f)\"", prefix,
                             prefix), 0);
     assert_int_equal (h_teardown (&h), 0);
     setenv ("BCTX_BUILD", build, 1);
@@ -123,7 +107,7 @@ test_new_context (void **state)
     snprintf (prefix, sizeof prefix, "%s/prefix", h.dir);
     snprintf (dir, sizeof dir, "%s/src/inventory", h.dir);
     snprintf (pc, sizeof pc, "PKG_CONFIG_PATH='%s/lib/pkgconfig'", prefix);
-    assert_int_equal (s_sh ("make -s -C '%s' O='%s' PREFIX='%s' DESTDIR= install >/dev/null",
+    assert_int_equal (h_sh ("make -s -C '%s' O='%s' PREFIX='%s' DESTDIR= install >/dev/null",
                             source ? source : ".", build, prefix), 0);
     setenv ("BCTX_BUILD", prefix, 1);
     char *out = NULL;
@@ -135,8 +119,8 @@ test_new_context (void **state)
     json_decref (j);
     free (out);
     /* Its Makefile builds it with only pkg-config, and its test passes. */
-    assert_int_equal (s_sh ("%s make -s -C '%s' >/dev/null", pc, dir), 0);
-    assert_int_equal (s_sh ("%s make -s -C '%s' test >'%s/unit.out' 2>&1", pc, dir, h.dir), 0);
+    assert_int_equal (h_sh ("%s make -s -C '%s' >/dev/null", pc, dir), 0);
+    assert_int_equal (h_sh ("%s make -s -C '%s' test >'%s/unit.out' 2>&1", pc, dir, h.dir), 0);
     char path[1024];
     snprintf (path, sizeof path, "%s/unit.out", h.dir);
     FILE *f = fopen (path, "r");
@@ -148,11 +132,11 @@ test_new_context (void **state)
     h_assert_contains (text, "[  PASSED  ] 5 test(s).");
     /* Twice: refused, exit 2, naming a file, and the file kept. */
     snprintf (path, sizeof path, "%s/inventory.c", dir);
-    assert_int_equal (s_sh ("echo '/* mine */' >> '%s'", path), 0);
-    assert_int_equal (s_sh ("'%s/bin/bctx' new-context inventory '%s' 2>'%s/again.err'", prefix,
+    assert_int_equal (h_sh ("echo '/* mine */' >> '%s'", path), 0);
+    assert_int_equal (h_sh ("'%s/bin/bctx' new-context inventory '%s' 2>'%s/again.err'", prefix,
                             dir, h.dir) >> 8, 2);
-    assert_int_equal (s_sh ("grep -q 'inventory.c exists already' '%s/again.err'", h.dir), 0);
-    assert_int_equal (s_sh ("tail -1 '%s' | grep -q mine", path), 0);
+    assert_int_equal (h_sh ("grep -q 'inventory.c exists already' '%s/again.err'", h.dir), 0);
+    assert_int_equal (h_sh ("tail -1 '%s' | grep -q mine", path), 0);
     char *a2[] = { "bctx", "new-context", "no/good", NULL };
     assert_int_equal (s_bctx (&out, a2), 2);
     free (out);

@@ -105,22 +105,6 @@ test_key_typo_suggests (void **state)
     s_refused ("{\"contxts\": []}", "contxts: unknown key (did you mean contexts?)", NULL);
 }
 
-/* Runs `sh -c line` (built printf-style).  Return its exit status. */
-static int s_sh (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-static int
-s_sh (const char *fmt, ...)
-{
-    char *line = NULL;
-    va_list ap;
-    va_start (ap, fmt);
-    int n = vasprintf (&line, fmt, ap);
-    va_end (ap);
-    assert_true (n > 0);
-    int rc = system (line);
-    free (line);
-    return rc;
-}
-
 /* Writes h's config (h->config) with relative data and plugin paths, on
  * h's ports. */
 static void
@@ -159,7 +143,7 @@ test_relative_to_config_folder (void **state)
     assert_int_equal (h_init (&h), 0);
     char *root = realpath (h.dir, NULL);
     assert_non_null (root);
-    assert_int_equal (s_sh ("mkdir -p '%s/conf/plugins' '%s/elsewhere' && cp '%s' '%s' "
+    assert_int_equal (h_sh ("mkdir -p '%s/conf/plugins' '%s/elsewhere' && cp '%s' '%s' "
                             "'%s/conf/plugins/'", h.dir, h.dir,
                             h_path ("plugins/accounts/accounts.so"),
                             h_path ("plugins/transfers/transfers.so"), h.dir), 0);
