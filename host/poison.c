@@ -233,13 +233,16 @@ bctx_poison_count (const char *data, const char *context, json_t *crashes)
 {
     char path[4200];
     s_path (path, sizeof path, data, "state", context, "");
-    bctx_slot_t slots[BCTX_POISON_SLOTS];
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read (fd, slots, sizeof slots) : -1;
+    size_t size = BCTX_POISON_SLOTS * sizeof (bctx_slot_t);
+    bctx_slot_t *slots = malloc (size);
+    int fd = slots ? open (path, O_RDONLY | O_CLOEXEC) : -1;
+    ssize_t n = fd >= 0 ? read (fd, slots, size) : -1;
     if (fd >= 0)
         close (fd);
-    if (n != (ssize_t) sizeof slots)
+    if (n != (ssize_t) size) {
+        free (slots);
         return 0;
+    }
     s_path (path, sizeof path, data, "park", context, ".json");
     json_t *parked = s_load (path);
     int now = 0, changed = 0;
@@ -295,5 +298,6 @@ bctx_poison_count (const char *data, const char *context, json_t *crashes)
     if (changed)
         s_save (context, path, parked);
     json_decref (parked);
+    free (slots);
     return now;
 }

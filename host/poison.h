@@ -23,7 +23,9 @@
 #include "bctx/plugin.h"
 
 #define BCTX_POISON_LIMIT 3      /* ends of a process on one event before it is parked */
-#define BCTX_POISON_SLOTS 64     /* runners noted per context process */
+#define BCTX_POISON_SLOTS 512    /* runners noted per context process: each projection
+                                    and reactor, and each lane of a reactor (up to 64),
+                                    for the process and a standby beside it */
 #define BCTX_POISON_LANE '\x1f' /* "reactor NAME" BCTX_POISON_LANE "3": lane 3's slot,
                                     counted for "reactor NAME" */
 

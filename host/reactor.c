@@ -411,6 +411,7 @@ s_run (bctx_runner_t *runner, void *arg)
     bctx_reactor_runner_t *self = arg;
     bctx_log_set_context (self->base.context);
     self->hand.slot = self->base.slot;
+    self->hand.runner = self->base.runner;     /* made after the hand: its waits end at a stop */
     while (!self->stopping) {
         bctx_reactor_read_commands (self);
         int retry = self->retry_asked;
@@ -483,6 +484,10 @@ bctx_reactor_guard (bctx_reactor_runner_t *self, bctx_poison_t *poison)
         char who[160];
         snprintf (who, sizeof who, "%s%c%zu", self->base.who, BCTX_POISON_LANE, l);
         self->lane_hands[l].slot = bctx_poison_slot (poison, who);
+        if (poison && !self->lane_hands[l].slot)
+            bctx_log (BCTX_LOG_WARN, "%s: lane %zu has no poison slot left (%d in all): a "
+                      "crash there is not counted on its event", self->base.label, l,
+                      BCTX_POISON_SLOTS);
     }
 }
 

@@ -40,6 +40,7 @@ typedef struct {
     bctx_child_t *child;          /* where it went */
     int kind;                     /* S_* */
     double deadline;              /* monotonic: then "unavailable" */
+    double sent_at;               /* monotonic: when it went to the process */
     unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope (S_CLIENT) */
     size_t env_len;               /* its length */
     int delimiter;                /* the client sent an empty frame first */
@@ -104,7 +105,7 @@ s_pass_on (bctx_relay_t *self, bctx_child_t *child, const char *text, size_t len
     }
     self->pending = bctx_realloc (self->pending, (self->n_pending + 1) * sizeof *self->pending);
     s_pending_t *p = &self->pending[self->n_pending++];
-    *p = (s_pending_t) { .tag = tag, .child = child };
+    *p = (s_pending_t) { .tag = tag, .child = child, .sent_at = bctx_now () };
     return p;
 }
 
@@ -473,15 +474,18 @@ s_fail (bctx_relay_t *self, size_t i, const char *why)
         s_check_idle (self, was.child);
 }
 
-/* A client's command at child c went unanswered past its deadline.  A
- * process that is busy still answers others; one that has sent nothing
- * for as long is frozen (stopped, or its own watchdog cannot run), so
- * the supervisor ends it and it is started again. */
+/* A client's request at child c, sent at sent_at, went unanswered past
+ * its deadline.  A process that is busy still answers others; one that
+ * has sent nothing since, for handler_timeout_ms + 2 s, is frozen
+ * (stopped, or its own watchdog cannot run), so the supervisor ends it
+ * and it is started again.  Silence before the request does not count:
+ * an idle process says nothing. */
 static void
-s_check_frozen (bctx_relay_t *self, bctx_child_t *c, double now)
+s_check_frozen (bctx_relay_t *self, bctx_child_t *c, double sent_at, double now)
 {
     const bctx_config_t *config = self->registry->config;
-    double silent = now - c->heard_at, limit = (double) (config->handler_timeout_ms + 2000) / 1000.0;
+    double since = c->heard_at > sent_at ? c->heard_at : sent_at;
+    double silent = now - since, limit = (double) (config->handler_timeout_ms + 2000) / 1000.0;
     if (c->state != BCTX_CHILD_UP || c->killed != BCTX_KILL_NONE || silent < limit)
         return;
     snprintf (c->last_exit, sizeof c->last_exit, "hung: sent nothing for %.0f ms with a "
@@ -524,9 +528,10 @@ bctx_relay_tick (void *self_)
         }
         bctx_child_t *c = p->child;
         int client = p->kind == S_CLIENT;
+        double sent_at = p->sent_at;
         s_fail (self, i, "its process did not answer in time");
         if (client)
-            s_check_frozen (self, c, now);
+            s_check_frozen (self, c, sent_at, now);
     }
     return next;
 }

@@ -80,9 +80,10 @@ h_write_config (h_host_t *h)
      * (127.0.0.1:7780) is one for the whole machine. */
     int http = strstr (h->host_extra, "\"http\"") != NULL;
     fprintf (f, "{\"host\": {\"name\": \"test\", \"api\": \"%s\", \"publish\": \"%s\","
-                " \"data\": \"%s/data\"%s%s%s},\n \"contexts\": %s}\n",
+                " \"data\": \"%s/data\"%s%s%s},\n \"contexts\": %s%s%s}\n",
              h->endpoint, h->publish, h->dir, http ? "" : ", \"http\": false",
-             h->host_extra[0] ? ", " : "", h->host_extra, h->contexts);
+             h->host_extra[0] ? ", " : "", h->host_extra, h->contexts,
+             h->top_extra[0] ? ", " : "", h->top_extra);
     fclose (f);
     return 0;
 }

@@ -23,6 +23,7 @@ typedef struct h_host {
     char admin[320];        /* ipc://DIR/data/run/admin.sock: the admin endpoint */
     char contexts[4096];    /* the "contexts" JSON array text */
     char host_extra[1024];  /* extra "host" keys, e.g. "\"max_message\": 1024" */
+    char top_extra[1024];   /* extra top-level keys, e.g. "\"peers\": [...]" */
     pid_t pid;              /* the running bctx-host, or 0 */
     int faults_expected;    /* the test crashes plugin code on purpose: a
                                sanitizer's report in the log is no failure */

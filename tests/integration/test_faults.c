@@ -647,6 +647,53 @@ test_sigterm_with_a_hung_decide (void **state)
     assert_int_equal (h_cleanup (&h), 0);
 }
 
+/* A reactor that waits for a peer that does not answer (nothing listens
+ * on its port) still ends at SIGTERM at once: its wait and its back-off
+ * read the stop.  (A regression: its own thread's waits once missed it,
+ * and the process was killed at host.stop_timeout_ms.) */
+static void
+test_sigterm_with_a_reactor_waiting_on_a_peer (void **state)
+{
+    (void) state;
+    h_host_t h;
+    assert_int_equal (h_init (&h), 0);
+    int port = 30000 + (int) (getpid () % 5000) * 2;
+    snprintf (h.contexts, sizeof h.contexts,
+              "[{\"name\": \"accounts\", \"peer\": \"a\"},"
+              " {\"name\": \"transfers\", \"plugin\": \"%s\"}]",
+              h_path ("plugins/transfers/transfers.so"));
+    snprintf (h.top_extra, sizeof h.top_extra,
+              "\"peers\": [{\"name\": \"a\", \"api\": \"tcp://127.0.0.1:%d\","
+              " \"publish\": \"tcp://127.0.0.1:%d\"}]", port, port + 1);
+    snprintf (h.host_extra, sizeof h.host_extra, "\"stop_timeout_ms\": 6000");
+    assert_int_equal (h_start (&h), 0);
+    json_t *r = h_send (h.endpoint, "transfers", "RequestTransfer", "t-wait",
+                        json_pack ("{s:s, s:s, s:s, s:i}", "transfer", "t1", "from", "x",
+                                   "to", "y", "amount", 5));
+    assert_true (json_is_true (json_object_get (r, "ok")));
+    json_decref (r);
+    const char *state_now = NULL;
+    json_t *st = NULL;
+    for (long long end = h_now_us () + 20 * 1000000LL; h_now_us () < end; usleep (100000)) {
+        json_decref (st);
+        st = h_stats (&h);
+        state_now = h_str (h_at (st, "reactors.transfer-process"), "state");
+        if (state_now && strcmp (state_now, "waiting") == 0)
+            break;
+    }
+    h_assert_str (state_now, "waiting");
+    json_decref (st);
+    long long t0 = h_now_us ();
+    assert_int_equal (h_stop (&h, SIGTERM), 0);
+    long long took_ms = (h_now_us () - t0) / 1000;
+    if (took_ms > 3000)
+        fail_msg ("SIGTERM took %lld ms", took_ms);
+    char *log = h_read_log (&h);
+    assert_null (strstr (log, "did not stop within"));
+    free (log);
+    assert_int_equal (h_cleanup (&h), 0);
+}
+
 int
 main (void)
 {
@@ -670,6 +717,7 @@ main (void)
         cmocka_unit_test (test_poison_event_retry_in_reactor),
         cmocka_unit_test (test_poison_event_on_lanes),
         cmocka_unit_test (test_sigterm_with_a_hung_decide),
+        cmocka_unit_test (test_sigterm_with_a_reactor_waiting_on_a_peer),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -140,6 +140,34 @@ test_admin_ops (void **state)
     json_decref (refused);
 }
 
+/* A process that was idle a long time and then stalls briefly (SIGSTOP
+ * for less than handler_timeout_ms + 2 s) while a request with a shorter
+ * deadline (a replay's) waits is not taken for frozen: its silence
+ * before the request does not count. */
+static void
+test_brief_stall_is_not_killed (void **state)
+{
+    (void) state;
+    json_t *st = s_ok ("GET", "/stats", NULL);
+    pid_t pid = (pid_t) h_int_at (st, "contexts.transfers.process.pid");
+    json_decref (st);
+    assert_true (pid > 0);
+    usleep ((TIMEOUT_MS + 2500) * 1000);      /* idle: it says nothing */
+    assert_int_equal (kill (pid, SIGSTOP), 0);
+    json_t *r;
+    int status = s_call ("POST", "/projections/balances/replay", TOKEN, &r);
+    json_decref (r);
+    usleep (500 * 1000);                      /* stopped 2.5 s in all, under 3 s */
+    assert_int_equal (kill (pid, SIGCONT), 0);
+    assert_true (status == 200 || status == 503);
+    st = s_ok ("GET", "/stats", NULL);
+    assert_int_equal (h_int_at (st, "contexts.transfers.process.pid"), pid);
+    json_decref (st);
+    char *log = h_read_log (&s_host);
+    assert_null (strstr (log, "sent nothing for"));
+    free (log);
+}
+
 /* A context process that is stopped (SIGSTOP) answers nothing: the
  * command gets 503 within handler_timeout_ms + 2 s and a margin, the
  * supervisor kills the process and starts another, transfers serves all
@@ -211,6 +239,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_read_model),
         cmocka_unit_test (test_admin_ops),
+        cmocka_unit_test (test_brief_stall_is_not_killed),
         cmocka_unit_test (test_frozen_context),
     };
     int failed = cmocka_run_group_tests (tests, NULL, NULL);
