@@ -474,27 +474,6 @@ s_fail (bctx_relay_t *self, size_t i, const char *why)
         s_check_idle (self, was.child);
 }
 
-/* A client's request at child c, sent at sent_at, went unanswered past
- * its deadline.  A process that is busy still answers others; one that
- * has sent nothing since, for handler_timeout_ms + 2 s, is frozen
- * (stopped, or its own watchdog cannot run), so the supervisor ends it
- * and it is started again.  Silence before the request does not count:
- * an idle process says nothing. */
-static void
-s_check_frozen (bctx_relay_t *self, bctx_child_t *c, double sent_at, double now)
-{
-    const bctx_config_t *config = self->registry->config;
-    double since = c->heard_at > sent_at ? c->heard_at : sent_at;
-    double silent = now - since, limit = (double) (config->handler_timeout_ms + 2000) / 1000.0;
-    if (c->state != BCTX_CHILD_UP || c->killed != BCTX_KILL_NONE || silent < limit)
-        return;
-    snprintf (c->last_exit, sizeof c->last_exit, "hung: sent nothing for %.0f ms with a "
-              "command in flight (over host.handler_timeout_ms + 2 s)", silent * 1000);
-    bctx_log (BCTX_LOG_WARN, "context %s: process %d: %s: killing it", c->name, (int) c->pid,
-              c->last_exit);
-    bctx_supervise_kill (self->supervise, c, BCTX_KILL_HUNG, 0);
-}
-
 double
 bctx_relay_tick (void *self_)
 {
@@ -531,7 +510,7 @@ bctx_relay_tick (void *self_)
         double sent_at = p->sent_at;
         s_fail (self, i, "its process did not answer in time");
         if (client)
-            s_check_frozen (self, c, sent_at, now);
+            bctx_supervise_unanswered (self->supervise, c, sent_at, now);
     }
     return next;
 }

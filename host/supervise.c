@@ -359,6 +359,26 @@ bctx_supervise_kill (bctx_supervise_t *self, bctx_child_t *c, int why, int grace
     kill (c->pid, graceful ? SIGTERM : SIGKILL);
 }
 
+/* A process that is busy still answers others; one that has sent
+ * nothing since the request, for handler_timeout_ms + 2 s, is frozen
+ * (stopped, or its own watchdog cannot run): it is ended and started
+ * again.  Silence before the request does not count: an idle process
+ * says nothing. */
+void
+bctx_supervise_unanswered (bctx_supervise_t *self, bctx_child_t *c, double sent_at, double now)
+{
+    const bctx_config_t *config = self->registry->config;
+    double since = c->heard_at > sent_at ? c->heard_at : sent_at;
+    double silent = now - since, limit = (double) (config->handler_timeout_ms + 2000) / 1000.0;
+    if (c->state != BCTX_CHILD_UP || c->killed != BCTX_KILL_NONE || silent < limit)
+        return;
+    snprintf (c->last_exit, sizeof c->last_exit, "hung: sent nothing for %.0f ms with a "
+              "command in flight (over host.handler_timeout_ms + 2 s)", silent * 1000);
+    bctx_log (BCTX_LOG_WARN, "context %s: process %d: %s: killing it", c->name, (int) c->pid,
+              c->last_exit);
+    bctx_supervise_kill (self, c, BCTX_KILL_HUNG, 0);
+}
+
 /* Ends the processes over their memory limit, between their batches (a
  * drain on SIGTERM), and those that do not start in time. */
 static void

@@ -151,6 +151,13 @@ void bctx_supervise_retire (bctx_supervise_t *self, bctx_child_t *child, int gra
 /* A child answered on its link for the first time since it started. */
 void bctx_supervise_up (bctx_supervise_t *self, bctx_child_t *child);
 
+/* A client's request to child, sent at sent_at (monotonic), went
+ * unanswered past its deadline (the relay's).  A process that has sent
+ * nothing since for host.handler_timeout_ms + 2 s is frozen: it is
+ * killed and started again. */
+void bctx_supervise_unanswered (bctx_supervise_t *self, bctx_child_t *child, double sent_at,
+                                double now);
+
 /* Ends the process of child (SIGKILL, or SIGTERM when graceful) for
  * `why` (BCTX_KILL_*); it restarts unless why is BCTX_KILL_STOP. */
 void bctx_supervise_kill (bctx_supervise_t *self, bctx_child_t *child, int why, int graceful);
