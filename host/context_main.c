@@ -156,7 +156,8 @@ s_step_reply (bctx_context_main_t *self, int64_t position)
 
 /* {"op":"release"}: the process a handover replaces gives its context
  * up.  Its runners end (each at a checkpoint), its worker finishes what it
- * was sent and stops, its mark is written and its writer lock dropped.
+ * was sent (all it was sent before this request) and stops, and its
+ * writer lock is dropped.
  * The process lives on, serving nothing, until its SIGTERM.  Return the
  * reply (s_step_reply). */
 static char *
@@ -173,7 +174,9 @@ s_op_release (void *arg, bctx_request_t *req)
     bctx_registry_stop_workers (reg, 0);
     bctx_registry_join_workers (reg);
     bctx_worker_hand_off (reg->contexts[0].worker);
-    bctx_registry_mark (reg, self->datadir);
+    /* No mark now: the process that takes writes one at its first tick
+     * (a mark is a lower bound; this one's last is at most S_MARK_EVERY
+     * old), and commands wait while this one releases. */
     bctx_datadir_destroy (&self->datadir);
     self->released = 1;
     int64_t position = atomic_load (&bctx_worker_stats (reg->contexts[0].worker)->position);

@@ -529,6 +529,8 @@ static void
 s_on_exit (void *arg, bctx_child_t *c)
 {
     bctx_relay_t *self = arg;
+    /* What it answered before it ended is passed on first. */
+    s_read_commands (self, c);
     const char *oldest = bctx_relay_oldest (self, c);
     snprintf (c->last_command, sizeof c->last_command, "%s", oldest ? oldest : "");
     s_unlink (self, c);

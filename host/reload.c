@@ -21,8 +21,7 @@
 enum {
     S_STARTING = 0,               /* the standby loads the new version */
     S_DRAINING = 1,               /* commands held; the old one's in flight finish */
-    S_RELEASING = 2,              /* the old one was told "release" */
-    S_TAKING = 3                  /* the standby was told "take" */
+    S_SWITCHING = 2               /* the old one told "release", the standby "take" */
 };
 
 /* One handover on its way. */
@@ -33,8 +32,13 @@ typedef struct {
     int step;                     /* S_* */
     char *path;                   /* the plugin asked for, as asked (for messages) */
     double held_at;               /* monotonic: when its commands began to wait */
-    double release_at;            /* monotonic: when the old one was told "release" */
-    double take_at;               /* monotonic: when the standby was told "take" */
+    double switch_at;             /* monotonic: when "release" and "take" went */
+    double released_at;           /* monotonic: when the old one answered "release" */
+    double taken_at;              /* monotonic: when the standby answered "take" */
+    int released;                 /* the old one let its context go */
+    int took;                     /* the standby: 1 took, -1 could not (why) */
+    json_t *taken;                /* its answer, once it took */
+    char why[600];                /* why it could not */
     double deadline;              /* monotonic: the end of the drain */
     char previous[64];            /* the version the old one ran */
     unsigned char env[BCTX_API_ENVELOPE_MAX]; /* the client's envelope, if any */
@@ -92,6 +96,7 @@ s_forget (bctx_reload_t *self, s_handover_t *h)
     /* Its processes may be freed now (supervise.c's s_prune). */
     h->old->pinned--;
     h->next->pinned--;
+    json_decref (h->taken);
     free (h->name);
     free (h->path);
     free (h);
@@ -176,22 +181,6 @@ s_at (bctx_reload_t *self, const bctx_child_t *c, int step)
     return h && h->step == step ? h : NULL;
 }
 
-/* Puts handover h at step and asks child the op in text (borrowed), with
- * the handler's timeout and `spare` seconds more; fn (self, child, reply)
- * takes the answer.  Return 0, or -1 when child cannot be reached. */
-static int
-s_ask (bctx_reload_t *self, s_handover_t *h, bctx_child_t *child, const char *text,
-       int step, double spare, bctx_relay_fn *fn)
-{
-    h->step = step;
-    if (step == S_RELEASING)
-        h->release_at = bctx_now ();
-    else
-        h->take_at = bctx_now ();
-    double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0 + spare;
-    return bctx_relay_ask (self->relay, child, text, strlen (text), timeout, fn, self);
-}
-
 /* The reason a standby wrote before it ended (context_main.h's
  * standby-NAME.G.json), into why, with its wire code.  Return the code. */
 static const char *
@@ -223,54 +212,69 @@ s_standby_failure (bctx_reload_t *self, s_handover_t *h, char *why, size_t size)
     return code;
 }
 
-/* The standby's answer to "take": the switch. */
+/* The switch: the old process released and the standby took.  Routing
+ * goes to the standby, and the held commands with it. */
 static void
-s_taken (void *arg, bctx_child_t *next, const char *reply)
+s_switch (bctx_reload_t *self, s_handover_t *h)
 {
-    bctx_reload_t *self = arg;
-    s_handover_t *h = s_at (self, next, S_TAKING);
-    if (!h)
-        return;
-    json_t *r = reply ? json_loads (reply, 0, NULL) : NULL;
-    if (!json_is_true (json_object_get (r, "ok"))) {
-        char why[600];
-        const char *message = json_string_value (json_object_get (json_object_get (r, "error"),
-                                                                  "message"));
-        snprintf (why, sizeof why, "the new version could not take over: %s",
-                  message ? message : next->last_exit[0] ? next->last_exit
-                                                          : "it did not answer in time");
-        json_decref (r);
-        s_roll_back (self, h, why);
-        return;
-    }
-    bctx_supervise_promote (self->supervise, next, h->old);
-    bctx_relay_promoted (self->relay, next);
+    json_t *r = h->taken;
+    bctx_supervise_promote (self->supervise, h->next, h->old);
+    bctx_relay_promoted (self->relay, h->next);
     s_count (self, h, BCTX_RELOAD_OK);
     bctx_relay_unhold (self->relay, h->name);
     double now = bctx_now (), pause = now - h->held_at;
     const char *version = json_string_value (json_object_get (r, "version"));
     const char *plugin = json_string_value (json_object_get (r, "plugin"));
+    json_int_t position = json_integer_value (json_object_get (r, "position"));
     bctx_log (BCTX_LOG_INFO, "context %s: handed over from version %s (process %d) to %s "
-              "(process %d) at position %lld; commands waited %.1f ms (drain %.1f, release "
-              "%.1f, take %.1f)", h->name, h->previous, (int) h->old->pid,
-              version ? version : "?", (int) next->pid,
-              (long long) json_integer_value (json_object_get (r, "position")), pause * 1000,
-              (h->release_at - h->held_at) * 1000, (h->take_at - h->release_at) * 1000,
-              (now - h->take_at) * 1000);
+              "(process %d) at position %lld; commands waited %.1f ms (drain %.1f, then "
+              "released in %.1f and taken in %.1f, at once)", h->name, h->previous,
+              (int) h->old->pid, version ? version : "?", (int) h->next->pid,
+              (long long) position, pause * 1000, (h->switch_at - h->held_at) * 1000,
+              (h->released_at - h->switch_at) * 1000, (h->taken_at - h->switch_at) * 1000);
     s_finish (self, h, bctx_reply_dump_new (json_pack (
         "{s:b, s:s, s:s, s:s, s:s, s:I, s:I}", "ok", 1, "context", h->name, "version",
         version ? version : "", "previous", h->previous, "plugin", plugin ? plugin : "",
-        "pause_us", (json_int_t) (pause * 1e6), "position",
-        json_integer_value (json_object_get (r, "position")))));
-    json_decref (r);
+        "pause_us", (json_int_t) (pause * 1e6), "position", position)));
 }
 
-/* Tells the standby to take the context, which the old process gave up. */
+/* Goes on with h's switch once both its halves answered: the switch, or,
+ * when the standby could not take, the rollback. */
 static void
-s_take (bctx_reload_t *self, s_handover_t *h)
+s_go_on (bctx_reload_t *self, s_handover_t *h)
 {
-    if (s_ask (self, h, h->next, "{\"op\":\"take\"}", S_TAKING, 7.0, s_taken) < 0)
-        s_roll_back (self, h, "the new version's process cannot be reached");
+    if (!h->released || !h->took)
+        return;
+    if (h->took < 0)
+        s_roll_back (self, h, h->why);
+    else
+        s_switch (self, h);
+}
+
+/* The standby's answer to "take" (it took the writer lock once the old
+ * process let it go). */
+static void
+s_taken (void *arg, bctx_child_t *next, const char *reply)
+{
+    bctx_reload_t *self = arg;
+    s_handover_t *h = s_at (self, next, S_SWITCHING);
+    if (!h || h->took)
+        return;
+    h->taken_at = bctx_now ();
+    json_t *r = reply ? json_loads (reply, 0, NULL) : NULL;
+    if (json_is_true (json_object_get (r, "ok"))) {
+        h->took = 1;
+        h->taken = r;
+    } else {
+        const char *message = json_string_value (json_object_get (json_object_get (r, "error"),
+                                                                  "message"));
+        snprintf (h->why, sizeof h->why, "the new version could not take over: %s",
+                  message ? message : next->last_exit[0] ? next->last_exit
+                                                          : "it did not answer in time");
+        h->took = -1;
+        json_decref (r);
+    }
+    s_go_on (self, h);
 }
 
 /* The old process's answer to "release". */
@@ -278,9 +282,10 @@ static void
 s_released (void *arg, bctx_child_t *old, const char *reply)
 {
     bctx_reload_t *self = arg;
-    s_handover_t *h = s_at (self, old, S_RELEASING);
-    if (!h)
+    s_handover_t *h = s_at (self, old, S_SWITCHING);
+    if (!h || h->released)
         return;
+    h->released_at = bctx_now ();
     json_t *r = reply ? json_loads (reply, 0, NULL) : NULL;
     int ok = json_is_true (json_object_get (r, "ok"));
     const char *previous = json_string_value (json_object_get (r, "version"));
@@ -288,18 +293,24 @@ s_released (void *arg, bctx_child_t *old, const char *reply)
     json_decref (r);
     if (!ok && old->pid) {
         /* It may have stopped half its threads: it is restarted, with its
-         * version, and the reload given up. */
+         * version, and the reload given up (the standby, which may have
+         * taken the lock once the old one was killed, is ended unused:
+         * no command went to it). */
         bctx_supervise_kill (self->supervise, old, BCTX_KILL_HUNG, 0);
         s_give_up (self, h, BCTX_E_UNAVAILABLE, "the old version did not release its context "
                    "in time: its process is restarted");
         return;
     }
-    /* Released (or ended, which released it too): it goes, the new one takes. */
+    /* Released (or ended, which released it too): it goes. */
     bctx_supervise_retire (self->supervise, old, 1);
-    s_take (self, h);
+    h->released = 1;
+    s_go_on (self, h);
 }
 
-/* The old process has no command in flight: it may release. */
+/* The old process has no command in flight: it is told "release" and
+ * the standby "take", at once.  The old one lets the writer lock go; the
+ * standby waits for that lock, then reads the log's head.  So the switch
+ * costs one round trip, not two. */
 static void
 s_idle (void *arg, bctx_child_t *old, const char *reply)
 {
@@ -308,8 +319,20 @@ s_idle (void *arg, bctx_child_t *old, const char *reply)
     s_handover_t *h = s_at (self, old, S_DRAINING);
     if (!h)
         return;
-    if (s_ask (self, h, old, "{\"op\":\"release\"}", S_RELEASING, 2.0, s_released) < 0)
+    h->step = S_SWITCHING;
+    h->switch_at = bctx_now ();
+    double timeout = (double) self->registry->config->handler_timeout_ms / 1000.0;
+    static const char release[] = "{\"op\":\"release\"}", take[] = "{\"op\":\"take\"}";
+    if (bctx_relay_ask (self->relay, old, release, sizeof release - 1, timeout + 2.0,
+                        s_released, self) < 0) {
         s_give_up (self, h, BCTX_E_UNAVAILABLE, "the old version's process cannot be reached");
+        return;
+    }
+    if (bctx_relay_ask (self->relay, h->next, take, sizeof take - 1, timeout + 7.0, s_taken,
+                        self) < 0) {
+        snprintf (h->why, sizeof h->why, "the new version's process cannot be reached");
+        h->took = -1;
+    }
 }
 
 /* The standby answered: it is ready.  The commands wait from now on. */
@@ -344,7 +367,7 @@ s_on_child (void *arg, bctx_child_t *c, const char *reply)
             snprintf (why, sizeof why, "the new version's process %s", c->last_exit);
             s_give_up (self, h, BCTX_E_UNAVAILABLE, why);
         }
-        /* Releasing or taking: the ask's answer (NULL) rolls it back. */
+        /* Switching: the ask's answer (NULL) rolls it back. */
     } else if (h->step == S_STARTING || h->step == S_DRAINING) {
         /* The old process ended: the context restarts as after any crash;
          * this reload is given up. */
@@ -520,7 +543,7 @@ bctx_reload_stop (bctx_reload_t *self)
 {
     while (self->n_handovers > 0) {
         s_handover_t *h = self->handovers[0];
-        if (h->step == S_TAKING || h->step == S_RELEASING)
+        if (h->step == S_SWITCHING)
             s_roll_back (self, h, "the host is stopping");
         else
             s_give_up (self, h, BCTX_E_UNAVAILABLE, "the host is stopping");
@@ -536,6 +559,7 @@ bctx_reload_destroy (bctx_reload_t **self_p)
     for (size_t i = 0; i < self->n_handovers; i++) {
         free (self->handovers[i]->name);
         free (self->handovers[i]->path);
+        json_decref (self->handovers[i]->taken);
         free (self->handovers[i]);
     }
     free (self->handovers);
