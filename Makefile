@@ -22,7 +22,7 @@ O       ?= .
 SAN     ?=
 CC      ?= cc
 PKGS    := libzmq jansson sqlite3 libmicrohttpd
-DEBS    := libzmq3-dev libjansson-dev libcmocka-dev libsqlite3-dev pkg-config curl \
+DEBS    := libzmq3-dev libjansson-dev libjsmn-dev libcmocka-dev libsqlite3-dev pkg-config curl \
            libmicrohttpd-dev python3-prometheus-client
 # What make test alone needs: the browser test_console drives (make run
 # does not install it).
@@ -58,7 +58,7 @@ PLUGIN_CFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_CFLAGS))
 PLUGIN_LDFLAGS := $(subst fuzzer-no-link$(comma),,$(PLUGIN_LDFLAGS))
 endif
 
-HOST_MODULES := util errors pidfile runner config config_context config_paths endpoint log host_api loader store readside datadir bus protocol security \
+HOST_MODULES := util errors route pidfile runner config config_context config_paths endpoint log host_api loader store readside datadir bus protocol security \
                 worker worker_link dedup decided cache feed consumer projection sender lanes reactor reactor_lanes bridge \
                 loop registry api peers commands core reload watch reconfig ops link poison supervise hold runs frames histogram figures relay gather context_main http console metrics server
 HOST_OBJS    := $(HOST_MODULES:%=$(O)/obj/host/%.o) $(O)/obj/host/console_assets.o

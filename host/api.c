@@ -10,6 +10,7 @@
  */
 
 #include "api.h"
+#include "route.h"
 #include "util.h"
 #include "frames.h"
 #include "log.h"
@@ -48,6 +49,7 @@ struct bctx_api {
                                      admin, and on a context process's link also
                                      its supervisor's */
     s_handler_t handlers[BCTX_OP_COUNT]; /* by BCTX_OP_* */
+    s_handler_t route;            /* of the sends routed unparsed, or none */
     s_reader_t readers[2];        /* by BCTX_API_PUBLIC / _ADMIN */
     bctx_api_counters_t counters; /* what was counted */
 };
@@ -65,6 +67,25 @@ bctx_api_handle (bctx_api_t *self, int op, bctx_api_handler_fn *fn, void *arg)
 {
     if (op >= 0 && op < BCTX_OP_COUNT)
         self->handlers[op] = (s_handler_t) { fn, arg };
+}
+
+void
+bctx_api_route_sends (bctx_api_t *self, bctx_api_handler_fn *fn, void *arg)
+{
+    self->route = (s_handler_t) { fn, arg };
+}
+
+void
+bctx_api_count (bctx_api_t *self, const char *code)
+{
+    if (!code)
+        return;
+    if (strcmp (code, BCTX_E_BAD_REQUEST) == 0)
+        self->counters.bad++;
+    else if (strcmp (code, BCTX_E_FORBIDDEN) == 0)
+        self->counters.forbidden++;
+    else if (strcmp (code, BCTX_E_TOO_LARGE) == 0)
+        self->counters.too_large++;
 }
 
 int
@@ -269,6 +290,25 @@ bctx_api_request (bctx_api_t *self, const char *body, size_t len, unsigned role,
                                  "request of %zu bytes is over the limit of %zu (host.max_message)",
                                  len, self->max_message);
     }
+    bctx_request_t req = { .role = role, .envelope = envelope, .envelope_len = envelope_len,
+                           .delimiter = delimiter, .text = body, .text_len = len };
+    /* A plain "send" goes on unparsed: the context process that decides
+     * it parses it, once. */
+    bctx_route_t route;
+    if (self->route.fn && bctx_route_read (body, len, &route)) {
+        req.op = bctx_op_find ("send");
+        req.route = &route;
+        if (req.op->roles & role) {
+            char *reply = self->route.fn (self->route.arg, &req);
+            if (!req.parse) {
+                bctx_api_count (self, req.code);
+                return reply;
+            }
+            free (reply);
+        }
+        req.route = NULL;
+        req.code = NULL;
+    }
     json_error_t jerr;
     json_t *json = json_loadb (body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!json) {
@@ -277,9 +317,7 @@ bctx_api_request (bctx_api_t *self, const char *body, size_t len, unsigned role,
                                  "malformed JSON at line %d, column %d: %s",
                                  jerr.line, jerr.column, jerr.text);
     }
-    bctx_request_t req = { .body = json, .role = role, .envelope = envelope,
-                           .envelope_len = envelope_len, .delimiter = delimiter,
-                           .text = body, .text_len = len };
+    req.body = json;
     char *reply = NULL;
     const char *name = json_string_value (json_object_get (json, "op"));
     req.op = bctx_op_find (name);
@@ -298,10 +336,8 @@ bctx_api_request (bctx_api_t *self, const char *body, size_t len, unsigned role,
     } else {
         reply = s_dispatch (self, &req);
     }
-    if (req.code && strcmp (req.code, BCTX_E_BAD_REQUEST) == 0)
-        self->counters.bad++;
-    else if (req.code && strcmp (req.code, BCTX_E_FORBIDDEN) == 0)
-        self->counters.forbidden++;
+    if (req.code && strcmp (req.code, BCTX_E_TOO_LARGE) != 0)
+        bctx_api_count (self, req.code);
     json_decref (json);
     return reply;
 }

@@ -39,6 +39,10 @@ typedef struct bctx_request {
     const char *code;             /* the outcome, set by the handler: NULL for
                                      success or a later answer, else the BCTX_E_*
                                      code of its error reply */
+    const struct bctx_route *route; /* a "send" read off its routing keys alone
+                                     (route.h), body NULL; else NULL */
+    int parse;                    /* set by a route handler: parse it whole, and
+                                     give it to the op's handler */
 } bctx_request_t;
 
 /* A handler: answers req (arg: borrowed, as registered).  Return the
@@ -62,6 +66,16 @@ bctx_api_t *bctx_api_new (size_t max_message);
 
 /* Makes fn (arg borrowed) the handler of op (BCTX_OP_*). */
 void bctx_api_handle (bctx_api_t *self, int op, bctx_api_handler_fn *fn, void *arg);
+
+/* Makes fn (arg borrowed) the handler of the "send"s read off their
+ * routing keys alone (route.h), before any is parsed: it is given req
+ * with body NULL and route set, and answers as a handler does, or sets
+ * req->parse to have the request parsed whole and given to the op's
+ * handler. */
+void bctx_api_route_sends (bctx_api_t *self, bctx_api_handler_fn *fn, void *arg);
+
+/* Counts an error answered later, by another process (BCTX_E_* code). */
+void bctx_api_count (bctx_api_t *self, const char *code);
 
 /* The first op without a handler, or -1 when every op has one. */
 int bctx_api_unhandled (const bctx_api_t *self);

@@ -6,6 +6,7 @@
  */
 
 #include "commands.h"
+#include "route.h"
 #include "util.h"
 #include "log.h"
 
@@ -15,8 +16,6 @@
 #include <string.h>
 #include <zmq.h>
 
-#define S_ID_MAX  256             /* longest command id a client may give (a reactor's
-                                     ids, names and a position, fit) */
 #define S_NO_REPLY "{\"ok\":false,\"error\":{\"code\":\"internal\",\"message\":\"no reply\"}}"
 
 struct bctx_commands {
@@ -54,59 +53,47 @@ bctx_commands_route (bctx_commands_t *self, bctx_peers_t *peers)
     self->peers = peers;
 }
 
+/* A "send" read off its routing keys alone (api.h): to the context
+ * process that decides it, unparsed; that process parses it and checks
+ * its fields (bctx_send_check).  Anything else (a peer's context, one
+ * not known, an "origin" from a connection that may not give one) is
+ * parsed whole and goes to s_op_send, which says what is wrong. */
+static char *
+s_route_send (void *arg, bctx_request_t *r)
+{
+    bctx_commands_t *self = arg;
+    const bctx_route_t *route = r->route;
+    char name[256];
+    bctx_local_t *c = NULL;
+    if (route->context.len < sizeof name) {
+        memcpy (name, route->context.text, route->context.len);
+        name[route->context.len] = '\0';
+        c = bctx_registry_find (self->registry, name);
+    }
+    if (!c || c->worker || (route->origin.text
+                            && !(r->role & (BCTX_ROLE_PEER | BCTX_ROLE_ADMIN)))) {
+        r->parse = 1;
+        return NULL;
+    }
+    return bctx_relay_send (self->relay, r, name);
+}
+
 void
 bctx_commands_relay (bctx_commands_t *self, bctx_relay_t *relay)
 {
     self->relay = relay;
+    if (relay)
+        bctx_api_route_sends (self->api, s_route_send, self);
 }
 
-/* Is text[0..len-1] free of NUL and other control characters? */
-static int
-s_printable (const char *text, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f)
-            return 0;
-    return 1;
-}
-
-/* Checks a "send"'s fields: known names, types, ids.  Return NULL, or an
- * error reply (new). */
+/* Checks a "send"'s fields (bctx_send_check).  Return NULL, or an error
+ * reply (new). */
 static char *
 s_check_fields (bctx_request_t *r)
 {
-    static const char *const keys[] = {
-        "op", "context", "command", "id", "data", "correlation_id",
-        "causation_id", "forwarded_by", "origin", NULL
-    };
-    const char *key;
-    json_t *value;
-    json_object_foreach (r->body, key, value) {
-        int known = 0;
-        for (const char *const *k = keys; *k; k++)
-            known |= strcmp (*k, key) == 0;
-        if (!known)
-            return bctx_request_error (r, BCTX_E_BAD_REQUEST, "send: unknown field \"%s\"", key);
-    }
-    json_t *command = json_object_get (r->body, "command");
-    if (!json_is_string (json_object_get (r->body, "context")))
-        return bctx_request_error (r, BCTX_E_BAD_REQUEST, "send: \"context\" must be a string");
-    if (!json_is_string (command) || json_string_length (command) == 0)
-        return bctx_request_error (r, BCTX_E_BAD_REQUEST,
-                                   "send: \"command\" must be a non-empty string");
-    if (!json_is_object (json_object_get (r->body, "data")))
-        return bctx_request_error (r, BCTX_E_BAD_REQUEST, "send: \"data\" must be an object");
-    static const char *const ids[] = { "id", "correlation_id", "causation_id" };
-    for (size_t i = 0; i < 3; i++) {
-        json_t *v = json_object_get (r->body, ids[i]);
-        if (v && (!json_is_string (v) || json_string_length (v) == 0
-                  || json_string_length (v) > S_ID_MAX
-                  || !s_printable (json_string_value (v), json_string_length (v))))
-            return bctx_request_error (r, BCTX_E_BAD_REQUEST,
-                                       "send: \"%s\" must be a string of 1 to %d bytes, "
-                                       "without control characters", ids[i], S_ID_MAX);
-    }
-    return NULL;
+    char why[300];
+    const char *code = bctx_send_check (r->body, why, sizeof why);
+    return code ? bctx_request_error (r, code, "%s", why) : NULL;
 }
 
 /* A reactor's command: only a peer host (whose reactor sent it) or an
@@ -115,13 +102,9 @@ s_check_fields (bctx_request_t *r)
 static char *
 s_check_origin (bctx_request_t *r, int *from_reactor)
 {
-    json_t *origin = json_object_get (r->body, "origin");
     *from_reactor = 0;
-    if (!origin)
-        return NULL;
-    if (!json_is_string (origin) || strcmp (json_string_value (origin), "reactor") != 0)
-        return bctx_request_error (r, BCTX_E_BAD_REQUEST,
-                                   "send: \"origin\" can only be \"reactor\"");
+    if (!json_object_get (r->body, "origin"))
+        return NULL;              /* its value: bctx_send_check */
     if (!(r->role & (BCTX_ROLE_PEER | BCTX_ROLE_ADMIN)))
         return bctx_request_error (r, BCTX_E_FORBIDDEN, "send: only a peer host's reactor "
                                    "sends commands with \"origin\": \"reactor\"; this "

@@ -16,6 +16,13 @@
 
 #define BCTX_LINK_MAX_FRAME (1024u * 1024 * 1024)  /* a longer length is garbage */
 
+/* The tags the supervisor makes stay below 2^56.  A reply's tag carries
+ * in its high byte the (negated) BCTX_E* code of a request its worker
+ * refused before deciding it, or 0: the supervisor counts the refusal
+ * without reading the reply. */
+#define BCTX_LINK_TAG_BITS 56
+#define BCTX_LINK_TAG_MASK ((UINT64_C (1) << BCTX_LINK_TAG_BITS) - 1)
+
 /* Bytes on their way in or out of a link. */
 typedef struct bctx_bytes {
     char *data;                   /* owned */

@@ -195,3 +195,64 @@ bctx_buf_add_event (bctx_buf_t *b, const char *context, const bctx_row_t *e)
     s_member (b, ",\"metadata\":", e->metadata, 1);
     bctx_buf_add_str (b, "}");
 }
+
+/* Is text[0..len-1] free of NUL and other control characters? */
+static int
+s_printable (const char *text, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) text[i] < 0x20 || text[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+const char *
+bctx_send_check (const json_t *body, char *why, size_t whylen)
+{
+    static const char *const keys[] = {
+        "op", "context", "command", "id", "data", "correlation_id",
+        "causation_id", "forwarded_by", "origin", NULL
+    };
+    if (!json_is_object (body)) {
+        snprintf (why, whylen, "a request is a JSON object");
+        return BCTX_E_BAD_REQUEST;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *) body, key, value) {
+        int known = 0;
+        for (const char *const *k = keys; *k; k++)
+            known |= strcmp (*k, key) == 0;
+        if (!known) {
+            snprintf (why, whylen, "send: unknown field \"%s\"", key);
+            return BCTX_E_BAD_REQUEST;
+        }
+    }
+    const json_t *command = json_object_get (body, "command");
+    const json_t *origin = json_object_get (body, "origin");
+    if (!json_is_string (json_object_get (body, "context")))
+        snprintf (why, whylen, "send: \"context\" must be a string");
+    else if (!json_is_string (command) || json_string_length (command) == 0)
+        snprintf (why, whylen, "send: \"command\" must be a non-empty string");
+    else if (!json_is_object (json_object_get (body, "data")))
+        snprintf (why, whylen, "send: \"data\" must be an object");
+    else if (origin && (!json_is_string (origin)
+                        || strcmp (json_string_value (origin), "reactor") != 0))
+        snprintf (why, whylen, "send: \"origin\" can only be \"reactor\"");
+    else
+        why[0] = '\0';
+    if (why[0])
+        return BCTX_E_BAD_REQUEST;
+    static const char *const ids[] = { "id", "correlation_id", "causation_id" };
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *v = json_object_get (body, ids[i]);
+        if (v && (!json_is_string (v) || json_string_length (v) == 0
+                  || json_string_length (v) > BCTX_ID_MAX
+                  || !s_printable (json_string_value (v), json_string_length (v)))) {
+            snprintf (why, whylen, "send: \"%s\" must be a string of 1 to %d bytes, "
+                      "without control characters", ids[i], BCTX_ID_MAX);
+            return BCTX_E_BAD_REQUEST;
+        }
+    }
+    return NULL;
+}

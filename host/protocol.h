@@ -86,6 +86,16 @@ void bctx_buf_add_json_string (bctx_buf_t *b, const char *text);
 struct bctx_row;
 void bctx_buf_add_event (bctx_buf_t *b, const char *context, const struct bctx_row *event);
 
+#define BCTX_ID_MAX 256           /* longest command id a client may give (a reactor's
+                                     ids, names and a position, fit) */
+
+/* Checks a "send" request's fields: only known keys, "context" a string,
+ * "command" a non-empty string, "data" an object, the ids strings of 1 to
+ * BCTX_ID_MAX bytes without control characters, "origin", if there,
+ * "reactor" (who may say so is the API's to check).  Return NULL, or the
+ * wire code (BCTX_E_BAD_REQUEST) with the message in why. */
+const char *bctx_send_check (const json_t *body, char *why, size_t whylen);
+
 /* The current UTC time as "2026-11-27T12:00:00.123456Z" into buf (>= 32). */
 void bctx_time_iso (char *buf, size_t size);
 

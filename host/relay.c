@@ -3,6 +3,7 @@
  */
 
 #include "relay.h"
+#include "route.h"
 #include "frames.h"
 #include "hold.h"
 #include "runs.h"
@@ -141,6 +142,13 @@ s_unavailable (bctx_request_t *req, const bctx_child_t *c)
 static void
 s_what (const bctx_request_t *req, char *what, size_t size)
 {
+    if (req->route) {
+        const bctx_route_t *r = req->route;
+        snprintf (what, size, "%.*s (id %.*s)", (int) r->command.len,
+                  r->command.text ? r->command.text : "", r->id.text ? (int) r->id.len : 4,
+                  r->id.text ? r->id.text : "none");
+        return;
+    }
     const char *id = json_string_value (json_object_get (req->body, "id"));
     snprintf (what, size, "%s (id %s)",
               json_string_value (json_object_get (req->body, "command")), id ? id : "none");
@@ -343,8 +351,13 @@ s_read_commands (bctx_relay_t *self, bctx_child_t *c)
     const char *body;
     size_t len;
     int more;
-    while ((more = bctx_link_next (&c->in, &tag, &body, &len)) == 1)
-        s_deliver (self, c, tag, body, len);
+    while ((more = bctx_link_next (&c->in, &tag, &body, &len)) == 1) {
+        /* A request the worker refused before deciding: counted here. */
+        int refused = (int) (tag >> BCTX_LINK_TAG_BITS);
+        if (refused)
+            bctx_api_count (self->api, bctx_error_wire (-refused));
+        s_deliver (self, c, tag & BCTX_LINK_TAG_MASK, body, len);
+    }
     if (rc < 0 || more < 0)
         s_unlink (self, c);
 }

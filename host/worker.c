@@ -472,6 +472,8 @@ s_run (void *arg)
         }
         if (n)
             s_batch (self, batch, n);
+        else
+            bctx_worker_link_flush (&self->link, self->name);   /* refusals alone */
     }
     /* At a drain, what the supervisor sent before it stopped sending. */
     for (size_t n = 1; self->link.conn >= 0 && n > 0;) {
@@ -481,6 +483,7 @@ s_run (void *arg)
         if (n)
             s_batch (self, batch, n);
     }
+    bctx_worker_link_flush (&self->link, self->name);
     free (batch);
     return NULL;
 }

@@ -5,8 +5,10 @@
 
 #include "worker_link.h"
 #include "log.h"
+#include "protocol.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +53,19 @@ bctx_worker_link_wait (bctx_worker_link_t *self, void *queue)
     return 0;
 }
 
+/* Answers the request of tag with an error reply (code, why), its refusal
+ * noted in the reply's tag (link.h). */
+static void
+s_refuse (bctx_worker_link_t *self, uint64_t tag, int refusal, const char *code,
+          const char *why)
+{
+    char *reply = bctx_reply_error (code, "%s", why);
+    uint64_t marked = (tag & BCTX_LINK_TAG_MASK)
+                      | ((uint64_t) -refusal << BCTX_LINK_TAG_BITS);
+    bctx_link_put (&self->out, marked, reply, strlen (reply));
+    free (reply);
+}
+
 bctx_job_t *
 bctx_worker_link_take (bctx_worker_link_t *self)
 {
@@ -72,9 +87,19 @@ bctx_worker_link_take (bctx_worker_link_t *self)
         }
         if (rc <= 0)
             return NULL;
-        json_t *req = json_loadb (body, len, 0, NULL);
-        if (!req)
+        /* Parsed here, once: the supervisor read only its routing keys. */
+        json_error_t jerr;
+        json_t *req = json_loadb (body, len, JSON_REJECT_DUPLICATES, &jerr);
+        char why[400];
+        const char *code = req ? bctx_send_check (req, why, sizeof why) : BCTX_E_BAD_REQUEST;
+        if (code) {
+            if (!req)
+                snprintf (why, sizeof why, "malformed JSON at line %d, column %d: %s",
+                          jerr.line, jerr.column, jerr.text);
+            s_refuse (self, tag, BCTX_EBADREQUEST, code, why);
+            json_decref (req);
             continue;
+        }
         bctx_job_t *job = calloc (1, sizeof *job);
         job->link = 1;
         memcpy (job->identity, &tag, sizeof tag);

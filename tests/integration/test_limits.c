@@ -6,6 +6,9 @@
  * of it is stored, the aggregate's cached state is as before, the stats
  * count it as failed, and the next command is served as usual.
  *
+ * A malformed "send" the supervisor passed on unparsed is answered
+ * bad_request by the context process, and counted.
+ *
  * The "emitter" test context emits as many events, as big, as a command
  * asks (tests/plugins/emitter.c).  The host runs with host.max_message 4096.
  */
@@ -158,6 +161,59 @@ test_a_lower_event_limit (void **state)
     assert_int_equal (s_logged (), 1003);
 }
 
+/* A "send" the supervisor reads off its routing keys alone goes on
+ * unparsed; the context process parses it and checks its fields.  Each
+ * malformed one is answered bad_request there, naming what is wrong,
+ * counted by the supervisor's API, and its process serves on. */
+static void
+test_a_send_passed_on_unparsed_is_checked_where_it_is_decided (void **state)
+{
+    (void) state;
+    static const struct {
+        const char *body;
+        const char *says;
+    } bad[] = {
+        { "{\"op\":\"send\",\"context\":\"emitter\",\"command\":\"Emit\",\"data\":{},"
+          "\"bogus\":1}", "unknown field \"bogus\"" },
+        { "{\"op\":\"send\",\"context\":\"emitter\",\"command\":\"Emit\","
+          "\"data\":{\"n\":1,\"n\":2}}", "duplicate object key" },
+        { "{\"op\":\"send\",\"context\":\"emitter\",\"command\":\"Emit\","
+          "\"data\":{\"id\":\"\xff\"}}", "unable to decode byte 0xff" },
+        { "{\"op\":\"send\",\"context\":\"emitter\",\"command\":\"Emit\","
+          "\"data\":{\"n\":01}}", "malformed JSON" },
+        { "{\"op\":\"send\",\"context\":\"emitter\",\"command\":\"Emit\",\"data\":[]}",
+          "\"data\" must be an object" },
+        { "{\"op\":\"send\",\"context\":\"emitter\",\"command\":\"\",\"data\":{}}",
+          "\"command\" must be a non-empty string" },
+        { "{\"op\":\"send\",\"context\":\"emitter\",\"command\":\"Emit\",\"id\":\"\","
+          "\"data\":{}}", "\"id\" must be a string of 1 to" },
+    };
+    const size_t n_bad = sizeof bad / sizeof *bad;
+    json_t *st = h_stats (&s_host);
+    json_int_t before = h_int_at (st, "api.bad_request");
+    json_int_t pid = h_int_at (st, "contexts.emitter.pid");
+    json_decref (st);
+    size_t logged = s_logged ();
+    for (size_t i = 0; i < n_bad; i++) {
+        json_t *r = h_request (s_host.endpoint, bad[i].body, strlen (bad[i].body), 5000);
+        assert_non_null (r);
+        assert_string_equal (s_code (r), "bad_request");
+        if (!strstr (h_error_message (r), bad[i].says))
+            fail_msg ("request %zu: \"%s\" lacks \"%s\"", i, h_error_message (r), bad[i].says);
+        json_decref (r);
+    }
+    /* Counted once each; nothing stored; the same process serves on. */
+    st = h_stats (&s_host);
+    assert_int_equal (h_int_at (st, "api.bad_request"), before + (json_int_t) n_bad);
+    assert_int_equal (h_int_at (st, "contexts.emitter.pid"), pid);
+    json_decref (st);
+    assert_int_equal (s_logged (), logged);
+    json_t *r = s_emit (NULL, "after-bad", 1, 10);
+    assert_string_equal (s_code (r), "");
+    json_decref (r);
+    assert_int_equal (s_logged (), logged + 1);
+}
+
 static int
 s_setup (void **state)
 {
@@ -183,6 +239,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_decide_output_is_bounded),
         cmocka_unit_test (test_a_lower_event_limit),
+        cmocka_unit_test (test_a_send_passed_on_unparsed_is_checked_where_it_is_decided),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
