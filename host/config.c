@@ -557,9 +557,7 @@ bctx_config_load (const char *path, char *err, size_t errlen)
 void
 bctx_config_destroy (bctx_config_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_config_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_config_t, self_p);
     /* Past n_contexts too: an entry read halfway before an error. */
     for (size_t i = 0; i < self->contexts_cap; i++) {
         free (self->contexts[i].name);

@@ -74,9 +74,7 @@ bctx_figures_report (bctx_figures_t *self, const char *name, json_t *c)
 void
 bctx_figures_destroy (bctx_figures_t **self_p)
 {
-    bctx_figures_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_figures_t, self_p);
     for (size_t i = 0; i < self->n_contexts; i++) {
         free (self->contexts[i]->name);
         free (self->contexts[i]);

@@ -261,9 +261,7 @@ s_op_named (void *arg, bctx_request_t *req)
 void
 bctx_gather_destroy (bctx_gather_t **self_p)
 {
-    bctx_gather_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_gather_t, self_p);
     for (size_t i = 0; i < self->n_gathers; i++) {
         json_decref (self->gathers[i]->parts);
         free (self->gathers[i]);

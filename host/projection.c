@@ -632,9 +632,7 @@ bctx_projector_stats (bctx_projector_t *self)
 void
 bctx_projector_destroy (bctx_projector_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_projector_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_projector_t, self_p);
     bctx_consumer_close (&self->base);
     json_decref (self->models.cache);
     json_decref (self->models.dirty);

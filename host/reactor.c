@@ -548,9 +548,7 @@ bctx_reactor_stats (bctx_reactor_runner_t *self)
 void
 bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_reactor_runner_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_reactor_runner_t, self_p);
     /* Its thread sends through the sender: stopped first. */
     bctx_runner_destroy (&self->base.runner);
     bctx_lanes_destroy (&self->lanes);

@@ -7,6 +7,7 @@
  */
 #include "store.h"
 #include "store_sql.h"
+#include "util.h"
 
 #include <assert.h>
 #include <sqlite3.h>
@@ -96,9 +97,7 @@ fail:
 void
 bctx_readside_destroy (bctx_readside_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_readside_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_readside_t, self_p);
     if (self->in_tx)
         bctx_readside_rollback (self);
     for (int i = 0; i < R_COUNT; i++)

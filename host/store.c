@@ -5,6 +5,7 @@
  */
 #include "store.h"
 #include "store_sql.h"
+#include "util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -197,9 +198,7 @@ fail:
 void
 bctx_store_destroy (bctx_store_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_store_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_store_t, self_p);
     if (self->in_tx)
         bctx_store_rollback (self);
     for (int i = 0; i < S_COUNT; i++)
