@@ -98,11 +98,8 @@ void
 bctx_readside_destroy (bctx_readside_t **self_p)
 {
     BCTX_SELF_OR_RETURN (bctx_readside_t, self_p);
-    if (self->in_tx)
-        bctx_readside_rollback (self);
-    for (int i = 0; i < R_COUNT; i++)
-        sqlite3_finalize (self->stmt[i]);
-    sqlite3_close (self->db);
+    bctx_readside_rollback (self);
+    bctx_store_sql_close (self->db, self->stmt, R_COUNT, 0);
     free (self);
     *self_p = NULL;
 }
@@ -332,7 +329,6 @@ bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
     }
     if (rc != SQLITE_DONE)
         bctx_store_sql_err (err, errlen, path, db);
-    sqlite3_finalize (st);
-    sqlite3_close (db);
+    bctx_store_sql_close (db, &st, 1, 0);
     return rc == SQLITE_DONE ? 0 : BCTX_ESTORE;
 }
