@@ -75,6 +75,10 @@ void bctx_grow (void **p, size_t *cap, size_t need, size_t size);
     if (!self) \
         return
 
+/* Frees the n items of v, an array of owned pointers (an x_t **), each
+ * with item_free, then v (NULL when n is 0 is fine). */
+void bctx_items_free (void *v, size_t n, void (*item_free) (void *));
+
 /* Frees the n strings of v, then v (NULL when n is 0 is fine). */
 void bctx_strings_free (char **v, size_t n);
 
