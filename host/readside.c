@@ -144,6 +144,15 @@ r_run (sqlite3_stmt *st)
     return rc == 0 ? 0 : -1;
 }
 
+/* Runs st with ?1 the text and ?2 the integer given. */
+static int
+r_run_text_int (sqlite3_stmt *st, const char *text, int64_t value)
+{
+    sqlite3_bind_text (st, 1, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 2, value);
+    return r_run (st);
+}
+
 int64_t
 bctx_readside_meta (bctx_readside_t *self, const char *key, int64_t otherwise)
 {
@@ -155,10 +164,7 @@ bctx_readside_meta (bctx_readside_t *self, const char *key, int64_t otherwise)
 int
 bctx_readside_set_meta (bctx_readside_t *self, const char *key, int64_t value)
 {
-    sqlite3_stmt *st = self->stmt[R_SET_META];
-    sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (st, 2, value);
-    return r_run (st);
+    return r_run_text_int (self->stmt[R_SET_META], key, value);
 }
 
 int
@@ -293,10 +299,7 @@ bctx_readside_parked (bctx_readside_t *self, bctx_parked_fn fn, void *arg)
 int
 bctx_readside_unpark (bctx_readside_t *self, const char *source, int64_t position)
 {
-    sqlite3_stmt *st = self->stmt[R_UNPARK];
-    sqlite3_bind_text (st, 1, source, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (st, 2, position);
-    return r_run (st);
+    return r_run_text_int (self->stmt[R_UNPARK], source, position);
 }
 
 const char *
