@@ -577,9 +577,7 @@ bctx_bridge_stats (bctx_bridge_t *self)
 void
 bctx_bridge_destroy (bctx_bridge_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_bridge_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_bridge_t, self_p);
     bctx_runner_destroy (&self->runner);
     bctx_store_destroy (&self->store);
     free (self->context);

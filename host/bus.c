@@ -138,9 +138,7 @@ bctx_bus_publish (void *publisher, const char *topic, const char *json,
 void
 bctx_bus_destroy (bctx_bus_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_bus_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_bus_t, self_p);
     for (int i = 0; i < self->n; i++)
         if (self->proxies[i].started)
             pthread_join (self->proxies[i].thread, NULL);

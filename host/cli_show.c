@@ -23,22 +23,30 @@ typedef struct {
     char **cells;                 /* rows * cols texts (new) */
 } s_table_t;
 
-/* Adds a row of t->cols cells, each printf'd from the strings given. */
+/* Adds a row of the t->cols texts (borrowed; NULL shows as "-"). */
 static void
-s_row (s_table_t *t, ...)
+s_add (s_table_t *t, const char *const *texts)
 {
     char **bigger = realloc (t->cells, (t->rows + 1) * t->cols * sizeof *bigger);
     if (!bigger)
         return;
     t->cells = bigger;
+    for (size_t i = 0; i < t->cols; i++)
+        t->cells[t->rows * t->cols + i] = strdup (texts[i] ? texts[i] : "-");
+    t->rows++;
+}
+
+/* Adds a row of t->cols cells, from the strings given. */
+static void
+s_row (s_table_t *t, ...)
+{
+    const char *texts[S_COLS];
     va_list ap;
     va_start (ap, t);
-    for (size_t i = 0; i < t->cols; i++) {
-        const char *text = va_arg (ap, const char *);
-        t->cells[t->rows * t->cols + i] = strdup (text ? text : "-");
-    }
+    for (size_t i = 0; i < t->cols; i++)
+        texts[i] = va_arg (ap, const char *);
     va_end (ap);
-    t->rows++;
+    s_add (t, texts);
 }
 
 /* Prints t under title (or none) and frees its cells. */
@@ -86,6 +94,29 @@ s_text (const json_t *v, char *buf, size_t size)
     return buf;
 }
 
+/* Adds a row: first (unless NULL), then the text of o's member each of
+ * keys names, in turn, up to t->cols cells ("process.pid": the member
+ * pid of o's "process"). */
+static void
+s_row_of (s_table_t *t, const char *first, const json_t *o, const char *const *keys)
+{
+    char b[S_COLS][256];
+    const char *texts[S_COLS];
+    size_t i = 0;
+    if (first)
+        texts[i++] = first;
+    for (; i < t->cols; i++, keys++) {
+        const json_t *from = o;
+        const char *key = *keys;
+        if (strncmp (key, "process.", 8) == 0) {
+            from = json_object_get (o, "process");
+            key += 8;
+        }
+        texts[i] = s_text (json_object_get (from, key), b[i], sizeof b[i]);
+    }
+    s_add (t, texts);
+}
+
 /* The sum of an object's numbers (a runner's lag by context) as text. */
 static const char *
 s_sum (const json_t *o, char *buf, size_t size)
@@ -106,17 +137,10 @@ s_show_contexts (json_t *reply)
     s_row (&t, "CONTEXT", "VERSION", "POSITION", "PID", "STATE", "RELOADS", "PLUGIN");
     size_t i;
     json_t *c;
-    json_array_foreach (json_object_get (reply, "contexts"), i, c) {
-        char b[7][256];
-        json_t *p = json_object_get (c, "process");
-        s_row (&t, s_text (json_object_get (c, "name"), b[0], 256),
-               s_text (json_object_get (c, "version"), b[1], 256),
-               s_text (json_object_get (c, "position"), b[2], 256),
-               s_text (json_object_get (p, "pid"), b[3], 256),
-               s_text (json_object_get (p, "state"), b[4], 256),
-               s_text (json_object_get (c, "reloads"), b[5], 256),
-               s_text (json_object_get (c, "plugin"), b[6], 256));
-    }
+    static const char *const keys[] = { "name", "version", "position", "process.pid",
+                                        "process.state", "reloads", "plugin" };
+    json_array_foreach (json_object_get (reply, "contexts"), i, c)
+        s_row_of (&t, NULL, c, keys);
     char title[256];
     snprintf (title, sizeof title, "host %s", json_string_value (json_object_get (reply, "host")));
     s_table_print (&t, title);
@@ -125,12 +149,9 @@ s_show_contexts (json_t *reply)
         return;
     t.cols = 3;
     s_row (&t, "REMOTE", "PEER", "API");
-    json_array_foreach (remote, i, c) {
-        char b[3][256];
-        s_row (&t, s_text (json_object_get (c, "name"), b[0], 256),
-               s_text (json_object_get (c, "peer"), b[1], 256),
-               s_text (json_object_get (c, "api"), b[2], 256));
-    }
+    static const char *const remote_keys[] = { "name", "peer", "api" };
+    json_array_foreach (remote, i, c)
+        s_row_of (&t, NULL, c, remote_keys);
     s_table_print (&t, "");
 }
 
@@ -175,18 +196,10 @@ s_show_stats (json_t *reply)
            "PID", "RSS_MB");
     const char *name;
     json_t *c;
-    json_object_foreach (json_object_get (reply, "contexts"), name, c) {
-        char b[8][256];
-        json_t *p = json_object_get (c, "process");
-        s_row (&t, name, s_text (json_object_get (c, "position"), b[0], 256),
-               s_text (json_object_get (c, "commands"), b[1], 256),
-               s_text (json_object_get (c, "accepted"), b[2], 256),
-               s_text (json_object_get (c, "rejected"), b[3], 256),
-               s_text (json_object_get (c, "failed"), b[4], 256),
-               s_text (json_object_get (c, "events"), b[5], 256),
-               s_text (json_object_get (p, "pid"), b[6], 256),
-               s_text (json_object_get (p, "rss_mb"), b[7], 256));
-    }
+    static const char *const keys[] = { "position", "commands", "accepted", "rejected",
+                                        "failed", "events", "process.pid", "process.rss_mb" };
+    json_object_foreach (json_object_get (reply, "contexts"), name, c)
+        s_row_of (&t, name, c, keys);
     printf ("\n");
     s_table_print (&t, NULL);
     s_show_runners (json_object_get (reply, "projections"), "PROJECTION");

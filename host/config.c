@@ -557,9 +557,7 @@ bctx_config_load (const char *path, char *err, size_t errlen)
 void
 bctx_config_destroy (bctx_config_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_config_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_config_t, self_p);
     /* Past n_contexts too: an entry read halfway before an error. */
     for (size_t i = 0; i < self->contexts_cap; i++) {
         free (self->contexts[i].name);
@@ -576,13 +574,9 @@ bctx_config_destroy (bctx_config_t **self_p)
         free (self->peers[i].publish);
         free (self->peers[i].public_key);
     }
-    for (size_t i = 0; i < self->n_clients; i++)
-        free (self->clients[i]);
-    free (self->clients);
+    bctx_strings_free (self->clients, self->n_clients);
     free (self->client_roles);
-    for (size_t i = 0; i < self->n_plugin_dirs; i++)
-        free (self->plugin_dirs[i]);
-    free (self->plugin_dirs);
+    bctx_strings_free (self->plugin_dirs, self->n_plugin_dirs);
     free (self->curve_public);
     free (self->curve_secret);
     free (self->peers);

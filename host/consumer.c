@@ -85,6 +85,19 @@ bctx_consumer_wait (bctx_consumer_t *self, long ms)
     return 0;
 }
 
+json_t *
+bctx_consumer_stats (bctx_consumer_t *self, bctx_consumer_stats_fn fn, void *arg)
+{
+    json_t *checkpoints, *lag;
+    json_t *poison = bctx_poison_list (self->poison, self->who);
+    pthread_mutex_lock (&self->lock);
+    bctx_feed_lag (self->feed, self->shown, &checkpoints, &lag);
+    json_t *stats = fn (arg, checkpoints, lag);
+    json_object_set_new (stats, "poison", poison);
+    pthread_mutex_unlock (&self->lock);
+    return stats;
+}
+
 void
 bctx_consumer_close (bctx_consumer_t *self)
 {

@@ -80,6 +80,15 @@ void bctx_consumer_guard (bctx_consumer_t *self, bctx_poison_t *poison);
  * the ZeroMQ context is ending.  From its thread only. */
 int bctx_consumer_wait (bctx_consumer_t *self, long ms);
 
+/* What builds a kind's stats under the consumer's lock: arg is the
+ * projection or reactor; checkpoints and lag (new) are its feed's, stolen
+ * into what it returns (new). */
+typedef json_t *(*bctx_consumer_stats_fn) (void *arg, json_t *checkpoints, json_t *lag);
+
+/* Its stats: under its lock, fn (arg, …) with its feed's checkpoints and
+ * lag, then its events parked for poison as "poison".  Return: new. */
+json_t *bctx_consumer_stats (bctx_consumer_t *self, bctx_consumer_stats_fn fn, void *arg);
+
 /* Stops its thread (after the batch in hand) and frees all that init,
  * open and connect made.  Idempotent. */
 void bctx_consumer_close (bctx_consumer_t *self);

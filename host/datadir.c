@@ -161,9 +161,7 @@ bctx_datadir_attach (const char *path, const char *context, int wait_ms,
 void
 bctx_datadir_destroy (bctx_datadir_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_datadir_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_datadir_t, self_p);
     for (size_t i = 0; i < self->n_marks; i++)
         free (self->marks[i].context);
     free (self->marks);

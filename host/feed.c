@@ -101,9 +101,7 @@ fail:
 void
 bctx_feed_destroy (bctx_feed_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_feed_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_feed_t, self_p);
     for (size_t i = 0; i < self->n; i++) {
         s_input_t *in = &self->inputs[i];
         free (in->name);

@@ -22,6 +22,15 @@ struct bctx_figures {
     size_t n_contexts;            /* how many */
 };
 
+/* Frees a context's figures (an s_context_t *). */
+static void
+s_context_free (void *arg)
+{
+    s_context_t *c = arg;
+    free (c->name);
+    free (c);
+}
+
 bctx_figures_t *
 bctx_figures_new (void)
 {
@@ -74,14 +83,8 @@ bctx_figures_report (bctx_figures_t *self, const char *name, json_t *c)
 void
 bctx_figures_destroy (bctx_figures_t **self_p)
 {
-    bctx_figures_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
-    for (size_t i = 0; i < self->n_contexts; i++) {
-        free (self->contexts[i]->name);
-        free (self->contexts[i]);
-    }
-    free (self->contexts);
+    BCTX_SELF_OR_RETURN (bctx_figures_t, self_p);
+    bctx_items_free (self->contexts, self->n_contexts, s_context_free);
     free (self);
     *self_p = NULL;
 }

@@ -133,6 +133,15 @@ s_contexts_reply (bctx_gather_t *self, s_gather_t *g)
                                            config->publish));
 }
 
+/* Frees a gather (an s_gather_t *) not yet answered, or answered. */
+static void
+s_gather_free (void *arg)
+{
+    s_gather_t *g = arg;
+    json_decref (g->parts);
+    free (g);
+}
+
 /* Answers gather g and frees it. */
 static void
 s_gather_end (bctx_gather_t *self, s_gather_t *g)
@@ -145,8 +154,7 @@ s_gather_end (bctx_gather_t *self, s_gather_t *g)
             self->gathers[i] = self->gathers[--self->n_gathers];
             break;
         }
-    json_decref (g->parts);
-    free (g);
+    s_gather_free (g);
 }
 
 /* A part of gather g came in from child (reply borrowed), or did not
@@ -261,14 +269,8 @@ s_op_named (void *arg, bctx_request_t *req)
 void
 bctx_gather_destroy (bctx_gather_t **self_p)
 {
-    bctx_gather_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
-    for (size_t i = 0; i < self->n_gathers; i++) {
-        json_decref (self->gathers[i]->parts);
-        free (self->gathers[i]);
-    }
-    free (self->gathers);
+    BCTX_SELF_OR_RETURN (bctx_gather_t, self_p);
+    bctx_items_free (self->gathers, self->n_gathers, s_gather_free);
     free (self);
     *self_p = NULL;
 }

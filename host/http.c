@@ -9,6 +9,7 @@
 #include "api.h"
 #include "console.h"
 #include "protocol.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -532,9 +533,7 @@ bctx_http_new (void *zctx, const bctx_config_t *config, char *err, size_t errlen
 void
 bctx_http_destroy (bctx_http_t **self_p)
 {
-    bctx_http_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_http_t, self_p);
     atomic_store (&self->stopping, 1);
     MHD_stop_daemon (self->daemon);
     free (self);

@@ -139,9 +139,7 @@ bctx_lanes_run (bctx_lanes_t *self, const size_t *lane_of, size_t n, bctx_lane_f
 void
 bctx_lanes_destroy (bctx_lanes_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_lanes_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_lanes_t, self_p);
     pthread_mutex_lock (&self->lock);
     self->ending = 1;
     pthread_cond_broadcast (&self->go);

@@ -459,9 +459,7 @@ bctx_plugin_command (const bctx_plugin_t *self, const char *command)
 void
 bctx_plugin_destroy (bctx_plugin_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_plugin_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_plugin_t, self_p);
     if (self->initialised && self->desc->fini) {
         const char *was = bctx_log_set_context (self->name);
         self->desc->fini (self->user);

@@ -142,9 +142,7 @@ bctx_loop_run (bctx_loop_t *self)
 void
 bctx_loop_destroy (bctx_loop_t **self_p)
 {
-    bctx_loop_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_loop_t, self_p);
     free (self->readers);
     free (self->timers);
     free (self);

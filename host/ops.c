@@ -442,8 +442,7 @@ bctx_ops_new (bctx_registry_t *registry, bctx_api_t *api, bctx_commands_t *comma
 void
 bctx_ops_destroy (bctx_ops_t **self_p)
 {
-    if (self_p) {
-        free (*self_p);
-        *self_p = NULL;
-    }
+    BCTX_SELF_OR_RETURN (bctx_ops_t, self_p);
+    free (self);
+    *self_p = NULL;
 }

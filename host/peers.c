@@ -244,9 +244,7 @@ bctx_peers_stats (const bctx_peers_t *self)
 void
 bctx_peers_destroy (bctx_peers_t **self_p)
 {
-    bctx_peers_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_peers_t, self_p);
     for (size_t i = 0; i < self->n_peers; i++)
         if (self->peers[i].dealer)
             zmq_close (self->peers[i].dealer);

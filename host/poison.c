@@ -5,6 +5,7 @@
 #include "poison.h"
 #include "log.h"
 #include "protocol.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -216,9 +217,7 @@ bctx_slot_leave (bctx_slot_t *slot)
 void
 bctx_poison_close (bctx_poison_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_poison_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_poison_t, self_p);
     munmap (self->slots, BCTX_POISON_SLOTS * sizeof (bctx_slot_t));
     json_decref (self->parked);
     pthread_mutex_destroy (&self->lock);

@@ -595,14 +595,12 @@ bctx_projector_path (const bctx_projector_t *self)
     return self->base.path;
 }
 
-json_t *
-bctx_projector_stats (bctx_projector_t *self)
+/* A projection's own stats (a bctx_consumer_stats_fn). */
+static json_t *
+s_stats (void *arg, json_t *checkpoints, json_t *lag)
 {
-    json_t *checkpoints, *lag;
+    bctx_projector_t *self = arg;
     json_t *rebuild = json_null ();
-    json_t *poison = bctx_poison_list (self->base.poison, self->base.who);
-    pthread_mutex_lock (&self->base.lock);
-    bctx_feed_lag (self->base.feed, self->base.shown, &checkpoints, &lag);
     int64_t done = 0, total = 0;
     for (size_t i = 0; i < bctx_feed_size (self->base.feed); i++) {
         done += self->shown_build[i];
@@ -624,17 +622,19 @@ bctx_projector_stats (bctx_projector_t *self)
                                "rebuilds", (json_int_t) self->rebuilds,
                                "error", self->base.error[0] ? self->base.error : NULL);
     json_object_set_new (stats, "passed_over", json_integer (self->passed_over));
-    json_object_set_new (stats, "poison", poison);
-    pthread_mutex_unlock (&self->base.lock);
     return stats;
+}
+
+json_t *
+bctx_projector_stats (bctx_projector_t *self)
+{
+    return bctx_consumer_stats (&self->base, s_stats, self);
 }
 
 void
 bctx_projector_destroy (bctx_projector_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_projector_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_projector_t, self_p);
     bctx_consumer_close (&self->base);
     json_decref (self->models.cache);
     json_decref (self->models.dirty);

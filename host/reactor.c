@@ -523,34 +523,33 @@ bctx_reactor_parked (bctx_reactor_runner_t *self)
     return n;
 }
 
+/* A reactor's own stats (a bctx_consumer_stats_fn). */
+static json_t *
+s_stats (void *arg, json_t *checkpoints, json_t *lag)
+{
+    bctx_reactor_runner_t *self = arg;
+    return json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
+                      "context", self->base.context, "name", self->base.name,
+                      "state", self->n_parked ? "parked"
+                               : self->waiting ? "waiting"
+                               : "live",
+                      "checkpoints", checkpoints, "lag", lag,
+                      "parked", (json_int_t) self->n_parked,
+                      "handled", (json_int_t) self->base.handled,
+                      "retries", (json_int_t) self->retries,
+                      "error", self->base.error[0] ? self->base.error : NULL);
+}
+
 json_t *
 bctx_reactor_stats (bctx_reactor_runner_t *self)
 {
-    json_t *checkpoints, *lag;
-    json_t *poison = bctx_poison_list (self->base.poison, self->base.who);
-    pthread_mutex_lock (&self->base.lock);
-    bctx_feed_lag (self->base.feed, self->base.shown, &checkpoints, &lag);
-    json_t *stats = json_pack ("{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:s?}",
-                               "context", self->base.context, "name", self->base.name,
-                               "state", self->n_parked ? "parked"
-                                        : self->waiting ? "waiting"
-                                        : "live",
-                               "checkpoints", checkpoints, "lag", lag,
-                               "parked", (json_int_t) self->n_parked,
-                               "handled", (json_int_t) self->base.handled,
-                               "retries", (json_int_t) self->retries,
-                               "error", self->base.error[0] ? self->base.error : NULL);
-    json_object_set_new (stats, "poison", poison);
-    pthread_mutex_unlock (&self->base.lock);
-    return stats;
+    return bctx_consumer_stats (&self->base, s_stats, self);
 }
 
 void
 bctx_reactor_destroy (bctx_reactor_runner_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_reactor_runner_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_reactor_runner_t, self_p);
     /* Its thread sends through the sender: stopped first. */
     bctx_runner_destroy (&self->base.runner);
     bctx_lanes_destroy (&self->lanes);

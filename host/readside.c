@@ -7,6 +7,7 @@
  */
 #include "store.h"
 #include "store_sql.h"
+#include "util.h"
 
 #include <assert.h>
 #include <sqlite3.h>
@@ -96,14 +97,9 @@ fail:
 void
 bctx_readside_destroy (bctx_readside_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_readside_t *self = *self_p;
-    if (self->in_tx)
-        bctx_readside_rollback (self);
-    for (int i = 0; i < R_COUNT; i++)
-        sqlite3_finalize (self->stmt[i]);
-    sqlite3_close (self->db);
+    BCTX_SELF_OR_RETURN (bctx_readside_t, self_p);
+    bctx_readside_rollback (self);
+    bctx_store_sql_close (self->db, self->stmt, R_COUNT, 0);
     free (self);
     *self_p = NULL;
 }
@@ -148,6 +144,15 @@ r_run (sqlite3_stmt *st)
     return rc == 0 ? 0 : -1;
 }
 
+/* Runs st with ?1 the text and ?2 the integer given. */
+static int
+r_run_text_int (sqlite3_stmt *st, const char *text, int64_t value)
+{
+    sqlite3_bind_text (st, 1, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 2, value);
+    return r_run (st);
+}
+
 int64_t
 bctx_readside_meta (bctx_readside_t *self, const char *key, int64_t otherwise)
 {
@@ -159,10 +164,7 @@ bctx_readside_meta (bctx_readside_t *self, const char *key, int64_t otherwise)
 int
 bctx_readside_set_meta (bctx_readside_t *self, const char *key, int64_t value)
 {
-    sqlite3_stmt *st = self->stmt[R_SET_META];
-    sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (st, 2, value);
-    return r_run (st);
+    return r_run_text_int (self->stmt[R_SET_META], key, value);
 }
 
 int
@@ -297,10 +299,7 @@ bctx_readside_parked (bctx_readside_t *self, bctx_parked_fn fn, void *arg)
 int
 bctx_readside_unpark (bctx_readside_t *self, const char *source, int64_t position)
 {
-    sqlite3_stmt *st = self->stmt[R_UNPARK];
-    sqlite3_bind_text (st, 1, source, -1, SQLITE_STATIC);
-    sqlite3_bind_int64 (st, 2, position);
-    return r_run (st);
+    return r_run_text_int (self->stmt[R_UNPARK], source, position);
 }
 
 const char *
@@ -333,7 +332,6 @@ bctx_readside_peek_checkpoints (const char *path, bctx_checkpoint_fn fn,
     }
     if (rc != SQLITE_DONE)
         bctx_store_sql_err (err, errlen, path, db);
-    sqlite3_finalize (st);
-    sqlite3_close (db);
+    bctx_store_sql_close (db, &st, 1, 0);
     return rc == SQLITE_DONE ? 0 : BCTX_ESTORE;
 }

@@ -597,9 +597,7 @@ bctx_registry_close_contexts (bctx_registry_t *self)
 void
 bctx_registry_destroy (bctx_registry_t **self_p)
 {
-    bctx_registry_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_registry_t, self_p);
     bctx_registry_end_runners (self);
     bctx_registry_end_bridges (self);
     bctx_registry_close_contexts (self);

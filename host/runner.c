@@ -186,9 +186,7 @@ bctx_runner_stop (bctx_runner_t *self)
 void
 bctx_runner_destroy (bctx_runner_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_runner_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_runner_t, self_p);
     bctx_runner_stop (self);
     if (self->pipe)
         zmq_close (self->pipe);

@@ -159,9 +159,7 @@ bctx_security_role (const bctx_security_t *self, const char *user_id)
 void
 bctx_security_destroy (bctx_security_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_security_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_security_t, self_p);
     if (self->started)
         pthread_join (self->thread, NULL);
     bctx_strings_free (self->allowed, self->n_allowed);

@@ -223,9 +223,7 @@ s_target_free (s_target_t *t)
 void
 bctx_sender_destroy (bctx_sender_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_sender_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_sender_t, self_p);
     for (size_t i = 0; i < self->n_targets; i++)
         s_target_free (&self->targets[i]);
     free (self->targets);

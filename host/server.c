@@ -298,9 +298,7 @@ bctx_server_run (bctx_server_t *self, int stop_fd)
 void
 bctx_server_destroy (bctx_server_t **self_p)
 {
-    bctx_server_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_server_t, self_p);
     bctx_http_destroy (&self->http);
     bctx_watch_destroy (&self->watch);
     bctx_reload_destroy (&self->reload);

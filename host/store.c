@@ -5,6 +5,7 @@
  */
 #include "store.h"
 #include "store_sql.h"
+#include "util.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -173,6 +174,16 @@ bctx_store_sql_open (const char *path, int readonly, const char *synchronous,
     return 0;
 }
 
+void
+bctx_store_sql_close (sqlite3 *db, sqlite3_stmt **stmt, int n, int fold)
+{
+    for (int i = 0; i < n; i++)
+        sqlite3_finalize (stmt[i]);
+    if (fold && db && !sqlite3_db_readonly (db, "main"))
+        sqlite3_wal_checkpoint_v2 (db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_close (db);
+}
+
 bctx_store_t *
 bctx_store_open (const char *path, int flags, char *err, size_t errlen)
 {
@@ -197,19 +208,12 @@ fail:
 void
 bctx_store_destroy (bctx_store_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_store_t *self = *self_p;
-    if (self->in_tx)
-        bctx_store_rollback (self);
-    for (int i = 0; i < S_COUNT; i++)
-        sqlite3_finalize (self->stmt[i]);
-    /* Fold the WAL into the database file, so that after a clean stop the
-     * context is one file.  Not after a hand-off: the fold would hold the
-     * log's write lock, waiting for readers, while the next writer waits. */
-    if (self->db && !self->handed_off && !sqlite3_db_readonly (self->db, "main"))
-        sqlite3_wal_checkpoint_v2 (self->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-    sqlite3_close (self->db);
+    BCTX_SELF_OR_RETURN (bctx_store_t, self_p);
+    bctx_store_rollback (self);
+    /* After a clean stop the context is one file.  Not after a hand-off:
+     * the fold would hold the log's write lock, waiting for readers, while
+     * the next writer waits. */
+    bctx_store_sql_close (self->db, self->stmt, S_COUNT, !self->handed_off);
     free (self->path);
     free (self);
     *self_p = NULL;
@@ -526,8 +530,7 @@ bctx_store_check (const char *path, int max_ms, char *err, size_t errlen)
         bctx_store_sql_err (err, errlen, path, db);
         result = BCTX_ESTORE;
     }
-    sqlite3_finalize (st);
-    sqlite3_close (db);
+    bctx_store_sql_close (db, &st, 1, 0);
     return result;
 }
 
@@ -569,8 +572,7 @@ bctx_store_peek_position (const char *path, int64_t *position, char *err,
     }
     if (rc != SQLITE_OK)
         bctx_store_sql_err (err, errlen, path, db);
-    sqlite3_finalize (st);
-    sqlite3_close (db);
+    bctx_store_sql_close (db, &st, 1, 0);
     return rc == SQLITE_OK ? 0 : BCTX_ESTORE;
 }
 

@@ -35,6 +35,11 @@ int bctx_store_sql_open (const char *path, int readonly, const char *synchronous
                          const char *schema, const char *const *sql, int n,
                          sqlite3_stmt **stmt, sqlite3 **db, char *err, size_t errlen);
 
+/* Finalizes the n statements of stmt (NULL ones too) and closes db (NULL
+ * is fine).  With fold, a writable db's WAL is first folded into the
+ * file (a checkpoint that truncates it), so a closed store is one file. */
+void bctx_store_sql_close (sqlite3 *db, sqlite3_stmt **stmt, int n, int fold);
+
 /* Opens path read-only; without a -wal beside it immutable, so no empty
  * -wal is created.  Return 0, or BCTX_ESTORE with err. */
 int bctx_store_sql_open_readonly (const char *path, sqlite3 **db, char *err, size_t errlen);

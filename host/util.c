@@ -140,11 +140,18 @@ bctx_busy_ms (const bctx_busy_t *b)
 }
 
 void
+bctx_items_free (void *v, size_t n, void (*item_free) (void *))
+{
+    void **items = v;
+    for (size_t i = 0; i < n; i++)
+        item_free (items[i]);
+    free (v);
+}
+
+void
 bctx_strings_free (char **v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        free (v[i]);
-    free (v);
+    bctx_items_free (v, n, free);
 }
 
 void

@@ -64,6 +64,21 @@ void *bctx_realloc (void *p, size_t size);
  */
 void bctx_grow (void **p, size_t *cap, size_t need, size_t size);
 
+/*
+ * The first line of every destructor x_destroy (x_t **self_p): declares
+ * `type *self`, the object *self_p names, and returns from the destructor
+ * when there is none (self_p or *self_p NULL), so that a destructor may be
+ * called again.  The destructor ends by setting *self_p to NULL.
+ */
+#define BCTX_SELF_OR_RETURN(type, self_p) \
+    type *self = (self_p) ? *(self_p) : NULL; \
+    if (!self) \
+        return
+
+/* Frees the n items of v, an array of owned pointers (an x_t **), each
+ * with item_free, then v (NULL when n is 0 is fine). */
+void bctx_items_free (void *v, size_t n, void (*item_free) (void *));
+
 /* Frees the n strings of v, then v (NULL when n is 0 is fine). */
 void bctx_strings_free (char **v, size_t n);
 

@@ -163,9 +163,8 @@ bctx_watch_tick (void *self_)
 void
 bctx_watch_destroy (bctx_watch_t **self_p)
 {
-    if (self_p && *self_p) {
-        s_close (*self_p);
-        free (*self_p);
-        *self_p = NULL;
-    }
+    BCTX_SELF_OR_RETURN (bctx_watch_t, self_p);
+    s_close (self);
+    free (self);
+    *self_p = NULL;
 }

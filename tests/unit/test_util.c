@@ -162,6 +162,64 @@ test_strings_free (void **state)
     bctx_strings_free (NULL, 0);          /* nothing held: nothing to do */
 }
 
+/* An item with an owned name, freed by s_item_free. */
+typedef struct {
+    char *name;                   /* its name (new) */
+    int *freed;                   /* counted up when it is freed (borrowed) */
+} s_item_t;
+
+static void
+s_item_free (void *arg)
+{
+    s_item_t *item = arg;
+    (*item->freed)++;
+    free (item->name);
+    free (item);
+}
+
+static void
+test_items_free (void **state)
+{
+    (void) state;
+    int freed = 0;
+    size_t n = 0, cap = 0;
+    s_item_t **v = NULL;
+    for (const char *w = "abc"; *w; w++) {
+        bctx_grow ((void **) &v, &cap, n + 1, sizeof *v);
+        v[n] = bctx_calloc (1, sizeof *v[n]);
+        *v[n] = (s_item_t) { strndup (w, 1), &freed };
+        n++;
+    }
+    bctx_items_free (v, n, s_item_free);
+    assert_int_equal (freed, 3);
+    bctx_items_free (NULL, 0, s_item_free);   /* nothing held: nothing to do */
+    assert_int_equal (freed, 3);
+}
+
+/* A destructor as every module writes it. */
+static void
+s_item_destroy (s_item_t **self_p)
+{
+    BCTX_SELF_OR_RETURN (s_item_t, self_p);
+    s_item_free (self);
+    *self_p = NULL;
+}
+
+static void
+test_self_or_return (void **state)
+{
+    (void) state;
+    int freed = 0;
+    s_item_t *item = bctx_calloc (1, sizeof *item);
+    *item = (s_item_t) { strdup ("x"), &freed };
+    s_item_destroy (&item);
+    assert_null (item);
+    assert_int_equal (freed, 1);
+    s_item_destroy (&item);               /* again: nothing to do */
+    s_item_destroy (NULL);
+    assert_int_equal (freed, 1);
+}
+
 static void
 test_name_valid (void **state)
 {
@@ -207,6 +265,8 @@ main (void)
         cmocka_unit_test (test_now),
         cmocka_unit_test (test_grow),
         cmocka_unit_test (test_strings_free),
+        cmocka_unit_test (test_items_free),
+        cmocka_unit_test (test_self_or_return),
         cmocka_unit_test (test_name_valid),
         cmocka_unit_test (test_nearest),
     };
