@@ -438,9 +438,7 @@ bctx_api_admin_endpoint (const bctx_api_t *self)
 void
 bctx_api_destroy (bctx_api_t **self_p)
 {
-    bctx_api_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_api_t, self_p);
     bctx_socket_close (&self->router);
     bctx_socket_close (&self->admin);
     free (self->admin_endpoint);

@@ -224,9 +224,7 @@ bctx_commands_discard (bctx_commands_t *self)
 void
 bctx_commands_destroy (bctx_commands_t **self_p)
 {
-    bctx_commands_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_commands_t, self_p);
     if (self->replies) {
         /* Free any job a worker handed back after the drain. */
         bctx_commands_discard (self);

@@ -358,9 +358,7 @@ s_stop_worker (bctx_context_main_t *self)
 void
 bctx_context_main_destroy (bctx_context_main_t **self_p)
 {
-    bctx_context_main_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_context_main_t, self_p);
     bctx_registry_t *reg = self->core.registry;
     if (reg) {
         /* The read side first: a reactor may be waiting on the worker. */

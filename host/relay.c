@@ -691,9 +691,7 @@ bctx_relay_abandon (bctx_relay_t *self)
 void
 bctx_relay_destroy (bctx_relay_t **self_p)
 {
-    bctx_relay_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_relay_t, self_p);
     bctx_hold_clear (&self->hold);
     size_t n;
     bctx_child_t **children = bctx_supervise_children (self->supervise, &n);

@@ -553,9 +553,7 @@ bctx_reload_stop (bctx_reload_t *self)
 void
 bctx_reload_destroy (bctx_reload_t **self_p)
 {
-    bctx_reload_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_reload_t, self_p);
     for (size_t i = 0; i < self->n_handovers; i++) {
         free (self->handovers[i]->name);
         free (self->handovers[i]->path);

@@ -642,9 +642,7 @@ bctx_supervise_process (const bctx_child_t *c)
 void
 bctx_supervise_destroy (bctx_supervise_t **self_p)
 {
-    bctx_supervise_t *self = self_p ? *self_p : NULL;
-    if (!self)
-        return;
+    BCTX_SELF_OR_RETURN (bctx_supervise_t, self_p);
     /* Those still running (a start that failed after them): a drain
      * first, bounded. */
     bctx_supervise_stop (self);

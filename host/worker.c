@@ -676,9 +676,7 @@ bctx_worker_join (bctx_worker_t *self)
 void
 bctx_worker_destroy (bctx_worker_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
-    bctx_worker_t *self = *self_p;
+    BCTX_SELF_OR_RETURN (bctx_worker_t, self_p);
     bctx_worker_join (self);
     bctx_socket_close (&self->queue);
     if (self->replies)
