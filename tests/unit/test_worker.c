@@ -553,7 +553,8 @@ test_the_command_link (void **state)
     assert_true (fd >= 0);
 
     /* Three commands in one write, and one frame that is not JSON: that
-     * one is dropped, the others answered under their own tags. */
+     * one is answered bad_request at once, its refusal in its tag's high
+     * byte (link.h), the others under their own tags after their batch. */
     const char *bodies[] = {
         "{\"op\":\"send\",\"context\":\"ledger\",\"command\":\"Add\",\"id\":\"k-1\","
         "\"data\":{\"id\":\"a\",\"n\":1}}",
@@ -562,7 +563,7 @@ test_the_command_link (void **state)
         "\"origin\":\"reactor\",\"data\":{\"id\":\"a\",\"n\":1}}",
         "{\"op\":\"send\",\"context\":\"ledger\",\"command\":\"Nope\",\"data\":{}}",
     };
-    const uint64_t sent_tags[] = { 0x0102030405060708ull, 2, UINT64_MAX, 9 };
+    const uint64_t sent_tags[] = { 0x0102030405060708ull, 2, 0x00ffffffffffffffull, 9 };
     bctx_bytes_t out = { 0 };
     for (size_t i = 0; i < 4; i++)
         bctx_link_put (&out, sent_tags[i], bodies[i], strlen (bodies[i]));
@@ -570,22 +571,26 @@ test_the_command_link (void **state)
     assert_int_equal (out.len - out.off, 0);
 
     bctx_bytes_t in = { 0 };
-    uint64_t tags[3];
-    char *replies[3];
-    s_link_take (fd, &in, 3, tags, replies);
-    assert_true (tags[0] == sent_tags[0]);
-    assert_string_equal (s_code (replies[0]), "");
-    assert_int_equal (s_event_int (replies[0], 0, "position"), 1);
-    /* origin "reactor" on the link keeps its id apart from the client's. */
-    assert_true (tags[1] == sent_tags[2]);
+    uint64_t tags[4];
+    char *replies[4];
+    s_link_take (fd, &in, 4, tags, replies);
+    assert_true (tags[0] == (sent_tags[1] | ((uint64_t) -BCTX_EBADREQUEST << BCTX_LINK_TAG_BITS)));
+    assert_string_equal (s_code (replies[0]), BCTX_E_BAD_REQUEST);
+    assert_non_null (strstr (replies[0], "malformed JSON"));
+    assert_true (tags[1] == sent_tags[0]);
     assert_string_equal (s_code (replies[1]), "");
-    assert_int_equal (s_event_int (replies[1], 0, "position"), 2);
-    assert_true (tags[2] == sent_tags[3]);
-    assert_string_equal (s_code (replies[2]), BCTX_E_UNKNOWN_COMMAND);
-    for (size_t i = 0; i < 3; i++)
+    assert_int_equal (s_event_int (replies[1], 0, "position"), 1);
+    /* origin "reactor" on the link keeps its id apart from the client's. */
+    assert_true (tags[2] == sent_tags[2]);
+    assert_string_equal (s_code (replies[2]), "");
+    assert_int_equal (s_event_int (replies[2], 0, "position"), 2);
+    assert_true (tags[3] == sent_tags[3]);
+    assert_string_equal (s_code (replies[3]), BCTX_E_UNKNOWN_COMMAND);
+    for (size_t i = 0; i < 4; i++)
         free (replies[i]);
 
-    /* Once the worker stopped, nothing more came for the dropped frame. */
+    /* Once the worker stopped, nothing more came; the refused frame was
+     * never a command. */
     s_stop (f);
     assert_true (bctx_link_fill (fd, &in) >= 0);
     assert_int_equal (bctx_link_ready (&in), 0);
