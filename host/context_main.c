@@ -198,6 +198,10 @@ s_op_take (void *arg, bctx_request_t *req)
         return bctx_request_error (req, BCTX_E_BAD_REQUEST, "context %s: serves already",
                                    config->only);
     char err[1024];
+    /* Most of the catch-up first, while the old process lets the lock go
+     * (the log is read, not written): only what it committed meanwhile is
+     * left for after. */
+    bctx_worker_refresh (core->registry->contexts[0].worker);
     self->datadir = bctx_datadir_attach (config->data, config->only, S_LOCK_WAIT_MS, err,
                                          sizeof err);
     if (!self->datadir)
