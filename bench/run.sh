@@ -163,9 +163,10 @@ t1=$(date +%s.%N)
 echo "   B's bridge caught up ${c:-0} events from A in $(awk "BEGIN {printf \"%.2f\", $t1 - $t0}") s" \
      "($(awk "BEGIN {printf \"%.0f\", ${c:-0} / ($t1 - $t0)}") events/s, including B's start)"
 # A's 1000 accounts have 1000 events each: the first command to each
-# folds its stream.  Warm them first, so that the local and the forwarded
-# rows below measure the same warm A, one after the other.
-./bin/bctx-bench -e "$ea" --clients 16 --accounts 1000 --seconds 2 >/dev/null
+# folds its stream.  Warm every one first (--setup sends each account one
+# command), so that the local and the forwarded rows below measure the
+# same warm A, one after the other.
+./bin/bctx-bench -e "$ea" --setup --accounts 1000 --max 1 --seconds 0.1 --timeout 20000 >/dev/null
 r=$(./bin/bctx-bench -e "$ea" --clients 1 --accounts 1000 --seconds "$SECONDS_EACH")
 local_p50=$(get "$r" p50_us)
 echo "   Deposits sent to A itself, 1 client: $(get "$r" per_second) commands/s," \
